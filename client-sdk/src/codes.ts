@@ -1,0 +1,40 @@
+/**
+ * Stable error codes shared by the server, the wire protocol and the SDK.
+ *
+ * A code never changes meaning once published. `retriable` tells a client whether the
+ * same request may succeed if sent again later (after a reconnect or a backoff); clients
+ * decide retries from this flag, never by parsing messages.
+ */
+export const ERROR_CODES = {
+  // --- request errors: fix the request, do not retry -----------------------------------
+  BAD_REQUEST: { retriable: false, description: "The request is malformed or has a field of the wrong type." },
+  INVALID_TOPIC: { retriable: false, description: "The topic name is not valid: [a-zA-Z0-9._-]{1,249}." },
+  UNKNOWN_TOPIC: { retriable: false, description: "The topic does not exist." },
+  TOPIC_EXISTS: { retriable: false, description: "A topic with this name already exists." },
+  UNKNOWN_PARTITION: { retriable: false, description: "The partition does not exist in this topic." },
+  OFFSET_OUT_OF_RANGE: { retriable: false, description: "The offset is below the earliest or above the end offset of the partition." },
+  RECORD_TOO_LARGE: { retriable: false, description: "A record or batch is larger than the configured maximum." },
+  POLICY_VIOLATION: { retriable: false, description: "The request breaks a configured policy (replication factor, retention, limits)." },
+  INVALID_CONFIG: { retriable: false, description: "The configuration is not valid." },
+  FRAME_TOO_LARGE: { retriable: false, description: "A protocol frame is larger than the server accepts." },
+  MALFORMED_FRAME: { retriable: false, description: "A protocol frame could not be decoded." },
+  UNKNOWN_OP: { retriable: false, description: "The protocol op is not known to this server." },
+  UNAUTHORIZED: { retriable: false, description: "The credentials are missing or invalid." },
+  FORBIDDEN: { retriable: false, description: "The credentials do not allow this action." },
+  STALE_EPOCH: { retriable: false, description: "The partition's history changed since the position was taken; reset by policy." },
+  // --- server-side conditions: retry with backoff --------------------------------------
+  CORRUPT_RECORD: { retriable: false, description: "Stored data failed its checksum or is structurally invalid." },
+  NOT_ENOUGH_REPLICAS: { retriable: true, description: "The write could not be replicated to the required replicas in time." },
+  STORAGE_ERROR: { retriable: true, description: "The storage engine failed to read or write." },
+  UNAVAILABLE: { retriable: true, description: "The service is shutting down or its storage is unreachable." },
+  TIMEOUT: { retriable: true, description: "The request did not complete in time." },
+  SLOW_CONSUMER: { retriable: true, description: "The connection fell too far behind and was dropped." },
+  QUEUE_FULL: { retriable: true, description: "A bounded queue is full; try again later." },
+  INTERNAL: { retriable: true, description: "An unexpected server error." },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return typeof x === "string" && Object.prototype.hasOwnProperty.call(ERROR_CODES, x);
+}
