@@ -1,0 +1,206 @@
+/**
+ * Tributary wire protocol v1: the frames client and server exchange over WebSocket.
+ *
+ * Subprotocols: `tributary.v1` (binary frames, one CBOR map each) and `tributary.v1.json`
+ * (text frames, one JSON object each; byte fields base64-encoded, see codec.ts).
+ * Every frame has `op`. Requests carry a client-chosen `id` (uint) echoed in the reply.
+ * A subscription is named by a client-chosen `sub` (uint) unique within the connection.
+ * Documented with one example per op in client-sdk/PROTOCOL.md.
+ */
+import type { ErrorCode } from "../codes.ts";
+
+export const PROTOCOL_VERSION = 1;
+export const SUBPROTOCOL_CBOR = "tributary.v1";
+export const SUBPROTOCOL_JSON = "tributary.v1.json";
+/** Path of the SDK endpoint on a node's base URL. */
+export const WS_PATH = "/ws";
+
+export type Bytes = Uint8Array;
+export type Headers = Record<string, Bytes>;
+
+/** Where a subscription starts. `offsets`: partition → next offset to deliver. */
+export type StartPosition =
+  | "earliest"
+  | "latest"
+  | { timestamp: number }
+  | { offsets: Record<number, number>; epochs?: Record<number, string> };
+
+/** What to do when a requested position no longer exists (retention, stale epoch). */
+export type ResetPolicy = "earliest" | "latest" | "error";
+
+// ---- client → server --------------------------------------------------------------------
+
+export interface HelloFrame {
+  op: "hello";
+  id: number;
+  protocol: number;
+  clientId?: string;
+  token?: string;
+}
+
+export interface PublishFrame {
+  op: "publish";
+  id: number;
+  topic: string;
+  key?: Bytes | null;
+  value: Bytes | null;
+  headers?: Headers;
+  partition?: number;
+  acks?: 0 | 1 | "all";
+  /** With `seq`: the server deduplicates a retried publish (offline queue, lost ack). */
+  producerId?: string;
+  seq?: number;
+}
+
+export interface SubscribeFrame {
+  op: "subscribe";
+  id: number;
+  sub: number;
+  /** A topic name, or an MQTT-style filter `topic/+/level/#` matched against record keys. */
+  topic: string;
+  from?: StartPosition;
+  reset?: ResetPolicy;
+  /** Initial flow-control window (messages); default the server's `defaultCredit`. */
+  credit?: number;
+}
+
+export interface UnsubscribeFrame {
+  op: "unsubscribe";
+  id: number;
+  sub: number;
+}
+
+/** Grants the server `credit` more messages for subscription `sub`. */
+export interface CreditFrame {
+  op: "credit";
+  sub: number;
+  credit: number;
+}
+
+export interface PingFrame {
+  op: "ping";
+  id?: number;
+}
+
+// ---- server → client --------------------------------------------------------------------
+
+export interface ServerLimits {
+  maxFrameBytes: number;
+  maxRecordBytes: number;
+  maxSubscriptions: number;
+  defaultCredit: number;
+  maxCredit: number;
+}
+
+export interface WelcomeFrame {
+  op: "welcome";
+  id: number;
+  sessionId: string;
+  clientId: string;
+  node: string;
+  limits: ServerLimits;
+}
+
+export interface AckFrame {
+  op: "ack";
+  id: number;
+  partition: number;
+  offset: number;
+}
+
+export interface SubscribedPartition {
+  partition: number;
+  /** Offset of the first message that will be delivered. */
+  offset: number;
+  epoch: string;
+}
+
+export interface SubscribedFrame {
+  op: "subscribed";
+  id: number;
+  sub: number;
+  topic: string;
+  partitions: SubscribedPartition[];
+}
+
+export interface UnsubscribedFrame {
+  op: "unsubscribed";
+  id: number;
+  sub: number;
+}
+
+export interface MessageFrame {
+  op: "message";
+  sub: number;
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+  key: Bytes | null;
+  value: Bytes | null;
+  headers?: Headers;
+}
+
+/** A subscription's position was moved by the reset policy (data gone or epoch changed). */
+export interface ResetFrame {
+  op: "reset";
+  sub: number;
+  partition: number;
+  reason: "OFFSET_OUT_OF_RANGE" | "STALE_EPOCH";
+  /** The requested offset that could not be served. */
+  requested: number;
+  /** Where delivery continues. */
+  offset: number;
+  epoch: string;
+}
+
+export interface PongFrame {
+  op: "pong";
+  id?: number;
+}
+
+/** Request failure (with `id`), subscription failure (with `sub`) or connection-level error. */
+export interface ErrorFrame {
+  op: "error";
+  id?: number;
+  sub?: number;
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * Sent right before the server closes the connection. `reconnect` tells the SDK whether
+ * reconnecting can help (slow consumer, shutdown: yes; bad credentials: no).
+ */
+export interface DisconnectFrame {
+  op: "disconnect";
+  code: ErrorCode;
+  reason: string;
+  reconnect: boolean;
+}
+
+export type ClientFrame = HelloFrame | PublishFrame | SubscribeFrame | UnsubscribeFrame | CreditFrame | PingFrame;
+export type ServerFrame =
+  | WelcomeFrame
+  | AckFrame
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | MessageFrame
+  | ResetFrame
+  | PongFrame
+  | ErrorFrame
+  | DisconnectFrame;
+export type Frame = ClientFrame | ServerFrame;
+
+export const CLIENT_OPS = ["hello", "publish", "subscribe", "unsubscribe", "credit", "ping"] as const;
+export const SERVER_OPS = ["welcome", "ack", "subscribed", "unsubscribed", "message", "reset", "pong", "error", "disconnect"] as const;
+
+/** WebSocket close codes (4000-4499: reconnect may help; 4500-4999: do not reconnect). */
+export const CLOSE_CODES = {
+  SHUTDOWN: 4000,
+  SLOW_CONSUMER: 4001,
+  SERVER_ERROR: 4002,
+  PROTOCOL_ERROR: 4500,
+  UNAUTHORIZED: 4501,
+  FRAME_TOO_LARGE: 4502,
+} as const;

@@ -1,0 +1,88 @@
+/**
+ * Node configuration: the one typed shape every layer reads. Loading (file + env +
+ * flags) and validation live in load-config.ts; defaults here.
+ */
+export interface TributaryConfig {
+  /** Where the file engine keeps topics, segments and group offsets. */
+  dataDir: string;
+  /** Address both listeners bind. Default loopback (like Mosquitto 2): use 0.0.0.0 to expose. */
+  host: string;
+  /** HTTP + WebSocket (SDK, MQTT over WS at /mqtt, console) port; 0 = pick a free one. */
+  port: number;
+  engine: "file";
+  file: {
+    /** fsync for acks 0/1 writes: "always", "never", or every N ms. acks=all always fsyncs. */
+    fsync: "always" | "never" | { intervalMs: number };
+    segmentBytes: number;
+    segmentMs: number;
+  };
+  topics: {
+    /** Create unknown topics on first publish/subscribe (MQTT relies on it). */
+    autoCreate: boolean;
+    defaultPartitions: number;
+    defaultRetentionMs: number | null;
+    defaultRetentionBytes: number | null;
+  };
+  limits: {
+    /** Largest record (key + value + headers), bytes. */
+    maxRecordBytes: number;
+    /** Largest WebSocket frame or HTTP body, bytes. */
+    maxFrameBytes: number;
+    maxConnections: number;
+    maxSubscriptionsPerConnection: number;
+    /** Flow-control window a subscription starts with (messages in flight). */
+    defaultCredit: number;
+    maxCredit: number;
+    /** A socket whose send buffer passes this many bytes is paused... */
+    maxBufferedBytes: number;
+    /** ...and dropped with SLOW_CONSUMER if it stays over it this long. */
+    slowConsumerGraceMs: number;
+    /** Bounded queue of publishes waiting for the log, per connection. */
+    maxPendingPublishes: number;
+  };
+  mqtt: {
+    enabled: boolean;
+    /** MQTT over TCP port; 0 = pick a free one. */
+    port: number;
+    maxPacketBytes: number;
+    /** Receive Maximum the broker grants clients and uses towards them. */
+    receiveMaximum: number;
+    /** Longest keep-alive a client may ask for, seconds (0 = no limit). */
+    maxKeepAlive: number;
+    /** Cap on MQTT 5 session expiry interval, seconds. */
+    maxSessionExpiry: number;
+    /** Session expiry for MQTT 3.1.1 persistent sessions (clean session = false), seconds. */
+    v3SessionExpiry: number;
+  };
+  log: { level: "debug" | "info" | "warn" | "error" };
+}
+
+export const DEFAULT_CONFIG: TributaryConfig = {
+  dataDir: "./data",
+  host: "127.0.0.1",
+  port: 8080,
+  engine: "file",
+  file: { fsync: { intervalMs: 1000 }, segmentBytes: 64 * 1024 * 1024, segmentMs: 7 * 24 * 3600 * 1000 },
+  topics: { autoCreate: true, defaultPartitions: 1, defaultRetentionMs: 7 * 24 * 3600 * 1000, defaultRetentionBytes: null },
+  limits: {
+    maxRecordBytes: 1024 * 1024,
+    maxFrameBytes: 2 * 1024 * 1024,
+    maxConnections: 100_000,
+    maxSubscriptionsPerConnection: 100,
+    defaultCredit: 1000,
+    maxCredit: 100_000,
+    maxBufferedBytes: 4 * 1024 * 1024,
+    slowConsumerGraceMs: 5000,
+    maxPendingPublishes: 1000,
+  },
+  mqtt: {
+    enabled: true,
+    port: 1883,
+    maxPacketBytes: 1024 * 1024,
+    receiveMaximum: 100,
+    maxKeepAlive: 0,
+    maxSessionExpiry: 7 * 24 * 3600,
+    v3SessionExpiry: 24 * 3600,
+  },
+  log: { level: "info" },
+};
