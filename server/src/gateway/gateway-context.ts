@@ -1,0 +1,17 @@
+import type { Broker } from "../broker/broker.ts";
+import type { TributaryConfig } from "../config/config.ts";
+import type { Logger } from "../logger.ts";
+
+/** What every gateway (HTTP, WebSocket, MQTT) is given by the node that mounts it. */
+export interface GatewayContext {
+  broker: Broker;
+  config: TributaryConfig;
+  /** Stable id of this node (shown to clients, used in presence and cluster status). */
+  nodeId: string;
+  log: Logger;
+}
+
+/** A mounted gateway; `close()` says goodbye to its clients and releases its resources. */
+export interface Gateway {
+  close(): Promise<void>;
+}
