@@ -11,6 +11,7 @@ import type {
 } from "../log/log-engine.ts";
 import { KafkaPartitioner, type Partitioner } from "./partitioner.ts";
 import { ProducerDedupe } from "./producer-dedupe.ts";
+import { Metrics } from "../metrics/metrics.ts";
 
 export interface ProduceRecord {
   key: Uint8Array | null;
@@ -40,6 +41,8 @@ export interface BrokerOptions {
   /** Largest accepted key + value + headers of one record, bytes. */
   maxRecordBytes: number;
   partitioner?: Partitioner;
+  /** The node's instruments; a private registry when absent. */
+  metrics?: Metrics;
 }
 
 /**
@@ -52,6 +55,7 @@ export interface BrokerOptions {
 export class Broker {
   readonly engine: LogEngine;
   readonly options: BrokerOptions;
+  readonly metrics: Metrics;
   readonly #partitioner: Partitioner;
   readonly #dedupe = new ProducerDedupe<ProducedRecord[]>();
   /** Partition counts of topics known to exist (cleared when a topic is deleted). */
@@ -62,6 +66,7 @@ export class Broker {
     this.engine = engine;
     this.options = options;
     this.#partitioner = options.partitioner ?? new KafkaPartitioner();
+    this.metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
   }
 
   async createTopic(name: string, config: Partial<TopicConfig> = {}): Promise<TopicDescription> {
@@ -107,9 +112,30 @@ export class Broker {
 
   produce(topic: string, records: ProduceRecord[], options: ProduceOptions = {}): Promise<ProducedRecord[]> {
     if (options.producerId !== undefined && options.sequence !== undefined) {
-      return this.#dedupe.run(options.producerId, options.sequence, () => this.#produce(topic, records, options.acks));
+      let written = false;
+      const result = this.#dedupe.run(options.producerId, options.sequence, () => {
+        written = true;
+        return this.#measured(topic, records, options.acks);
+      });
+      if (!written) this.metrics.duplicatePublishes.inc();
+      return result;
     }
-    return this.#produce(topic, records, options.acks);
+    return this.#measured(topic, records, options.acks);
+  }
+
+  async #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
+    const acksLabel = String(acks ?? 1);
+    const stop = this.metrics.produceDuration.startTimer({ acks: acksLabel });
+    try {
+      const result = await this.#produce(topic, records, acks);
+      stop();
+      this.metrics.producedRecords.inc({ acks: acksLabel }, records.length);
+      this.metrics.produceRequests.inc({ code: "OK" });
+      return result;
+    } catch (err) {
+      this.metrics.produceRequests.inc({ code: isTributaryError(err) ? err.code : "INTERNAL" });
+      throw err;
+    }
   }
 
   async #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {

@@ -1,0 +1,101 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Gateways that label connection and delivery metrics (bounded label set). */
+export type GatewayLabel = "http" | "ws" | "mqtt" | "mqtt-ws";
+
+/**
+ * The node's Prometheus instruments, `tributary_` prefix, one registry per node (tests
+ * run several nodes in one process). Labels are bounded: gateway, acks and error code
+ * only, never topic or client names (MQTT auto-creates topics; their number is unbounded).
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly producedRecords = new Counter({
+    name: "tributary_produced_records_total",
+    help: "Records appended to the log through the produce path.",
+    labelNames: ["acks"] as const,
+    registers: [this.registry],
+  });
+
+  readonly produceRequests = new Counter({
+    name: "tributary_produce_requests_total",
+    help: "Produce requests (one publish or one HTTP batch), by outcome code (OK on success).",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+
+  readonly produceDuration = new Histogram({
+    name: "tributary_produce_duration_seconds",
+    help: "Time from produce request to ack, by acks level.",
+    labelNames: ["acks"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly duplicatePublishes = new Counter({
+    name: "tributary_duplicate_publishes_total",
+    help: "Publishes recognised as retries by (producerId, sequence) and not written again.",
+    registers: [this.registry],
+  });
+
+  readonly connections = new Gauge({
+    name: "tributary_connections",
+    help: "Open client connections, by gateway.",
+    labelNames: ["gateway"] as const,
+    registers: [this.registry],
+  });
+
+  readonly deliveredMessages = new Counter({
+    name: "tributary_delivered_messages_total",
+    help: "Messages sent to subscribers, by gateway.",
+    labelNames: ["gateway"] as const,
+    registers: [this.registry],
+  });
+
+  readonly protocolErrors = new Counter({
+    name: "tributary_protocol_errors_total",
+    help: "Error replies and error closes sent to clients, by gateway and code.",
+    labelNames: ["gateway", "code"] as const,
+    registers: [this.registry],
+  });
+
+  readonly slowConsumerDisconnects = new Counter({
+    name: "tributary_slow_consumer_disconnects_total",
+    help: "Connections dropped because they could not keep up.",
+    labelNames: ["gateway"] as const,
+    registers: [this.registry],
+  });
+
+  readonly subscriptions = new Gauge({
+    name: "tributary_subscriptions",
+    help: "Active subscriptions, by gateway.",
+    labelNames: ["gateway"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "tributary_" });
+  }
+
+  /** Adds a gauge computed at scrape time (e.g. topics from the engine). */
+  gaugeFromCallback(name: string, help: string, collect: () => Promise<number> | number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        this.set(await collect());
+      },
+    });
+  }
+
+  /** Prometheus text exposition of every instrument. */
+  expose(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
