@@ -1,0 +1,153 @@
+/**
+ * Every configuration field, once: its path in TributaryConfig, its env var and flag, a
+ * one-line doc, and a parser that says what it expects. load-config.ts, the `tributary
+ * start` flags and docs/configuration.md are all driven by this table (a test checks the
+ * docs list every field).
+ *
+ * Naming: field `limits.maxRecordBytes` ↔ env `TRIBUTARY_MAX_RECORD_BYTES` ↔ flag
+ * `--max-record-bytes`. Values from env and flags are strings; from the JSON file, JSON.
+ */
+import { parseByteSize, parseDuration } from "./units.ts";
+
+export type Parsed = { ok: true; value: unknown } | { ok: false };
+
+export interface FieldSpec {
+  /** Dotted path in TributaryConfig, e.g. "limits.maxRecordBytes". */
+  path: string;
+  /** Env var, e.g. "TRIBUTARY_MAX_RECORD_BYTES". */
+  env: string;
+  /** Long flag of `tributary start`, e.g. "--max-record-bytes". */
+  flag: string;
+  doc: string;
+  /** What a valid value looks like, for error messages: "an integer 0..65535". */
+  expected: string;
+  parse(raw: unknown): Parsed;
+}
+
+const ok = (value: unknown): Parsed => ({ ok: true, value });
+const bad: Parsed = { ok: false };
+
+type Unit = "count" | "ms" | "bytes" | "seconds";
+
+function integer(min: number, max: number, unit: Unit = "count"): Pick<FieldSpec, "expected" | "parse"> {
+  const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
+  const expected =
+    unit === "ms"
+      ? `a duration ${range} ms (a number of ms, or 250ms/30s/5m/12h/7d)`
+      : unit === "bytes"
+        ? `a size ${range} bytes (a number of bytes, or 64KiB/16MiB/1GiB/500KB)`
+        : unit === "seconds"
+          ? `an integer ${range} (seconds)`
+          : `an integer ${range}`;
+  return {
+    expected,
+    parse(raw) {
+      let n: number | undefined;
+      if (typeof raw === "number") n = raw;
+      else if (typeof raw === "string") {
+        n = unit === "ms" ? parseDuration(raw) : unit === "bytes" ? parseByteSize(raw) : /^\s*\d+\s*$/.test(raw) ? Number(raw) : undefined;
+      }
+      return n !== undefined && Number.isSafeInteger(n) && n >= min && n <= max ? ok(n) : bad;
+    },
+  };
+}
+
+const NULL_WORDS = new Set(["", "none", "null", "unlimited", "forever", "off"]);
+
+function nullable(inner: Pick<FieldSpec, "expected" | "parse">): Pick<FieldSpec, "expected" | "parse"> {
+  return {
+    expected: `${inner.expected}, or null/"none" for no limit`,
+    parse(raw) {
+      if (raw === null || (typeof raw === "string" && NULL_WORDS.has(raw.trim().toLowerCase()))) return ok(null);
+      return inner.parse(raw);
+    },
+  };
+}
+
+const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
+
+const boolean: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: "a boolean (true/false, 1/0, yes/no, on/off)",
+  parse(raw) {
+    if (typeof raw === "boolean") return ok(raw);
+    if (typeof raw === "string") {
+      const word = raw.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return ok(true);
+      if (FALSE_WORDS.has(word)) return ok(false);
+    }
+    return bad;
+  },
+};
+
+function oneOf(values: readonly string[]): Pick<FieldSpec, "expected" | "parse"> {
+  return {
+    expected: `one of ${values.map((v) => `"${v}"`).join(", ")}`,
+    parse: (raw) => (typeof raw === "string" && values.includes(raw) ? ok(raw) : bad),
+  };
+}
+
+const nonEmptyString: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: "a non-empty string",
+  parse: (raw) => (typeof raw === "string" && raw.trim() !== "" ? ok(raw) : bad),
+};
+
+const fsyncInterval = integer(1, 3_600_000, "ms");
+const fsync: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: `"always", "never", or an interval 1..3600000 ms (1000, "1s", or {"intervalMs": 1000})`,
+  parse(raw) {
+    if (raw === "always" || raw === "never") return ok(raw);
+    if (raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
+      const keys = Object.keys(raw);
+      if (keys.length !== 1 || keys[0] !== "intervalMs") return bad;
+      raw = (raw as { intervalMs: unknown }).intervalMs;
+    }
+    const interval = fsyncInterval.parse(raw);
+    return interval.ok ? ok({ intervalMs: interval.value }) : bad;
+  },
+};
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+function field(path: string, name: string, doc: string, kind: Pick<FieldSpec, "expected" | "parse">): FieldSpec {
+  return { path, env: `TRIBUTARY_${name}`, flag: `--${name.toLowerCase().replaceAll("_", "-")}`, doc, ...kind };
+}
+
+export const CONFIG_FIELDS: readonly FieldSpec[] = [
+  field("dataDir", "DATA_DIR", "Directory of the file engine (topics, segments, group offsets).", nonEmptyString),
+  field("host", "HOST", "Address both listeners bind; 0.0.0.0 to expose beyond loopback.", nonEmptyString),
+  field("port", "PORT", "HTTP + WebSocket port (API, SDK, MQTT over WS at /mqtt, console); 0 = a free port.", integer(0, 65535)),
+  field("engine", "ENGINE", "Log engine.", oneOf(["file"])),
+  field("file.fsync", "FSYNC", "fsync policy for acks 0/1 writes; acks=all always fsyncs before replying.", fsync),
+  field("file.segmentBytes", "SEGMENT_BYTES", "Roll a partition's active segment at this size.", integer(1024, 1024 ** 4, "bytes")),
+  field("file.segmentMs", "SEGMENT_MS", "Roll a partition's active segment at this age.", integer(1000, MAX, "ms")),
+  field("topics.autoCreate", "AUTO_CREATE_TOPICS", "Create unknown topics on first publish/subscribe (MQTT relies on it).", boolean),
+  field("topics.defaultPartitions", "DEFAULT_PARTITIONS", "Partitions of auto-created topics and of topics created without a count.", integer(1, 10_000)),
+  field("topics.defaultRetentionMs", "DEFAULT_RETENTION_MS", "Time retention of new topics.", nullable(integer(1, MAX, "ms"))),
+  field("topics.defaultRetentionBytes", "DEFAULT_RETENTION_BYTES", "Size retention (per partition) of new topics.", nullable(integer(1, MAX, "bytes"))),
+  field("limits.maxRecordBytes", "MAX_RECORD_BYTES", "Largest record (key + value + headers).", integer(1, 1024 ** 3, "bytes")),
+  field("limits.maxFrameBytes", "MAX_FRAME_BYTES", "Largest WebSocket frame or HTTP request body (413 FRAME_TOO_LARGE above).", integer(1024, 1024 ** 3, "bytes")),
+  field("limits.maxConnections", "MAX_CONNECTIONS", "Most concurrent WebSocket + MQTT connections.", integer(1, MAX)),
+  field("limits.maxSubscriptionsPerConnection", "MAX_SUBSCRIPTIONS_PER_CONNECTION", "Most subscriptions one connection may hold.", integer(1, MAX)),
+  field("limits.defaultCredit", "DEFAULT_CREDIT", "Flow-control window (messages in flight) a subscription starts with.", integer(1, MAX)),
+  field("limits.maxCredit", "MAX_CREDIT", "Largest flow-control window a client may grant.", integer(1, MAX)),
+  field("limits.maxBufferedBytes", "MAX_BUFFERED_BYTES", "A socket whose send buffer passes this is paused.", integer(1024, MAX, "bytes")),
+  field("limits.slowConsumerGraceMs", "SLOW_CONSUMER_GRACE_MS", "...and dropped with SLOW_CONSUMER if it stays over it this long.", integer(0, MAX, "ms")),
+  field("limits.maxPendingPublishes", "MAX_PENDING_PUBLISHES", "Publishes waiting for the log, per connection (QUEUE_FULL above).", integer(1, MAX)),
+  field("mqtt.enabled", "MQTT_ENABLED", "Serve MQTT over TCP.", boolean),
+  field("mqtt.port", "MQTT_PORT", "MQTT over TCP port; 0 = a free port.", integer(0, 65535)),
+  field("mqtt.maxPacketBytes", "MQTT_MAX_PACKET_BYTES", "Largest MQTT packet accepted.", integer(64, 256 * 1024 ** 2, "bytes")),
+  field("mqtt.receiveMaximum", "MQTT_RECEIVE_MAXIMUM", "MQTT 5 Receive Maximum granted to clients and used towards them.", integer(1, 65535)),
+  field("mqtt.maxKeepAlive", "MQTT_MAX_KEEP_ALIVE", "Longest keep-alive a client may ask for, seconds; 0 = no limit.", integer(0, 65535, "seconds")),
+  field("mqtt.maxSessionExpiry", "MQTT_MAX_SESSION_EXPIRY", "Cap on MQTT 5 session expiry interval, seconds.", integer(0, 4_294_967_295, "seconds")),
+  field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),
+  field("log.level", "LOG_LEVEL", "Log level (JSON lines on stderr).", oneOf(["debug", "info", "warn", "error"])),
+];
+
+/** Env vars the `tributary` command reads that are not config fields. */
+export const OTHER_ENV_VARS: Readonly<Record<string, string>> = {
+  TRIBUTARY_CONFIG: "Path of the JSON config file (like --config).",
+  TRIBUTARY_URL: "Server URL of the client commands (topics, produce, consume); default http://127.0.0.1:8080.",
+};
+
+export const FIELDS_BY_PATH: ReadonlyMap<string, FieldSpec> = new Map(CONFIG_FIELDS.map((f) => [f.path, f]));
