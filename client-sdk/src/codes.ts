@@ -22,6 +22,13 @@ export const ERROR_CODES = {
   UNAUTHORIZED: { retriable: false, description: "The credentials are missing or invalid." },
   FORBIDDEN: { retriable: false, description: "The credentials do not allow this action." },
   STALE_EPOCH: { retriable: false, description: "The partition's history changed since the position was taken; reset by policy." },
+  // --- consumer groups (docs/consumer-groups.md) ---------------------------------------
+  UNKNOWN_GROUP: { retriable: false, description: "The consumer group has no members and no committed offsets." },
+  UNKNOWN_MEMBER: { retriable: false, description: "The member id is not (or no longer) in the group, e.g. after its session timed out; join again." },
+  ILLEGAL_GENERATION: { retriable: false, description: "The request carries a stale group generation; use the generation of the latest assignment." },
+  PARTITION_NOT_OWNED: { retriable: false, description: "The member does not own this partition in its generation (revoked or never assigned): the commit is fenced." },
+  GROUP_NOT_EMPTY: { retriable: false, description: "The operation needs a group with no active members (e.g. resetting offsets)." },
+  INCONSISTENT_GROUP_PROTOCOL: { retriable: false, description: "The member's assignment strategies share none with the group's members." },
   // --- server-side conditions: retry with backoff --------------------------------------
   CORRUPT_RECORD: { retriable: false, description: "Stored data failed its checksum or is structurally invalid." },
   NOT_ENOUGH_REPLICAS: { retriable: true, description: "The write could not be replicated to the required replicas in time." },
