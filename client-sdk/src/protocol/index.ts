@@ -1,2 +1,3 @@
 export * from "./frames.ts";
 export * from "./codec.ts";
+export * from "./validate.ts";

@@ -1,0 +1,38 @@
+import type { PublishFrame } from "@tributary/client/protocol";
+import { toTributaryError } from "../../../errors.ts";
+import { TOPIC_NAME_PATTERN } from "../../../log/log-engine.ts";
+import type { WsConnection } from "../ws-connection.ts";
+import type { HandlerContext } from "./context.ts";
+
+/**
+ * `publish` → Broker.produce → `ack` {partition, offset} (none for acks 0), or `error`
+ * with the request id. At most `limits.maxPendingPublishes` publishes per connection wait
+ * for the log at once; beyond that the publish fails fast with QUEUE_FULL (retriable).
+ * `producerId` + `seq` make a retry after a lost ack write once (Broker dedupe).
+ */
+export function handlePublish(ctx: HandlerContext, conn: WsConnection, frame: PublishFrame): void {
+  if (!TOPIC_NAME_PATTERN.test(frame.topic)) {
+    conn.sendError("INVALID_TOPIC", `"${frame.topic}" is not a valid topic name: [a-zA-Z0-9._-]{1,249}`, { id: frame.id });
+    return;
+  }
+  if (conn.pendingPublishes >= ctx.config.limits.maxPendingPublishes) {
+    conn.sendError("QUEUE_FULL", `more than ${ctx.config.limits.maxPendingPublishes} publishes are waiting for the log on this connection (limits.maxPendingPublishes)`, { id: frame.id });
+    return;
+  }
+  conn.pendingPublishes++;
+  const acks = frame.acks ?? 1;
+  const record = { key: frame.key ?? null, value: frame.value, headers: frame.headers, partition: frame.partition };
+  ctx.broker
+    .produce(frame.topic, [record], { acks, producerId: frame.producerId, sequence: frame.seq })
+    .then(
+      ([result]) => {
+        if (acks !== 0) conn.send({ op: "ack", id: frame.id, partition: result!.partition, offset: result!.offset });
+      },
+      (err: unknown) => {
+        const e = toTributaryError(err);
+        if (e.code === "INTERNAL") ctx.log.error("ws.publish.failed", { topic: frame.topic, error: e.message });
+        conn.sendError(e.code, e.message, { id: frame.id });
+      },
+    )
+    .finally(() => conn.pendingPublishes--);
+}

@@ -1,0 +1,120 @@
+import { encodeFrame, type Frame, type MessageFrame, type WireFormat } from "@tributary/client/protocol";
+import type { LogRecord } from "../../log/log-engine.ts";
+
+/**
+ * A record's `message` frame encoded once and specialised per subscription cheaply: the
+ * frames for N subscribers of one partition differ only in `sub`.
+ *
+ * CBOR: the frame without `sub` is encoded once (a map of n < 23 entries: header byte
+ * 0xA0|n); for a subscriber the header is bumped to n+1 and `"sub": <uint>` appended, in a
+ * scratch buffer reused across subscribers (uWS copies on send, so reuse is safe as long
+ * as the bytes are sent before the next `bytesFor` call). JSON: `{"sub":N,` + the rest.
+ * Key order differs from `encodeFrame` output; both decode to the same frame.
+ */
+export class PreparedMessage {
+  readonly offset: number;
+  readonly key: Uint8Array | null;
+  readonly #frame: Omit<MessageFrame, "sub">;
+  #cbor: Uint8Array | null = null;
+  #cborBodyLength = 0;
+  #jsonTail: string | null = null;
+  #lastCborSub = -1;
+  #lastCbor: Uint8Array | null = null;
+  #lastJsonSub = -1;
+  #lastJson: string | null = null;
+
+  constructor(topic: string, partition: number, record: LogRecord) {
+    this.offset = record.offset;
+    this.key = record.key;
+    const frame: Omit<MessageFrame, "sub"> = {
+      op: "message",
+      topic,
+      partition,
+      offset: record.offset,
+      timestamp: record.timestamp,
+      key: record.key,
+      value: record.value,
+    };
+    if (Object.keys(record.headers).length > 0) frame.headers = record.headers;
+    this.#frame = frame;
+  }
+
+  /** The encoded frame for subscription `sub`; valid until the next call. */
+  bytesFor(sub: number, format: WireFormat): Uint8Array | string {
+    if (format === "cbor") {
+      if (sub !== this.#lastCborSub || this.#lastCbor === null) {
+        this.#lastCbor = this.#cborFor(sub);
+        this.#lastCborSub = sub;
+      }
+      return this.#lastCbor;
+    }
+    if (sub !== this.#lastJsonSub || this.#lastJson === null) {
+      this.#lastJson = this.#jsonFor(sub);
+      this.#lastJsonSub = sub;
+    }
+    return this.#lastJson;
+  }
+
+  #cborFor(sub: number): Uint8Array {
+    if (this.#cbor === null) {
+      const body = encodeFrame(this.#frame as Frame, "cbor") as Uint8Array;
+      const header = body[0]!;
+      if (header < 0xa0 || header >= 0xb7) {
+        // Not a small definite-length map (never expected): encode per subscriber.
+        return encodeFrame({ ...this.#frame, sub } as Frame, "cbor") as Uint8Array;
+      }
+      this.#cbor = new Uint8Array(body.length + 4 + 9);
+      this.#cbor.set(body);
+      this.#cbor[0] = header + 1;
+      this.#cbor.set([0x63, 0x73, 0x75, 0x62], body.length); // text(3) "sub"
+      this.#cborBodyLength = body.length + 4;
+    }
+    const out = this.#cbor;
+    const end = writeCborUint(out, this.#cborBodyLength, sub);
+    return out.subarray(0, end);
+  }
+
+  #jsonFor(sub: number): string {
+    this.#jsonTail ??= (encodeFrame(this.#frame as Frame, "json") as string).slice(1);
+    return `{"sub":${sub},${this.#jsonTail}`;
+  }
+}
+
+/** Writes a CBOR unsigned integer (major type 0) at `at`; returns the end position. */
+function writeCborUint(out: Uint8Array, at: number, n: number): number {
+  if (n < 24) {
+    out[at] = n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = 0x18;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = 0x19;
+    out[at + 1] = n >>> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  if (n < 0x100000000) {
+    out[at] = 0x1a;
+    out[at + 1] = n >>> 24;
+    out[at + 2] = (n >>> 16) & 0xff;
+    out[at + 3] = (n >>> 8) & 0xff;
+    out[at + 4] = n & 0xff;
+    return at + 5;
+  }
+  out[at] = 0x1b;
+  const hi = Math.floor(n / 0x100000000);
+  const lo = n >>> 0;
+  out[at + 1] = hi >>> 24;
+  out[at + 2] = (hi >>> 16) & 0xff;
+  out[at + 3] = (hi >>> 8) & 0xff;
+  out[at + 4] = hi & 0xff;
+  out[at + 5] = lo >>> 24;
+  out[at + 6] = (lo >>> 16) & 0xff;
+  out[at + 7] = (lo >>> 8) & 0xff;
+  out[at + 8] = lo & 0xff;
+  return at + 9;
+}

@@ -1,0 +1,162 @@
+import type uWS from "uWebSockets.js";
+import { CLOSE_CODES, encodeFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
+import type { ErrorCode } from "../../errors.ts";
+import type { WsSubscription } from "./ws-subscription.ts";
+
+/** What uWS keeps per socket (set in `upgrade`). */
+export interface SocketData {
+  format: WireFormat;
+  conn: WsConnection | null;
+}
+
+export interface ConnectionLimits {
+  /** Pause delivery when the socket's send buffer passes this many bytes... */
+  maxBufferedBytes: number;
+  /** ...and drop the connection with SLOW_CONSUMER if it stays paused this long. */
+  slowConsumerGraceMs: number;
+}
+
+/**
+ * One SDK connection: its socket, wire format, subscriptions and write-side flow control.
+ *
+ * Memory stays bounded: frames are never queued in JS. Delivery paths check `canWrite`
+ * before sending and wait on `whenWritable()` (resolved by uWS `drain`) when the socket's
+ * buffered amount passed `maxBufferedBytes`; a socket that stays over the limit for
+ * `slowConsumerGraceMs` is told SLOW_CONSUMER and closed. Control replies (acks, errors)
+ * are always sent: their number is bounded by the pending-publish limit.
+ */
+export class WsConnection {
+  readonly ws: uWS.WebSocket<SocketData>;
+  readonly format: WireFormat;
+  readonly isBinary: boolean;
+  readonly subscriptions = new Map<number, WsSubscription>();
+  readonly #limits: ConnectionLimits;
+  readonly #onGone: (conn: WsConnection) => void;
+
+  /** False once the socket closed (or is closing): nothing is sent any more. */
+  open = true;
+  hello = false;
+  sessionId = "";
+  clientId = "";
+  pendingPublishes = 0;
+  /** True while the socket's send buffer is over the limit: delivery waits for `drain`. */
+  paused = false;
+  #slowTimer: NodeJS.Timeout | null = null;
+  #writableWaiters: (() => void)[] = [];
+
+  constructor(ws: uWS.WebSocket<SocketData>, limits: ConnectionLimits, onGone: (conn: WsConnection) => void) {
+    this.ws = ws;
+    this.format = ws.getUserData().format;
+    this.isBinary = this.format === "cbor";
+    this.#limits = limits;
+    this.#onGone = onGone;
+  }
+
+  get canWrite(): boolean {
+    return this.open && !this.paused;
+  }
+
+  /** Encodes and sends one frame (corked: one syscall). False if the connection is gone. */
+  send(frame: ServerFrame): boolean {
+    if (!this.open) return false;
+    const data = encodeFrame(frame, this.format);
+    this.ws.cork(() => this.sendEncoded(data));
+    return this.open;
+  }
+
+  /** Sends already-encoded bytes; the caller corks when sending many. */
+  sendEncoded(data: Uint8Array | string): void {
+    if (!this.open) return;
+    const status = this.ws.send(data, this.isBinary);
+    if (status === 1) return;
+    if (status === 2) {
+      // uWS dropped the frame (over maxBackpressure): a gap the client cannot see. Never
+      // deliver past it; drop the connection so the client resumes from its last offset.
+      this.disconnect("SLOW_CONSUMER", "send buffer overflow", true, CLOSE_CODES.SLOW_CONSUMER);
+      return;
+    }
+    if (!this.paused && this.ws.getBufferedAmount() > this.#limits.maxBufferedBytes) this.#pause();
+  }
+
+  sendError(code: ErrorCode, message: string, ids: { id?: number; sub?: number } = {}): void {
+    const frame: ServerFrame = { op: "error", code, message };
+    if (ids.id !== undefined) frame.id = ids.id;
+    if (ids.sub !== undefined) frame.sub = ids.sub;
+    this.send(frame);
+  }
+
+  /** Resolves when delivery may continue (socket drained) or the connection closed. */
+  whenWritable(): Promise<void> {
+    if (this.canWrite || !this.open) return Promise.resolve();
+    return new Promise((resolve) => this.#writableWaiters.push(resolve));
+  }
+
+  /** uWS `drain`: resume delivery once the buffer is back under half the limit. */
+  onDrain(): void {
+    if (!this.paused || !this.open) return;
+    if (this.ws.getBufferedAmount() > this.#limits.maxBufferedBytes / 2) return;
+    this.paused = false;
+    if (this.#slowTimer) clearTimeout(this.#slowTimer);
+    this.#slowTimer = null;
+    this.#wakeWriters();
+  }
+
+  #pause(): void {
+    this.paused = true;
+    this.#slowTimer = setTimeout(() => {
+      this.#slowTimer = null;
+      if (this.open && this.paused) {
+        this.disconnect("SLOW_CONSUMER", `send buffer over ${this.#limits.maxBufferedBytes} bytes for ${this.#limits.slowConsumerGraceMs} ms`, true, CLOSE_CODES.SLOW_CONSUMER);
+      }
+    }, this.#limits.slowConsumerGraceMs);
+    this.#slowTimer.unref?.();
+  }
+
+  #wakeWriters(): void {
+    const waiters = this.#writableWaiters;
+    this.#writableWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Sends `disconnect` and closes the socket with `closeCode`. */
+  disconnect(code: ErrorCode, reason: string, reconnect: boolean, closeCode: number): void {
+    if (!this.open) return;
+    const frame = encodeFrame({ op: "disconnect", code, reason, reconnect }, this.format);
+    this.ws.cork(() => {
+      this.ws.send(frame, this.isBinary);
+      this.end(closeCode, reason);
+    });
+  }
+
+  /** Error frame, then close (protocol violations). */
+  fail(code: ErrorCode, message: string, closeCode: number, ids: { id?: number; sub?: number } = {}): void {
+    if (!this.open) return;
+    this.sendError(code, message, ids);
+    this.end(closeCode, message);
+  }
+
+  /** Graceful close with a close frame; the uWS close handler runs `closed()`. */
+  end(closeCode: number, reason: string): void {
+    if (!this.open) return;
+    // Close reasons are limited to 123 bytes by RFC 6455.
+    this.ws.end(closeCode, Buffer.from(reason).subarray(0, 123));
+  }
+
+  /** Drops the TCP connection without a close frame (test hook for network failures). */
+  terminate(): void {
+    if (!this.open) return;
+    this.ws.close();
+  }
+
+  /** Called from uWS `close`: releases subscriptions and timers. Idempotent. */
+  closed(): void {
+    if (!this.open) return;
+    this.open = false;
+    if (this.#slowTimer) clearTimeout(this.#slowTimer);
+    this.#slowTimer = null;
+    for (const sub of this.subscriptions.values()) sub.stop();
+    this.subscriptions.clear();
+    this.#wakeWriters();
+    this.#onGone(this);
+  }
+}

@@ -1,0 +1,162 @@
+import uWS from "uWebSockets.js";
+import {
+  CLOSE_CODES,
+  decodeFrame,
+  FrameValidationError,
+  parseClientFrame,
+  SUBPROTOCOL_CBOR,
+  SUBPROTOCOL_JSON,
+  WS_PATH,
+  type WireFormat,
+} from "@tributary/client/protocol";
+import type { Gateway, GatewayContext } from "../gateway-context.ts";
+import { dispatch, type HandlerContext } from "./handlers/index.ts";
+import { FeedRegistry } from "./partition-feed.ts";
+import { WsConnection, type SocketData } from "./ws-connection.ts";
+
+export interface WsGatewayOptions {
+  /** Seconds without traffic before uWS closes the socket; it pings automatically before that. Default 60. */
+  idleTimeoutSeconds?: number;
+}
+
+/** The mounted SDK gateway. Besides `close()`, a few hooks for operators and tests. */
+export interface WsGateway extends Gateway {
+  /** Open SDK connections. */
+  readonly connectionCount: number;
+  /** Shared live feeds (partitions with subscribers at the live edge). */
+  readonly feedCount: number;
+  /** Drops every connection without a close frame, as a network failure would. */
+  terminateAll(): void;
+}
+
+const SUBPROTOCOLS: Record<string, WireFormat> = { [SUBPROTOCOL_CBOR]: "cbor", [SUBPROTOCOL_JSON]: "json" };
+
+/**
+ * Mounts the SDK WebSocket endpoint (`WS_PATH`) on `app`: subprotocol negotiation
+ * (`tributary.v1` CBOR binary, `tributary.v1.json` text; anything else is refused with
+ * HTTP 400), frame validation, the op handlers (handlers/), per-subscription credit,
+ * socket backpressure and slow-consumer eviction, and the shared per-partition feeds.
+ *
+ * A frame larger than `limits.maxFrameBytes` gets `error` FRAME_TOO_LARGE and a close
+ * with CLOSE_CODES.FRAME_TOO_LARGE (uWS itself accepts up to twice that, so the client
+ * hears why; beyond it uWS closes with 1009). Bad frames get an `error` naming the
+ * problem and leave the connection open; any frame before `hello` closes it with
+ * PROTOCOL_ERROR. Nothing a client sends can affect another connection.
+ */
+export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, options: WsGatewayOptions = {}): WsGateway {
+  const { limits } = ctx.config;
+  const feeds = new FeedRegistry(ctx.broker, ctx.log);
+  const handlerCtx: HandlerContext = { ...ctx, feeds };
+  const connections = new Set<WsConnection>();
+  let closing = false;
+  const connectionLimits = { maxBufferedBytes: limits.maxBufferedBytes, slowConsumerGraceMs: limits.slowConsumerGraceMs };
+
+  app.ws<SocketData>(WS_PATH, {
+    compression: uWS.DISABLED,
+    maxPayloadLength: limits.maxFrameBytes * 2,
+    // Headroom above maxBufferedBytes: we pause at the limit and check after every send,
+    // so uWS never has to drop a frame (a drop would be a silent gap).
+    maxBackpressure: limits.maxBufferedBytes + 2 * limits.maxFrameBytes + (1 << 20),
+    closeOnBackpressureLimit: 0,
+    idleTimeout: options.idleTimeoutSeconds ?? 60,
+    sendPingsAutomatically: true,
+
+    upgrade(res, req, context) {
+      if (closing) {
+        res.writeStatus("503 Service Unavailable").end("Tributary node is shutting down\n");
+        return;
+      }
+      const offered = req
+        .getHeader("sec-websocket-protocol")
+        .split(",")
+        .map((p) => p.trim())
+        .filter((p) => p.length > 0);
+      const chosen = offered.find((p) => SUBPROTOCOLS[p] !== undefined);
+      if (chosen === undefined) {
+        res
+          .writeStatus("400 Bad Request")
+          .writeHeader("content-type", "text/plain")
+          .end(`Unsupported WebSocket subprotocol ${offered.length ? offered.join(", ") : "(none)"}: use ${SUBPROTOCOL_CBOR} (CBOR) or ${SUBPROTOCOL_JSON} (JSON)\n`);
+        return;
+      }
+      res.upgrade<SocketData>(
+        { format: SUBPROTOCOLS[chosen]!, conn: null },
+        req.getHeader("sec-websocket-key"),
+        chosen,
+        req.getHeader("sec-websocket-extensions"),
+        context,
+      );
+    },
+
+    open(ws) {
+      const conn = new WsConnection(ws, connectionLimits, (c) => connections.delete(c));
+      ws.getUserData().conn = conn;
+      connections.add(conn);
+      if (closing) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
+    },
+
+    message(ws, message, isBinary) {
+      const conn = ws.getUserData().conn;
+      if (!conn || !conn.open) return;
+      if (message.byteLength > limits.maxFrameBytes) {
+        conn.fail("FRAME_TOO_LARGE", `frame of ${message.byteLength} bytes exceeds limits.maxFrameBytes (${limits.maxFrameBytes})`, CLOSE_CODES.FRAME_TOO_LARGE);
+        return;
+      }
+      let frame;
+      try {
+        if (conn.format === "cbor" && !isBinary) throw new FrameValidationError("MALFORMED_FRAME", `text frame on the binary subprotocol ${SUBPROTOCOL_CBOR}`);
+        // Copy: decoded byte fields are views into the buffer, and uWS neuters it on return.
+        const data = conn.format === "cbor" ? new Uint8Array(message.slice(0)) : Buffer.from(message).toString("utf8");
+        let decoded: unknown;
+        try {
+          decoded = decodeFrame(data, conn.format);
+        } catch (err) {
+          throw new FrameValidationError("MALFORMED_FRAME", `undecodable ${conn.format.toUpperCase()} frame: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        frame = parseClientFrame(decoded);
+      } catch (err) {
+        const e = err instanceof FrameValidationError ? err : new FrameValidationError("MALFORMED_FRAME", String(err));
+        if (!conn.hello) conn.fail(e.code, `${e.message} (the first frame must be a valid hello)`, CLOSE_CODES.PROTOCOL_ERROR, { id: e.id });
+        else conn.sendError(e.code, e.message, { id: e.id, sub: e.sub });
+        return;
+      }
+      if (!conn.hello && frame.op !== "hello") {
+        conn.fail("BAD_REQUEST", `the first frame must be hello, got ${frame.op}`, CLOSE_CODES.PROTOCOL_ERROR, "id" in frame ? { id: frame.id } : {});
+        return;
+      }
+      try {
+        dispatch(handlerCtx, conn, frame);
+      } catch (err) {
+        ctx.log.error("ws.handler.failed", { op: frame.op, error: err instanceof Error ? err.message : String(err) });
+        conn.sendError("INTERNAL", "internal error", "id" in frame ? { id: frame.id } : {});
+      }
+    },
+
+    drain(ws) {
+      ws.getUserData().conn?.onDrain();
+    },
+
+    close(ws) {
+      const data = ws.getUserData();
+      data.conn?.closed();
+      data.conn = null;
+    },
+  });
+
+  return {
+    get connectionCount() {
+      return connections.size;
+    },
+    get feedCount() {
+      return feeds.size;
+    },
+    terminateAll() {
+      for (const conn of [...connections]) conn.terminate();
+    },
+    async close() {
+      closing = true;
+      for (const conn of [...connections]) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
+      feeds.closeAll();
+    },
+  };
+}
