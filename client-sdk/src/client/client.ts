@@ -1,0 +1,490 @@
+/**
+ * TributaryClient: one logical connection to a Tributary node (or a list of nodes), kept
+ * alive across network failures.
+ *
+ * - Connection: opens `<url>/ws`, says `hello`, waits for `welcome`; on loss, reconnects
+ *   with full-jitter backoff, rotating through the URLs, unless the server said not to
+ *   (close code 4500+ or a `disconnect` frame with `reconnect: false`).
+ * - Subscriptions resume at the next offset not yet received, with the partition epochs:
+ *   no gap, no duplicate (see subscription.ts).
+ * - Publishes carry (producerId, seq); unacknowledged ones are re-sent with the same seq
+ *   after a reconnect, so the server writes each at most once (see publish-queue.ts).
+ */
+import { ERROR_CODES, isErrorCode, type ErrorCode } from "../codes.ts";
+import { PROTOCOL_VERSION, type ClientFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
+import { backoff } from "./backoff.ts";
+import { Emitter } from "./emitter.ts";
+import { TributaryClientError } from "./errors.ts";
+import { PublishQueue } from "./publish-queue.ts";
+import { State } from "./state.ts";
+import { Subscription, type MessageHandler, type SubscriptionHost } from "./subscription.ts";
+import { Transport, endpointUrl, webSocketImpl, type WebSocketConstructor } from "./transport.ts";
+import type { ClientEvents, ClientOptions, PublishOptions, PublishResult, SubscribeOptions } from "./types.ts";
+import { encodeHeaders, encodeKey, resolveCodec, type ValueCodec } from "./value-codec.ts";
+
+const DEFAULTS = {
+  minReconnectDelay: 500,
+  maxReconnectDelay: 20_000,
+  maxQueuedPublishes: 10_000,
+  maxInflightPublishes: 256,
+  connectTimeout: 10_000,
+  pingInterval: 25_000,
+  pongTimeout: 10_000,
+};
+
+const FALLBACK_CREDIT = 1000;
+
+interface PendingRequest {
+  resolve(frame: ServerFrame): void;
+  reject(err: TributaryClientError): void;
+}
+
+function randomId(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function errorFromFrame(code: unknown, message: string, context: Record<string, unknown> = {}): TributaryClientError {
+  return new TributaryClientError(isErrorCode(code) ? code : "INTERNAL", message, context);
+}
+
+export class TributaryClient extends Emitter<ClientEvents> {
+  /** Random per client instance: with `seq`, names each publish for the server's dedupe. */
+  readonly producerId = randomId();
+  readonly urls: readonly string[];
+  readonly #options: Required<Pick<ClientOptions, keyof typeof DEFAULTS>> & ClientOptions;
+  readonly #format: WireFormat;
+  readonly #codec: ValueCodec<any>;
+  readonly #queue: PublishQueue;
+  readonly #subs = new Map<number, Subscription<any>>();
+  readonly #requests = new Map<number, PendingRequest>();
+
+  #state: State = State.Disconnected;
+  #transport: Transport | undefined;
+  #urlIndex = 0;
+  #attempt = 0;
+  #nextRequestId = 1;
+  #nextSubId = 1;
+  #limits: ServerLimits | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #lastFrameAt = 0;
+  #pingSent = false;
+  #serverDisconnect: { code: ErrorCode; reason: string; reconnect: boolean } | undefined;
+  readonly #host: SubscriptionHost;
+
+  constructor(urls: string | readonly string[], options: ClientOptions = {}) {
+    super();
+    const list = (typeof urls === "string" ? [urls] : [...urls]).map(endpointUrl);
+    if (list.length === 0) throw new TypeError("connect() needs at least one URL");
+    this.urls = list;
+    this.#options = { ...DEFAULTS, ...stripUndefined(options) };
+    this.#format = options.format ?? "cbor";
+    this.#codec = resolveCodec(options.codec);
+    this.#queue = new PublishQueue(this.#options.maxQueuedPublishes, this.#options.maxInflightPublishes);
+    this.#host = {
+      sendCredit: (sub, credit) => {
+        if (this.#state === State.Connected) this.#send({ op: "credit", sub, credit });
+      },
+      removeSubscription: (subscription) => this.#removeSubscription(subscription),
+      reportError: (err) => this.#emitError(err),
+      reportReset: (subscription, frame, reset) => this.#reportReset(subscription, frame, reset),
+    };
+    void this.#open();
+  }
+
+  /** Current connection state. */
+  get state(): State {
+    return this.#state;
+  }
+
+  /** The URL of the current (or last) connection. */
+  get url(): string {
+    return this.urls[this.#urlIndex]!;
+  }
+
+  /** Limits the server announced in `welcome` (undefined before the first connection). */
+  get limits(): ServerLimits | undefined {
+    return this.#limits;
+  }
+
+  /** Publishes waiting for the connection or the in-flight window. */
+  get queuedPublishes(): number {
+    return this.#queue.queuedCount;
+  }
+
+  /** Publishes sent and not yet acknowledged. */
+  get inflightPublishes(): number {
+    return this.#queue.inflightCount;
+  }
+
+  // ---- public API ----------------------------------------------------------------------
+
+  /**
+   * Appends `value` (encoded by the codec) to `topic`. Resolves with where it landed once
+   * the server acknowledged it (with `acks: 0`, once sent). While disconnected the publish
+   * waits in a bounded queue; a full queue rejects with QUEUE_FULL.
+   */
+  publish(topic: string, value: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    if (this.#state === State.Closed) return Promise.reject(new TributaryClientError("UNAVAILABLE", "the client is closed", { topic }));
+    let bytes: Uint8Array | null;
+    try {
+      bytes = value === null && this.#codec.name === "raw" ? null : this.#codec.encode(value);
+    } catch (cause) {
+      return Promise.reject(new TributaryClientError("BAD_REQUEST", `value cannot be encoded with the ${this.#codec.name} codec`, { topic }, { cause }));
+    }
+    return new Promise<PublishResult>((resolve, reject) => {
+      try {
+        this.#queue.add(
+          {
+            op: "publish",
+            topic,
+            key: encodeKey(options.key),
+            value: bytes,
+            ...(options.headers ? { headers: encodeHeaders(options.headers) } : {}),
+            ...(options.partition !== undefined ? { partition: options.partition } : {}),
+            ...(options.acks !== undefined ? { acks: options.acks } : {}),
+            producerId: this.producerId,
+          },
+          resolve,
+          reject,
+        );
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      this.#flushPublishes();
+    });
+  }
+
+  /**
+   * Subscribes to a topic, or an MQTT-style filter on record keys (`sensor-data/+/temp`).
+   * With a handler, messages are passed to it one at a time (an async handler is awaited
+   * before the next); without one, iterate the subscription with `for await`.
+   */
+  subscribe<T = unknown>(topic: string, handler?: MessageHandler<T> | SubscribeOptions, options: SubscribeOptions = {}): Subscription<T> {
+    if (this.#state === State.Closed) throw new TributaryClientError("UNAVAILABLE", "the client is closed", { topic });
+    if (handler !== undefined && typeof handler !== "function") {
+      options = handler;
+      handler = undefined;
+    }
+    const codec = options.codec === undefined ? this.#codec : resolveCodec(options.codec);
+    const sub = new Subscription<T>(this.#nextSubId++, topic, options, codec, handler, this.#host);
+    this.#subs.set(sub.id, sub);
+    if (this.#state === State.Connected) this.#sendSubscribe(sub);
+    return sub;
+  }
+
+  /**
+   * Closes the connection for good: no reconnect, subscriptions end, publishes not yet
+   * acknowledged reject with UNAVAILABLE.
+   */
+  async close(): Promise<void> {
+    if (this.#state === State.Closed) return;
+    this.#shutdown(new TributaryClientError("UNAVAILABLE", "the client was closed"));
+  }
+
+  /**
+   * Drops the current connection as if the network lost it; the client reconnects and
+   * resumes as usual. For failover drills and tests.
+   */
+  dropConnection(): void {
+    this.#transport?.close(3000, "dropped by the application");
+  }
+
+  // ---- connection lifecycle ---------------------------------------------------------------
+
+  #setState(state: State): void {
+    if (state === this.#state) return;
+    const previous = this.#state;
+    this.#state = state;
+    this.emit("state", { state, previous });
+  }
+
+  async #open(): Promise<void> {
+    if (this.#state === State.Closed) return;
+    this.#setState(State.Connecting);
+    this.#serverDisconnect = undefined;
+    const url = this.url;
+    const transport = new Transport(url, this.#format, {
+      onFrame: (frame) => {
+        if (this.#transport === transport) this.#onFrame(frame as ServerFrame);
+      },
+      onClose: (code, reason) => {
+        if (this.#transport === transport) this.#onClose(code, reason);
+      },
+      onDecodeError: (err) => {
+        if (this.#transport !== transport) return;
+        this.#emitError(new TributaryClientError("MALFORMED_FRAME", "undecodable frame from the server", { url }, { cause: err }));
+        transport.close(4500, "malformed frame");
+      },
+    });
+    this.#transport = transport;
+    try {
+      const Impl = (this.#options.WebSocket as WebSocketConstructor | undefined) ?? (await webSocketImpl());
+      if (this.#transport !== transport) return;
+      await transport.open(Impl, this.#options.connectTimeout);
+      if (this.#transport !== transport) return;
+      this.#lastFrameAt = Date.now();
+      const welcome = await this.#request(
+        { op: "hello", id: 0, protocol: PROTOCOL_VERSION, ...(this.#options.clientId ? { clientId: this.#options.clientId } : {}), ...(this.#options.token ? { token: this.#options.token } : {}) },
+        this.#options.connectTimeout,
+      );
+      if (this.#transport !== transport || welcome.op !== "welcome") return;
+      this.#limits = welcome.limits;
+      this.#attempt = 0;
+      this.#setState(State.Connected);
+      this.#startPing();
+      for (const sub of this.#subs.values()) this.#sendSubscribe(sub);
+      this.#flushPublishes();
+      this.emit("connected", { url, sessionId: welcome.sessionId, clientId: welcome.clientId, node: welcome.node });
+    } catch (err) {
+      if (this.#transport !== transport) return;
+      if (err instanceof TributaryClientError && !err.retriable) {
+        // The server refused the hello (bad token, protocol): retrying cannot help.
+        this.#emitError(err);
+        this.#shutdown(err);
+        return;
+      }
+      this.#emitError(new TributaryClientError("UNAVAILABLE", `cannot connect to ${url}: ${(err as Error)?.message ?? err}`, { url }, { cause: err }));
+      transport.close(1000, "connect failed");
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    this.#transport = undefined;
+    this.#stopPing();
+    const lost = new TributaryClientError("UNAVAILABLE", `connection closed (code ${code}${reason ? `: ${reason}` : ""})`, { code });
+    for (const request of this.#requests.values()) request.reject(lost);
+    this.#requests.clear();
+    this.#queue.requeueInflight();
+    if (this.#state === State.Closed) return;
+    const told = this.#serverDisconnect;
+    const refused = (code >= 4500 && code <= 4999) || told?.reconnect === false;
+    const reconnect = this.#options.reconnect !== false && !refused;
+    this.emit("disconnected", { code, reason: told?.reason ?? reason, ...(told ? { error: told.code } : {}), reconnect });
+    if (!reconnect) {
+      const errCode: ErrorCode = told?.code ?? (code === 4501 ? "UNAUTHORIZED" : code === 4502 ? "FRAME_TOO_LARGE" : "UNAVAILABLE");
+      this.#shutdown(new TributaryClientError(errCode, `the server closed the connection and refused reconnects: ${told?.reason ?? reason ?? code}`, { code }));
+      return;
+    }
+    this.#setState(State.Disconnected);
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.urls.length > 1) this.#urlIndex = (this.#urlIndex + 1) % this.urls.length;
+    const delay = backoff(this.#attempt, this.#options.minReconnectDelay, this.#options.maxReconnectDelay, this.#options.random);
+    this.#attempt++;
+    this.emit("reconnecting", { attempt: this.#attempt, delay, url: this.url });
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      void this.#open();
+    }, delay);
+  }
+
+  #shutdown(err: TributaryClientError): void {
+    this.#setState(State.Closed);
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#stopPing();
+    const transport = this.#transport;
+    this.#transport = undefined;
+    transport?.close(1000, "client closed");
+    for (const request of this.#requests.values()) request.reject(err);
+    this.#requests.clear();
+    this.#queue.rejectAll(err);
+    for (const sub of this.#subs.values()) sub.end();
+    this.#subs.clear();
+  }
+
+  #startPing(): void {
+    const interval = this.#options.pingInterval;
+    if (!interval) return;
+    this.#pingSent = false;
+    const tick = Math.max(50, Math.min(interval, this.#options.pongTimeout) / 2);
+    this.#pingTimer = setInterval(() => {
+      const idle = Date.now() - this.#lastFrameAt;
+      if (idle >= interval + this.#options.pongTimeout) {
+        this.#transport?.close(4000, "ping timeout");
+      } else if (idle >= interval && !this.#pingSent) {
+        this.#pingSent = this.#send({ op: "ping" });
+      }
+    }, tick);
+    (this.#pingTimer as { unref?: () => void }).unref?.();
+  }
+
+  #stopPing(): void {
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#pingTimer = undefined;
+  }
+
+  // ---- frames ------------------------------------------------------------------------------
+
+  #send(frame: ClientFrame): boolean {
+    return this.#transport?.send(frame) ?? false;
+  }
+
+  /** Sends a request frame with a fresh id; resolves with the reply (rejects on `error`). */
+  #request(frame: ClientFrame & { id?: number }, timeoutMs?: number): Promise<ServerFrame> {
+    const id = this.#nextRequestId++;
+    return new Promise<ServerFrame>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        this.#requests.delete(id);
+      };
+      this.#requests.set(id, {
+        resolve: (reply) => {
+          done();
+          resolve(reply);
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      });
+      if (timeoutMs) timer = setTimeout(() => this.#requests.get(id)?.reject(new TributaryClientError("TIMEOUT", `no reply to ${frame.op} in ${timeoutMs} ms`)), timeoutMs);
+      if (!this.#send({ ...frame, id } as ClientFrame)) this.#requests.get(id)?.reject(new TributaryClientError("UNAVAILABLE", "not connected"));
+    });
+  }
+
+  #onFrame(frame: ServerFrame): void {
+    this.#lastFrameAt = Date.now();
+    this.#pingSent = false;
+    if (!frame || typeof frame !== "object") return;
+    switch (frame.op) {
+      case "message":
+        this.#subs.get(frame.sub)?.onMessage(frame);
+        return;
+      case "ack": {
+        const entry = this.#queue.settle(frame.id);
+        if (entry) {
+          entry.resolve({ partition: frame.partition, offset: frame.offset });
+          this.#flushPublishes();
+        } else this.#requests.get(frame.id)?.resolve(frame);
+        return;
+      }
+      case "subscribed":
+        this.#subs.get(frame.sub)?.onSubscribed(frame);
+        this.#requests.get(frame.id)?.resolve(frame);
+        return;
+      case "reset":
+        this.#subs.get(frame.sub)?.onReset(frame);
+        return;
+      case "welcome":
+      case "unsubscribed":
+      case "pong":
+        if (frame.id !== undefined) this.#requests.get(frame.id)?.resolve(frame);
+        return;
+      case "error":
+        this.#onErrorFrame(frame.code, frame.message, frame.id, frame.sub);
+        return;
+      case "disconnect":
+        this.#serverDisconnect = { code: isErrorCode(frame.code) ? frame.code : "INTERNAL", reason: frame.reason, reconnect: frame.reconnect !== false };
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onErrorFrame(code: ErrorCode, message: string, id: number | undefined, subId: number | undefined): void {
+    if (id !== undefined) {
+      const publish = this.#queue.settle(id);
+      if (publish) {
+        publish.reject(errorFromFrame(code, message, { topic: publish.frame.topic }));
+        this.#flushPublishes();
+        return;
+      }
+      const request = this.#requests.get(id);
+      if (request) {
+        request.reject(errorFromFrame(code, message));
+        if (subId === undefined) return;
+      }
+    }
+    if (subId !== undefined) {
+      const sub = this.#subs.get(subId);
+      if (sub) {
+        const err = errorFromFrame(code, message, { topic: sub.topic });
+        if (!ERROR_CODES[err.code]?.retriable || err.code === "QUEUE_FULL") {
+          this.#subs.delete(subId);
+          sub.fail(err);
+        }
+        this.#emitError(err);
+        return;
+      }
+    }
+    // A connection-level error, or the failure of an acks-0 publish (nobody awaits it).
+    this.#emitError(errorFromFrame(code, message, id !== undefined ? { id } : {}));
+  }
+
+  #sendSubscribe(sub: Subscription<any>): void {
+    const credit = this.#limits?.defaultCredit ?? FALLBACK_CREDIT;
+    const id = this.#nextRequestId++;
+    this.#send(sub.subscribeFrame(id, credit));
+    this.#requests.set(id, {
+      resolve: () => this.#requests.delete(id),
+      reject: (err) => {
+        this.#requests.delete(id);
+        if (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") return; // connection lost: resubscribed on reconnect
+        if (this.#subs.get(sub.id) === sub) {
+          this.#subs.delete(sub.id);
+          sub.fail(err);
+        }
+      },
+    });
+  }
+
+  async #removeSubscription(sub: Subscription<any>): Promise<void> {
+    if (this.#subs.get(sub.id) !== sub) return;
+    this.#subs.delete(sub.id);
+    if (this.#state !== State.Connected) return;
+    try {
+      await this.#request({ op: "unsubscribe", id: 0, sub: sub.id }, this.#options.connectTimeout);
+    } catch {
+      /* gone with the connection: nothing to undo */
+    }
+  }
+
+  #flushPublishes(): void {
+    if (this.#state !== State.Connected) return;
+    for (;;) {
+      const batch = this.#queue.takeSendable();
+      if (batch.length === 0) return;
+      for (const entry of batch) {
+        const id = this.#nextRequestId++;
+        if (!this.#send({ ...entry.frame, id })) {
+          // The socket went away under us: keep it for the next connection.
+          this.#queue.markInflight(id, entry);
+          continue;
+        }
+        if (entry.frame.acks === 0) entry.resolve({ partition: -1, offset: -1 });
+        else this.#queue.markInflight(id, entry);
+      }
+    }
+  }
+
+  #reportReset(subscription: Subscription<any>, frame: ResetFrame, reset: ResetPolicy): void {
+    this.emit("offsetOutOfRange", { subscription, topic: subscription.topic, partition: frame.partition, reason: frame.reason, requested: frame.requested, offset: frame.offset, epoch: frame.epoch, reset });
+  }
+
+  #emitError(err: TributaryClientError): void {
+    this.emit("error", err);
+  }
+}
+
+function stripUndefined<T extends object>(options: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) (out as Record<string, unknown>)[key] = value;
+  return out;
+}
+
+/**
+ * Connects to a Tributary node: `url` is the node's base URL (ws://, wss://, http(s)://),
+ * or a list of them tried in turn. Returns at once; the client connects in the background
+ * (publishes and subscriptions made before that are queued).
+ */
+export function connect(url: string | readonly string[], options: ClientOptions = {}): TributaryClient {
+  return new TributaryClient(url, options);
+}

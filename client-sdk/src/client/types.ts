@@ -1,0 +1,140 @@
+/** Public types of the SDK: options, messages, positions and the typed event maps. */
+import type { ErrorCode } from "../codes.ts";
+import type { ResetPolicy, StartPosition, WireFormat } from "../protocol/index.ts";
+import type { TributaryClientError } from "./errors.ts";
+import type { State } from "./state.ts";
+import type { Subscription } from "./subscription.ts";
+import type { CodecName, ValueCodec } from "./value-codec.ts";
+
+export interface ClientOptions {
+  /** Token (JWT) sent in `hello`; omit when the node runs without auth. */
+  token?: string;
+  /** Names this client in server logs and metrics; the server picks one when omitted. */
+  clientId?: string;
+  /** How values are encoded in records: "cbor" (default), "json", "raw", "string" or your own. */
+  codec?: CodecName | ValueCodec<any>;
+  /** Wire subprotocol: "cbor" (binary, default) or "json" (text, for debugging). */
+  format?: WireFormat;
+  /** Smallest reconnect backoff ceiling, ms (default 500). */
+  minReconnectDelay?: number;
+  /** Largest reconnect delay, ms (default 20 000). */
+  maxReconnectDelay?: number;
+  /** Publishes held while disconnected (or beyond the in-flight window); more reject with QUEUE_FULL (default 10 000). */
+  maxQueuedPublishes?: number;
+  /** Publishes sent but not yet acknowledged, per connection (default 256). */
+  maxInflightPublishes?: number;
+  /** Give up opening a connection (and try the next URL) after this many ms (default 10 000). */
+  connectTimeout?: number;
+  /** Ping the server after this many idle ms; 0 disables (default 25 000). */
+  pingInterval?: number;
+  /** A connection with no frame for pingInterval + pongTimeout ms is dropped and reopened (default 10 000). */
+  pongTimeout?: number;
+  /** Reconnect after a lost connection (default true). */
+  reconnect?: boolean;
+  /** Random source for the backoff jitter (tests). */
+  random?: () => number;
+  /** WebSocket constructor to use instead of globalThis.WebSocket / the `ws` package. */
+  WebSocket?: unknown;
+}
+
+export interface PublishOptions {
+  /** Record key: same key, same partition (murmur2, like Kafka). Strings are sent as UTF-8. */
+  key?: string | Uint8Array | null;
+  /** Record headers; string values are sent as UTF-8. */
+  headers?: Record<string, string | Uint8Array>;
+  /** Explicit partition (otherwise chosen from the key, or sticky for null keys). */
+  partition?: number;
+  /** 0: no acknowledgement; 1: in the node's log (default); "all": durable (fsynced). */
+  acks?: 0 | 1 | "all";
+}
+
+/** Where a publish landed. With `acks: 0` both are -1 (the server does not say). */
+export interface PublishResult {
+  partition: number;
+  offset: number;
+}
+
+export interface SubscribeOptions {
+  /** Where to start: "latest" (default), "earliest", { timestamp } or { offsets: {partition: offset} }. */
+  from?: StartPosition;
+  /** When the position is gone (retention) or stale (epoch changed): "latest" (default), "earliest" or "error". */
+  reset?: ResetPolicy;
+  /** Flow-control window: messages the server may send before the SDK grants more (default the server's). */
+  credit?: number;
+  /** Overrides the client's value codec for this subscription. */
+  codec?: CodecName | ValueCodec<any>;
+}
+
+/** One record, delivered in offset order per partition. */
+export interface Message<T = unknown> {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** Append time, ms since the epoch. */
+  timestamp: number;
+  /** Key as text (UTF-8), or null. `keyBytes` has the raw bytes. */
+  key: string | null;
+  keyBytes: Uint8Array | null;
+  /** The value decoded by the codec (null when the record has no value). */
+  value: T;
+  /** The raw value bytes. */
+  bytes: Uint8Array | null;
+  headers: Record<string, Uint8Array>;
+}
+
+/**
+ * A subscription's position: per partition, the offset of the next message it will hand
+ * to the application, and the partition's epoch. Pass `{ offsets, epochs }` built from it
+ * as `from` to continue exactly there later.
+ */
+export type Position = Record<number, { offset: number; epoch: string }>;
+
+export interface OffsetOutOfRangeEvent {
+  topic: string;
+  partition: number;
+  /** OFFSET_OUT_OF_RANGE (data gone by retention) or STALE_EPOCH (history rewritten). */
+  reason: "OFFSET_OUT_OF_RANGE" | "STALE_EPOCH";
+  /** The offset the subscription asked for. */
+  requested: number;
+  /** Where delivery continues now (the reset policy applied). */
+  offset: number;
+  epoch: string;
+  /** The policy that was applied. */
+  reset: ResetPolicy;
+}
+
+export interface DisconnectedEvent {
+  /** WebSocket close code (4000-4499: reconnect may help; 4500+: the server refuses for good). */
+  code: number;
+  reason: string;
+  /** The server's error code, when it sent a `disconnect` frame. */
+  error?: ErrorCode;
+  /** Whether the client will reconnect. */
+  reconnect: boolean;
+}
+
+/** Client events, one line each. */
+export interface ClientEvents {
+  /** The server welcomed the client; subscriptions resumed, queued publishes are on their way. */
+  connected: { url: string; sessionId: string; clientId: string; node: string };
+  /** The connection is gone; `reconnect` says whether a reconnect follows. */
+  disconnected: DisconnectedEvent;
+  /** A reconnect attempt is scheduled in `delay` ms (attempt counts from 1 since the last success). */
+  reconnecting: { attempt: number; delay: number; url: string };
+  /** Something went wrong that no promise reports (transport, server error frame, a failed subscription). */
+  error: TributaryClientError;
+  /** A subscription's position no longer existed; its reset policy moved it (see the event). */
+  offsetOutOfRange: OffsetOutOfRangeEvent & { subscription: Subscription<any> };
+  /** The connection state changed. */
+  state: { state: State; previous: State };
+}
+
+/** Subscription events, one line each. */
+export interface SubscriptionEvents {
+  /** The server confirmed (or, after a reconnect, re-confirmed) the subscription. */
+  subscribed: { topic: string; partitions: { partition: number; offset: number; epoch: string }[] };
+  /** The position was gone or stale; the reset policy moved it to `offset`. */
+  offsetOutOfRange: OffsetOutOfRangeEvent;
+  /** The subscription failed for good (e.g. reset "error", FORBIDDEN); it is closed. */
+  error: TributaryClientError;
+}
