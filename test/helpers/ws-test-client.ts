@@ -1,0 +1,200 @@
+/**
+ * A tiny client speaking the Tributary wire protocol directly over `ws` (no SDK), for
+ * gateway tests: send frames, await replies by id, collect messages per subscription,
+ * optionally grant credit back automatically.
+ */
+import WebSocket from "ws";
+import {
+  decodeFrame,
+  encodeFrame,
+  SUBPROTOCOL_CBOR,
+  SUBPROTOCOL_JSON,
+  type Frame,
+  type MessageFrame,
+  type ServerFrame,
+  type StartPosition,
+  type ResetPolicy,
+  type SubscribedFrame,
+  type WelcomeFrame,
+  type WireFormat,
+} from "@tributary/client/protocol";
+
+type AnyFrame = ServerFrame & Record<string, unknown>;
+
+interface Waiter {
+  pred: (f: AnyFrame) => boolean;
+  resolve: (f: AnyFrame) => void;
+}
+
+export class WsTestClient {
+  readonly ws: WebSocket;
+  readonly format: WireFormat;
+  readonly frames: AnyFrame[] = [];
+  readonly messages = new Map<number, MessageFrame[]>();
+  readonly closed: Promise<{ code: number; reason: string }>;
+  closeInfo: { code: number; reason: string } | null = null;
+  #waiters: Waiter[] = [];
+  #nextId = 1;
+  /** sub → credit window to keep topped up (auto credit). */
+  #autoCredit = new Map<number, { window: number; unacked: number }>();
+  /** Keep every frame in `frames` (turn off for large streams). */
+  keepFrames = true;
+
+  private constructor(ws: WebSocket, format: WireFormat) {
+    this.ws = ws;
+    this.format = format;
+    this.closed = new Promise((resolve) => {
+      ws.on("close", (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
+      });
+    });
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      const frame = decodeFrame(isBinary ? new Uint8Array(data) : data.toString("utf8"), format) as AnyFrame;
+      this.#onFrame(frame);
+    });
+    ws.on("error", () => {});
+  }
+
+  static async open(url: string, options: { format?: WireFormat; protocols?: string[] } = {}): Promise<WsTestClient> {
+    const format = options.format ?? "cbor";
+    const protocols = options.protocols ?? [format === "cbor" ? SUBPROTOCOL_CBOR : SUBPROTOCOL_JSON];
+    const ws = new WebSocket(url, protocols, { perMessageDeflate: false });
+    const client = new WsTestClient(ws, format);
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
+    return client;
+  }
+
+  /** Opens and says hello. */
+  static async connect(url: string, options: { format?: WireFormat; clientId?: string } = {}): Promise<WsTestClient> {
+    const client = await WsTestClient.open(url, options);
+    await client.hello(options.clientId);
+    return client;
+  }
+
+  nextId(): number {
+    return this.#nextId++;
+  }
+
+  send(frame: Record<string, unknown>): void {
+    this.ws.send(encodeFrame(frame as unknown as Frame, this.format));
+  }
+
+  /** Sends a request with a fresh id; resolves with the reply carrying that id (including `error`). */
+  request(frame: Record<string, unknown>, timeoutMs = 5000): Promise<AnyFrame> {
+    const id = this.nextId();
+    const reply = this.waitFor((f) => f.id === id && f.op !== "message", timeoutMs);
+    this.send({ ...frame, id });
+    return reply;
+  }
+
+  async hello(clientId?: string): Promise<WelcomeFrame> {
+    const reply = await this.request({ op: "hello", protocol: 1, ...(clientId ? { clientId } : {}) });
+    if (reply.op !== "welcome") throw new Error(`hello failed: ${JSON.stringify(reply)}`);
+    return reply as unknown as WelcomeFrame;
+  }
+
+  async publish(topic: string, value: Uint8Array | string | null, extra: Record<string, unknown> = {}): Promise<AnyFrame> {
+    const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
+    return this.request({ op: "publish", topic, value: bytes, ...extra });
+  }
+
+  /**
+   * Subscribes; with `autoCredit` the client grants credit back as messages arrive,
+   * keeping `credit` (the window) in flight.
+   */
+  async subscribe(opts: {
+    sub: number;
+    topic: string;
+    from?: StartPosition;
+    reset?: ResetPolicy;
+    credit?: number;
+    autoCredit?: boolean;
+  }): Promise<AnyFrame> {
+    const { autoCredit = true, ...rest } = opts;
+    this.messages.set(opts.sub, this.messages.get(opts.sub) ?? []);
+    if (autoCredit) this.#autoCredit.set(opts.sub, { window: opts.credit ?? 1000, unacked: 0 });
+    return this.request({ op: "subscribe", ...rest });
+  }
+
+  async subscribeOk(opts: Parameters<WsTestClient["subscribe"]>[0]): Promise<SubscribedFrame> {
+    const reply = await this.subscribe(opts);
+    if (reply.op !== "subscribed") throw new Error(`subscribe failed: ${JSON.stringify(reply)}`);
+    return reply as unknown as SubscribedFrame;
+  }
+
+  messagesOf(sub: number): MessageFrame[] {
+    return this.messages.get(sub) ?? [];
+  }
+
+  /** Resolves once `sub` has at least `count` messages. */
+  async waitForMessages(sub: number, count: number, timeoutMs = 10_000): Promise<MessageFrame[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messagesOf(sub).length < count) {
+      if (Date.now() > deadline) throw new Error(`timed out: sub ${sub} has ${this.messagesOf(sub).length}/${count} messages`);
+      if (this.closeInfo) throw new Error(`connection closed (${this.closeInfo.code}) with ${this.messagesOf(sub).length}/${count} messages`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.messagesOf(sub);
+  }
+
+  /** The first frame (already received or future) matching `pred`. */
+  waitFor(pred: (f: AnyFrame) => boolean, timeoutMs = 5000): Promise<AnyFrame> {
+    const seen = this.frames.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        pred,
+        resolve: (f) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out waiting for a frame; last frames: ${JSON.stringify(this.frames.slice(-3), bigSafe)}`));
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  close(): Promise<{ code: number; reason: string }> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
+    return this.closed;
+  }
+
+  #onFrame(frame: AnyFrame): void {
+    if (frame.op === "message") {
+      const m = frame as unknown as MessageFrame;
+      let list = this.messages.get(m.sub);
+      if (!list) this.messages.set(m.sub, (list = []));
+      list.push(m);
+      const auto = this.#autoCredit.get(m.sub);
+      if (auto) {
+        auto.unacked++;
+        if (auto.unacked >= Math.max(1, auto.window / 2)) {
+          this.send({ op: "credit", sub: m.sub, credit: auto.unacked });
+          auto.unacked = 0;
+        }
+      }
+      if (!this.keepFrames) return;
+    }
+    if (this.keepFrames || frame.op !== "message") this.frames.push(frame);
+    for (const w of [...this.#waiters]) {
+      if (w.pred(frame)) {
+        this.#waiters = this.#waiters.filter((x) => x !== w);
+        w.resolve(frame);
+      }
+    }
+  }
+}
+
+function bigSafe(_k: string, v: unknown): unknown {
+  return v instanceof Uint8Array ? `<${v.length} bytes>` : v;
+}
+
+export const text = (bytes: Uint8Array | null): string | null => (bytes === null ? null : new TextDecoder().decode(bytes));
