@@ -1,0 +1,178 @@
+/**
+ * A Tributary node: one log engine, one Broker, one uWebSockets.js app serving the HTTP
+ * API, /metrics, the SDK WebSocket gateway, MQTT over WebSocket and the web console, plus
+ * the MQTT-over-TCP listener.
+ *
+ * Lifecycle:
+ *   startNode(config) → opens the engine (recovery), mounts every gateway, listens on
+ *   host:port (0 = a free port), then reports ready (/readyz 200).
+ *   node.close() → not ready (/readyz 503) → stops accepting connections → closes the
+ *   gateways (clients are told goodbye, long-polls end) → engine.close() (flush + fsync)
+ *   → idempotent; a second call returns the same promise.
+ */
+import { randomUUID } from "node:crypto";
+import uWS from "uWebSockets.js";
+import { Broker } from "./broker/broker.ts";
+import type { TributaryConfig } from "./config/config.ts";
+import { TributaryError, toTributaryError } from "./errors.ts";
+import type { Gateway, GatewayContext } from "./gateway/gateway-context.ts";
+import { attachHttpApi } from "./gateway/http/http-api.ts";
+import { attachMetricsRoute } from "./gateway/http/metrics-route.ts";
+import type { LogEngine } from "./log/log-engine.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { Metrics } from "./metrics/metrics.ts";
+import { FileLogEngine } from "./log/file/file-log-engine.ts";
+
+export interface StartNodeOptions {
+  /** Use this engine instead of opening one from `config` (the node then closes it too). */
+  engine?: LogEngine;
+  /** Default: JSON lines on stderr at `config.log.level`. */
+  logger?: Logger;
+  /** Default: a random id. */
+  nodeId?: string;
+  /** Default: a registry with Node's default process metrics. */
+  metrics?: Metrics;
+}
+
+export interface TributaryNode {
+  readonly nodeId: string;
+  /** The HTTP/WebSocket port actually bound (resolved when config.port is 0). */
+  readonly httpPort: number;
+  /** The MQTT TCP port actually bound; 0 when MQTT is disabled or not mounted. */
+  readonly mqttPort: number;
+  /** `http://<host>:<httpPort>` (IPv6 hosts bracketed). */
+  readonly url: string;
+  readonly config: TributaryConfig;
+  readonly broker: Broker;
+  readonly engine: LogEngine;
+  /** Graceful shutdown: see the module comment. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens the log engine configured in `config` (only "file" for now). */
+export async function openEngine(config: TributaryConfig, log: Logger): Promise<LogEngine> {
+  switch (config.engine) {
+    case "file":
+      return FileLogEngine.open({
+        dataDir: config.dataDir,
+        fsync: config.file.fsync,
+        segmentBytes: config.file.segmentBytes,
+        segmentMs: config.file.segmentMs,
+        maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes),
+        onWarning: (message, context) => log.warn("log.recovery", { message, ...context }),
+      });
+    default:
+      throw new TributaryError("INVALID_CONFIG", `engine: unknown log engine "${String(config.engine)}"`);
+  }
+}
+
+export async function startNode(config: TributaryConfig, options: StartNodeOptions = {}): Promise<TributaryNode> {
+  const log = options.logger ?? createLogger(config.log.level);
+  const nodeId = options.nodeId ?? randomUUID();
+  const engine = options.engine ?? (await openEngine(config, log));
+  const metrics = options.metrics ?? new Metrics();
+  const broker = new Broker(engine, {
+    autoCreateTopics: config.topics.autoCreate,
+    topicDefaults: {
+      partitions: config.topics.defaultPartitions,
+      retentionMs: config.topics.defaultRetentionMs,
+      retentionBytes: config.topics.defaultRetentionBytes,
+    },
+    maxRecordBytes: config.limits.maxRecordBytes,
+    metrics,
+  });
+  const ctx: GatewayContext = { broker, config, nodeId, log };
+
+  let ready = false;
+  const app = uWS.App();
+  const gateways: Array<{ name: string; gateway: Gateway }> = [];
+  let mqttPort = 0;
+  let listenSocket: uWS.us_listen_socket | undefined;
+
+  try {
+    // --- HTTP API (topics, records, /healthz, /readyz) and /metrics -------------------
+    const httpApi = attachHttpApi(app, ctx, { isReady: () => ready });
+    gateways.push({ name: "http", gateway: httpApi });
+    attachMetricsRoute(app, ctx);
+
+    // --- WebSocket SDK gateway (server/src/gateway/ws/) ---------------------------------
+    // attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext): Gateway
+    // gateways.push({ name: "ws", gateway: attachWsGateway(app, ctx) });
+
+    // --- MQTT gateway: TCP listener + MQTT over WebSocket at /mqtt (server/src/gateway/mqtt/)
+    // startMqttGateway(app: uWS.TemplatedApp, ctx: GatewayContext): Promise<Gateway & { port: number }>
+    // Mount only when config.mqtt.enabled; set mqttPort from the result:
+    // if (config.mqtt.enabled) { const mqtt = await startMqttGateway(app, ctx); gateways.push({ name: "mqtt", gateway: mqtt }); mqttPort = mqtt.port; }
+
+    // --- Web console (server/src/gateway/http/console.ts) ------------------------------
+    // attachConsole(app: uWS.TemplatedApp, ctx: GatewayContext): void
+    // attachConsole(app, ctx);
+
+    // Last: every request no route above matched gets 404 NOT_FOUND.
+    httpApi.mountNotFound();
+
+    listenSocket = await listen(app, config.host, config.port);
+  } catch (err) {
+    await closeAll(gateways, log);
+    await engine.close().catch(() => {});
+    throw err instanceof TributaryError ? err : new TributaryError("INTERNAL", `the node failed to start: ${toTributaryError(err).message}`, {}, { cause: err });
+  }
+
+  const httpPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
+  ready = true;
+  log.info("node.started", { nodeId, host: config.host, httpPort, mqttPort, engine: engine.kind });
+
+  let closing: Promise<void> | undefined;
+  return {
+    nodeId,
+    httpPort,
+    get mqttPort() {
+      return mqttPort;
+    },
+    url: `http://${hostForUrl}:${httpPort}`,
+    config,
+    broker,
+    engine,
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        log.info("node.stopping", { nodeId });
+        if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+        listenSocket = undefined;
+        await closeAll(gateways, log);
+        await engine.close();
+        log.info("node.stopped", { nodeId });
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (token) => {
+      if (token) resolve(token);
+      else {
+        reject(
+          new TributaryError("UNAVAILABLE", `cannot listen on ${host}:${port} (address in use, not local, or not permitted); choose another --host/--port or 0 for a free port`, {
+            host,
+            port,
+          }),
+        );
+      }
+    });
+  });
+}
+
+/** Closes gateways in reverse mount order; one failing does not stop the others. */
+async function closeAll(gateways: Array<{ name: string; gateway: Gateway }>, log: Logger): Promise<void> {
+  for (const { name, gateway } of gateways.reverse()) {
+    try {
+      await gateway.close();
+    } catch (err) {
+      log.warn("gateway.close_failed", { gateway: name, message: toTributaryError(err).message });
+    }
+  }
+  gateways.length = 0;
+}
