@@ -42,6 +42,8 @@ export class WsMemoryEngine implements LogEngine {
   readonly #notifier = new AppendNotifier();
   readonly #offsets = new Map<string, Map<string, Map<number, CommittedOffset>>>();
   #closed = false;
+  /** Test knob: every append waits this long before it is written (a slow disk). */
+  appendDelayMs = 0;
 
   async createTopic(name: string, config: Partial<TopicConfig>): Promise<TopicDescription> {
     this.#check();
@@ -74,6 +76,7 @@ export class WsMemoryEngine implements LogEngine {
   }
 
   async append(topic: string, partition: number, records: RecordInput[], _options?: AppendOptions): Promise<AppendResult> {
+    if (this.appendDelayMs > 0) await new Promise((r) => setTimeout(r, this.appendDelayMs));
     const p = this.#partition(topic, partition);
     const baseOffset = p.base + p.records.length;
     const now = Date.now();
