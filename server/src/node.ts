@@ -18,6 +18,7 @@ import { TributaryError, toTributaryError } from "./errors.ts";
 import type { Gateway, GatewayContext } from "./gateway/gateway-context.ts";
 import { attachHttpApi } from "./gateway/http/http-api.ts";
 import { attachMetricsRoute } from "./gateway/http/metrics-route.ts";
+import { attachWsGateway } from "./gateway/ws/ws-gateway.ts";
 import type { LogEngine } from "./log/log-engine.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Metrics } from "./metrics/metrics.ts";
@@ -96,8 +97,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     attachMetricsRoute(app, ctx);
 
     // --- WebSocket SDK gateway (server/src/gateway/ws/) ---------------------------------
-    // attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext): Gateway
-    // gateways.push({ name: "ws", gateway: attachWsGateway(app, ctx) });
+    gateways.push({ name: "ws", gateway: attachWsGateway(app, ctx) });
 
     // --- MQTT gateway: TCP listener + MQTT over WebSocket at /mqtt (server/src/gateway/mqtt/)
     // startMqttGateway(app: uWS.TemplatedApp, ctx: GatewayContext): Promise<Gateway & { port: number }>
