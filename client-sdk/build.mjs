@@ -1,0 +1,76 @@
+// Builds @tributary/client into dist/:
+//   index.js / protocol.js / codes.js         ESM for bundlers and Node (deps external)
+//   index.cjs / protocol.cjs / codes.cjs      CommonJS for require()
+//   *.d.ts                                    declarations (tsc -p tsconfig.build.json)
+//   tributary.min.js                          minified browser bundle, IIFE global `Tributary`
+//   tributary.esm.min.js                      the same as an ES module
+// and prints the browser bundle's gzip size (budget: 15 KB).
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import * as esbuild from "esbuild";
+
+const root = dirname(fileURLToPath(import.meta.url));
+const dist = join(root, "dist");
+const GZIP_BUDGET = 15 * 1024;
+
+const entries = { index: "src/index.ts", protocol: "src/protocol/index.ts", codes: "src/codes.ts" };
+
+/** esbuild options of the browser bundle; the web console builds the same bundle in-process. */
+export function browserBundleOptions(format) {
+  return {
+    absWorkingDir: root,
+    entryPoints: [join(root, "src/index.ts")],
+    bundle: true,
+    minify: true,
+    format,
+    ...(format === "iife" ? { globalName: "Tributary" } : {}),
+    platform: "browser",
+    target: ["es2020"],
+    // The SDK loads `ws` only where there is no WebSocket; browsers never reach it.
+    external: ["ws"],
+    // cbor-x is ~11 KB gzip; cbor-lite speaks the same CBOR in ~1.5 KB (cbor-lite.test.ts).
+    alias: { "cbor-x": join(root, "src/cbor/cbor-lite.ts") },
+    legalComments: "none",
+  };
+}
+
+async function main() {
+  rmSync(dist, { recursive: true, force: true });
+  const library = {
+    absWorkingDir: root,
+    entryPoints: Object.entries(entries).map(([out, src]) => ({ in: join(root, src), out })),
+    bundle: true,
+    outdir: dist,
+    platform: "neutral",
+    target: ["es2022"],
+    external: ["cbor-x", "ws"],
+    sourcemap: true,
+    logLevel: "warning",
+  };
+  await esbuild.build({ ...library, format: "esm", outExtension: { ".js": ".js" } });
+  await esbuild.build({ ...library, format: "cjs", platform: "node", outExtension: { ".js": ".cjs" } });
+
+  await esbuild.build({ ...browserBundleOptions("iife"), outfile: join(dist, "tributary.min.js"), logLevel: "warning" });
+  await esbuild.build({ ...browserBundleOptions("esm"), outfile: join(dist, "tributary.esm.min.js"), logLevel: "warning" });
+
+  const tsc = join(root, "..", "node_modules", ".bin", "tsc");
+  execFileSync(tsc, ["-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });
+  // Sources import "./x.ts"; published declarations must say "./x.js".
+  for (const file of readdirSync(dist, { recursive: true, encoding: "utf8" })) {
+    if (!file.endsWith(".d.ts")) continue;
+    const path = join(dist, file);
+    const text = readFileSync(path, "utf8");
+    const fixed = text.replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']+)\.ts\2/g, "$1$2$3.js$2");
+    if (fixed !== text) writeFileSync(path, fixed);
+  }
+
+  const min = readFileSync(join(dist, "tributary.min.js"));
+  const gz = gzipSync(min, { level: 9 }).length;
+  const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+  console.log(`dist/tributary.min.js: ${kb(min.length)} minified, ${kb(gz)} gzip (budget ${kb(GZIP_BUDGET)})${gz > GZIP_BUDGET ? "  OVER BUDGET" : ""}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();
