@@ -1,0 +1,88 @@
+/**
+ * Namespaced instrumentation events of the group layer, emitted from one place (kafkajs
+ * `instrumentationEvents` style). Metrics and logs subscribe here instead of being
+ * sprinkled through the coordinator. Every event carries `type`, `timestamp` and a payload;
+ * `counts()` gives a running count per type.
+ */
+export interface GroupInstrumentationPayloads {
+  /** A member joined a group (new member, or a known member re-binding after a reconnect). */
+  "group.join": { group: string; memberId: string; clientId: string; node: string; members: number; rejoin: boolean };
+  /** A member left: explicit leave, session timeout, or removal by the node (connection closed). */
+  "group.leave": { group: string; memberId: string; clientId: string; reason: LeaveReason; members: number };
+  /** A rebalance round completed: the group is in `generation` with the given assignment. */
+  "group.rebalance": {
+    group: string;
+    generation: number;
+    strategy: string | null;
+    members: number;
+    /** Partitions revoked from their previous owner in this round. */
+    revoked: number;
+    /** Partitions given to a member that did not own them before. */
+    assigned: number;
+    /** Revocations that were not confirmed in time (the partition was taken anyway). */
+    revokeTimeouts: number;
+    durationMs: number;
+  };
+  /** Offsets were committed (by a member, or by an admin reset). */
+  "group.commit": { group: string; memberId: string | null; count: number; durationMs: number };
+  "presence.join": { topic: string; clientId: string; node: string; members: number };
+  "presence.leave": { topic: string; clientId: string; reason: LeaveReason; members: number };
+}
+
+export type LeaveReason = "leave" | "timeout";
+
+export type GroupInstrumentationType = keyof GroupInstrumentationPayloads;
+
+export interface GroupInstrumentationEvent<T extends GroupInstrumentationType = GroupInstrumentationType> {
+  type: T;
+  timestamp: number;
+  payload: GroupInstrumentationPayloads[T];
+}
+
+type Listener<T extends GroupInstrumentationType> = (event: GroupInstrumentationEvent<T>) => void;
+
+export class GroupInstrumentation {
+  readonly #listeners = new Map<string, Set<(event: GroupInstrumentationEvent) => void>>();
+  readonly #counts = new Map<GroupInstrumentationType, number>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** Subscribes to one event type, or to every type with `"*"`. Returns the unsubscribe function. */
+  on<T extends GroupInstrumentationType>(type: T, listener: Listener<T>): () => void;
+  on(type: "*", listener: (event: GroupInstrumentationEvent) => void): () => void;
+  on(type: string, listener: (event: never) => void): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
+    const fn = listener as (event: GroupInstrumentationEvent) => void;
+    set.add(fn);
+    return () => void set.delete(fn);
+  }
+
+  emit<T extends GroupInstrumentationType>(type: T, payload: GroupInstrumentationPayloads[T]): void {
+    this.#counts.set(type, (this.#counts.get(type) ?? 0) + 1);
+    const event: GroupInstrumentationEvent<T> = { type, timestamp: this.#now(), payload };
+    for (const key of [type, "*"]) {
+      const set = this.#listeners.get(key);
+      if (!set) continue;
+      for (const listener of [...set]) {
+        try {
+          listener(event as GroupInstrumentationEvent);
+        } catch {
+          // An observer must never break the coordinator.
+        }
+      }
+    }
+  }
+
+  /** Events emitted so far, per type. */
+  counts(): Record<GroupInstrumentationType, number> {
+    const out = {} as Record<GroupInstrumentationType, number>;
+    for (const type of ["group.join", "group.leave", "group.rebalance", "group.commit", "presence.join", "presence.leave"] as const) {
+      out[type] = this.#counts.get(type) ?? 0;
+    }
+    return out;
+  }
+}
