@@ -1,0 +1,430 @@
+/**
+ * FileLogEngine: the embedded, single-node LogEngine.
+ *
+ * Layout under `dataDir`:
+ * ```
+ * topics/<topic>/topic.json                  config, createdAt, epoch (atomic writes)
+ * topics/<topic>/<partition>/<base>.log      record batches (see batch-codec.ts)
+ *                            <base>.index     sparse offset index (offset-index.ts)
+ *                            <base>.timeindex time index (time-index.ts)
+ * offsets.log                                committed group offsets (group-offsets.ts)
+ * trash/                                     deleted topics, removed in the background
+ * ```
+ *
+ * Durability: acks 0/1 resolve once the batch is in the page cache (write(2) returned);
+ * the `fsync` policy then decides when it reaches the device ("always": before acks=1
+ * resolves; `{intervalMs}`: by a timer; "never": by the OS, or flush/close). acks="all"
+ * always waits for an fdatasync, shared by every producer waiting at that moment (group
+ * commit). Recovery on open: see segment-recovery.ts. One process per data directory.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { TributaryError } from "../../errors.ts";
+import type {
+  AppendOptions,
+  AppendResult,
+  CommittedOffset,
+  LogEngine,
+  LogRecord,
+  PartitionInfo,
+  ReadOptions,
+  RecordInput,
+  Tail,
+  TailHandler,
+  TopicConfig,
+  TopicDescription,
+} from "../log-engine.ts";
+import { AppendNotifier, startTailLoop } from "../tail-loop.ts";
+import { GroupOffsetStore } from "./group-offsets.ts";
+import { PartitionLog, type PartitionOptions } from "./partition-log.ts";
+import {
+  fsyncDirSync,
+  newEpoch,
+  readTopicMetadata,
+  resolveTopicConfig,
+  validateTopicName,
+  writeTopicMetadata,
+  type TopicMetadata,
+} from "./topic-metadata.ts";
+
+export type FsyncPolicy = "always" | "never" | { intervalMs: number };
+
+export interface FileLogEngineOptions {
+  dataDir: string;
+  /** When acks 0/1 appends reach the device. Default `{ intervalMs: 1000 }`. */
+  fsync?: FsyncPolicy;
+  /** Roll the active segment past this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Roll the active segment this long after its first append. Default 7 days. */
+  segmentMs?: number;
+  /** Largest encoded batch accepted; larger → RECORD_TOO_LARGE. Default 8 MiB. */
+  maxBatchBytes?: number;
+  /** Bytes of log between two index entries. Default 4096. */
+  indexIntervalBytes?: number;
+  /** Period of the retention check. Default 5 minutes; 0 disables the timer. */
+  retentionCheckMs?: number;
+  /** Bytes of recent batches kept in memory per partition for tail readers. Default 4 MiB. */
+  cacheBytesPerPartition?: number;
+  /** Receives recovery warnings (truncations, dropped lines). Default console.warn. */
+  onWarning?: (message: string, context: Record<string, unknown>) => void;
+}
+
+interface TopicState {
+  meta: TopicMetadata;
+  dir: string;
+  partitions: PartitionLog[];
+}
+
+export interface FileLogEngineStats {
+  /** fdatasync rounds done by partition group commits since open. */
+  fsyncs: number;
+  appends: number;
+  records: number;
+}
+
+const TOPICS_DIR = "topics";
+const TRASH_DIR = "trash";
+const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
+
+function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new TributaryError("INVALID_CONFIG", `${name} must be an integer from 1 to ${max}, got ${String(value)}`, { option: name });
+  }
+  return value;
+}
+
+export class FileLogEngine implements LogEngine {
+  readonly kind = "file";
+  readonly dataDir: string;
+  readonly #fsync: FsyncPolicy;
+  readonly #partitionOptions: PartitionOptions;
+  readonly #warn: (message: string, context: Record<string, unknown>) => void;
+  readonly #topics = new Map<string, TopicState>();
+  readonly #notifier = new AppendNotifier();
+  #offsets!: GroupOffsetStore;
+  #admin: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #fsyncsOfDeleted = 0;
+  #appends = 0;
+  #records = 0;
+
+  private constructor(options: FileLogEngineOptions) {
+    if (!options || typeof options.dataDir !== "string" || options.dataDir === "") {
+      throw new TributaryError("INVALID_CONFIG", "dataDir is required", { option: "dataDir" });
+    }
+    this.dataDir = path.resolve(options.dataDir);
+    const fsync = options.fsync ?? { intervalMs: 1000 };
+    if (fsync !== "always" && fsync !== "never") positiveInt(fsync?.intervalMs, "fsync.intervalMs");
+    this.#fsync = fsync;
+    this.#partitionOptions = {
+      segmentBytes: positiveInt(options.segmentBytes ?? 64 << 20, "segmentBytes", MAX_SEGMENT_BYTES),
+      segmentMs: positiveInt(options.segmentMs ?? 7 * 24 * 3600 * 1000, "segmentMs"),
+      maxBatchBytes: positiveInt(options.maxBatchBytes ?? 8 << 20, "maxBatchBytes", MAX_SEGMENT_BYTES),
+      indexIntervalBytes: positiveInt(options.indexIntervalBytes ?? 4096, "indexIntervalBytes"),
+      cacheBytes: options.cacheBytesPerPartition ?? 4 << 20,
+    };
+    this.#warn = options.onWarning ?? ((message) => console.warn(`[tributary:file-log] ${message}`));
+  }
+
+  /** Opens (creating if needed) the data directory, loads every topic and recovers it. */
+  static async open(options: FileLogEngineOptions): Promise<FileLogEngine> {
+    const engine = new FileLogEngine(options);
+    engine.#load();
+    const retentionCheckMs = options.retentionCheckMs ?? 5 * 60_000;
+    if (retentionCheckMs > 0) {
+      engine.#timers.push(setInterval(() => void engine.enforceRetention().catch((err) => engine.#warn(`retention failed: ${(err as Error).message}`, {})), retentionCheckMs).unref());
+    }
+    const fsync = engine.#fsync;
+    if (typeof fsync === "object") engine.#timers.push(setInterval(() => engine.#syncDirtyPartitions(), fsync.intervalMs).unref());
+    return engine;
+  }
+
+  #load(): void {
+    const topicsDir = path.join(this.dataDir, TOPICS_DIR);
+    fs.mkdirSync(topicsDir, { recursive: true });
+    fs.rmSync(path.join(this.dataDir, TRASH_DIR), { recursive: true, force: true });
+    const now = Date.now();
+    for (const name of fs.readdirSync(topicsDir).sort()) {
+      const dir = path.join(topicsDir, name);
+      const meta = readTopicMetadata(dir);
+      if (!meta) {
+        // A topic whose creation did not finish (topic.json is written last).
+        fs.rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      const partitions: PartitionLog[] = [];
+      let epochChanged = false;
+      for (let p = 0; p < meta.config.partitions; p++) {
+        const { log, recovery } = PartitionLog.open(name, p, path.join(dir, String(p)), meta.partitionEpochs[p]!, this.#partitionOptions, now);
+        if (recovery) {
+          // History may have lost records whose offsets will be reused: new epoch.
+          const epoch = newEpoch();
+          meta.partitionEpochs[p] = epoch;
+          log.epoch = epoch;
+          epochChanged = true;
+          this.#warn(`recovered ${name}/${p}: truncated ${recovery.droppedBytes} bytes at position ${recovery.position} of segment ${recovery.segment} (${recovery.kind}: ${recovery.reason}); new epoch ${epoch}`, {
+            topic: name,
+            partition: p,
+            ...recovery,
+          });
+        }
+        partitions.push(log);
+      }
+      if (epochChanged) writeTopicMetadata(dir, meta);
+      this.#topics.set(name, { meta, dir, partitions });
+    }
+    this.#offsets = GroupOffsetStore.open(this.dataDir, (m) => this.#warn(m, {}));
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new TributaryError("UNAVAILABLE", "the file log engine is closed", { dataDir: this.dataDir });
+  }
+
+  #topic(name: string): TopicState {
+    this.#checkOpen();
+    const t = this.#topics.get(name);
+    if (!t) throw new TributaryError("UNKNOWN_TOPIC", `unknown topic ${JSON.stringify(name)}`, { topic: name });
+    return t;
+  }
+
+  #partition(topic: string, partition: number): PartitionLog {
+    const t = this.#topic(topic);
+    const log = Number.isInteger(partition) ? t.partitions[partition] : undefined;
+    if (!log) {
+      throw new TributaryError("UNKNOWN_PARTITION", `topic ${topic} has no partition ${String(partition)} (it has ${t.partitions.length})`, {
+        topic,
+        partition,
+        partitions: t.partitions.length,
+      });
+    }
+    return log;
+  }
+
+  /** Runs admin operations (create/delete) one at a time. */
+  #serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.#admin.then(fn, fn);
+    this.#admin = run.catch(() => undefined);
+    return run;
+  }
+
+  async createTopic(name: string, config: Partial<TopicConfig>): Promise<TopicDescription> {
+    this.#checkOpen();
+    validateTopicName(name);
+    const resolved = resolveTopicConfig(name, config);
+    return this.#serial(() => {
+      this.#checkOpen();
+      if (this.#topics.has(name)) throw new TributaryError("TOPIC_EXISTS", `topic ${name} already exists`, { topic: name });
+      const dir = path.join(this.dataDir, TOPICS_DIR, name);
+      fs.rmSync(dir, { recursive: true, force: true });
+      const epoch = newEpoch();
+      const now = Date.now();
+      try {
+        fs.mkdirSync(dir, { recursive: true });
+        const partitions: PartitionLog[] = [];
+        for (let p = 0; p < resolved.partitions; p++) {
+          partitions.push(PartitionLog.create(name, p, path.join(dir, String(p)), epoch, this.#partitionOptions, now));
+        }
+        const meta: TopicMetadata = {
+          version: 1,
+          name,
+          config: resolved,
+          createdAt: now,
+          epoch,
+          partitionEpochs: partitions.map(() => epoch),
+        };
+        for (const log of partitions) fsyncDirSync(log.dir);
+        writeTopicMetadata(dir, meta);
+        fsyncDirSync(path.dirname(dir));
+        this.#topics.set(name, { meta, dir, partitions });
+      } catch (err) {
+        if (err instanceof TributaryError) throw err;
+        throw new TributaryError("STORAGE_ERROR", `creating topic ${name} failed: ${(err as Error).message}`, { topic: name }, { cause: err });
+      }
+      return this.#describe(name);
+    });
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.#topic(name);
+    return this.#serial(async () => {
+      const t = this.#topic(name);
+      this.#topics.delete(name);
+      for (const log of t.partitions) {
+        this.#fsyncsOfDeleted += log.commit.syncs;
+        log.abandon();
+        this.#notifier.notify(name, log.partition); // tails read, get UNKNOWN_TOPIC, stop
+      }
+      const trash = path.join(this.dataDir, TRASH_DIR);
+      fs.mkdirSync(trash, { recursive: true });
+      const doomed = path.join(trash, `${name}-${t.meta.epoch}`);
+      fs.renameSync(t.dir, doomed);
+      fsyncDirSync(path.dirname(t.dir));
+      await this.#offsets.deleteTopic(name);
+      fs.rm(doomed, { recursive: true, force: true }, () => undefined);
+    });
+  }
+
+  async describeTopic(name: string): Promise<TopicDescription> {
+    return this.#describe(name);
+  }
+
+  #describe(name: string): TopicDescription {
+    const t = this.#topic(name);
+    return {
+      name,
+      ...t.meta.config,
+      createdAt: t.meta.createdAt,
+      partitionInfo: t.partitions.map((log) => this.#info(log)),
+    };
+  }
+
+  #info(log: PartitionLog): PartitionInfo {
+    return { partition: log.partition, earliestOffset: log.earliestOffset, endOffset: log.endOffset, epoch: log.epoch };
+  }
+
+  async listTopics(): Promise<string[]> {
+    this.#checkOpen();
+    return [...this.#topics.keys()].sort();
+  }
+
+  async append(topic: string, partition: number, records: RecordInput[], options?: AppendOptions): Promise<AppendResult> {
+    const log = this.#partition(topic, partition);
+    const acks = options?.acks ?? 1;
+    if (acks !== 0 && acks !== 1 && acks !== "all") {
+      throw new TributaryError("BAD_REQUEST", `acks must be 0, 1 or "all", got ${String(acks)}`, { topic, partition });
+    }
+    const result = log.append(records, Date.now());
+    this.#appends++;
+    this.#records += records.length;
+    this.#notifier.notify(topic, partition);
+    if (acks === "all") await log.commit.request();
+    else if (this.#fsync === "always") {
+      const synced = log.commit.request();
+      if (acks === 1) await synced;
+      else synced.catch(() => undefined); // the partition is marked failed
+    }
+    return result;
+  }
+
+  async read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]> {
+    const log = this.#partition(topic, partition);
+    const maxRecords = options?.maxRecords ?? 500;
+    const maxBytes = options?.maxBytes ?? Infinity;
+    if (!(maxRecords >= 1) || !(maxBytes >= 0)) {
+      throw new TributaryError("BAD_REQUEST", "maxRecords must be >= 1 and maxBytes >= 0", { topic, partition, maxRecords, maxBytes });
+    }
+    return log.read(offset, maxRecords, maxBytes);
+  }
+
+  async offsets(topic: string, partition: number): Promise<PartitionInfo> {
+    return this.#info(this.#partition(topic, partition));
+  }
+
+  async offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {
+    const log = this.#partition(topic, partition);
+    if (typeof timestamp !== "number" || Number.isNaN(timestamp)) {
+      throw new TributaryError("BAD_REQUEST", `timestamp must be a number, got ${String(timestamp)}`, { topic, partition });
+    }
+    return log.offsetForTimestamp(timestamp);
+  }
+
+  tail(topic: string, partition: number, fromOffset: number, handler: TailHandler): Tail {
+    const source = {
+      read: (t: string, p: number, offset: number, options?: ReadOptions) => this.read(t, p, offset, options),
+      epoch: async (t: string, p: number) => this.#partition(t, p).epoch,
+    };
+    return startTailLoop(source, this.#notifier, topic, partition, fromOffset, handler);
+  }
+
+  async commitOffset(group: string, topic: string, partition: number, offset: number, metadata = ""): Promise<void> {
+    this.#partition(topic, partition);
+    if (typeof group !== "string" || group === "") throw new TributaryError("BAD_REQUEST", "group must be a non-empty string", { group });
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new TributaryError("BAD_REQUEST", `committed offset must be a non-negative integer, got ${String(offset)}`, { group, topic, partition, offset });
+    }
+    if (typeof metadata !== "string") throw new TributaryError("BAD_REQUEST", "metadata must be a string", { group, topic, partition });
+    await this.#offsets.commit(group, topic, partition, offset, metadata, Date.now());
+  }
+
+  async fetchOffset(group: string, topic: string, partition: number): Promise<CommittedOffset | null> {
+    this.#partition(topic, partition);
+    return this.#offsets.fetch(group, topic, partition);
+  }
+
+  async fetchGroupOffsets(group: string): Promise<Map<string, Map<number, CommittedOffset>>> {
+    this.#checkOpen();
+    return this.#offsets.fetchGroup(group);
+  }
+
+  async listGroups(): Promise<string[]> {
+    this.#checkOpen();
+    return this.#offsets.listGroups();
+  }
+
+  /**
+   * Deletes expired segments of every topic now (the timer calls this too). Returns how many
+   * segments were deleted. Tails below the new earliest offset get OFFSET_OUT_OF_RANGE.
+   */
+  async enforceRetention(now = Date.now()): Promise<{ deletedSegments: number }> {
+    this.#checkOpen();
+    let deletedSegments = 0;
+    for (const t of this.#topics.values()) {
+      const { retentionMs, retentionBytes } = t.meta.config;
+      if (retentionMs === null && retentionBytes === null) continue;
+      for (const log of t.partitions) deletedSegments += log.enforceRetention(retentionMs, retentionBytes, now);
+    }
+    return { deletedSegments };
+  }
+
+  /** Counters for benchmarks and tests. */
+  stats(): FileLogEngineStats {
+    let fsyncs = this.#fsyncsOfDeleted;
+    for (const t of this.#topics.values()) for (const log of t.partitions) fsyncs += log.commit.syncs;
+    return { fsyncs, appends: this.#appends, records: this.#records };
+  }
+
+  /** Test hook: the segment base offsets of a partition, oldest first. */
+  segmentBaseOffsets(topic: string, partition: number): number[] {
+    return this.#partition(topic, partition).segmentBaseOffsets();
+  }
+
+  #syncDirtyPartitions(): void {
+    for (const t of this.#topics.values()) {
+      for (const log of t.partitions) {
+        if (log.hasUnsyncedData && !log.commit.busy) {
+          log.commit.request().catch((err) => this.#warn(`background sync of ${log.topic}/${log.partition} failed: ${(err as Error).message}`, {}));
+        }
+      }
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    await this.#flushAll();
+  }
+
+  async #flushAll(): Promise<void> {
+    const work: Promise<void>[] = [this.#offsets.flush()];
+    for (const t of this.#topics.values()) for (const log of t.partitions) work.push(log.flush());
+    await Promise.all(work);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      await this.#admin;
+      for (const timer of this.#timers) clearInterval(timer);
+      try {
+        await this.#flushAll();
+      } finally {
+        for (const t of this.#topics.values()) for (const log of t.partitions) log.close();
+        await this.#offsets.close().catch(() => undefined);
+        this.#notifier.notifyAll(); // tails wake, read, get UNAVAILABLE and stop
+      }
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * One partition of the file engine: its segments (oldest first, the last one active), the
+ * cache of recent batches, and its group commit.
+ *
+ * Appends are synchronous up to the write into the page cache, so each append is atomic
+ * and ordered by the event loop: no lock is needed, and a caller's appends get offsets in
+ * the order the caller issued them. Durability (fdatasync) is asynchronous and shared by
+ * every waiter of a round (`GroupCommit`).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { TributaryError } from "../../errors.ts";
+import type { AppendResult, LogRecord, RecordInput } from "../log-engine.ts";
+import { BatchCache } from "./batch-cache.ts";
+import { encodeBatch, measureBatch, type DecodeSink } from "./batch-codec.ts";
+import { GroupCommit } from "./group-commit.ts";
+import { openSealedSegment, recoverActiveSegment } from "./segment-recovery.ts";
+import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX } from "./segment.ts";
+
+export interface PartitionOptions {
+  segmentBytes: number;
+  segmentMs: number;
+  maxBatchBytes: number;
+  indexIntervalBytes: number;
+  cacheBytes: number;
+}
+
+export interface RecoveryReport {
+  position: number;
+  kind: "torn" | "corrupt";
+  reason: string;
+  droppedBytes: number;
+  segment: number;
+}
+
+const SEGMENT_NAME = /^(\d{20})\.(log|index|timeindex)$/;
+const MIN_CHUNK = 16 << 10;
+const MAX_CHUNK = 4 << 20;
+
+export class PartitionLog {
+  readonly topic: string;
+  readonly partition: number;
+  readonly dir: string;
+  epoch: string;
+  readonly #options: PartitionOptions;
+  readonly #segments: Segment[];
+  readonly #cache: BatchCache;
+  readonly #dirtySegments = new Set<Segment>();
+  #dirDirty = false;
+  /** Set after a failed fdatasync: the state of written data is unknown (fsyncgate). */
+  #failed: TributaryError | null = null;
+  readonly commit: GroupCommit;
+
+  private constructor(topic: string, partition: number, dir: string, epoch: string, segments: Segment[], options: PartitionOptions) {
+    this.topic = topic;
+    this.partition = partition;
+    this.dir = dir;
+    this.epoch = epoch;
+    this.#segments = segments;
+    this.#options = options;
+    this.#cache = new BatchCache(options.cacheBytes);
+    this.commit = new GroupCommit(() => this.#syncDirty());
+  }
+
+  /** Creates the directory and the first, empty segment. */
+  static create(topic: string, partition: number, dir: string, epoch: string, options: PartitionOptions, now: number): PartitionLog {
+    fs.mkdirSync(dir, { recursive: true });
+    const log = new PartitionLog(topic, partition, dir, epoch, [Segment.create(dir, 0, now)], options);
+    log.#dirDirty = true;
+    return log;
+  }
+
+  /** Opens an existing partition directory, recovering its active segment. */
+  static open(
+    topic: string,
+    partition: number,
+    dir: string,
+    epoch: string,
+    options: PartitionOptions,
+    now: number,
+  ): { log: PartitionLog; recovery: RecoveryReport | null } {
+    fs.mkdirSync(dir, { recursive: true });
+    const bases = new Set<number>();
+    const files = fs.readdirSync(dir);
+    for (const f of files) {
+      const m = SEGMENT_NAME.exec(f);
+      if (m && m[2] === "log") bases.add(Number(m[1]));
+      else if (f.endsWith(".tmp")) fs.rmSync(path.join(dir, f), { force: true });
+    }
+    for (const f of files) {
+      const m = SEGMENT_NAME.exec(f);
+      if (m && m[2] !== "log" && !bases.has(Number(m[1]))) fs.rmSync(path.join(dir, f), { force: true }); // orphan index
+    }
+    const sorted = [...bases].sort((a, b) => a - b);
+    if (sorted.length === 0) return { log: PartitionLog.create(topic, partition, dir, epoch, options, now), recovery: null };
+    const segments: Segment[] = [];
+    for (let i = 0; i < sorted.length - 1; i++) segments.push(openSealedSegment(dir, sorted[i]!, sorted[i + 1]!, options.indexIntervalBytes));
+    const last = sorted[sorted.length - 1]!;
+    const active = recoverActiveSegment(dir, last, options.indexIntervalBytes, now);
+    segments.push(active.segment);
+    const log = new PartitionLog(topic, partition, dir, epoch, segments, options);
+    return { log, recovery: active.truncated ? { ...active.truncated, segment: last } : null };
+  }
+
+  get earliestOffset(): number {
+    return this.#segments[0]!.baseOffset;
+  }
+
+  get endOffset(): number {
+    return this.#segments[this.#segments.length - 1]!.nextOffset;
+  }
+
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  /** Base offsets of the segments, oldest first (for tests and tools). */
+  segmentBaseOffsets(): number[] {
+    return this.#segments.map((s) => s.baseOffset);
+  }
+
+  get sizeBytes(): number {
+    let total = 0;
+    for (const s of this.#segments) total += s.size;
+    return total;
+  }
+
+  get hasUnsyncedData(): boolean {
+    return this.#dirtySegments.size > 0 || this.#dirDirty;
+  }
+
+  #context(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return { topic: this.topic, partition: this.partition, ...extra };
+  }
+
+  /** Encodes and writes one batch (synchronously). Durability is the caller's business. */
+  append(records: readonly RecordInput[], now: number): AppendResult {
+    if (this.#failed) throw this.#failed;
+    if (!Array.isArray(records) || records.length === 0) {
+      throw new TributaryError("BAD_REQUEST", "append needs a non-empty array of records", this.#context());
+    }
+    const measure = measureBatch(records, now);
+    if (measure.size > this.#options.maxBatchBytes) {
+      throw new TributaryError("RECORD_TOO_LARGE", `batch of ${measure.size} bytes exceeds maxBatchBytes ${this.#options.maxBatchBytes}`, this.#context({ size: measure.size, max: this.#options.maxBatchBytes }));
+    }
+    let active = this.#segments[this.#segments.length - 1]!;
+    if (active.size > 0 && (active.size + measure.size > this.#options.segmentBytes || now - active.createdAt >= this.#options.segmentMs)) {
+      active = this.#roll(now);
+    }
+    if (active.size === 0) active.createdAt = now;
+    const baseOffset = active.nextOffset;
+    const buf = encodeBatch(records, now, baseOffset, measure);
+    active.append(buf, records.length, measure.maxTimestamp, this.#options.indexIntervalBytes);
+    this.#dirtySegments.add(active);
+    this.#cache.add(buf, { size: buf.length, baseOffset, recordCount: records.length, firstTimestamp: measure.firstTimestamp, maxTimestamp: measure.maxTimestamp });
+    return { baseOffset, timestamp: measure.maxTimestamp };
+  }
+
+  #roll(now: number): Segment {
+    const old = this.#segments[this.#segments.length - 1]!;
+    old.seal();
+    const next = Segment.create(this.dir, old.nextOffset, now);
+    this.#segments.push(next);
+    this.#dirDirty = true;
+    return next;
+  }
+
+  read(offset: number, maxRecords: number, maxBytes: number): LogRecord[] {
+    const earliest = this.earliestOffset;
+    const end = this.endOffset;
+    if (!Number.isSafeInteger(offset) || offset < earliest || offset > end) {
+      throw new TributaryError("OFFSET_OUT_OF_RANGE", `offset ${offset} is outside [${earliest}, ${end}] of ${this.topic}/${this.partition}`, this.#context({ offset, earliest, end }));
+    }
+    if (offset === end) return [];
+    const sink: DecodeSink = { records: [], maxRecords, maxBytes, bytes: 0 };
+    if (offset >= this.#cache.firstOffset) {
+      this.#cache.read(offset, sink);
+      return sink.records;
+    }
+    let i = this.#findSegment(offset);
+    let from = offset;
+    const active = this.#segments[this.#segments.length - 1]!;
+    const avgRecord = active.recordCount > 0 ? active.size / active.recordCount : 256;
+    const chunk = Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, maxBytes, maxRecords * avgRecord * 1.25 + this.#options.indexIntervalBytes));
+    for (; i < this.#segments.length; i++) {
+      const seg = this.#segments[i]!;
+      const ctx = this.#context({ offset: from });
+      const position = seg.offsetIndex.lookup(from - seg.baseOffset);
+      const reached = seg.readRecords(position, from, sink, chunk, ctx);
+      if (reached === null) break; // the sink is full
+      // Reached the end of this segment: the next offset must be the next segment's base.
+      const next = i + 1 < this.#segments.length ? this.#segments[i + 1]!.baseOffset : end;
+      const got = reached < 0 ? from : reached;
+      if (got < next) {
+        throw new TributaryError("CORRUPT_RECORD", `records ${got}..${next - 1} of ${this.topic}/${this.partition} are missing from segment ${seg.baseOffset}`, this.#context({ offset: got, segment: seg.baseOffset }));
+      }
+      from = next;
+    }
+    return sink.records;
+  }
+
+  /** Index of the segment holding `offset` (earliest <= offset < end). */
+  #findSegment(offset: number): number {
+    let lo = 0;
+    let hi = this.#segments.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#segments[mid]!.baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  offsetForTimestamp(timestamp: number): number {
+    for (const seg of this.#segments) {
+      if (!(seg.maxTimestamp >= timestamp)) continue;
+      const rel = seg.timeIndex.scanStart(timestamp);
+      const position = seg.offsetIndex.lookup(rel);
+      const found = seg.findTimestamp(position, timestamp, 256 << 10, this.#context({ timestamp }));
+      if (found !== null) return found;
+    }
+    return this.endOffset;
+  }
+
+  /**
+   * Deletes whole segments from the oldest on, never the active one, while the oldest is
+   * expired by time (its max timestamp older than now - retentionMs) or the partition is
+   * larger than retentionBytes. Returns the number of segments deleted.
+   */
+  enforceRetention(retentionMs: number | null, retentionBytes: number | null, now: number): number {
+    let deleted = 0;
+    let total = this.sizeBytes;
+    while (this.#segments.length > 1) {
+      const oldest = this.#segments[0]!;
+      const expired = retentionMs !== null && oldest.maxTimestamp < now - retentionMs;
+      const over = retentionBytes !== null && total > retentionBytes;
+      if (!expired && !over) break;
+      this.#segments.shift();
+      this.#dirtySegments.delete(oldest);
+      oldest.delete();
+      total -= oldest.size;
+      deleted++;
+    }
+    return deleted;
+  }
+
+  async #syncDirty(): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const s of this.#dirtySegments) work.push(s.sync());
+    this.#dirtySegments.clear();
+    if (this.#dirDirty) {
+      this.#dirDirty = false;
+      work.push(fsyncDir(this.dir));
+    }
+    try {
+      await Promise.all(work);
+    } catch (err) {
+      this.#failed = new TributaryError("STORAGE_ERROR", `partition ${this.topic}/${this.partition} failed to sync; restart to recover`, this.#context(), { cause: err });
+      throw err;
+    }
+  }
+
+  /** Syncs whatever is unsynced (resolves at once when nothing is). */
+  flush(): Promise<void> {
+    return this.hasUnsyncedData || this.commit.busy ? this.commit.request() : Promise.resolve();
+  }
+
+  /** Writes the indexes and closes every file (after `flush`). */
+  close(): void {
+    const active = this.#segments[this.#segments.length - 1]!;
+    try {
+      active.writeIndexes();
+    } catch {
+      // derived data, rebuilt on open
+    }
+    for (const s of this.#segments) s.close();
+    this.#cache.clear();
+  }
+
+  /** Closes the files without writing anything (the topic is being deleted). */
+  abandon(): void {
+    for (const s of this.#segments) s.close();
+    this.#cache.clear();
+  }
+}
+
+function fsyncDir(dir: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    fs.open(dir, "r", (err, fd) => {
+      if (err) return reject(new TributaryError("STORAGE_ERROR", `open ${dir} failed: ${err.message}`, {}, { cause: err }));
+      fs.fsync(fd, (err2) => {
+        fs.close(fd, () => (err2 ? reject(new TributaryError("STORAGE_ERROR", `fsync ${dir} failed: ${err2.message}`, {}, { cause: err2 })) : resolve()));
+      });
+    });
+  });
+}
+
+export { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX };
