@@ -1,0 +1,54 @@
+/**
+ * A TCP proxy in front of a node, so a test can cut every connection abruptly (RST, no
+ * WebSocket close frame) the way a network failure does, mid-stream, without the server's
+ * cooperation. `sever()` drops current connections; new ones go through again.
+ */
+import net from "node:net";
+
+export interface TcpProxy {
+  port: number;
+  url: string;
+  /** Connections currently open through the proxy. */
+  readonly connections: number;
+  /** Resets every open connection (both sides). */
+  sever(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, targetHost);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    get connections() {
+      return pairs.size;
+    },
+    sever() {
+      for (const { client, upstream } of [...pairs]) {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+    async close() {
+      this.sever();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

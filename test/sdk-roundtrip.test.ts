@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, State, type Message, type TributaryClient } from "@tributary/client";
+import { startSdkTestNode, type SdkTestNode } from "./helpers/sdk-node.ts";
+
+let server: SdkTestNode;
+const clients: TributaryClient[] = [];
+const client = (options: Parameters<typeof connect>[1] = {}) => {
+  const c = connect(server.url, { minReconnectDelay: 20, maxReconnectDelay: 200, ...options });
+  clients.push(c);
+  return c;
+};
+
+beforeAll(async () => {
+  server = await startSdkTestNode({ topics: { defaultPartitions: 3 } });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await server?.close();
+});
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("SDK against a real node", () => {
+  it("round-trips a CBOR value with key and headers from publish to a live subscriber", async () => {
+    const c = client();
+    const got: Message[] = [];
+    const sub = c.subscribe("roundtrip", (m) => void got.push(m));
+    await new Promise<void>((resolve) => sub.once("subscribed", () => resolve()));
+    expect(c.state).toBe(State.Connected);
+    const result = await c.publish("roundtrip", { temp: 21.5, tags: ["a"], raw: new Uint8Array([1, 2]) }, { key: "d42", headers: { h: "v" } });
+    expect(result.offset).toBe(0);
+    await until(() => got.length === 1);
+    const m = got[0]!;
+    expect(m.topic).toBe("roundtrip");
+    expect(m.partition).toBe(result.partition);
+    expect(m.offset).toBe(0);
+    expect(m.key).toBe("d42");
+    expect(new TextDecoder().decode(m.headers.h)).toBe("v");
+    expect((m.value as { temp: number }).temp).toBe(21.5);
+    expect(Array.from((m.value as { raw: Uint8Array }).raw)).toEqual([1, 2]);
+    expect(sub.position()[m.partition]).toEqual({ offset: 1, epoch: expect.any(String) });
+  });
+
+  it("works over the JSON subprotocol with the JSON and raw codecs", async () => {
+    const c = client({ format: "json", codec: "json" });
+    const sub = c.subscribe("json-topic", { from: "earliest" });
+    await c.publish("json-topic", { hello: "wörld" });
+    await c.publish("json-topic", new Uint8Array([0, 255]), {});
+    const it = sub[Symbol.asyncIterator]();
+    expect((await it.next()).value?.value).toEqual({ hello: "wörld" });
+    const raw = client({ codec: "raw" });
+    const rawSub = raw.subscribe("json-topic", { from: "earliest" });
+    const rawIt = rawSub[Symbol.asyncIterator]();
+    expect(new TextDecoder().decode((await rawIt.next()).value!.value as Uint8Array)).toBe('{"hello":"wörld"}');
+    await sub.unsubscribe();
+    await rawSub.unsubscribe();
+  });
+
+  it("starts from earliest, an offsets position, or a timestamp", async () => {
+    const c = client();
+    for (let i = 0; i < 10; i++) await c.publish("positions", i, { partition: 0 });
+    const collect = async (from: Parameters<TributaryClient["subscribe"]>[2] extends infer O ? O : never, n: number) => {
+      const sub = c.subscribe("positions", from);
+      const out: number[] = [];
+      for await (const m of sub) {
+        if (m.partition !== 0) continue;
+        out.push(m.value as number);
+        if (out.length === n) break;
+      }
+      return out;
+    };
+    expect(await collect({ from: "earliest" }, 10)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(await collect({ from: { offsets: { 0: 7 } } }, 3)).toEqual([7, 8, 9]);
+    const t = Date.now() + 1;
+    await new Promise((r) => setTimeout(r, 5));
+    await c.publish("positions", 10, { partition: 0 });
+    expect(await collect({ from: { timestamp: t } }, 1)).toEqual([10]);
+  });
+
+  it("delivers a filter subscription only the keys that match", async () => {
+    const c = client();
+    const got: string[] = [];
+    const sub = c.subscribe("sensor-data/+/temp", (m) => void got.push(m.key!), { from: "earliest" });
+    await new Promise<void>((resolve) => sub.once("subscribed", () => resolve()));
+    await c.publish("sensor-data", 1, { key: "sensor-data/d1/temp" });
+    await c.publish("sensor-data", 2, { key: "sensor-data/d1/humidity" });
+    await c.publish("sensor-data", 3, { key: "sensor-data/d2/temp" });
+    await until(() => got.length === 2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got.sort()).toEqual(["sensor-data/d1/temp", "sensor-data/d2/temp"]);
+  });
+
+  it("keeps per-partition order under concurrent publishers", async () => {
+    const publishers = [client(), client(), client()];
+    const reader = client();
+    const perPartition = new Map<number, { offsets: number[]; values: Map<string, number[]> }>();
+    let count = 0;
+    const sub = reader.subscribe("ordering", (m) => {
+      count++;
+      let p = perPartition.get(m.partition);
+      if (!p) perPartition.set(m.partition, (p = { offsets: [], values: new Map() }));
+      p.offsets.push(m.offset);
+      const { who, n } = m.value as { who: string; n: number };
+      const list = p.values.get(who) ?? [];
+      list.push(n);
+      p.values.set(who, list);
+    }, { from: "earliest" });
+    await new Promise<void>((resolve) => sub.once("subscribed", () => resolve()));
+    const N = 500;
+    await Promise.all(
+      publishers.map((pub, i) =>
+        Promise.all(Array.from({ length: N }, (_, n) => pub.publish("ordering", { who: `p${i}`, n }, { key: `p${i}` }))),
+      ),
+    );
+    await until(() => count === 3 * N);
+    for (const { offsets, values } of perPartition.values()) {
+      expect(offsets).toEqual(offsets.map((_, i) => offsets[0]! + i)); // contiguous, increasing
+      for (const list of values.values()) expect(list).toEqual(list.map((_, i) => list[0]! + i)); // each publisher in order
+    }
+    const total = [...perPartition.values()].reduce((n, p) => n + [...p.values.values()].reduce((a, l) => a + l.length, 0), 0);
+    expect(total).toBe(3 * N);
+  });
+});
