@@ -384,7 +384,9 @@ export function decodeRecordsInto(buf: Uint8Array, pos: number, header: BatchHea
         const valLen = readVarintChecked(buf, p, end);
         p = valLen.next;
         if (p + valLen.value > end) throw corrupt("header value past end of batch");
-        headers[name] = new Uint8Array(ab, abOffset + p, valLen.value);
+        const hv = new Uint8Array(ab, abOffset + p, valLen.value);
+        if (name === "__proto__") Object.defineProperty(headers, name, { value: hv, enumerable: true, writable: true, configurable: true });
+        else headers[name] = hv;
         p += valLen.value;
         recordBytes += nameLen.value + valLen.value;
       }
