@@ -83,3 +83,12 @@ export async function startSdkTestNode(options: SdkTestNodeOptions = {}): Promis
   };
   return handle;
 }
+
+/** Polls `check` every 10 ms until true; throws after `timeoutMs` naming `what`. */
+export async function until(check: () => boolean, what = "condition", timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

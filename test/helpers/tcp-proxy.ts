@@ -12,17 +12,29 @@ export interface TcpProxy {
   readonly connections: number;
   /** Resets every open connection (both sides). */
   sever(): void;
+  /** While true, bytes from the server are swallowed (acks "lost" on the way back). */
+  dropDownstream: boolean;
+  /** While true, new connections are reset at once (the node looks unreachable). */
+  refuse: boolean;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  const state = { dropDownstream: false, refuse: false };
   const server = net.createServer((client) => {
+    if (state.refuse) {
+      client.on("error", () => {});
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = net.connect(targetPort, targetHost);
     const pair = { client, upstream };
     pairs.add(pair);
     client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.on("data", (chunk) => {
+      if (!state.dropDownstream) client.write(chunk);
+    });
     const drop = () => {
       pairs.delete(pair);
       client.destroy();
@@ -38,6 +50,18 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     url: `ws://127.0.0.1:${port}`,
     get connections() {
       return pairs.size;
+    },
+    get dropDownstream() {
+      return state.dropDownstream;
+    },
+    set dropDownstream(value: boolean) {
+      state.dropDownstream = value;
+    },
+    get refuse() {
+      return state.refuse;
+    },
+    set refuse(value: boolean) {
+      state.refuse = value;
     },
     sever() {
       for (const { client, upstream } of [...pairs]) {
