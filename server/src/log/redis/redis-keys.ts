@@ -1,0 +1,45 @@
+/**
+ * Key layout of the Redis engine (private to it). Every key of one partition shares the hash
+ * tag `{<prefix>:<topic>:<partition>}`, so a Lua script touching them is cluster-safe and
+ * Redis Cluster spreads partitions over shards.
+ *
+ *   <prefix>:topics                                 set of topic names
+ *   <prefix>:groups                                 set of group ids with committed offsets
+ *   {<prefix>:topic:<topic>}                        hash: topic config
+ *   {<prefix>:<topic>:<partition>}:log              stream: records, ID = <offset>-<batch token>
+ *   {<prefix>:<topic>:<partition>}:meta             hash: epoch, end, earliest, tok, bytes, maxts
+ *   {<prefix>:<topic>:<partition>}:notify           shard channel: new end offset after appends
+ *   {<prefix>:group:<group>}:offsets                hash: "<topic>:<partition>" -> committed
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  topics(): string {
+    return `${this.prefix}:topics`;
+  }
+  groups(): string {
+    return `${this.prefix}:groups`;
+  }
+  topic(topic: string): string {
+    return `{${this.prefix}:topic:${topic}}`;
+  }
+  partitionTag(topic: string, partition: number): string {
+    return `{${this.prefix}:${topic}:${partition}}`;
+  }
+  log(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:log`;
+  }
+  meta(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:meta`;
+  }
+  notifyChannel(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:notify`;
+  }
+  groupOffsets(group: string): string {
+    return `{${this.prefix}:group:${group}}:offsets`;
+  }
+  /** Field of a committed offset inside the group hash (topic names never contain ':'). */
+  offsetField(topic: string, partition: number): string {
+    return `${topic}:${partition}`;
+  }
+}
