@@ -1,0 +1,74 @@
+/**
+ * `tributary start`: loads and validates the configuration (flags > env > file >
+ * defaults, see docs/configuration.md), starts a node, prints exactly one stdout line
+ *
+ *   tributary listening http=<host>:<port> mqtt=<host>:<port>     (mqtt=off when disabled)
+ *
+ * once it accepts traffic, and on SIGTERM/SIGINT shuts down cleanly (gateways closed,
+ * log flushed and fsynced) and exits 0. Invalid config → exit 2; failure to start or to
+ * shut down → exit 1. A second signal during shutdown exits 1 at once.
+ */
+import { Option, type Command } from "commander";
+import { CONFIG_FIELDS } from "../config/config-schema.ts";
+import { loadConfig } from "../config/load-config.ts";
+import { startNode } from "../node.ts";
+import { EXIT } from "./exit-codes.ts";
+
+/** Longest a clean shutdown may take before the process gives up with exit 1. */
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
+export function registerStartCommand(program: Command): void {
+  const command = program
+    .command("start")
+    .description("Run a Tributary node (HTTP + WebSocket + MQTT) until SIGTERM/SIGINT.")
+    .option("--config <file>", "JSON config file (env TRIBUTARY_CONFIG)");
+  const pathOfAttribute = new Map<string, string>();
+  for (const field of CONFIG_FIELDS) {
+    const option = new Option(`${field.flag} <value>`, `${field.doc} [${field.path}, env ${field.env}]`);
+    pathOfAttribute.set(option.attributeName(), field.path);
+    command.addOption(option);
+  }
+  command.addHelpText("after", "\nValues: durations like 250ms/30s/5m/12h/7d, sizes like 64KiB/16MiB, booleans true/false.\nEvery option, env var and default: docs/configuration.md");
+
+  command.action(async (options: Record<string, string | undefined>) => {
+    const flags: Record<string, string | undefined> = {};
+    for (const [attribute, path] of pathOfAttribute) flags[path] = options[attribute];
+    const { config, warnings } = loadConfig({ configFile: options.config, env: process.env, flags });
+    for (const warning of warnings) process.stderr.write(`tributary: warning: ${warning}\n`);
+
+    const node = await startNode(config);
+    const mqtt = node.mqttPort > 0 ? `${config.host}:${node.mqttPort}` : "off";
+    process.stdout.write(`tributary listening http=${config.host}:${node.httpPort} mqtt=${mqtt}\n`);
+
+    const code = await new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          process.stderr.write(`tributary: ${signal} again during shutdown, exiting now\n`);
+          resolve(EXIT.FAILURE);
+          return;
+        }
+        stopping = true;
+        const timer = setTimeout(() => {
+          process.stderr.write(`tributary: shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS} ms\n`);
+          resolve(EXIT.FAILURE);
+        }, SHUTDOWN_TIMEOUT_MS);
+        node.close().then(
+          () => {
+            clearTimeout(timer);
+            resolve(EXIT.OK);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            const message = err instanceof Error ? err.message : String(err);
+            process.stderr.write(`tributary: shutdown failed: ${message}\n`);
+            resolve(EXIT.FAILURE);
+          },
+        );
+      };
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    });
+    process.exitCode = code;
+  });
+}
