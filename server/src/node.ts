@@ -16,6 +16,7 @@ import { Broker } from "./broker/broker.ts";
 import type { TributaryConfig } from "./config/config.ts";
 import { TributaryError, toTributaryError } from "./errors.ts";
 import type { Gateway, GatewayContext } from "./gateway/gateway-context.ts";
+import { attachConsole } from "./gateway/http/console.ts";
 import { attachHttpApi } from "./gateway/http/http-api.ts";
 import { attachMetricsRoute } from "./gateway/http/metrics-route.ts";
 import { attachWsGateway } from "./gateway/ws/ws-gateway.ts";
@@ -106,7 +107,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
 
     // --- Web console (server/src/gateway/http/console.ts) ------------------------------
     // attachConsole(app: uWS.TemplatedApp, ctx: GatewayContext): void
-    // attachConsole(app, ctx);
+    attachConsole(app, ctx);
 
     // Last: every request no route above matched gets 404 NOT_FOUND.
     httpApi.mountNotFound();
