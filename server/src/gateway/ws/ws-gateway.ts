@@ -27,6 +27,8 @@ export interface WsGateway extends Gateway {
   readonly feedCount: number;
   /** Drops every connection without a close frame, as a network failure would. */
   terminateAll(): void;
+  /** Drops the connection of `sessionId` (from `welcome`) without a close frame; false if unknown. */
+  terminate(sessionId: string): boolean;
 }
 
 const SUBPROTOCOLS: Record<string, WireFormat> = { [SUBPROTOCOL_CBOR]: "cbor", [SUBPROTOCOL_JSON]: "json" };
@@ -152,6 +154,15 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     },
     terminateAll() {
       for (const conn of [...connections]) conn.terminate();
+    },
+    terminate(sessionId) {
+      for (const conn of connections) {
+        if (conn.sessionId === sessionId) {
+          conn.terminate();
+          return true;
+        }
+      }
+      return false;
     },
     async close() {
       closing = true;
