@@ -82,6 +82,8 @@ export class HttpRouter {
   /** In-flight requests: aborting them ends long-polls on shutdown. */
   readonly #inFlight = new Set<AbortController>();
   readonly #idle: Array<() => void> = [];
+  /** Set by drain(): later requests get 503 UNAVAILABLE and their connection closed. */
+  #closing = false;
 
   constructor(app: uWS.TemplatedApp, options: HttpRouterOptions) {
     this.#app = app;
@@ -113,6 +115,7 @@ export class HttpRouter {
 
   /** Aborts in-flight requests (long-polls end early) and resolves once none is left, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
+    this.#closing = true;
     for (const controller of this.#inFlight) controller.abort();
     if (this.#inFlight.size === 0) return;
     await new Promise<void>((resolve) => {
@@ -181,6 +184,11 @@ export class HttpRouter {
     };
     const run = (body: Uint8Array) => {
       if (finished) return;
+      if (this.#closing) {
+        // Keep-alive connections outlive the listen socket: tell the client to reconnect (to the next node).
+        fail(new TributaryError("UNAVAILABLE", "the node is shutting down"), true);
+        return;
+      }
       const request: ApiRequest = { method, path, params, query, contentType, accept, body, signal: controller.signal };
       try {
         Promise.resolve(handler(request)).then(respond, fail);
