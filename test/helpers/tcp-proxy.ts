@@ -45,7 +45,7 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
-  return {
+  const proxy: TcpProxy = {
     port,
     url: `ws://127.0.0.1:${port}`,
     get connections() {
@@ -71,8 +71,9 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
       pairs.clear();
     },
     async close() {
-      this.sever();
+      proxy.sever();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return proxy;
 }
