@@ -20,6 +20,7 @@ import { attachConsole } from "./gateway/http/console.ts";
 import { attachHttpApi } from "./gateway/http/http-api.ts";
 import { attachMetricsRoute } from "./gateway/http/metrics-route.ts";
 import { attachWsGateway } from "./gateway/ws/ws-gateway.ts";
+import { startMqttGateway } from "./gateway/mqtt/mqtt-gateway.ts";
 import type { LogEngine } from "./log/log-engine.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Metrics } from "./metrics/metrics.ts";
@@ -103,7 +104,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     // --- MQTT gateway: TCP listener + MQTT over WebSocket at /mqtt (server/src/gateway/mqtt/)
     // startMqttGateway(app: uWS.TemplatedApp, ctx: GatewayContext): Promise<Gateway & { port: number }>
     // Mount only when config.mqtt.enabled; set mqttPort from the result:
-    // if (config.mqtt.enabled) { const mqtt = await startMqttGateway(app, ctx); gateways.push({ name: "mqtt", gateway: mqtt }); mqttPort = mqtt.port; }
+    if (config.mqtt.enabled) { const mqtt = await startMqttGateway(app, ctx); gateways.push({ name: "mqtt", gateway: mqtt }); mqttPort = mqtt.port; }
 
     // --- Web console (server/src/gateway/http/console.ts) ------------------------------
     // attachConsole(app: uWS.TemplatedApp, ctx: GatewayContext): void

@@ -1,0 +1,288 @@
+import mqtt, { type IPublishPacket, type Packet } from "mqtt-packet";
+import { isTributaryError } from "../../errors.ts";
+import { dispatch } from "./dispatcher.ts";
+import { IngressPipeline } from "./ingress.ts";
+import type { MqttCore } from "./mqtt-core.ts";
+import { MqttProtocolError } from "./mqtt-error.ts";
+import { RC } from "./reason-codes.ts";
+import type { OutgoingMessage, QoS } from "./record-mapping.ts";
+import type { Session, SessionConnection } from "./session/session.ts";
+import type { WillMessage } from "./session/session-manager.ts";
+import type { MqttTransport } from "./transport.ts";
+
+/** Topic Alias Maximum the gateway grants clients (MQTT 5). */
+export const TOPIC_ALIAS_MAXIMUM = 64;
+
+const PARSE_ERRORS_PROTOCOL = /Invalid protocolId|Invalid protocol version/;
+
+/**
+ * One MQTT network connection (TCP or WebSocket): parses bytes with mqtt-packet, checks
+ * the packet size before buffering a payload, hands packets to the dispatcher one at a
+ * time (a handler that returns a promise holds back the next packets, so SUBSCRIBE then
+ * PUBLISH keeps its meaning), and writes packets back. Any protocol violation closes this
+ * connection only (DISCONNECT with a reason code first for MQTT 5).
+ */
+export class MqttConnection implements SessionConnection {
+  readonly core: MqttCore;
+  readonly transport: MqttTransport;
+  readonly parser: ReturnType<typeof mqtt.parser>;
+  readonly pipeline: IngressPipeline;
+  readonly connectedAt = Date.now();
+  version = 4;
+  connected = false;
+  closed = false;
+  clientId = "";
+  clientIdBytes: Uint8Array | null = null;
+  session: Session | null = null;
+  keepAliveMs = 0;
+  lastSeen = Date.now();
+  will: WillMessage | null = null;
+  /** Session expiry interval negotiated at CONNECT (may be changed by DISCONNECT). */
+  sessionExpiry = 0;
+  /** The client's Receive Maximum: QoS > 0 messages we may have in flight towards it. */
+  sendQuota = 65535;
+  /** The client's Maximum Packet Size. */
+  maxPacketOut = Number.POSITIVE_INFINITY;
+  topicAliasMaxOut = 0;
+  readonly aliasesIn = new Map<number, string>();
+  readonly aliasesOut = new Map<string, number>();
+  /** QoS 1/2 PUBLISH received and not yet completed (PUBACK / PUBCOMP not sent). */
+  inflightIn = 0;
+  /** DISCONNECT received (no will unless reason 0x04). */
+  gracefulDisconnect = false;
+  #queue: Packet[] = [];
+  #busy = false;
+  #readingPaused = false;
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(core: MqttCore, transport: MqttTransport) {
+    this.core = core;
+    this.transport = transport;
+    this.parser = mqtt.parser({ protocolVersion: 4 });
+    this.parser.on("packet", (packet: Packet) => this.#onPacket(packet));
+    this.parser.on("error", (err: Error) => this.#onParseError(err));
+    this.pipeline = new IngressPipeline(
+      core.broker,
+      (logTopic) => core.directory.note(logTopic),
+      () => this.#maybeResumeReading(),
+    );
+    transport.onDrain = () => {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const fn of waiters) fn();
+    };
+  }
+
+  // ---- input --------------------------------------------------------------------------
+
+  onData(data: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.parser.parse(data);
+    } catch (err) {
+      this.#onParseError(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    if (this.closed) return;
+    // A packet whose header announced more than we accept: refuse before buffering it.
+    const length = (this.parser as unknown as { packet: { length: number } }).packet.length;
+    if (length > 0 && 1 + varIntSize(length) + length > this.core.maxPacketBytes) {
+      this.fail(new MqttProtocolError(RC.PACKET_TOO_LARGE, `packet of ${length} bytes exceeds the maximum packet size ${this.core.maxPacketBytes}`));
+    }
+  }
+
+  #onParseError(err: Error): void {
+    if (this.closed) return;
+    if (!this.connected && PARSE_ERRORS_PROTOCOL.test(err.message)) {
+      // MQTT 3.1.1 §3.1.2.2: unacceptable protocol level → CONNACK 0x01, then close.
+      if (/version/.test(err.message)) this.transport.write(mqtt.generate({ cmd: "connack", returnCode: 1, sessionPresent: false }, { protocolVersion: 4 }));
+      this.close("bad-protocol");
+      return;
+    }
+    this.fail(new MqttProtocolError(RC.MALFORMED_PACKET, `malformed packet: ${err.message}`));
+  }
+
+  #onPacket(packet: Packet): void {
+    if (this.closed) return;
+    this.lastSeen = Date.now();
+    if (packet.cmd === "connect" && !this.connected && !this.#busy) {
+      // Later packets in this very buffer must be parsed with the client's version.
+      (this.parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion = packet.protocolVersion ?? 4;
+    }
+    if (this.#busy) {
+      this.#queue.push(packet);
+      if (this.#queue.length > 1000) this.#pauseReading();
+      return;
+    }
+    this.#run(packet);
+  }
+
+  #run(packet: Packet): void {
+    let result: void | Promise<void>;
+    try {
+      result = dispatch(this, packet);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (result) {
+      this.#busy = true;
+      result.then(
+        () => this.#next(),
+        (err: unknown) => this.fail(err),
+      );
+    }
+  }
+
+  #next(): void {
+    this.#busy = false;
+    while (!this.closed && !this.#busy && this.#queue.length > 0) this.#run(this.#queue.shift()!);
+    this.#maybeResumeReading();
+  }
+
+  /** Too many publishes waiting for the log: stop reading from this client for a while. */
+  checkIngressBackpressure(): void {
+    if (this.pipeline.pending > this.core.maxPendingPublishes) this.#pauseReading();
+  }
+
+  #pauseReading(): void {
+    if (this.#readingPaused) return;
+    this.#readingPaused = true;
+    this.transport.pauseReading();
+  }
+
+  #maybeResumeReading(): void {
+    if (this.#readingPaused && this.#queue.length < 100 && this.pipeline.pending <= this.core.maxPendingPublishes / 2) {
+      this.#readingPaused = false;
+      this.transport.resumeReading();
+    }
+  }
+
+  // ---- output -------------------------------------------------------------------------
+
+  send(packet: Packet): void {
+    if (this.closed && packet.cmd !== "disconnect") return;
+    this.transport.write(mqtt.generate(packet, { protocolVersion: this.version }));
+  }
+
+  sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {
+    if (this.closed) return true;
+    const v5 = this.version === 5;
+    let expiry: number | undefined;
+    if (v5 && msg.expiresAt !== null) expiry = Math.max(1, Math.ceil((msg.expiresAt - Date.now()) / 1000));
+    const alias = v5 && this.topicAliasMaxOut > 0;
+    if (!v5 || (expiry === undefined && subIds === undefined && !alias)) {
+      // Shared encoding: one buffer per (version, qos, retain, dup) per message; packet id patched.
+      const variant = (this.version << 4) | (qos << 2) | (retain ? 2 : 0) | (dup ? 1 : 0);
+      let buf = msg.encoded.get(variant);
+      if (!buf) {
+        buf = mqtt.generate(
+          { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
+          { protocolVersion: this.version },
+        );
+        msg.encoded.set(variant, buf);
+      }
+      if (buf.length > this.maxPacketOut) return false;
+      if (qos > 0) {
+        const out = Buffer.allocUnsafe(buf.length);
+        buf.copy(out);
+        let i = 1;
+        while (out[i]! & 0x80) i++;
+        const at = i + 1 + 2 + out.readUInt16BE(i + 1);
+        out.writeUInt16BE(packetId, at);
+        buf = out;
+      }
+      this.transport.write(buf);
+      return true;
+    }
+    const properties: NonNullable<IPublishPacket["properties"]> = { ...msg.properties };
+    if (expiry !== undefined) properties.messageExpiryInterval = expiry;
+    if (subIds !== undefined) properties.subscriptionIdentifier = subIds.length === 1 ? subIds[0]! : (subIds as unknown as number);
+    let topic = msg.topic;
+    if (alias) {
+      const known = this.aliasesOut.get(topic);
+      if (known !== undefined) {
+        properties.topicAlias = known;
+        topic = "";
+      } else if (this.aliasesOut.size < this.topicAliasMaxOut) {
+        const id = this.aliasesOut.size + 1;
+        this.aliasesOut.set(topic, id);
+        properties.topicAlias = id;
+      }
+    }
+    const buf = mqtt.generate(
+      { cmd: "publish", topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties } as IPublishPacket,
+      { protocolVersion: 5 },
+    );
+    if (buf.length > this.maxPacketOut) {
+      if (properties.topicAlias !== undefined && topic !== "") this.aliasesOut.delete(topic);
+      return false;
+    }
+    this.transport.write(buf);
+    return true;
+  }
+
+  sendPubrel(packetId: number): void {
+    this.send({ cmd: "pubrel", messageId: packetId });
+  }
+
+  congested(): boolean {
+    return this.transport.bufferedBytes() > this.core.maxBufferedBytes;
+  }
+
+  whenDrained(fn: () => void): void {
+    this.#drainWaiters.push(fn);
+    // uWS reports drain only after a failed send; poll as a fallback.
+    const check = () => {
+      if (this.closed) return;
+      if (!this.congested()) this.transport.onDrain?.();
+      else setTimeout(check, 10).unref();
+    };
+    setTimeout(check, 10).unref();
+  }
+
+  // ---- closing ------------------------------------------------------------------------
+
+  /** Closes because of `err`: a protocol violation (its reason code) or an internal failure (0x80). */
+  fail(err: unknown): void {
+    if (this.closed) return;
+    const reasonCode = err instanceof MqttProtocolError ? err.reasonCode : RC.UNSPECIFIED_ERROR;
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof MqttProtocolError || isTributaryError(err)) this.core.log.debug("mqtt.connection.rejected", { client: this.clientId, remote: this.transport.remoteAddress, reasonCode, error: message });
+    else this.core.log.warn("mqtt.connection.error", { client: this.clientId, remote: this.transport.remoteAddress, error: message });
+    this.disconnect(reasonCode, message);
+  }
+
+  /** Sends DISCONNECT (MQTT 5, after CONNACK) and closes the connection. */
+  disconnect(reasonCode: number, reasonString?: string): void {
+    if (this.closed) return;
+    if (this.connected && this.version === 5) {
+      const properties = reasonString ? { reasonString: reasonString.slice(0, 200) } : undefined;
+      this.transport.write(mqtt.generate({ cmd: "disconnect", reasonCode, properties }, { protocolVersion: 5 }));
+    }
+    this.close(`reason-0x${reasonCode.toString(16)}`);
+  }
+
+  /** Ends the transport and the connection's part of the session. */
+  close(why: string): void {
+    if (this.closed) return;
+    this.transport.end();
+    this.#closed(why);
+  }
+
+  /** The peer or the network closed the transport. */
+  onTransportClose(): void {
+    if (this.closed) return;
+    this.#closed("transport-closed");
+  }
+
+  #closed(why: string): void {
+    this.closed = true;
+    this.#queue = [];
+    this.core.connectionClosed(this, why);
+  }
+}
+
+function varIntSize(n: number): number {
+  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
+}

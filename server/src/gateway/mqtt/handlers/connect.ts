@@ -1,0 +1,121 @@
+import { randomUUID } from "node:crypto";
+import type { IConnackPacket, IConnectPacket } from "mqtt-packet";
+import type { MqttConnection } from "../connection.ts";
+import { TOPIC_ALIAS_MAXIMUM } from "../connection.ts";
+import { MqttProtocolError } from "../mqtt-error.ts";
+import { RC, V3_CONNACK } from "../reason-codes.ts";
+import type { QoS } from "../record-mapping.ts";
+import { NEVER_EXPIRES } from "../session/session-manager.ts";
+import { isValidTopicName } from "../topic-filter.ts";
+import { logTopicFor } from "../topic-mapping.ts";
+
+const enc = new TextEncoder();
+
+/** CONNECT: negotiates limits, takes over or resumes the session, answers CONNACK (MQTT 3.1.1 §3.1, 5.0 §3.1). */
+export async function handleConnect(conn: MqttConnection, packet: IConnectPacket): Promise<void> {
+  if (conn.connected || conn.session) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "second CONNECT on one connection");
+  const core = conn.core;
+  const cfg = core.config.mqtt;
+  const version = packet.protocolVersion ?? 4;
+  const v5 = version === 5;
+  conn.version = version;
+  const props = packet.properties ?? {};
+
+  const refuse = (rc5: number, rc3: number, reason: string): void => {
+    const connack: IConnackPacket = v5
+      ? { cmd: "connack", reasonCode: rc5, sessionPresent: false, properties: { reasonString: reason } }
+      : { cmd: "connack", returnCode: rc3, sessionPresent: false };
+    conn.send(connack);
+    conn.close("connect-refused");
+  };
+
+  let clientId = packet.clientId ?? "";
+  let assigned: string | undefined;
+  if (clientId === "") {
+    if (!v5 && !packet.clean) return refuse(RC.CLIENT_IDENTIFIER_NOT_VALID, V3_CONNACK.IDENTIFIER_REJECTED, "empty client id needs clean session");
+    clientId = `auto-${randomUUID()}`;
+    if (v5) assigned = clientId;
+  }
+  if (clientId.includes("\ufffd") || clientId.includes("\u0000")) return refuse(RC.CLIENT_IDENTIFIER_NOT_VALID, V3_CONNACK.IDENTIFIER_REJECTED, "client id is not valid UTF-8");
+
+  const will = packet.will;
+  if (will && (!isValidTopicName(will.topic) || logTopicFor(will.topic) === null)) {
+    return refuse(RC.TOPIC_NAME_INVALID, V3_CONNACK.IDENTIFIER_REJECTED, `will topic "${will.topic}" is not a valid topic name`);
+  }
+  if (v5 && props.authenticationMethod !== undefined) return refuse(0x8c, V3_CONNACK.NOT_AUTHORIZED, "enhanced authentication is not supported");
+
+  let keepAlive = packet.keepalive ?? 0;
+  let serverKeepAlive: number | undefined;
+  if (cfg.maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > cfg.maxKeepAlive)) {
+    keepAlive = cfg.maxKeepAlive;
+    if (v5) serverKeepAlive = keepAlive;
+  }
+  conn.keepAliveMs = keepAlive * 1000;
+
+  let expiry = v5 ? (props.sessionExpiryInterval ?? 0) : packet.clean ? 0 : cfg.v3SessionExpiry;
+  let grantedExpiry: number | undefined;
+  if (expiry > cfg.maxSessionExpiry && !(expiry === NEVER_EXPIRES && cfg.maxSessionExpiry >= NEVER_EXPIRES)) {
+    expiry = cfg.maxSessionExpiry;
+    if (v5) grantedExpiry = expiry;
+  }
+  conn.sessionExpiry = expiry;
+  conn.sendQuota = v5 ? Math.max(1, props.receiveMaximum ?? 65535) : cfg.receiveMaximum;
+  conn.maxPacketOut = v5 && props.maximumPacketSize ? props.maximumPacketSize : Number.POSITIVE_INFINITY;
+  conn.topicAliasMaxOut = v5 ? (props.topicAliasMaximum ?? 0) : 0;
+
+  if (will) {
+    const wp = will.properties ?? {};
+    conn.will = {
+      topic: will.topic,
+      payload: typeof will.payload === "string" ? Buffer.from(will.payload) : (will.payload ?? new Uint8Array(0)),
+      qos: (will.qos ?? 0) as QoS,
+      retain: will.retain ?? false,
+      delay: v5 ? (wp.willDelayInterval ?? 0) : 0,
+      properties: v5
+        ? {
+            contentType: wp.contentType,
+            payloadFormatIndicator: wp.payloadFormatIndicator,
+            responseTopic: wp.responseTopic,
+            correlationData: wp.correlationData,
+            messageExpiryInterval: wp.messageExpiryInterval,
+            userProperties: wp.userProperties,
+          }
+        : undefined,
+    };
+  }
+
+  // Session takeover [MQTT-3.1.4-3]: the other connection of this client id is closed.
+  const previous = core.byClientId.get(clientId);
+  if (previous && previous !== conn) previous.disconnect(RC.SESSION_TAKEN_OVER, "another connection took over the session");
+  core.byClientId.set(clientId, conn);
+  conn.clientId = clientId;
+  conn.clientIdBytes = enc.encode(clientId);
+
+  const { session, present } = await core.sessions.open(clientId, packet.clean ?? true, expiry);
+  if (conn.closed) {
+    if (core.byClientId.get(clientId) === conn) core.byClientId.delete(clientId);
+    if (!session.connection) core.sessions.detach(session, null);
+    return;
+  }
+  conn.session = session;
+  conn.connected = true;
+
+  if (v5) {
+    const properties: NonNullable<IConnackPacket["properties"]> = {
+      receiveMaximum: core.receiveMaximum,
+      maximumPacketSize: core.maxPacketBytes,
+      topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
+      retainAvailable: true,
+      wildcardSubscriptionAvailable: true,
+      subscriptionIdentifiersAvailable: true,
+      sharedSubscriptionAvailable: true,
+    };
+    if (assigned) properties.assignedClientIdentifier = assigned;
+    if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive;
+    if (grantedExpiry !== undefined) properties.sessionExpiryInterval = grantedExpiry;
+    conn.send({ cmd: "connack", reasonCode: RC.SUCCESS, sessionPresent: present, properties });
+  } else {
+    conn.send({ cmd: "connack", returnCode: V3_CONNACK.ACCEPTED, sessionPresent: present });
+  }
+  core.sessions.attach(session, conn);
+}

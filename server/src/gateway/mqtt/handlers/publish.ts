@@ -1,0 +1,87 @@
+import type { IPublishPacket } from "mqtt-packet";
+import type { MqttConnection } from "../connection.ts";
+import { TOPIC_ALIAS_MAXIMUM } from "../connection.ts";
+import { MqttProtocolError } from "../mqtt-error.ts";
+import { RC } from "../reason-codes.ts";
+import { headersForPublish, type QoS } from "../record-mapping.ts";
+import { isValidTopicName } from "../topic-filter.ts";
+import { logTopicFor } from "../topic-mapping.ts";
+
+/**
+ * PUBLISH from a client: validated, appended to the log (topic = first level, key = MQTT
+ * topic), then acknowledged (QoS 1 PUBACK / QoS 2 PUBREC) once the record is in the log.
+ * QoS 2 packet ids are remembered until PUBREL, so a re-sent PUBLISH is not stored twice.
+ */
+export function handlePublish(conn: MqttConnection, packet: IPublishPacket): void {
+  const session = conn.session!;
+  const v5 = conn.version === 5;
+  let topic = packet.topic;
+  const props = packet.properties;
+  if (v5 && props?.topicAlias !== undefined) {
+    const alias = props.topicAlias;
+    if (alias === 0 || alias > TOPIC_ALIAS_MAXIMUM) throw new MqttProtocolError(RC.TOPIC_ALIAS_INVALID, `topic alias ${alias} is outside 1..${TOPIC_ALIAS_MAXIMUM}`);
+    if (topic) conn.aliasesIn.set(alias, topic);
+    else {
+      const known = conn.aliasesIn.get(alias);
+      if (known === undefined) throw new MqttProtocolError(RC.PROTOCOL_ERROR, `topic alias ${alias} was never set`);
+      topic = known;
+    }
+  }
+  if (topic.includes("\ufffd")) throw new MqttProtocolError(RC.MALFORMED_PACKET, "topic name is not valid UTF-8");
+  if (!isValidTopicName(topic)) throw new MqttProtocolError(RC.TOPIC_NAME_INVALID, `"${topic}" is not a valid topic name (wildcards or empty)`);
+  if (v5 && props?.subscriptionIdentifier !== undefined) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "a client must not send a Subscription Identifier in PUBLISH");
+  const logTopic = logTopicFor(topic);
+  if (logTopic === null) throw new MqttProtocolError(RC.TOPIC_NAME_INVALID, `first level of "${topic}" is too long`);
+
+  const qos = packet.qos as QoS;
+  const packetId = packet.messageId ?? 0;
+  if (qos === 2 && session.inboundQos2.has(packetId)) {
+    // Re-sent QoS 2 PUBLISH: already stored once; confirm again, store nothing.
+    conn.send({ cmd: "pubrec", messageId: packetId });
+    return;
+  }
+  if (qos > 0) {
+    if (v5 && conn.inflightIn >= conn.core.receiveMaximum) {
+      throw new MqttProtocolError(RC.RECEIVE_MAXIMUM_EXCEEDED, `more than ${conn.core.receiveMaximum} QoS 1/2 publishes in flight`);
+    }
+    conn.inflightIn++;
+    if (qos === 2) session.inboundQos2.add(packetId);
+  }
+
+  const payload = packet.payload as Buffer;
+  const properties = props ? { ...props, topicAlias: undefined } : undefined;
+  const headers = headersForPublish({ topic, payload, qos, retain: packet.retain, properties }, conn.clientIdBytes);
+  if (packet.retain) {
+    conn.core.retained.put(topic, payload, headers).catch((err: unknown) => conn.core.log.warn("mqtt.retained.failed", { topic, error: String(err) }));
+  }
+  conn.pipeline.push({
+    logTopic,
+    record: { key: Buffer.from(topic), value: payload, headers },
+    done: qos === 0 ? noop : (err) => completed(conn, qos, packetId, err),
+  });
+  conn.checkIngressBackpressure();
+}
+
+function noop(): void {}
+
+function completed(conn: MqttConnection, qos: QoS, packetId: number, err: unknown): void {
+  const failed = err !== null;
+  if (failed) conn.core.log.warn("mqtt.publish.failed", { client: conn.clientId, error: String(err) });
+  const reasonCode = failed ? RC.UNSPECIFIED_ERROR : RC.SUCCESS;
+  if (failed && conn.version !== 5) {
+    // MQTT 3.1.1 cannot say "not stored": close, the client re-sends on reconnect.
+    conn.session?.inboundQos2.delete(packetId);
+    conn.disconnect(RC.UNSPECIFIED_ERROR);
+    return;
+  }
+  if (qos === 1) {
+    if (conn.inflightIn > 0) conn.inflightIn--;
+    conn.send(reasonCode === RC.SUCCESS ? { cmd: "puback", messageId: packetId } : { cmd: "puback", messageId: packetId, reasonCode });
+  } else {
+    if (failed) {
+      conn.session?.inboundQos2.delete(packetId);
+      if (conn.inflightIn > 0) conn.inflightIn--;
+    }
+    conn.send(reasonCode === RC.SUCCESS ? { cmd: "pubrec", messageId: packetId } : { cmd: "pubrec", messageId: packetId, reasonCode });
+  }
+}

@@ -1,0 +1,119 @@
+import type { Broker } from "../../broker/broker.ts";
+import type { TributaryConfig } from "../../config/config.ts";
+import type { Logger } from "../../logger.ts";
+import type { GatewayContext } from "../gateway-context.ts";
+import { MqttConnection } from "./connection.ts";
+import { FanoutRegistry } from "./delivery/fanout.ts";
+import { TopicDirectory } from "./delivery/topic-directory.ts";
+import { RC } from "./reason-codes.ts";
+import { headersForPublish } from "./record-mapping.ts";
+import { RetainedStore } from "./retained-store.ts";
+import { SessionManager, type WillMessage } from "./session/session-manager.ts";
+import { SessionStore } from "./session/session-store.ts";
+import { logTopicFor } from "./topic-mapping.ts";
+import type { MqttTransport } from "./transport.ts";
+
+const enc = new TextEncoder();
+
+/**
+ * State shared by every MQTT connection of the gateway (TCP and WebSocket alike):
+ * sessions, retained messages, live fanouts, the topic directory, keep-alive sweeping.
+ */
+export class MqttCore {
+  readonly broker: Broker;
+  readonly log: Logger;
+  readonly config: TributaryConfig;
+  readonly maxPacketBytes: number;
+  readonly receiveMaximum: number;
+  readonly maxBufferedBytes: number;
+  readonly maxPendingPublishes: number;
+  readonly registry: FanoutRegistry;
+  readonly directory: TopicDirectory;
+  readonly retained: RetainedStore;
+  readonly sessions: SessionManager;
+  readonly connections = new Set<MqttConnection>();
+  /** Connection currently owning each client id. */
+  readonly byClientId = new Map<string, MqttConnection>();
+  closing = false;
+  readonly #keepAliveTimer: NodeJS.Timeout;
+
+  private constructor(ctx: GatewayContext) {
+    this.broker = ctx.broker;
+    this.log = ctx.log;
+    this.config = ctx.config;
+    this.maxPacketBytes = ctx.config.mqtt.maxPacketBytes;
+    this.receiveMaximum = ctx.config.mqtt.receiveMaximum;
+    this.maxBufferedBytes = ctx.config.limits.maxBufferedBytes;
+    this.maxPendingPublishes = ctx.config.limits.maxPendingPublishes;
+    this.registry = new FanoutRegistry(this.broker, this.log);
+    this.directory = new TopicDirectory(this.broker, this.log);
+    this.retained = new RetainedStore(this.broker);
+    const deps = { broker: this.broker, registry: this.registry, log: this.log };
+    this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will));
+    this.#keepAliveTimer = setInterval(() => this.#sweepKeepAlive(), 500);
+    this.#keepAliveTimer.unref();
+  }
+
+  static async create(ctx: GatewayContext): Promise<MqttCore> {
+    const core = new MqttCore(ctx);
+    await core.retained.load();
+    await core.sessions.load();
+    return core;
+  }
+
+  open(transport: MqttTransport): MqttConnection {
+    const conn = new MqttConnection(this, transport);
+    this.connections.add(conn);
+    if (this.closing) conn.close("gateway-closing");
+    return conn;
+  }
+
+  connectionClosed(conn: MqttConnection, why: string): void {
+    this.connections.delete(conn);
+    this.log.debug("mqtt.connection.closed", { client: conn.clientId, why });
+    const session = conn.session;
+    if (!session) return;
+    conn.session = null;
+    if (this.byClientId.get(conn.clientId) === conn) this.byClientId.delete(conn.clientId);
+    if (session.connection !== conn) return;
+    if (this.closing) {
+      session.detach();
+      return;
+    }
+    this.sessions.detach(session, conn.gracefulDisconnect ? null : conn.will);
+  }
+
+  /** Publishes a will message (as if its client had published it). */
+  publishWill(clientId: string, will: WillMessage): void {
+    const logTopic = logTopicFor(will.topic);
+    if (logTopic === null || this.closing) return;
+    const headers = headersForPublish(will, enc.encode(clientId));
+    this.directory.note(logTopic);
+    const work: Promise<unknown>[] = [this.broker.produce(logTopic, [{ key: enc.encode(will.topic), value: will.payload, headers }], { acks: 1 })];
+    if (will.retain) work.push(this.retained.put(will.topic, will.payload, headers));
+    Promise.all(work).catch((err: unknown) => this.log.warn("mqtt.will.failed", { clientId, topic: will.topic, error: String(err) }));
+  }
+
+  #sweepKeepAlive(): void {
+    const now = Date.now();
+    for (const conn of this.connections) {
+      if (!conn.connected) {
+        // A connection that never sends CONNECT is dropped after 10 s.
+        if (now - conn.connectedAt > 10_000 && !conn.session) conn.close("no-connect");
+        continue;
+      }
+      if (conn.keepAliveMs > 0 && now - conn.lastSeen > conn.keepAliveMs * 1.5) conn.disconnect(RC.KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.#keepAliveTimer);
+    await Promise.all([...this.connections].map((c) => c.pipeline.drained().catch(() => undefined)));
+    for (const conn of [...this.connections]) conn.disconnect(RC.SERVER_SHUTTING_DOWN, "server shutting down");
+    await this.sessions.shutdown();
+    this.directory.close();
+    this.registry.closeAll();
+  }
+}

@@ -1,0 +1,191 @@
+import type { IPublishPacket } from "mqtt-packet";
+import type { LogRecord, RecordHeaders } from "../../log/log-engine.ts";
+import { levelForLogTopic } from "./topic-mapping.ts";
+import { isValidTopicName } from "./topic-filter.ts";
+
+/**
+ * PUBLISH ↔ log record (docs/mqtt.md, "Records"). Value = payload bytes; key = the full
+ * MQTT topic (UTF-8). Headers carry what must round-trip:
+ *
+ * | header               | meaning                                                    |
+ * |----------------------|------------------------------------------------------------|
+ * | `mqtt.qos`           | QoS the message was published with ("0" / "1" / "2")        |
+ * | `mqtt.retain`        | "1" when published with RETAIN                              |
+ * | `mqtt.client-id`     | publishing client (MQTT 5 No Local)                         |
+ * | `mqtt.content-type`  | Content Type                                                |
+ * | `mqtt.payload-format`| Payload Format Indicator ("1" = UTF-8)                      |
+ * | `mqtt.response-topic`| Response Topic                                              |
+ * | `mqtt.correlation-data` | Correlation Data (raw bytes)                             |
+ * | `mqtt.message-expiry`| Message Expiry Interval, seconds, counted from the record timestamp |
+ * | `mqtt.user-properties` | JSON `[[name, value], ...]` when names repeat or start with `mqtt.` |
+ * | any other name       | one User Property (value UTF-8), both ways                  |
+ */
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const QOS_BYTES = [enc.encode("0"), enc.encode("1"), enc.encode("2")] as const;
+const ONE = enc.encode("1");
+
+export type QoS = 0 | 1 | 2;
+
+export interface PublishInput {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  properties?: IPublishPacket["properties"];
+}
+
+/** Headers for a record published over MQTT. `clientIdBytes` is cached by the connection. */
+export function headersForPublish(msg: PublishInput, clientIdBytes: Uint8Array | null): RecordHeaders {
+  const headers: RecordHeaders = { "mqtt.qos": QOS_BYTES[msg.qos] };
+  if (msg.retain) headers["mqtt.retain"] = ONE;
+  if (clientIdBytes) headers["mqtt.client-id"] = clientIdBytes;
+  const p = msg.properties;
+  if (p) {
+    if (p.contentType !== undefined) headers["mqtt.content-type"] = enc.encode(p.contentType);
+    if (p.payloadFormatIndicator) headers["mqtt.payload-format"] = ONE;
+    if (p.responseTopic !== undefined) headers["mqtt.response-topic"] = enc.encode(p.responseTopic);
+    if (p.correlationData !== undefined) headers["mqtt.correlation-data"] = p.correlationData;
+    if (p.messageExpiryInterval !== undefined) headers["mqtt.message-expiry"] = enc.encode(String(p.messageExpiryInterval));
+    if (p.userProperties) {
+      const pairs: [string, string][] = [];
+      let plain = true;
+      for (const [name, value] of Object.entries(p.userProperties)) {
+        const values = Array.isArray(value) ? value : [value];
+        if (values.length !== 1 || name.startsWith("mqtt.") || name in headers) plain = false;
+        for (const v of values) pairs.push([name, String(v)]);
+      }
+      if (plain) for (const [name, value] of pairs) headers[name] = enc.encode(value);
+      else headers["mqtt.user-properties"] = enc.encode(JSON.stringify(pairs));
+    }
+  }
+  return headers;
+}
+
+/** A log record prepared for MQTT delivery: decoded once, shared by every subscriber. */
+export class OutgoingMessage {
+  readonly offset: number;
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  /** QoS it was published with; null when not published over MQTT (delivered at the subscription's QoS). */
+  readonly publishedQos: QoS | null;
+  readonly retain: boolean;
+  readonly origin: string | null;
+  /** Absolute expiry (ms since epoch) or null. */
+  readonly expiresAt: number | null;
+  readonly #headers: RecordHeaders;
+  #properties: IPublishPacket["properties"] | undefined | null = null;
+  /** Encoded PUBLISH packets by variant (protocol version, qos, retain); packet id patched per send. */
+  readonly encoded = new Map<number, Buffer>();
+
+  constructor(offset: number, topic: string, payload: Uint8Array, headers: RecordHeaders, timestamp: number) {
+    this.offset = offset;
+    this.topic = topic;
+    // mqtt-packet needs a Buffer (it calls .copy); wrap without copying.
+    this.payload = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    this.#headers = headers;
+    const q = headers["mqtt.qos"];
+    this.publishedQos = q && q.length === 1 && q[0]! >= 0x30 && q[0]! <= 0x32 ? ((q[0]! - 0x30) as QoS) : null;
+    this.retain = headers["mqtt.retain"] !== undefined;
+    const origin = headers["mqtt.client-id"];
+    this.origin = origin ? dec.decode(origin) : null;
+    const expiry = headers["mqtt.message-expiry"];
+    this.expiresAt = expiry ? timestamp + Number(dec.decode(expiry)) * 1000 : null;
+  }
+
+  /** MQTT 5 PUBLISH properties (without the remaining expiry, added per send). */
+  get properties(): IPublishPacket["properties"] | undefined {
+    if (this.#properties !== null) return this.#properties;
+    const h = this.#headers;
+    const props: NonNullable<IPublishPacket["properties"]> = {};
+    let any = false;
+    let user: Record<string, string | string[]> | undefined;
+    const addUser = (name: string, value: string) => {
+      user ??= {};
+      const prev = user[name];
+      user[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+    };
+    for (const name in h) {
+      const value = h[name]!;
+      switch (name) {
+        case "mqtt.qos":
+        case "mqtt.retain":
+        case "mqtt.client-id":
+        case "mqtt.message-expiry":
+          break;
+        case "mqtt.content-type":
+          props.contentType = dec.decode(value);
+          any = true;
+          break;
+        case "mqtt.payload-format":
+          props.payloadFormatIndicator = true;
+          any = true;
+          break;
+        case "mqtt.response-topic":
+          props.responseTopic = dec.decode(value);
+          any = true;
+          break;
+        case "mqtt.correlation-data":
+          props.correlationData = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+          any = true;
+          break;
+        case "mqtt.user-properties":
+          try {
+            for (const [k, v] of JSON.parse(dec.decode(value)) as [string, string][]) addUser(String(k), String(v));
+          } catch {
+            // not ours: ignore
+          }
+          break;
+        default:
+          if (!name.startsWith("mqtt.")) addUser(name, dec.decode(value));
+      }
+    }
+    if (user) {
+      props.userProperties = user;
+      any = true;
+    }
+    this.#properties = any ? props : undefined;
+    return this.#properties;
+  }
+}
+
+const keyCache = new Map<string, string>();
+
+/**
+ * The MQTT topic a record is delivered on. A key that is a valid MQTT topic name whose
+ * first level maps to this log topic is used as is; anything else (null key, a key from
+ * another producer) is delivered on the topic named by the log topic's first level alone
+ * (so `orders/#`, `orders` and `#` see SDK records of `orders` published without an MQTT key).
+ * Null when the log topic is not reachable from MQTT (internal topics).
+ */
+export function mqttTopicForRecord(logTopic: string, level: string, key: Uint8Array | null): string {
+  if (key === null || key.length === 0) return level;
+  const topic = dec.decode(key);
+  if (topic.length >= level.length && topic.startsWith(level) && (topic.length === level.length || topic.charCodeAt(level.length) === 0x2f)) {
+    if (isValidTopicName(topic)) return topic;
+  }
+  return level;
+}
+
+/** MQTT first level for a log topic (cached), or null when MQTT cannot see this topic. */
+export function levelFor(logTopic: string): string | null {
+  let level = keyCache.get(logTopic);
+  if (level === undefined) {
+    const l = levelForLogTopic(logTopic);
+    if (l === null || logTopic.startsWith("__")) return null;
+    level = l;
+    keyCache.set(logTopic, level);
+  }
+  return level;
+}
+
+export function toOutgoing(logTopic: string, level: string, record: LogRecord): OutgoingMessage {
+  return new OutgoingMessage(
+    record.offset,
+    mqttTopicForRecord(logTopic, level, record.key),
+    record.value ?? new Uint8Array(0),
+    record.headers,
+    record.timestamp,
+  );
+}

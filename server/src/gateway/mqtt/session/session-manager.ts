@@ -1,0 +1,308 @@
+import type { IPublishPacket } from "mqtt-packet";
+import type { Logger } from "../../../logger.ts";
+import type { CursorDeps } from "../delivery/cursor-set.ts";
+import { SharedGroup } from "../delivery/shared-group.ts";
+import type { TopicDirectory } from "../delivery/topic-directory.ts";
+import type { QoS } from "../record-mapping.ts";
+import { firstLevel, logTopicForLevel } from "../topic-mapping.ts";
+import { parseSharedFilter } from "../topic-filter.ts";
+import { Session, type SessionConnection } from "./session.ts";
+import { SessionStore, type StoredSession } from "./session-store.ts";
+import { makeSubscription, toStored, type StoredSubscription, type Subscription } from "./subscription.ts";
+
+export interface WillMessage {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  properties?: IPublishPacket["properties"];
+  /** Will Delay Interval, seconds (MQTT 5). */
+  delay: number;
+}
+
+/** The longest session expiry: never expires. */
+export const NEVER_EXPIRES = 0xffffffff;
+
+/**
+ * All sessions of the gateway: creation and takeover at CONNECT, subscriptions, expiry,
+ * will messages (published at once, or after the Will Delay Interval unless the session
+ * resumes first, and at the latest when the session ends), and persistence (SessionStore).
+ */
+export class SessionManager {
+  readonly sessions = new Map<string, Session>();
+  readonly groups = new Map<string, SharedGroup>();
+  readonly #deps: CursorDeps;
+  readonly #store: SessionStore;
+  readonly #directory: TopicDirectory;
+  readonly #log: Logger;
+  readonly #publishWill: (clientId: string, will: WillMessage) => void;
+  readonly #dirty = new Set<Session>();
+  #commitTimer: NodeJS.Timeout | null = null;
+  /** Subscriptions of sessions restored from the store, re-applied when they reconnect. */
+  readonly #restored = new Map<string, StoredSubscription[]>();
+
+  constructor(deps: CursorDeps, store: SessionStore, directory: TopicDirectory, log: Logger, publishWill: (clientId: string, will: WillMessage) => void) {
+    this.#deps = deps;
+    this.#store = store;
+    this.#directory = directory;
+    this.#log = log;
+    this.#publishWill = publishWill;
+  }
+
+  #hooks = {
+    changed: (session: Session) => this.#markDirty(session),
+    resumeShared: (session: Session) => {
+      for (const sub of session.subs.values()) if (sub.share) this.groups.get(`${sub.share}/${sub.topicFilter.filter}`)?.resume();
+    },
+  };
+
+  /** Restores persistent sessions saved by a previous run (expired ones are dropped). */
+  async load(): Promise<void> {
+    const stored = await this.#store.loadAll();
+    const now = Date.now();
+    for (const s of stored.values()) {
+      const disconnectedAt = s.disconnectedAt ?? now;
+      if (s.expiry !== NEVER_EXPIRES && disconnectedAt + s.expiry * 1000 <= now) {
+        void this.#store.remove(s.clientId).catch(() => undefined);
+        continue;
+      }
+      const session = new Session(s.clientId, s.expiry, this.#deps, this.#hooks);
+      session.disconnectedAt = disconnectedAt;
+      this.sessions.set(s.clientId, session);
+      this.#restored.set(s.clientId, s.subscriptions);
+      this.#armExpiry(session);
+    }
+    if (this.sessions.size > 0) this.#log.info("mqtt.sessions.restored", { count: this.sessions.size });
+  }
+
+  /**
+   * The session for a CONNECT: a fresh one with Clean Start (discarding any previous
+   * session), else the existing one (sessionPresent = true).
+   */
+  async open(clientId: string, cleanStart: boolean, expiry: number): Promise<{ session: Session; present: boolean }> {
+    let session = this.sessions.get(clientId);
+    if (session && cleanStart) {
+      this.#destroy(session, false);
+      session = undefined;
+    }
+    const present = session !== undefined;
+    if (!session) {
+      session = new Session(clientId, expiry, this.#deps, this.#hooks);
+      this.sessions.set(clientId, session);
+    }
+    session.expiry = expiry;
+    if (session.expiryTimer) clearTimeout(session.expiryTimer);
+    if (session.willTimer) clearTimeout(session.willTimer); // resumed in time: the delayed will is cancelled
+    session.expiryTimer = session.willTimer = null;
+    this.#pendingWills.delete(session);
+    const restored = this.#restored.get(clientId);
+    if (restored) {
+      this.#restored.delete(clientId);
+      if (present) {
+        const positions = await this.#store.positions(clientId);
+        session.storedPositions = positions;
+        for (const stored of restored) await this.subscribe(session, this.parseStored(stored));
+        session.storedPositions = null;
+      }
+    }
+    if (expiry > 0) await this.#save(session, null);
+    else if (restored || present) await this.#store.remove(clientId);
+    return { session, present };
+  }
+
+  parseStored(stored: StoredSubscription): Subscription {
+    const shared = parseSharedFilter(stored.filter);
+    if (shared && shared !== "invalid") return makeSubscription(stored, shared.filter, shared.group);
+    return makeSubscription(stored, stored.filter);
+  }
+
+  attach(session: Session, connection: SessionConnection): void {
+    session.attach(connection);
+    for (const sub of session.subs.values()) if (sub.share) this.groups.get(`${sub.share}/${sub.topicFilter.filter}`)?.memberStateChanged();
+  }
+
+  /** Adds a subscription (replacing one with the same filter). False when its topic cannot be mapped. */
+  async subscribe(session: Session, sub: Subscription): Promise<boolean> {
+    const positions = session.storedPositions;
+    if (sub.share) {
+      const key = `${sub.share}/${sub.topicFilter.filter}`;
+      let group = this.groups.get(key);
+      if (!group) {
+        group = new SharedGroup(sub.share, sub.topicFilter.filter, this.#deps);
+        this.groups.set(key, group);
+      }
+      if (!(await this.#ensureCursors(group.cursors, sub, null, group))) return false;
+      session.subs.set(sub.filter, sub);
+      group.join(session, sub);
+    } else {
+      if (!session.addSubscription(sub)) return false;
+      if (!(await this.#ensureCursors(session.cursors, sub, positions, session))) {
+        session.removeSubscription(sub.filter);
+        return false;
+      }
+    }
+    this.#markDirty(session, true);
+    return true;
+  }
+
+  async #ensureCursors(
+    cursors: Session["cursors"],
+    sub: Subscription,
+    positions: Map<string, Map<number, number>> | null,
+    owner: Session | SharedGroup,
+  ): Promise<boolean> {
+    if (sub.topicFilter.literalFirstLevel) {
+      const logTopic = logTopicForLevel(firstLevel(sub.topicFilter.filter));
+      if (logTopic === null) return false;
+      await cursors.ensure(logTopic, "end", positions?.get(logTopic));
+      return true;
+    }
+    this.#directory.addWatcher(owner, cursors);
+    for (const logTopic of await this.#directory.topics()) await cursors.ensure(logTopic, "end", positions?.get(logTopic));
+    return true;
+  }
+
+  /** Removes a subscription; returns whether it existed. */
+  unsubscribe(session: Session, filter: string): boolean {
+    const sub = session.removeSubscription(filter);
+    if (!sub) return false;
+    if (sub.share) this.#leaveGroup(session, sub);
+    else {
+      session.pruneCursors();
+      if (!session.hasWildcardFirstLevel) this.#directory.removeWatcher(session);
+    }
+    this.#markDirty(session, true);
+    return true;
+  }
+
+  #leaveGroup(session: Session, sub: Subscription): void {
+    const key = `${sub.share}/${sub.topicFilter.filter}`;
+    const group = this.groups.get(key);
+    if (!group) return;
+    group.leave(session);
+    if (group.members.size === 0) {
+      group.cursors.closeAll();
+      this.#directory.removeWatcher(group);
+      this.groups.delete(key);
+    }
+  }
+
+  /**
+   * The session's connection ended. `will` (if any) is published now, or after its delay,
+   * or when the session ends, whichever comes first. Sessions with expiry 0 end now.
+   */
+  detach(session: Session, will: WillMessage | null): void {
+    session.detach();
+    for (const sub of session.subs.values()) if (sub.share) this.groups.get(`${sub.share}/${sub.topicFilter.filter}`)?.memberStateChanged();
+    if (will) {
+      const delay = Math.min(will.delay, session.expiry);
+      if (delay <= 0) this.#publishWill(session.clientId, will);
+      else {
+        this.#pendingWills.set(session, will);
+        session.willTimer = setTimeout(() => {
+          session.willTimer = null;
+          this.#pendingWills.delete(session);
+          this.#publishWill(session.clientId, will);
+        }, Math.min(delay * 1000, 2 ** 31 - 1));
+        session.willTimer.unref();
+      }
+    }
+    if (session.expiry === 0) this.#destroy(session, true);
+    else {
+      this.#armExpiry(session);
+      this.#markDirty(session, true);
+    }
+  }
+
+  #armExpiry(session: Session): void {
+    if (session.expiry === NEVER_EXPIRES) return;
+    const remaining = (session.disconnectedAt ?? Date.now()) + session.expiry * 1000 - Date.now();
+    session.expiryTimer = setTimeout(() => {
+      session.expiryTimer = null;
+      if (session.connection) return;
+      if (remaining > 2 ** 31 - 1) this.#armExpiry(session);
+      else this.#destroy(session, true);
+    }, Math.max(0, Math.min(remaining, 2 ** 31 - 1)));
+    session.expiryTimer.unref();
+  }
+
+  /** Ends a session: its pending will goes out now; state is forgotten (and deleted from the store). */
+  #destroy(session: Session, fireWill: boolean): void {
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    if (session.willTimer && fireWill) {
+      clearTimeout(session.willTimer);
+      session.willTimer = null;
+      const will = this.#pendingWills.get(session);
+      if (will) this.#publishWill(session.clientId, will);
+    }
+    this.#pendingWills.delete(session);
+    for (const sub of [...session.subs.values()]) if (sub.share) this.#leaveGroup(session, sub);
+    this.#directory.removeWatcher(session);
+    this.#dirty.delete(session);
+    session.close();
+    this.#restored.delete(session.clientId);
+    void this.#store.remove(session.clientId).catch(() => undefined);
+  }
+
+  /** Wills waiting for their delay (published early if the session ends first). */
+  readonly #pendingWills = new Map<Session, WillMessage>();
+
+  #markDirty(session: Session, subscriptionsChanged = false): void {
+    if (session.expiry === 0 || session.closed) return;
+    if (subscriptionsChanged) session.subsDirty = true;
+    this.#dirty.add(session);
+    this.#commitTimer ??= setTimeout(() => void this.flush(), 200);
+  }
+
+  /** Writes pending positions and session records. */
+  async flush(): Promise<void> {
+    if (this.#commitTimer) clearTimeout(this.#commitTimer);
+    this.#commitTimer = null;
+    const sessions = [...this.#dirty];
+    this.#dirty.clear();
+    await Promise.all(
+      sessions.map(async (session) => {
+        try {
+          if (session.subsDirty) {
+            session.subsDirty = false;
+            await this.#save(session, session.disconnectedAt);
+          }
+          for (const cursor of session.cursors.all()) {
+            const committed = cursor.committed();
+            if (committed === cursor.lastCommitted) continue;
+            cursor.lastCommitted = committed;
+            await this.#store.commit(session.clientId, cursor.logTopic, cursor.partition, committed);
+          }
+        } catch (err) {
+          this.#log.warn("mqtt.session.persist_failed", { clientId: session.clientId, error: String(err) });
+        }
+      }),
+    );
+  }
+
+  #save(session: Session, disconnectedAt: number | null): Promise<void> {
+    const restored = this.#restored.get(session.clientId);
+    const stored: StoredSession = {
+      clientId: session.clientId,
+      expiry: session.expiry,
+      subscriptions: restored ?? [...session.subs.values()].map(toStored),
+      disconnectedAt,
+    };
+    return this.#store.save(stored);
+  }
+
+  /** Gateway shutdown: connected persistent sessions are saved as disconnected now. */
+  async shutdown(): Promise<void> {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (session.connection && session.expiry > 0) {
+        session.disconnectedAt = now;
+        session.subsDirty = true;
+        this.#dirty.add(session);
+      }
+    }
+    await this.flush();
+    for (const session of this.sessions.values()) session.close();
+    for (const group of this.groups.values()) group.cursors.closeAll();
+  }
+}
