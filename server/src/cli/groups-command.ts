@@ -1,0 +1,115 @@
+/**
+ * `tributary groups list | describe <group> | reset-offsets <group> --topic <t> --to <target>`
+ * over the HTTP admin API (server/src/gateway/http/groups-routes.ts).
+ *
+ * Exit codes (as every client command, see exit-codes.ts): 0 ok; 1 server error (server
+ * unreachable, GROUP_NOT_EMPTY, UNKNOWN_GROUP, ...); 2 usage (bad flags or --to value).
+ * Errors are thrown as TributaryError and reported by runCli.
+ */
+import { InvalidArgumentError, type Command } from "commander";
+import { TributaryError } from "../errors.ts";
+import { isErrorCode } from "@tributary/client/codes";
+import type { GroupDescription, GroupListing, ResetOffsetsResult } from "../groups/group-coordinator.ts";
+import type { ResetTarget } from "../groups/offsets.ts";
+import { parseServerUrl } from "./api-client.ts";
+import { addUrlOption } from "./client-options.ts";
+
+/** `earliest`, `latest`, an offset (integer), an ISO-8601 time, or `@<epoch ms>`. */
+export function resetTargetArg(raw: string): ResetTarget {
+  const value = raw.trim();
+  if (value === "earliest" || value === "latest") return value;
+  if (/^\d+$/.test(value)) return { offset: Number(value) };
+  if (/^@\d+$/.test(value)) return { timestamp: Number(value.slice(1)) };
+  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const ms = Date.parse(value);
+    if (Number.isFinite(ms)) return { timestamp: ms };
+  }
+  throw new InvalidArgumentError(`expected earliest, latest, an offset (e.g. 42), an ISO time (e.g. 2024-05-01T12:00:00Z) or @<epoch ms>; got "${raw}"`);
+}
+
+async function call<T>(baseUrl: string, method: string, path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(baseUrl + path, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new TributaryError("UNAVAILABLE", `cannot reach the Tributary server at ${baseUrl}; is it running? Use --url or TRIBUTARY_URL to point elsewhere`, { url: baseUrl }, { cause: err });
+  }
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!response.ok) {
+    const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    if (error && isErrorCode(error.code)) throw new TributaryError(error.code, String(error.message), { status: response.status });
+    throw new TributaryError("INTERNAL", `the server answered ${method} ${path} with HTTP ${response.status}`, { status: response.status });
+  }
+  return json as T;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+function printDescription(d: GroupDescription): string {
+  let out = `group ${d.group}\n  state       ${d.state}\n  generation  ${d.generation}\n  strategy    ${d.strategy ?? "-"}\n  members     ${d.members.length}\n  total lag   ${d.totalLag}\n\n`;
+  if (d.members.length > 0) {
+    const rows = [["MEMBER", "CLIENT", "USER", "NODE", "PARTITIONS"]];
+    for (const m of d.members) rows.push([m.memberId, m.clientId, m.user ?? "-", m.node, m.assignment.map((tp) => `${tp.topic}/${tp.partition}`).join(",") || "-"]);
+    out += table(rows) + "\n";
+  }
+  const rows = [["TOPIC", "PARTITION", "OWNER", "COMMITTED", "END", "LAG"]];
+  for (const p of d.partitions) rows.push([p.topic, String(p.partition), p.owner ?? "-", p.committedOffset === null ? "-" : String(p.committedOffset), String(p.endOffset), p.lag === null ? "-" : String(p.lag)]);
+  return out + table(rows);
+}
+
+export function registerGroupsCommand(program: Command): void {
+  const groups = program.command("groups").description("List and describe consumer groups, and reset their committed offsets.");
+
+  addUrlOption(groups.command("list").description("List consumer groups (with members or committed offsets).").option("--json", "print {\"groups\": [...]}")).action(
+    async (o: { json?: boolean; url: string }) => {
+      const { groups: list } = await call<{ groups: GroupListing[] }>(parseServerUrl(o.url), "GET", "/groups");
+      if (o.json) process.stdout.write(JSON.stringify({ groups: list }) + "\n");
+      else if (list.length > 0) process.stdout.write(table([["GROUP", "STATE", "GENERATION", "MEMBERS"], ...list.map((g) => [g.group, g.state, String(g.generation), String(g.members)])]));
+    },
+  );
+
+  addUrlOption(
+    groups.command("describe <group>").description("Show a group's state, members with their partitions, and committed offset, end offset and lag per partition.").option("--json", "print the description as JSON"),
+  ).action(async (group: string, o: { json?: boolean; url: string }) => {
+    const d = await call<GroupDescription>(parseServerUrl(o.url), "GET", `/groups/${encodeURIComponent(group)}`);
+    process.stdout.write(o.json ? JSON.stringify(d) + "\n" : printDescription(d));
+  });
+
+  addUrlOption(
+    groups
+      .command("reset-offsets <group>")
+      .description("Move a group's committed offsets on a topic. Only while the group has no members (stop its consumers first).")
+      .requiredOption("--topic <topic>", "the topic whose offsets to move")
+      .requiredOption("--to <target>", "earliest | latest | <offset> | <ISO time, e.g. 2024-05-01T12:00:00Z> | @<epoch ms>", resetTargetArg)
+      .option("--partition <n...>", "only these partitions (default: all)")
+      .option("--json", "print the result as JSON"),
+  ).action(async (group: string, o: { topic: string; to: ResetTarget; partition?: string[]; json?: boolean; url: string }) => {
+    let partitions: number[] | undefined;
+    if (o.partition) {
+      partitions = o.partition.map((raw) => {
+        if (!/^\d+$/.test(raw)) throw new TributaryError("BAD_REQUEST", `--partition: expected an integer >= 0, got "${raw}"`);
+        return Number(raw);
+      });
+    }
+    const result = await call<ResetOffsetsResult>(parseServerUrl(o.url), "POST", `/groups/${encodeURIComponent(group)}/reset-offsets`, { topic: o.topic, to: o.to, partitions });
+    if (o.json) {
+      process.stdout.write(JSON.stringify(result) + "\n");
+      return;
+    }
+    process.stdout.write(`reset group ${result.group} on ${result.topic}\n`);
+    process.stdout.write(table([["PARTITION", "PREVIOUS", "NEW"], ...result.partitions.map((p) => [String(p.partition), p.previous === null ? "-" : String(p.previous), String(p.offset)])]));
+  });
+}

@@ -1,0 +1,32 @@
+/**
+ * Public entry of the group layer: what gateways, the node and the CLI use.
+ * Internals (stores' details, KeyedMutex, test harness) are imported by path only.
+ */
+export { GroupCoordinator } from "./group-coordinator.ts";
+export type {
+  CommitRequest,
+  GroupCoordinatorOptions,
+  GroupDescription,
+  GroupListing,
+  GroupMemberChannel,
+  GroupMemberDescription,
+  GroupPartitionDescription,
+  JoinRequest,
+  MemberAssignment,
+  MemberRevocation,
+  ResetOffsetsResult,
+} from "./group-coordinator.ts";
+export { PresenceRegistry } from "./presence.ts";
+export type { PresenceEntry, PresenceListener, PresenceRegistryOptions } from "./presence.ts";
+export { Membership } from "./membership.ts";
+export { InMemoryMembershipStore } from "./membership-store.ts";
+export type { MemberRecord, MembershipStore } from "./membership-store.ts";
+export { InMemoryGroupStore } from "./group-store.ts";
+export type { GroupMemberState, GroupState, GroupStateName, GroupStore } from "./group-store.ts";
+export { GroupInstrumentation } from "./instrumentation.ts";
+export type { GroupInstrumentationEvent, GroupInstrumentationPayloads, GroupInstrumentationType, LeaveReason } from "./instrumentation.ts";
+export { defaultAssigners, CooperativeStickyAssigner, RangeAssigner, RoundRobinAssigner } from "./assigners/index.ts";
+export type { AssignmentInput, PartitionAssigner } from "./assigners/index.ts";
+export { parseResetTarget, type ResetTarget } from "./offsets.ts";
+export { systemClock, ManualClock, type Clock } from "./clock.ts";
+export type { AssignedPartition, OffsetResetPolicy, TopicPartition } from "./types.ts";
