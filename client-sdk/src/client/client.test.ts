@@ -1,0 +1,149 @@
+/**
+ * Reconnect timing and protocol reactions against a hookable in-process fake server
+ * (a `ws` server speaking the frame codec); the real node is exercised in test/sdk-*.test.ts.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocketServer, type WebSocket } from "ws";
+import { decodeFrame, encodeFrame, type ClientFrame, type ServerFrame } from "../protocol/index.ts";
+import { connect, type TributaryClient } from "./client.ts";
+import { State } from "./state.ts";
+
+interface FakeServer {
+  url: string;
+  frames: ClientFrame[];
+  sockets: WebSocket[];
+  /** Called for each client frame; the default answers hello with welcome. */
+  onFrame: (ws: WebSocket, frame: ClientFrame) => void;
+  close(): Promise<void>;
+}
+
+const LIMITS = { maxFrameBytes: 1 << 20, maxRecordBytes: 1 << 20, maxSubscriptions: 10, defaultCredit: 10, maxCredit: 100 };
+const send = (ws: WebSocket, frame: ServerFrame) => ws.send(encodeFrame(frame, "cbor"));
+
+async function fakeServer(): Promise<FakeServer> {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: (protocols) => [...protocols][0] ?? false });
+  await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+  const server: FakeServer = {
+    url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`,
+    frames: [],
+    sockets: [],
+    onFrame: (ws, frame) => {
+      if (frame.op === "hello") send(ws, { op: "welcome", id: frame.id, sessionId: "s", clientId: "c", node: "fake", limits: LIMITS });
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+  wss.on("connection", (ws) => {
+    server.sockets.push(ws);
+    ws.on("message", (data) => {
+      const frame = decodeFrame(data as Uint8Array, "cbor") as ClientFrame;
+      server.frames.push(frame);
+      server.onFrame(ws, frame);
+    });
+  });
+  return server;
+}
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+async function setup(): Promise<FakeServer> {
+  const server = await fakeServer();
+  cleanups.push(() => server.close());
+  return server;
+}
+function client(url: string | string[], options: Parameters<typeof connect>[1] = {}): TributaryClient {
+  const c = connect(url, { minReconnectDelay: 5, maxReconnectDelay: 20, ...options });
+  cleanups.push(() => c.close());
+  return c;
+}
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("TributaryClient against a fake server", () => {
+  it("reconnects after a lost connection with the backoff delays it announces", async () => {
+    const server = await setup();
+    const c = client(server.url, { random: () => 0.999999 });
+    const delays: number[] = [];
+    c.on("reconnecting", ({ delay }) => delays.push(delay));
+    await until(() => c.state === State.Connected, "connected");
+    server.sockets[0]!.terminate();
+    await until(() => server.sockets.length === 2 && c.state === State.Connected, "reconnected");
+    expect(delays).toEqual([5]); // attempt 0: ceiling minReconnectDelay
+  });
+
+  it("does not reconnect after a close code 4500+ and ends in State.Closed", async () => {
+    const server = await setup();
+    const c = client(server.url);
+    const disconnected: Array<{ code: number; reconnect: boolean }> = [];
+    c.on("disconnected", (e) => disconnected.push({ code: e.code, reconnect: e.reconnect }));
+    await until(() => c.state === State.Connected, "connected");
+    const pending = c.publish("t", 1).catch((err: unknown) => err);
+    server.sockets[0]!.close(4501, "bad token");
+    await until(() => c.state === State.Closed, "closed");
+    expect(disconnected).toEqual([{ code: 4501, reconnect: false }]);
+    expect(await pending).toMatchObject({ code: "UNAUTHORIZED", retriable: false });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.sockets.length).toBe(1);
+  });
+
+  it("honours a disconnect frame's reconnect flag", async () => {
+    const server = await setup();
+    const c = client(server.url);
+    await until(() => c.state === State.Connected, "connected");
+    send(server.sockets[0]!, { op: "disconnect", code: "SLOW_CONSUMER", reason: "too slow", reconnect: true });
+    server.sockets[0]!.close(4001, "too slow");
+    await until(() => server.sockets.length === 2 && c.state === State.Connected, "reconnected after SLOW_CONSUMER");
+    send(server.sockets[1]!, { op: "disconnect", code: "FORBIDDEN", reason: "banned", reconnect: false });
+    server.sockets[1]!.close(4000, "banned");
+    await until(() => c.state === State.Closed, "closed after reconnect:false");
+  });
+
+  it("rotates through the URLs when one is unreachable", async () => {
+    const server = await setup();
+    const dead = await fakeServer();
+    const deadUrl = dead.url;
+    await dead.close();
+    const c = client([deadUrl, server.url]);
+    await until(() => c.state === State.Connected, "connected via the second URL");
+    expect(c.url).toBe(new URL("/ws", server.url).toString());
+  });
+
+  it("grants credit back after half the window is consumed and resumes after the last received offset", async () => {
+    const server = await setup();
+    server.onFrame = (ws, frame) => {
+      if (frame.op === "hello") send(ws, { op: "welcome", id: frame.id, sessionId: "s", clientId: "c", node: "fake", limits: LIMITS });
+      if (frame.op === "subscribe") {
+        send(ws, { op: "subscribed", id: frame.id, sub: frame.sub, topic: frame.topic, partitions: [{ partition: 0, offset: 0, epoch: "e1" }] });
+        const start = frame.from && typeof frame.from === "object" && "offsets" in frame.from ? frame.from.offsets[0]! : 0;
+        // Deliberately re-send two old offsets to check the SDK drops duplicates.
+        for (let offset = Math.max(0, start - 2); offset < start + 10; offset++) {
+          send(ws, { op: "message", sub: frame.sub, topic: "t", partition: 0, offset, timestamp: 0, key: null, value: encodeFrame({ op: "ping" } as never, "cbor") as Uint8Array });
+        }
+      }
+    };
+    const c = client(server.url);
+    const sub = c.subscribe("t", { from: "earliest", credit: 10 });
+    const it = sub[Symbol.asyncIterator]();
+    const seen: number[] = [];
+    for (let i = 0; i < 6; i++) seen.push((await it.next()).value!.offset);
+    await until(() => server.frames.some((f) => f.op === "credit"), "credit frame");
+    expect(server.frames.filter((f) => f.op === "credit")).toEqual([{ op: "credit", sub: sub.id, credit: 5 }]);
+    server.sockets[0]!.terminate();
+    await until(() => server.frames.filter((f) => f.op === "subscribe").length === 2, "resubscribe");
+    const resubscribe = server.frames.filter((f) => f.op === "subscribe")[1]!;
+    expect(resubscribe).toMatchObject({ from: { offsets: { 0: 10 }, epochs: { 0: "e1" } }, credit: 6 }); // 4 still buffered
+    for (let i = 0; i < 14; i++) seen.push((await it.next()).value!.offset);
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(sub.position()).toEqual({ 0: { offset: 20, epoch: "e1" } });
+  });
+});
