@@ -173,7 +173,7 @@ export function levelFor(logTopic: string): string | null {
   let level = keyCache.get(logTopic);
   if (level === undefined) {
     const l = levelForLogTopic(logTopic);
-    if (l === null || logTopic.startsWith("__")) return null;
+    if (l === null) return null;
     level = l;
     keyCache.set(logTopic, level);
   }

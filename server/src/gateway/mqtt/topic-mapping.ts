@@ -9,11 +9,11 @@ import { TOPIC_NAME_PATTERN } from "../../log/log-engine.ts";
  * Any other first level (empty as in `/a/b`, `$SYS`, `ünïcode`, `my topic`, `_x`, `..`)
  * is escaped, reversibly: `_` followed by the level's UTF-8 bytes where every byte
  * outside `[a-zA-Z0-9.-]` is written `_HH` (two upper-case hex digits).
- * `$SYS` → `_24SYS`, `` (empty) → `_`, `a b` → `_a_20b`.
+ `$SYS` → `__24SYS`, `` (empty) → `_`, `a b` → `_a_20b`, `_x` → `__5Fx`.
  *
- * Log topics whose name starts with `__` (internal: `__mqtt.sessions`,
- * `__mqtt.retained`) are never produced by this rule (an escape is `_` + hex digits),
- * so MQTT clients cannot reach them.
+ * Internal log topics (`__mqtt.sessions`, `__mqtt.retained`) are never produced by this
+ * rule (after the prefix, a `_` is always followed by two hex digits), so MQTT clients
+ * cannot reach them.
  */
 
 const KEEP = /^[a-zA-Z0-9.-]$/;
