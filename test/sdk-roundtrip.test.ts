@@ -50,8 +50,9 @@ describe("SDK against a real node", () => {
   it("works over the JSON subprotocol with the JSON and raw codecs", async () => {
     const c = client({ format: "json", codec: "json" });
     const sub = c.subscribe("json-topic", { from: "earliest" });
-    await c.publish("json-topic", { hello: "wörld" });
-    await c.publish("json-topic", new Uint8Array([0, 255]), {});
+    // One partition, so "first message" is well defined.
+    await c.publish("json-topic", { hello: "wörld" }, { partition: 0 });
+    await c.publish("json-topic", [0, 255], { partition: 0 });
     const it = sub[Symbol.asyncIterator]();
     expect((await it.next()).value?.value).toEqual({ hello: "wörld" });
     const raw = client({ codec: "raw" });
