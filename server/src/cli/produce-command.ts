@@ -62,6 +62,7 @@ async function produceLines(client: ApiClient, topic: string, o: ProduceOptions)
   let chain: Promise<void> = Promise.resolve();
   let queued = 0;
   let failure: unknown;
+  let badLine: TributaryError | undefined;
   let produced = 0;
   const perPartition = new Map<number, number>();
   const started = performance.now();
@@ -105,7 +106,7 @@ async function produceLines(client: ApiClient, topic: string, o: ProduceOptions)
     if (o.keyed) {
       const at = line.indexOf(o.separator);
       if (at < 0) {
-        failure = new TributaryError("BAD_REQUEST", `line ${lineNo} has no key separator ${JSON.stringify(o.separator)}; with --keyed every line is key${o.separator === "\t" ? "<TAB>" : o.separator}value`);
+        badLine = new TributaryError("BAD_REQUEST", `line ${lineNo} has no key separator ${JSON.stringify(o.separator)}; with --keyed every line is key${o.separator === "\t" ? "<TAB>" : o.separator}value`);
         break;
       }
       record.key = line.slice(0, at);
@@ -128,4 +129,5 @@ async function produceLines(client: ApiClient, topic: string, o: ProduceOptions)
   const verb = o.acks === 0 ? "sent (acks=0, unconfirmed)" : "produced";
   process.stderr.write(`${verb} ${produced} record${produced === 1 ? "" : "s"} to ${topic} in ${seconds.toFixed(2)}s (${rate}/s)${partitions ? `; per partition ${partitions}` : ""}\n`);
   if (failure !== undefined) throw failure;
+  if (badLine !== undefined) throw badLine;
 }
