@@ -71,13 +71,16 @@ export class PartitionFeed {
     this.#onEmpty(this);
   }
 
-  #onRecords(records: LogRecord[]): void {
+  #onRecords(records: LogRecord[]): Promise<void> | void {
     if (this.#closed || records.length === 0) return;
     const batch = records.map((r) => new PreparedMessage(this.topic, this.partition, r));
     this.position = records[records.length - 1]!.offset + 1;
     for (const member of [...this.#members]) {
       if (!member.takeFromFeed(batch)) this.leave(member);
     }
+    // Yield one event-loop turn before the next read: records appended meanwhile arrive
+    // as one batch, written to each member in one corked syscall (never waits for members).
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   #onError(err: Error): void {

@@ -43,6 +43,8 @@ export class WsConnection {
   paused = false;
   #slowTimer: NodeJS.Timeout | null = null;
   #writableWaiters: (() => void)[] = [];
+  /** Replies queued by `sendSoon`, written in one corked batch per event-loop turn. */
+  #outbox: (Uint8Array | string)[] = [];
 
   constructor(ws: uWS.WebSocket<SocketData>, limits: ConnectionLimits, onGone: (conn: WsConnection) => void) {
     this.ws = ws;
@@ -64,8 +66,35 @@ export class WsConnection {
     return this.open;
   }
 
+  /**
+   * Queues a reply (ack, publish error) to be written with the others completed in this
+   * event-loop turn: one syscall for many acks instead of one each. Bounded by the
+   * pending-publish limit. Any direct send writes the queue first, so order is kept.
+   */
+  sendSoon(frame: ServerFrame): void {
+    if (!this.open) return;
+    this.#outbox.push(encodeFrame(frame, this.format));
+    if (this.#outbox.length === 1) scheduleFlush(this);
+  }
+
+  /** Writes queued replies (see `sendSoon`). */
+  flushOutbox(): void {
+    if (this.#outbox.length === 0 || !this.open) return;
+    const out = this.#outbox;
+    this.#outbox = [];
+    this.ws.cork(() => {
+      for (const data of out) this.#write(data);
+    });
+  }
+
   /** Sends already-encoded bytes; the caller corks when sending many. */
   sendEncoded(data: Uint8Array | string): void {
+    if (!this.open) return;
+    if (this.#outbox.length > 0) this.flushOutbox();
+    this.#write(data);
+  }
+
+  #write(data: Uint8Array | string): void {
     if (!this.open) return;
     const status = this.ws.send(data, this.isBinary);
     if (status === 1) return;
@@ -152,6 +181,7 @@ export class WsConnection {
   closed(): void {
     if (!this.open) return;
     this.open = false;
+    this.#outbox = [];
     if (this.#slowTimer) clearTimeout(this.#slowTimer);
     this.#slowTimer = null;
     for (const sub of this.subscriptions.values()) sub.stop();
@@ -159,4 +189,17 @@ export class WsConnection {
     this.#wakeWriters();
     this.#onGone(this);
   }
+}
+
+const flushQueue = new Set<WsConnection>();
+
+function scheduleFlush(conn: WsConnection): void {
+  if (flushQueue.size === 0) setImmediate(flushAll);
+  flushQueue.add(conn);
+}
+
+function flushAll(): void {
+  const conns = [...flushQueue];
+  flushQueue.clear();
+  for (const conn of conns) conn.flushOutbox();
 }

@@ -26,12 +26,12 @@ export function handlePublish(ctx: HandlerContext, conn: WsConnection, frame: Pu
     .produce(frame.topic, [record], { acks, producerId: frame.producerId, sequence: frame.seq })
     .then(
       ([result]) => {
-        if (acks !== 0) conn.send({ op: "ack", id: frame.id, partition: result!.partition, offset: result!.offset });
+        if (acks !== 0) conn.sendSoon({ op: "ack", id: frame.id, partition: result!.partition, offset: result!.offset });
       },
       (err: unknown) => {
         const e = toTributaryError(err);
         if (e.code === "INTERNAL") ctx.log.error("ws.publish.failed", { topic: frame.topic, error: e.message });
-        conn.sendError(e.code, e.message, { id: frame.id });
+        conn.sendSoon({ op: "error", id: frame.id, code: e.code, message: e.message });
       },
     )
     .finally(() => conn.pendingPublishes--);

@@ -1,0 +1,276 @@
+/**
+ * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--engine file|memory] [--rate 50000]`
+ *
+ * WebSocket fan-out, 1 publisher → N subscribers over loopback, 64-byte messages, measured
+ * for the Tributary gateway (log engine underneath) and, in the same run and with the same
+ * `ws`-client loader, for a bare uWebSockets.js pub/sub server with no log (the ceiling).
+ * The server runs in its own process (test/bench/ws-server.ts); this process is the loader.
+ *
+ * Fan-out phase: at most 5 messages in flight (a message is in flight until every
+ * subscriber has it), as in the issue's reference measurement. Reports delivered msgs/s
+ * and p50/p99 publish→deliver latency (sampled on up to 20 subscribers).
+ * Rate phase: 1 subscriber, the publisher paced at `--rate` msgs/s; reports p50/p99.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+import { decodeFrame, encodeFrame, SUBPROTOCOL_CBOR, type Frame, type MessageFrame } from "@tributary/client/protocol";
+
+type Mode = "tributary" | "bare";
+const MAX_IN_FLIGHT = 5;
+const CREDIT_WINDOW = 1000;
+const SAMPLED = 20;
+const MESSAGE_BYTES = 64;
+
+interface Result {
+  delivered: number;
+  seconds: number;
+  latencies: number[];
+}
+
+export async function run(args: string[]): Promise<void> {
+  const opt = (name: string, fallback: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+  };
+  const ns = opt("n", "1,100,1000").split(",").map(Number);
+  const seconds = Number(opt("seconds", "4"));
+  const engine = opt("engine", "file");
+  const rate = Number(opt("rate", "50000"));
+
+  const rows: string[] = [];
+  const fanout = new Map<string, Result>();
+  const paced = new Map<Mode, Result>();
+  const only = opt("only", "");
+  for (const mode of ["bare", "tributary"] as Mode[]) {
+    if (only && only !== mode) continue;
+    const server = await startServer(mode, engine);
+    try {
+      for (const n of ns) {
+        const r = await fanOut(server.url, mode, n, seconds, `fan-${n}`);
+        fanout.set(`${mode}:${n}`, r);
+        process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}\n`);
+      }
+      const r = await pacedRun(server.url, mode, rate, Math.min(3, seconds), "paced");
+      paced.set(mode, r);
+      process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}\n`);
+    } finally {
+      await server.stop();
+    }
+  }
+
+  if (only) return;
+  rows.push(`| N | bare uWS msgs/s | Tributary msgs/s | ratio | bare p50/p99 | Tributary p50/p99 |`, `|---|---|---|---|---|---|`);
+  for (const n of ns) {
+    const b = fanout.get(`bare:${n}`)!;
+    const t = fanout.get(`tributary:${n}`)!;
+    const ratio = t.delivered / t.seconds / (b.delivered / b.seconds);
+    rows.push(
+      `| ${n} | ${fmt(b.delivered / b.seconds)} | ${fmt(t.delivered / t.seconds)} | ${(ratio * 100).toFixed(0)}% | ${ms(pct(b.latencies, 50))} / ${ms(pct(b.latencies, 99))} | ${ms(pct(t.latencies, 50))} / ${ms(pct(t.latencies, 99))} |`,
+    );
+  }
+  const pb = paced.get("bare")!;
+  const pt = paced.get("tributary")!;
+  rows.push(`| ${fmt(rate)} msg/s in, N=1 | ${fmt(pb.delivered / pb.seconds)} | ${fmt(pt.delivered / pt.seconds)} | | ${ms(pct(pb.latencies, 50))} / ${ms(pct(pb.latencies, 99))} | ${ms(pct(pt.latencies, 50))} / ${ms(pct(pt.latencies, 99))} |`);
+  process.stdout.write(`\n1 publisher → N subscribers, ${MESSAGE_BYTES}-byte messages, ≤ ${MAX_IN_FLIGHT} in flight, Tributary on the ${engine} engine:\n${rows.join("\n")}\n`);
+  const big = Math.max(...ns);
+  const bigRatio = fanout.get(`tributary:${big}`)!.delivered / fanout.get(`bare:${big}`)!.delivered;
+  process.stdout.write(
+    `targets: N=${big} ≥ 50% of bare uWS: ${(bigRatio * 100).toFixed(0)}% ${bigRatio >= 0.5 ? "OK" : "MISSED"}; ` +
+      `p99 < 10 ms at ${fmt(rate)} msg/s in: ${ms(pct(pt.latencies, 99))} ${pct(pt.latencies, 99) < 10 ? "OK" : "MISSED"}\n`,
+  );
+}
+
+// ---- server process ------------------------------------------------------------------------
+
+async function startServer(mode: Mode, engine: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const script = fileURLToPath(new URL("./ws-server.ts", import.meta.url));
+  const extra = (process.env.BENCH_WS_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...extra, "--conditions=tributary-source", "--import", "tsx", script, mode, engine], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
+  });
+  return {
+    url: `ws://127.0.0.1:${port}/ws`,
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+// ---- loader ------------------------------------------------------------------------------
+
+const encode = (frame: Record<string, unknown>) => encodeFrame(frame as unknown as Frame, "cbor");
+
+function open(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, [SUBPROTOCOL_CBOR], { perMessageDeflate: false });
+    ws.binaryType = "nodebuffer";
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+  });
+}
+
+/** Opens a subscriber; resolves once it is subscribed. `onMessage(payload | null)` runs per delivered message. */
+async function subscriber(url: string, mode: Mode, topic: string, sampled: boolean, onMessage: (sentAt: number | null) => void): Promise<WebSocket> {
+  const ws = await open(url);
+  if (mode === "bare") {
+    ws.on("message", (data: Buffer) => onMessage(sampled ? data.readDoubleLE(0) : null));
+    return ws;
+  }
+  await new Promise<void>((resolve, reject) => {
+    let ready = false;
+    let unacked = 0;
+    ws.on("message", (data: Buffer) => {
+      if (ready) {
+        if (++unacked >= CREDIT_WINDOW / 2) {
+          ws.send(encode({ op: "credit", sub: 1, credit: unacked }));
+          unacked = 0;
+        }
+        if (!sampled) return onMessage(null);
+        const frame = decodeFrame(data, "cbor") as MessageFrame;
+        return onMessage(Buffer.from(frame.value!.buffer, frame.value!.byteOffset, 8).readDoubleLE(0));
+      }
+      const frame = decodeFrame(data, "cbor") as { op: string };
+      if (frame.op === "welcome") ws.send(encode({ op: "subscribe", id: 2, sub: 1, topic, from: "latest", credit: CREDIT_WINDOW }));
+      else if (frame.op === "subscribed") {
+        ready = true;
+        resolve();
+      } else reject(new Error(`bench subscribe failed: ${JSON.stringify(frame)}`));
+    });
+    ws.send(encode({ op: "hello", id: 1, protocol: 1 }));
+  });
+  return ws;
+}
+
+async function publisher(url: string, mode: Mode, topic: string): Promise<(payload: Buffer) => void> {
+  if (mode === "bare") {
+    const ws = await open(`${url}?role=pub`);
+    return (payload) => ws.send(payload);
+  }
+  const ws = await open(url);
+  await new Promise<void>((resolve) => {
+    ws.once("message", () => resolve());
+    ws.send(encode({ op: "hello", id: 1, protocol: 1 }));
+  });
+  let id = 10;
+  return (payload) => ws.send(encode({ op: "publish", id: id++, topic, value: payload, acks: 1 }));
+}
+
+function payload(): Buffer {
+  const b = Buffer.alloc(MESSAGE_BYTES, 0x61);
+  b.writeDoubleLE(performance.now(), 0);
+  return b;
+}
+
+async function connectAll(url: string, mode: Mode, topic: string, n: number, onMessage: (i: number, sentAt: number | null) => void): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 50); j++) batch.push(subscriber(url, mode, topic, j < SAMPLED, (t) => onMessage(j, t)));
+    sockets.push(...(await Promise.all(batch)));
+  }
+  return sockets;
+}
+
+async function fanOut(url: string, mode: Mode, n: number, seconds: number, topic: string): Promise<Result> {
+  const counts = new Uint32Array(n);
+  const completions = new Uint32Array(64);
+  let sent = 0;
+  let done = 0;
+  let measuring = false;
+  let delivered = 0;
+  const latencies: number[] = [];
+  let publish: (p: Buffer) => void = () => {};
+  let stopped = false;
+  const pump = () => {
+    while (!stopped && sent - done < MAX_IN_FLIGHT) {
+      sent++;
+      publish(payload());
+    }
+  };
+  const sockets = await connectAll(url, mode, topic, n, (i, sentAt) => {
+    const k = counts[i]++;
+    if (measuring) {
+      delivered++;
+      if (sentAt !== null) latencies.push(performance.now() - sentAt);
+    }
+    if (++completions[k % 64]! === n) {
+      completions[k % 64] = 0;
+      done++;
+      pump();
+    }
+  });
+  publish = await publisher(url, mode, topic);
+  pump();
+  await sleep(500);
+  measuring = true;
+  const start = performance.now();
+  await sleep(seconds * 1000);
+  measuring = false;
+  const elapsed = (performance.now() - start) / 1000;
+  stopped = true;
+  await closeAll(sockets);
+  return { delivered, seconds: elapsed, latencies };
+}
+
+async function pacedRun(url: string, mode: Mode, rate: number, seconds: number, topic: string): Promise<Result> {
+  const latencies: number[] = [];
+  let delivered = 0;
+  let measuring = false;
+  const sockets = await connectAll(url, mode, topic, 1, (_i, sentAt) => {
+    if (!measuring) return;
+    delivered++;
+    latencies.push(performance.now() - sentAt!);
+  });
+  const publish = await publisher(url, mode, topic);
+  const total = (seconds + 0.5) * 1000;
+  const t0 = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now() - t0;
+      if (now >= total) return resolve();
+      if (!measuring && now >= 500) measuring = true;
+      const due = Math.floor((now / 1000) * rate);
+      while (sent < due) {
+        sent++;
+        publish(payload());
+      }
+      setImmediate(tick);
+    };
+    tick();
+  });
+  await sleep(200);
+  measuring = false;
+  await closeAll(sockets);
+  return { delivered, seconds, latencies };
+}
+
+async function closeAll(sockets: WebSocket[]): Promise<void> {
+  await Promise.all(sockets.map((ws) => new Promise((r) => (ws.once("close", r), ws.terminate()))));
+  await sleep(200);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+const label = (mode: Mode, engine: string) => (mode === "bare" ? "bare uWS      " : `tributary/${engine}`);
+
+function pct(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
