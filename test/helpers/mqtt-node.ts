@@ -75,9 +75,13 @@ export async function startMqttTestNode(mqttOverrides: Partial<TributaryConfig["
   };
 }
 
-/** Connects an MQTT.js client and waits for CONNACK. */
-export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+/**
+ * Connects an MQTT.js client and waits for CONNACK. `before` runs before any packet is
+ * read (attach `collect` there when the session may deliver right after CONNACK).
+ */
+export async function connectClient(url: string, options: IClientOptions = {}, before?: (client: MqttClient) => void): Promise<MqttClient> {
   const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  before?.(client);
   await new Promise<void>((resolve, reject) => {
     client.once("connect", () => resolve());
     client.once("error", reject);

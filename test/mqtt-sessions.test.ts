@@ -1,0 +1,260 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MqttClient } from "mqtt";
+import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+
+let node: MqttTestNode;
+const clients: MqttClient[] = [];
+async function client(url: string, options: Parameters<typeof connectClient>[1] = {}, before?: (c: MqttClient) => void): Promise<MqttClient> {
+  const c = await connectClient(url, options, before);
+  clients.push(c);
+  return c;
+}
+/** Kills the client's socket without DISCONNECT (an abrupt network loss). */
+function cutSocket(c: MqttClient): void {
+  (c.stream as unknown as { destroy(): void }).destroy();
+}
+
+beforeAll(async () => {
+  node = await startMqttTestNode({}, { defaultPartitions: 3 });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => endClient(c, true)));
+  await node?.close();
+});
+
+describe("will messages", () => {
+  it("publishes the will when the socket dies without DISCONNECT, and not after a normal DISCONNECT", async () => {
+    const watcher = await client(node.tcpUrl);
+    const got = collect(watcher);
+    await watcher.subscribeAsync("wills/#", { qos: 1 });
+    const polite = await client(node.tcpUrl, { clientId: "polite", will: { topic: "wills/polite", payload: Buffer.from("should not appear"), qos: 1, retain: false } });
+    await endClient(polite);
+    const rude = await client(node.wsUrl, { clientId: "rude", will: { topic: "wills/rude", payload: Buffer.from("rude went away"), qos: 1, retain: true } });
+    cutSocket(rude);
+    const msgs = await got.waitFor(1);
+    expect(msgs[0]).toMatchObject({ topic: "wills/rude", payload: "rude went away", qos: 1 });
+    await sleep(200);
+    expect(got.messages).toHaveLength(1);
+    // retained will: a later subscriber sees it
+    const late = await client(node.tcpUrl);
+    const gotLate = collect(late);
+    await late.subscribeAsync("wills/rude", { qos: 1 });
+    expect((await gotLate.waitFor(1))[0]).toMatchObject({ payload: "rude went away", retain: true });
+  });
+
+  it("MQTT 5: delays the will by the Will Delay Interval, cancels it when the session resumes in time, and sends it at once with session expiry 0", async () => {
+    const watcher = await client(node.tcpUrl, { protocolVersion: 5 });
+    const got = collect(watcher);
+    await watcher.subscribeAsync("wd/#", { qos: 1 });
+    const will = (topic: string, delay: number) => ({ topic, payload: Buffer.from(topic), qos: 1 as const, retain: false, properties: { willDelayInterval: delay } });
+    const resumer = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-resumer", clean: false, properties: { sessionExpiryInterval: 30 }, will: will("wd/resumer", 1) });
+    const delayed = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-delayed", clean: false, properties: { sessionExpiryInterval: 30 }, will: will("wd/delayed", 1) });
+    const instant = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-instant", properties: { sessionExpiryInterval: 0 }, will: will("wd/instant", 5) });
+    const t0 = Date.now();
+    cutSocket(resumer);
+    cutSocket(delayed);
+    cutSocket(instant);
+    expect((await got.waitFor(1))[0]!.topic).toBe("wd/instant");
+    expect(Date.now() - t0).toBeLessThan(900);
+    await sleep(200);
+    await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-resumer", clean: false, properties: { sessionExpiryInterval: 30 } });
+    const msgs = await got.waitFor(2, 4000);
+    expect(msgs[1]!.topic).toBe("wd/delayed");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    await sleep(500);
+    expect(got.messages.map((m) => m.topic)).toEqual(["wd/instant", "wd/delayed"]);
+  });
+});
+
+describe("persistent sessions", () => {
+  it("MQTT 3.1.1 clean session = false: keeps subscriptions and delivers from the log what was published while offline", async () => {
+    const opts = { clientId: "persist-v3", clean: false, protocolVersion: 4 as const };
+    const first = await client(node.tcpUrl, opts);
+    const got1 = collect(first);
+    await first.subscribeAsync("offline3/#", { qos: 1 });
+    const pub = await client(node.tcpUrl);
+    await pub.publishAsync("offline3/a", "online", { qos: 1 });
+    await got1.waitFor(1);
+    await endClient(first);
+    for (let i = 0; i < 10; i++) await pub.publishAsync(`offline3/d${i % 4}`, `off-${i}`, { qos: 1 });
+    let got2!: ReturnType<typeof collect>;
+    const second = await client(node.wsUrl, opts, (c) => (got2 = collect(c)));
+    expect(second.connected).toBe(true);
+    const msgs = await got2.waitFor(10);
+    expect(msgs.map((m) => m.payload).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `off-${i}`).sort());
+    // per MQTT topic, publish order is kept
+    expect(msgs.filter((m) => m.topic === "offline3/d1").map((m) => m.payload)).toEqual(["off-1", "off-5", "off-9"]);
+    await sleep(200);
+    expect(got2.messages).toHaveLength(10);
+  });
+
+  it("MQTT 5 clean start discards the previous session", async () => {
+    const first = await client(node.tcpUrl, { protocolVersion: 5, clientId: "clean5", clean: false, properties: { sessionExpiryInterval: 60 } });
+    await first.subscribeAsync("clean5/#", { qos: 1 });
+    await endClient(first);
+    const pub = await client(node.tcpUrl);
+    await pub.publishAsync("clean5/x", "lost", { qos: 1 });
+    const second = await client(node.tcpUrl, { protocolVersion: 5, clientId: "clean5", clean: true });
+    const got = collect(second);
+    await sleep(300);
+    expect(got.messages).toHaveLength(0);
+  });
+
+  it("survives a gateway + file engine restart: subscriptions and positions persist, offline messages come from the log", async () => {
+    const local = await startMqttTestNode({}, { defaultPartitions: 2 });
+    try {
+      const opts = { protocolVersion: 5 as const, clientId: "restart-me", clean: false, properties: { sessionExpiryInterval: 300 } };
+      const first = await connectClient(local.tcpUrl, opts);
+      const got1 = collect(first);
+      await first.subscribeAsync(["rs/+/t", "rs-other/#"], { qos: 1 });
+      const pub = await connectClient(local.tcpUrl);
+      await pub.publishAsync("rs/a/t", "before-1", { qos: 1 });
+      await pub.publishAsync("rs/b/t", "before-2", { qos: 1 });
+      await got1.waitFor(2);
+      await sleep(300);
+      await endClient(first);
+      await pub.publishAsync("rs/a/t", "offline-1", { qos: 1 });
+      await pub.publishAsync("rs-other/z", "offline-2", { qos: 1 });
+      await endClient(pub, true);
+      await local.restart();
+      const pub2 = await connectClient(local.tcpUrl);
+      await pub2.publishAsync("rs/c/t", "after-restart", { qos: 1 });
+      await pub2.publishAsync("rs/c/ignored", "not matching", { qos: 1 });
+      let got2!: ReturnType<typeof collect>;
+      const second = await connectClient(local.tcpUrl, opts, (c) => (got2 = collect(c)));
+      const msgs = await got2.waitFor(3);
+      expect(msgs.map((m) => m.payload).sort()).toEqual(["after-restart", "offline-1", "offline-2"]);
+      // live delivery continues on the restored subscriptions
+      await pub2.publishAsync("rs/d/t", "live", { qos: 1 });
+      await got2.waitFor(4);
+      await sleep(200);
+      expect(got2.messages.map((m) => m.payload)).not.toContain("before-1");
+      expect(got2.messages).toHaveLength(4);
+      await endClient(second, true);
+      await endClient(pub2, true);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it("hands the session over to a new connection with the same client id (old one closed)", async () => {
+    const first = await client(node.tcpUrl, { protocolVersion: 5, clientId: "takeover", clean: false, properties: { sessionExpiryInterval: 60 } });
+    await first.subscribeAsync("takeover/#", { qos: 1 });
+    const disconnected = new Promise<number | undefined>((resolve) => first.once("disconnect", (p) => resolve(p.reasonCode)));
+    const second = await client(node.tcpUrl, { protocolVersion: 5, clientId: "takeover", clean: false, properties: { sessionExpiryInterval: 60 } });
+    expect(await disconnected).toBe(0x8e);
+    const got = collect(second);
+    const pub = await client(node.tcpUrl);
+    await pub.publishAsync("takeover/x", "to the new owner", { qos: 1 });
+    expect((await got.waitFor(1))[0]!.payload).toBe("to the new owner");
+  });
+});
+
+describe("shared subscriptions", () => {
+  it("gives each message to exactly one member of $share/<group>/<filter>, round-robin, while normal subscribers get all", async () => {
+    const members = await Promise.all([0, 1, 2].map((i) => client(i === 1 ? node.wsUrl : node.tcpUrl, { protocolVersion: 5, clientId: `member-${i}` })));
+    const gots = members.map((m) => collect(m));
+    for (const m of members) await m.subscribeAsync("$share/workers/jobs/#", { qos: 1 });
+    const all = await client(node.tcpUrl);
+    const gotAll = collect(all);
+    await all.subscribeAsync("jobs/#", { qos: 1 });
+    const pub = await client(node.tcpUrl);
+    for (let i = 0; i < 30; i++) await pub.publishAsync(`jobs/j${i % 5}`, `job-${i}`, { qos: 1 });
+    await gotAll.waitFor(30);
+    const deadline = Date.now() + 5000;
+    while (gots.reduce((n, g) => n + g.messages.length, 0) < 30 && Date.now() < deadline) await sleep(20);
+    await sleep(200);
+    const received = gots.flatMap((g) => g.messages.map((m) => m.payload));
+    expect(received.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `job-${i}`).sort());
+    for (const g of gots) expect(g.messages.length).toBe(10);
+  });
+});
+
+describe("MQTT 5 properties", () => {
+  it("round-trips user properties, content type, response topic and correlation data", async () => {
+    const sub = await client(node.tcpUrl, { protocolVersion: 5 });
+    const got = collect(sub);
+    await sub.subscribeAsync("props/#", { qos: 1 });
+    const pub = await client(node.wsUrl, { protocolVersion: 5 });
+    await pub.publishAsync("props/x", '{"a":1}', {
+      qos: 1,
+      properties: {
+        contentType: "application/json",
+        responseTopic: "props/reply",
+        correlationData: Buffer.from([1, 2, 3]),
+        payloadFormatIndicator: true,
+        userProperties: { device: "d42", tag: ["a", "b"] },
+      },
+    });
+    const m = (await got.waitFor(1))[0]!;
+    expect(m.properties).toMatchObject({
+      contentType: "application/json",
+      responseTopic: "props/reply",
+      payloadFormatIndicator: true,
+      userProperties: { device: "d42", tag: ["a", "b"] },
+    });
+    expect([...(m.properties!.correlationData as Buffer)]).toEqual([1, 2, 3]);
+  });
+
+  it("drops messages whose expiry passed while the session was offline and sends the remaining interval otherwise", async () => {
+    const opts = { protocolVersion: 5 as const, clientId: "expiry", clean: false, properties: { sessionExpiryInterval: 60 } };
+    const first = await client(node.tcpUrl, opts);
+    await first.subscribeAsync("exp/#", { qos: 1 });
+    await endClient(first);
+    const pub = await client(node.tcpUrl, { protocolVersion: 5 });
+    await pub.publishAsync("exp/short", "expires", { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await pub.publishAsync("exp/long", "stays", { qos: 1, properties: { messageExpiryInterval: 100 } });
+    await sleep(1300);
+    let got!: ReturnType<typeof collect>;
+    await client(node.tcpUrl, opts, (c) => (got = collect(c)));
+    const msgs = await got.waitFor(1);
+    await sleep(200);
+    expect(got.messages.map((m) => m.payload)).toEqual(["stays"]);
+    const left = msgs[0]!.properties!.messageExpiryInterval as number;
+    expect(left).toBeGreaterThan(95);
+    expect(left).toBeLessThanOrEqual(99);
+  });
+
+  it("accepts topic aliases from clients and uses them towards clients that allow them", async () => {
+    const sub = await client(node.tcpUrl, { protocolVersion: 5, properties: { topicAliasMaximum: 5 } });
+    const got = collect(sub);
+    const aliased: number[] = [];
+    sub.on("packetreceive", (p) => {
+      if (p.cmd === "publish" && p.properties?.topicAlias) aliased.push(p.properties.topicAlias);
+    });
+    await sub.subscribeAsync("alias/#", { qos: 1 });
+    const pub = await client(node.tcpUrl, { protocolVersion: 5 });
+    await pub.publishAsync("alias/long/topic/name", "1", { qos: 1, properties: { topicAlias: 3 } });
+    await pub.publishAsync("", "2", { qos: 1, properties: { topicAlias: 3 } });
+    const msgs = await got.waitFor(2);
+    expect(msgs.map((m) => [m.topic, m.payload])).toEqual([
+      ["alias/long/topic/name", "1"],
+      ["alias/long/topic/name", "2"],
+    ]);
+    expect(aliased).toEqual([1, 1]);
+  });
+
+  it("does not send a message larger than the client's Maximum Packet Size", async () => {
+    const sub = await client(node.tcpUrl, { protocolVersion: 5, properties: { maximumPacketSize: 200 } });
+    const got = collect(sub);
+    await sub.subscribeAsync("maxp/#", { qos: 1 });
+    const pub = await client(node.tcpUrl, { protocolVersion: 5 });
+    await pub.publishAsync("maxp/big", "x".repeat(500), { qos: 1 });
+    await pub.publishAsync("maxp/small", "fits", { qos: 1 });
+    expect((await got.waitFor(1))[0]!.payload).toBe("fits");
+    await sleep(200);
+    expect(got.messages).toHaveLength(1);
+  });
+
+  it("No Local: a client does not get back what it published on a no-local subscription", async () => {
+    const c = await client(node.tcpUrl, { protocolVersion: 5, clientId: "nolocal" });
+    const got = collect(c);
+    await c.subscribeAsync("nl/#", { qos: 1, nl: true });
+    const other = await client(node.tcpUrl);
+    await c.publishAsync("nl/self", "mine", { qos: 1 });
+    await other.publishAsync("nl/other", "theirs", { qos: 1 });
+    expect((await got.waitFor(1))[0]!.payload).toBe("theirs");
+    await sleep(200);
+    expect(got.messages).toHaveLength(1);
+  });
+});
