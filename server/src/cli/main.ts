@@ -50,5 +50,15 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/** Resolves once everything written to `stream` so far is handed to the OS (pipes may be async when full). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write("", () => resolve());
+  });
+}
+
 const code = await runCli(process.argv);
+// process.exit() drops pending pipe writes: flush first (`consume | slow-reader` must get every line).
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(code);
