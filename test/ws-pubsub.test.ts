@@ -43,6 +43,18 @@ describe("WebSocket gateway: publish and subscribe", () => {
     });
   }
 
+  it("delivers bytes published over CBOR to a JSON subscriber as base64, live and from the log", async () => {
+    const json = await connect("json");
+    const cbor = await connect("cbor");
+    await json.subscribeOk({ sub: 1, topic: "mixed", from: "earliest" });
+    await cbor.publish("mixed", "from cbor", { key: new TextEncoder().encode("k"), headers: { h: new Uint8Array([1, 2]) } });
+    const [live] = await json.waitForMessages(1, 1);
+    expect([text(live!.key), text(live!.value), [...live!.headers!.h!]]).toEqual(["k", "from cbor", [1, 2]]);
+    await json.subscribeOk({ sub: 2, topic: "mixed", from: "earliest", credit: 1 });
+    const [caught] = await json.waitForMessages(2, 1);
+    expect([text(caught!.key), text(caught!.value)]).toEqual(["k", "from cbor"]);
+  });
+
   it("welcomes with the session, node id and limits", async () => {
     const c = await WsTestClient.open(server.url);
     clients.push(c);

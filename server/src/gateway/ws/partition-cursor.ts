@@ -3,7 +3,7 @@ import type { Broker } from "../../broker/broker.ts";
 import { isTributaryError, toTributaryError } from "../../errors.ts";
 import type { LogRecord, Tail } from "../../log/log-engine.ts";
 import type { FeedMember, FeedRegistry, PartitionFeed } from "./partition-feed.ts";
-import type { PreparedMessage } from "./prepared-message.ts";
+import { plainBytes, type PreparedMessage } from "./prepared-message.ts";
 import type { WsSubscription } from "./ws-subscription.ts";
 
 export interface DeliveryEnv {
@@ -150,7 +150,8 @@ export class PartitionCursor implements FeedMember {
             continue;
           }
           if (!sub.canDeliver) break;
-          conn.sendEncoded(encodeFrame(this.#messageFrame(record), conn.format));
+          const frame = this.#messageFrame(record);
+          conn.sendEncoded(encodeFrame(conn.format === "json" ? plainBytes(frame) : frame, conn.format));
           sub.credit--;
           this.nextOffset = record.offset + 1;
         }

@@ -75,7 +75,7 @@ export class PreparedMessage {
   }
 
   #jsonFor(sub: number): string {
-    this.#jsonTail ??= (encodeFrame(this.#frame as Frame, "json") as string).slice(1);
+    this.#jsonTail ??= (encodeFrame(plainBytes(this.#frame) as Frame, "json") as string).slice(1);
     return `{"sub":${sub},${this.#jsonTail}`;
   }
 }
@@ -117,4 +117,18 @@ function writeCborUint(out: Uint8Array, at: number, n: number): number {
   out[at + 7] = (lo >>> 8) & 0xff;
   out[at + 8] = lo & 0xff;
   return at + 9;
+}
+
+const plain = (b: Uint8Array): Uint8Array => (b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+
+/**
+ * The frame with Node Buffers (what engines and cbor-x hand out) as plain Uint8Array
+ * views: JSON.stringify would call Buffer#toJSON before the codec's base64 replacer.
+ */
+export function plainBytes<F extends { key?: Uint8Array | null; value?: Uint8Array | null; headers?: Record<string, Uint8Array> }>(frame: F): F {
+  const out = { ...frame };
+  if (out.key) out.key = plain(out.key);
+  if (out.value) out.value = plain(out.value);
+  if (out.headers) out.headers = Object.fromEntries(Object.entries(out.headers).map(([k, v]) => [k, plain(v)]));
+  return out;
 }
