@@ -69,17 +69,20 @@ function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
 
 export function runLogEngineContract(name: string, makeEngine: () => Promise<ContractEngine>): void {
   describe(`LogEngine contract: ${name}`, () => {
-    let ctx: ContractEngine;
+    let ctx: ContractEngine | undefined;
     let engine: LogEngine;
     let n = 0;
     const topicName = (): string => `contract-${Date.now().toString(36)}-${n++}`;
 
     beforeEach(async () => {
-      ctx = await makeEngine();
-      engine = ctx.engine;
+      const made = await makeEngine();
+      ctx = made;
+      engine = made.engine;
     });
     afterEach(async () => {
-      await ctx.cleanup();
+      const current = ctx;
+      ctx = undefined;
+      await current?.cleanup(); // undefined when makeEngine failed: its error is the one to see
     });
 
     // --- topics --------------------------------------------------------------------------

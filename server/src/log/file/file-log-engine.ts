@@ -63,7 +63,10 @@ export interface FileLogEngineOptions {
   indexIntervalBytes?: number;
   /** Period of the retention check. Default 5 minutes; 0 disables the timer. */
   retentionCheckMs?: number;
-  /** Bytes of recent batches kept in memory per partition for tail readers. Default 4 MiB. */
+  /**
+   * Bytes of recent batches kept in memory per partition for tail readers (0 disables it).
+   * Default 1 MiB. Worst case memory is partitions written to × this.
+   */
   cacheBytesPerPartition?: number;
   /** Receives recovery warnings (truncations, dropped lines). Default console.warn. */
   onWarning?: (message: string, context: Record<string, unknown>) => void;
@@ -123,7 +126,7 @@ export class FileLogEngine implements LogEngine {
       segmentMs: positiveInt(options.segmentMs ?? 7 * 24 * 3600 * 1000, "segmentMs"),
       maxBatchBytes: positiveInt(options.maxBatchBytes ?? 8 << 20, "maxBatchBytes", MAX_SEGMENT_BYTES),
       indexIntervalBytes: positiveInt(options.indexIntervalBytes ?? 4096, "indexIntervalBytes"),
-      cacheBytes: options.cacheBytesPerPartition ?? 4 << 20,
+      cacheBytes: options.cacheBytesPerPartition ?? 1 << 20,
     };
     this.#warn = options.onWarning ?? ((message) => console.warn(`[tributary:file-log] ${message}`));
   }

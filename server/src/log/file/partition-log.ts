@@ -181,7 +181,7 @@ export class PartitionLog {
     let from = offset;
     const active = this.#segments[this.#segments.length - 1]!;
     const avgRecord = active.recordCount > 0 ? active.size / active.recordCount : 256;
-    const chunk = Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, maxBytes, maxRecords * avgRecord * 1.25 + this.#options.indexIntervalBytes));
+    const chunk = Math.floor(Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, maxBytes, maxRecords * avgRecord * 1.25 + this.#options.indexIntervalBytes)));
     for (; i < this.#segments.length; i++) {
       const seg = this.#segments[i]!;
       const ctx = this.#context({ offset: from });
