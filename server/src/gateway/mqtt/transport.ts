@@ -46,7 +46,7 @@ export class TcpTransport implements MqttTransport {
     this.#pendingBytes += packet.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(this.#flush);
+      setImmediate(this.#flush);
     }
   }
 
@@ -116,7 +116,7 @@ export class WsTransport implements MqttTransport {
     this.#pendingBytes += packet.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(this.#flush);
+      setImmediate(this.#flush);
     }
   }
 

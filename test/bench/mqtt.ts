@@ -1,0 +1,368 @@
+/**
+ * `npm run bench -- mqtt [--duration 5s] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]`
+ *
+ * MQTT fan-out: one publisher → 1 and → 100 subscribers, QoS 0 and QoS 1, 64-byte
+ * payloads, against Tributary (a separate `tributary start` process, file engine: every
+ * message is appended to the log), Mosquitto 2.0 and Aedes (in-memory), one after the
+ * other in the same run, with the same load generator: raw mqtt-packet over `net`
+ * (TCP_NODELAY), MQTT 3.1.1, a bounded number of messages in flight. Prints delivered
+ * msgs/s and publish→delivery latency p50/p99 per point, and Tributary's ratio to each.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import mqttPacket, { type Packet } from "mqtt-packet";
+
+interface Point {
+  qos: 0 | 1;
+  subscribers: number;
+}
+interface Result {
+  delivered: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+interface BrokerProc {
+  name: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const PAYLOAD_BYTES = 64;
+/** Messages per subscriber that may be published but not yet delivered. */
+const WINDOW = 100;
+/** Publisher QoS 1 PUBLISH awaiting PUBACK (≤ every broker's receive maximum). */
+const PUB_INFLIGHT = 100;
+
+function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(s);
+  if (!m) throw new Error(`bad duration "${s}"`);
+  return m[2] === "ms" ? Number(m[1]) : Number(m[1]) * 1000;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const t = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 20_000);
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}: ${out}`)));
+  });
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+    });
+}
+
+async function startTributary(): Promise<BrokerProc> {
+  const dir = mkdtempSync(join(tmpdir(), "tributary-bench-mqtt-"));
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--log-level", "warn"],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const m = await waitForLine(child, /mqtt=[^:\s]+:(\d+)/, "tributary");
+  const stop = stopper(child);
+  return {
+    name: "tributary",
+    port: Number(m[1]),
+    async stop() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startMosquitto(): Promise<BrokerProc> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "mosquitto-bench-"));
+  const conf = join(dir, "mosquitto.conf");
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      "allow_anonymous true",
+      "set_tcp_nodelay true",
+      "persistence false",
+      `max_inflight_messages ${WINDOW}`,
+      "max_queued_messages 100000",
+      "max_queued_bytes 0",
+      "log_dest none",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("/usr/sbin/mosquitto", ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+  await waitUntilListening(port);
+  const stop = stopper(child);
+  return {
+    name: "mosquitto",
+    port,
+    async stop() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startAedes(): Promise<BrokerProc> {
+  const script = fileURLToPath(new URL("./mqtt-aedes-server.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"], cwd: ROOT });
+  const m = await waitForLine(child, /listening (\d+)/, "aedes");
+  return { name: "aedes", port: Number(m[1]), stop: stopper(child) };
+}
+
+async function waitUntilListening(port: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A raw MQTT 3.1.1 client on a TCP_NODELAY socket: mqtt-packet parser + generator, coalesced writes. */
+class RawClient {
+  readonly socket: net.Socket;
+  readonly #parser = mqttPacket.parser({ protocolVersion: 4 });
+  #out: Buffer[] = [];
+  #scheduled = false;
+  onPacket: (p: Packet) => void = () => {};
+
+  constructor(port: number) {
+    this.socket = net.connect({ port, host: "127.0.0.1", noDelay: true });
+    this.socket.setNoDelay(true);
+    this.#parser.on("packet", (p: Packet) => this.onPacket(p));
+    this.socket.on("data", (d) => this.#parser.parse(d));
+    this.socket.on("error", () => undefined);
+  }
+
+  write(buf: Buffer): void {
+    this.#out.push(buf);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        const out = this.#out;
+        this.#out = [];
+        this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+      });
+    }
+  }
+
+  async connect(clientId: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.socket.once("connect", () => resolve());
+      this.socket.once("error", reject);
+    });
+    const acked = this.#next("connack");
+    this.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clientId, clean: true, keepalive: 0 }));
+    await acked;
+  }
+
+  async subscribe(topic: string, qos: 0 | 1): Promise<void> {
+    const acked = this.#next("suback");
+    this.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic, qos }] }));
+    await acked;
+  }
+
+  #next(cmd: string): Promise<Packet> {
+    return new Promise((resolve) => {
+      const prev = this.onPacket;
+      this.onPacket = (p) => {
+        if (p.cmd === cmd) {
+          this.onPacket = prev;
+          resolve(p);
+        } else prev(p);
+      };
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+async function measure(port: number, point: Point, durationMs: number, tag: string): Promise<Result> {
+  const topic = `bench/${tag}`;
+  const subs: RawClient[] = [];
+  let delivered = 0;
+  let counting = false;
+  let countedDelivered = 0;
+  const samples = new Float64Array(400_000);
+  let sampleCount = 0;
+  let sampleEvery = Math.max(1, Math.floor(point.subscribers / 4));
+  let pumpScheduled = false;
+  const schedulePump = () => {
+    if (!pumpScheduled) {
+      pumpScheduled = true;
+      setImmediate(pump);
+    }
+  };
+  for (let i = 0; i < point.subscribers; i++) {
+    const c = new RawClient(port);
+    await c.connect(`${tag}-sub-${i}`);
+    let n = 0;
+    c.onPacket = (p) => {
+      if (p.cmd !== "publish") return;
+      delivered++;
+      if (counting) {
+        countedDelivered++;
+        if (++n % sampleEvery === 0 && sampleCount < samples.length) {
+          const sent = (p.payload as Buffer).readDoubleLE(0);
+          samples[sampleCount++] = performance.now() - sent;
+        }
+      }
+      if (p.qos === 1) c.write(mqttPacket.generate({ cmd: "puback", messageId: p.messageId! }));
+      schedulePump();
+    };
+    await c.subscribe(topic, point.qos);
+    subs.push(c);
+  }
+  await new Promise((r) => setTimeout(r, 300)); // every subscription live
+  const pub = new RawClient(port);
+  await pub.connect(`${tag}-pub`);
+  let published = 0;
+  let pubInflight = 0;
+  let nextId = 1;
+  pub.onPacket = (p) => {
+    if (p.cmd === "puback") {
+      pubInflight--;
+      schedulePump();
+    }
+  };
+  const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
+  // Pre-encode one PUBLISH; patch timestamp (and packet id) per send.
+  const template = mqttPacket.generate({ cmd: "publish", topic, payload, qos: point.qos, messageId: point.qos ? 1 : undefined, retain: false, dup: false });
+  const payloadAt = template.length - PAYLOAD_BYTES;
+  let running = true;
+  function pump(): void {
+    pumpScheduled = false;
+    if (!running) return;
+    const cap = WINDOW * point.subscribers;
+    let burst = 0;
+    while (published * point.subscribers - delivered < cap && (point.qos === 0 || pubInflight < PUB_INFLIGHT) && burst < 64) {
+      const buf = Buffer.from(template);
+      buf.writeDoubleLE(performance.now(), payloadAt);
+      if (point.qos === 1) {
+        buf.writeUInt16BE(nextId, payloadAt - 2);
+        nextId = nextId === 65535 ? 1 : nextId + 1;
+        pubInflight++;
+      }
+      pub.write(buf);
+      published++;
+      burst++;
+    }
+    if (burst === 64) schedulePump();
+  }
+  pump();
+  await new Promise((r) => setTimeout(r, Math.min(1000, durationMs / 4))); // warm-up
+  counting = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, durationMs));
+  const seconds = (performance.now() - t0) / 1000;
+  counting = false;
+  running = false;
+  const counted = countedDelivered;
+  pub.close();
+  for (const s of subs) s.close();
+  const lat = Array.from(samples.subarray(0, sampleCount)).sort((a, b) => a - b);
+  const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! : NaN);
+  sampleEvery = 1;
+  await new Promise((r) => setTimeout(r, 300));
+  return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99) };
+}
+
+const fmtRate = (r: number) => (r >= 1000 ? `${(r / 1000).toFixed(1)}k` : r.toFixed(0));
+const fmtMs = (ms: number) => (Number.isNaN(ms) ? "-" : ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+
+export async function run(args: string[]): Promise<void> {
+  let durationMs = 5000;
+  let only = ["tributary", "mosquitto", "aedes"];
+  let points: Point[] = [
+    { qos: 0, subscribers: 1 },
+    { qos: 0, subscribers: 100 },
+    { qos: 1, subscribers: 1 },
+    { qos: 1, subscribers: 100 },
+  ];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--duration") durationMs = parseDuration(args[++i]!);
+    else if (a === "--only") only = args[++i]!.split(",");
+    else if (a === "--points")
+      points = args[++i]!.split(",").map((p) => {
+        const m = /^q([01])-(\d+)$/.exec(p);
+        if (!m) throw new Error(`bad point "${p}" (use q0-1,q1-100, ...)`);
+        return { qos: Number(m[1]) as 0 | 1, subscribers: Number(m[2]) };
+      });
+    else if (a === "--help" || a === "-h") {
+      process.stdout.write("npm run bench -- mqtt [--duration 5s] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]\n");
+      return;
+    }
+  }
+  const starters: Record<string, () => Promise<BrokerProc>> = { tributary: startTributary, mosquitto: startMosquitto, aedes: startAedes };
+  const results = new Map<string, Map<string, Result>>();
+  for (const name of only) {
+    const broker = await starters[name]!();
+    const byPoint = new Map<string, Result>();
+    results.set(name, byPoint);
+    try {
+      for (const point of points) {
+        const key = `QoS ${point.qos}, 1 → ${point.subscribers}`;
+        const r = await measure(broker.port, point, durationMs, `${name}-q${point.qos}-${point.subscribers}`);
+        byPoint.set(key, r);
+        process.stdout.write(`${name.padEnd(10)} ${key.padEnd(16)} ${fmtRate(r.rate).padStart(8)} msgs/s   p50 ${fmtMs(r.p50).padStart(6)} ms   p99 ${fmtMs(r.p99).padStart(6)} ms\n`);
+      }
+    } finally {
+      await broker.stop();
+    }
+  }
+  const trib = results.get("tributary");
+  if (trib) {
+    process.stdout.write("\nratios (Tributary msgs/s ÷ other):\n");
+    for (const [key, r] of trib) {
+      const parts = [...results.entries()]
+        .filter(([n]) => n !== "tributary")
+        .map(([n, m]) => {
+          const o = m.get(key);
+          return o ? `${n} ${(r.rate / o.rate).toFixed(2)}×` : "";
+        });
+      process.stdout.write(`  ${key.padEnd(16)} ${parts.join("   ")}\n`);
+    }
+  }
+}
