@@ -362,6 +362,34 @@ describe("FileLogEngine", () => {
     expect(all.map((r) => text(r.value))).toEqual(Array.from({ length: 100 }, (_, i) => [0, 1, 2].map((j) => `c${i}-${j}`)).flat());
   });
 
+  it("reads-from-segment-files-return-every-record-whatever-the-page-size", async () => {
+    const dir = newDir();
+    let engine = await open(dir, { cacheBytesPerPartition: 0, segmentBytes: 100_000 });
+    await engine.createTopic("pages", {});
+    // values of varying length so the average record size is not an integer
+    for (let i = 0; i < 40; i++) {
+      await engine.append("pages", 0, Array.from({ length: 500 }, (_, j) => ({ key: null, value: new Uint8Array(7 + ((i * 500 + j) % 13)).fill(j & 0xff) })));
+    }
+    await engine.close();
+    engine = await open(dir, { cacheBytesPerPartition: 0, segmentBytes: 100_000 });
+    expect(engine.segmentBaseOffsets("pages", 0).length).toBeGreaterThan(2);
+    for (const maxRecords of [1, 7, 333, 1000, 4999, 20_000]) {
+      let next = 0;
+      let count = 0;
+      while (next < 20_000) {
+        const page = await engine.read("pages", 0, next, { maxRecords });
+        expect(page.length).toBe(Math.min(maxRecords, 20_000 - next));
+        for (const r of page) {
+          expect(r.offset).toBe(next++);
+          expect(r.value!.length).toBe(7 + (r.offset % 13));
+        }
+        count += page.length;
+        if (maxRecords === 1 && next > 1500) break; // enough single-record pages
+      }
+      if (maxRecords !== 1) expect(count).toBe(20_000);
+    }
+  });
+
   it("invalid-options-are-refused-with-INVALID_CONFIG", async () => {
     await expectCode(FileLogEngine.open({ dataDir: newDir(), segmentBytes: 0 }), "INVALID_CONFIG");
     await expectCode(FileLogEngine.open({ dataDir: newDir(), fsync: { intervalMs: -5 } }), "INVALID_CONFIG");
