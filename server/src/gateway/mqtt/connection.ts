@@ -174,13 +174,14 @@ export class MqttConnection implements SessionConnection {
     if (!v5 || (expiry === undefined && subIds === undefined && !alias)) {
       // Shared encoding: one buffer per (version, qos, retain, dup) per message; packet id patched.
       const variant = (this.version << 4) | (qos << 2) | (retain ? 2 : 0) | (dup ? 1 : 0);
-      let buf = msg.encoded.get(variant);
+      let buf = msg.encodedVariant === variant ? msg.encoded : null;
       if (!buf) {
         buf = mqtt.generate(
           { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
           { protocolVersion: this.version },
         );
-        msg.encoded.set(variant, buf);
+        msg.encoded = buf;
+        msg.encodedVariant = variant;
       }
       if (buf.length > this.maxPacketOut) return false;
       if (qos > 0) {
@@ -223,7 +224,17 @@ export class MqttConnection implements SessionConnection {
   }
 
   sendPubrel(packetId: number): void {
-    this.send({ cmd: "pubrel", messageId: packetId });
+    this.sendAck("pubrel", packetId);
+  }
+
+  /** PUBACK / PUBREC / PUBREL / PUBCOMP with success: a copy of a pre-generated packet with the id patched in. */
+  sendAck(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", packetId: number): void {
+    if (this.closed) return;
+    const template = ackTemplate(cmd, this.version);
+    const out = Buffer.allocUnsafe(template.length);
+    template.copy(out);
+    out.writeUInt16BE(packetId, 2);
+    this.transport.write(out);
   }
 
   congested(): boolean {
@@ -281,6 +292,18 @@ export class MqttConnection implements SessionConnection {
     this.#queue = [];
     this.core.connectionClosed(this, why);
   }
+}
+
+const ACK_TEMPLATES = new Map<string, Buffer>();
+
+function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", version: number): Buffer {
+  const key = `${cmd}${version}`;
+  let t = ACK_TEMPLATES.get(key);
+  if (!t) {
+    t = mqtt.generate({ cmd, messageId: 1 } as Packet, { protocolVersion: version });
+    ACK_TEMPLATES.set(key, t);
+  }
+  return t;
 }
 
 function varIntSize(n: number): number {

@@ -71,13 +71,21 @@ export class OutgoingMessage {
   /** QoS it was published with; null when not published over MQTT (delivered at the subscription's QoS). */
   readonly publishedQos: QoS | null;
   readonly retain: boolean;
-  readonly origin: string | null;
+  readonly #originBytes: Uint8Array | undefined;
+  #origin: string | null | undefined;
   /** Absolute expiry (ms since epoch) or null. */
   readonly expiresAt: number | null;
   readonly #headers: RecordHeaders;
   #properties: IPublishPacket["properties"] | undefined | null = null;
-  /** Encoded PUBLISH packets by variant (protocol version, qos, retain); packet id patched per send. */
-  readonly encoded = new Map<number, Buffer>();
+  /** Last encoded PUBLISH (one variant: protocol version, qos, retain, dup); packet id patched per send. */
+  encodedVariant = -1;
+  encoded: Buffer | null = null;
+
+  /** Client id of the MQTT publisher (No Local), decoded on first use. */
+  get origin(): string | null {
+    if (this.#origin === undefined) this.#origin = this.#originBytes ? dec.decode(this.#originBytes) : null;
+    return this.#origin;
+  }
 
   constructor(offset: number, topic: string, payload: Uint8Array, headers: RecordHeaders, timestamp: number) {
     this.offset = offset;
@@ -88,8 +96,7 @@ export class OutgoingMessage {
     const q = headers["mqtt.qos"];
     this.publishedQos = q && q.length === 1 && q[0]! >= 0x30 && q[0]! <= 0x32 ? ((q[0]! - 0x30) as QoS) : null;
     this.retain = headers["mqtt.retain"] !== undefined;
-    const origin = headers["mqtt.client-id"];
-    this.origin = origin ? dec.decode(origin) : null;
+    this.#originBytes = headers["mqtt.client-id"];
     const expiry = headers["mqtt.message-expiry"];
     this.expiresAt = expiry ? timestamp + Number(dec.decode(expiry)) * 1000 : null;
   }
@@ -159,8 +166,22 @@ const keyCache = new Map<string, string>();
  * (so `orders/#`, `orders` and `#` see SDK records of `orders` published without an MQTT key).
  * Null when the log topic is not reachable from MQTT (internal topics).
  */
+let lastKey: Uint8Array | null = null;
+let lastLevel = "";
+let lastTopic = "";
+
 export function mqttTopicForRecord(logTopic: string, level: string, key: Uint8Array | null): string {
   if (key === null || key.length === 0) return level;
+  // Devices publish to the same topics over and over: reuse the last decode.
+  if (lastKey !== null && level === lastLevel && Buffer.compare(key, lastKey) === 0) return lastTopic;
+  const topic = mapKey(level, key);
+  lastKey = key;
+  lastLevel = level;
+  lastTopic = topic;
+  return topic;
+}
+
+function mapKey(level: string, key: Uint8Array): string {
   const topic = dec.decode(key);
   if (topic.length >= level.length && topic.startsWith(level) && (topic.length === level.length || topic.charCodeAt(level.length) === 0x2f)) {
     if (isValidTopicName(topic)) return topic;

@@ -19,6 +19,9 @@ export interface DeliveryTarget {
 
 type Mode = "idle" | "catchup" | "live" | "paused" | "closed";
 
+/** Live records a paused cursor keeps in memory before it falls back to reading the log. */
+const BACKLOG_MAX = 1024;
+
 /**
  * One consumer's position in one partition. Live records come from the shared
  * PartitionFanout; a cursor behind the fanout (resuming, paused by flow control, or after
@@ -43,6 +46,13 @@ export class PartitionCursor {
   #generation = 0;
   /** Offsets handed out and not yet acknowledged, in offset order (value: acked). */
   readonly #unacked = new Map<number, boolean>();
+  /**
+   * While paused: live records from `next` on, kept (up to BACKLOG_MAX) so that a short
+   * stall does not cost a read from the log. `#overflow` = records were dropped from it,
+   * so resuming must read the log.
+   */
+  #backlog: OutgoingMessage[] = [];
+  #overflow = false;
 
   constructor(opts: { target: DeliveryTarget; broker: Broker; registry: FanoutRegistry; log: Logger; logTopic: string; partition: number; level: string; next: number }) {
     this.#target = opts.target;
@@ -70,6 +80,8 @@ export class PartitionCursor {
   stop(): void {
     if (this.#mode === "closed") return;
     this.#mode = "idle";
+    this.#backlog = [];
+    this.#overflow = false;
     this.#generation++;
     if (this.#fanout) this.#registry.detach(this, this.#fanout);
     this.#fanout = null;
@@ -80,9 +92,24 @@ export class PartitionCursor {
     this.#mode = "closed";
   }
 
-  /** Flow control freed room: read on from the log where we paused. */
+  /** Flow control freed room: deliver the backlog, then read on from the log if needed. */
   resume(): void {
-    if (this.#mode === "paused") void this.#catchUp();
+    if (this.#mode !== "paused") return;
+    const backlog = this.#backlog;
+    const overflow = this.#overflow;
+    let i = 0;
+    this.#mode = "live";
+    while (i < backlog.length) {
+      if (!this.#deliver(backlog[i]!)) {
+        this.#backlog = backlog.slice(i);
+        this.#overflow = overflow;
+        return;
+      }
+      i++;
+    }
+    this.#backlog = [];
+    this.#overflow = false;
+    if (overflow) void this.#catchUp();
   }
 
   /** Records the offset as handed out and awaiting acknowledgement (QoS ≥ 1). */
@@ -108,21 +135,49 @@ export class PartitionCursor {
 
   /** Live records from the fanout (same partition, ascending, contiguous). */
   onLive(msgs: OutgoingMessage[]): void {
+    if (this.#mode === "paused") {
+      this.#keep(msgs, 0);
+      return;
+    }
     if (this.#mode !== "live") return;
-    for (const msg of msgs) {
+    for (let i = 0; i < msgs.length; i++) {
+      const msg = msgs[i]!;
       if (msg.offset < this.next) continue;
       if (msg.offset > this.next) {
         void this.#catchUp(); // we missed records: read them from the log
         return;
       }
-      if (!this.#deliver(msg)) return;
+      if (!this.#deliver(msg)) {
+        this.#keep(msgs, i);
+        return;
+      }
+    }
+  }
+
+  /** Paused: keep msgs[from..] in the backlog while they continue it and it has room. */
+  #keep(msgs: OutgoingMessage[], from: number): void {
+    if (this.#overflow) return;
+    const backlog = this.#backlog;
+    for (let i = from; i < msgs.length; i++) {
+      const msg = msgs[i]!;
+      const expected = this.next + backlog.length;
+      if (msg.offset < expected) continue;
+      if (msg.offset > expected || backlog.length >= BACKLOG_MAX) {
+        this.#overflow = true;
+        return;
+      }
+      backlog.push(msg);
     }
   }
 
   #deliver(msg: OutgoingMessage): boolean {
     if (!this.#target.offer(msg, this)) {
-      this.#mode = "paused";
-      this.#generation++;
+      if (this.#mode !== "paused") {
+        this.#mode = "paused";
+        this.#generation++;
+        this.#backlog = [];
+        this.#overflow = false;
+      }
       return false;
     }
     this.next = msg.offset + 1;
@@ -163,7 +218,10 @@ export class PartitionCursor {
       }
       for (const record of records) {
         if (record.offset < this.next) continue;
-        if (!this.#deliver(toOutgoing(this.logTopic, this.level, record))) return;
+        if (!this.#deliver(toOutgoing(this.logTopic, this.level, record))) {
+          this.#overflow = true; // the rest of this read is not kept: read it again on resume
+          return;
+        }
         if (this.#generation !== generation) return;
       }
     }

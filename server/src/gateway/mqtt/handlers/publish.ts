@@ -37,7 +37,7 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
   const packetId = packet.messageId ?? 0;
   if (qos === 2 && session.inboundQos2.has(packetId)) {
     // Re-sent QoS 2 PUBLISH: already stored once; confirm again, store nothing.
-    conn.send({ cmd: "pubrec", messageId: packetId });
+    conn.sendAck("pubrec", packetId);
     return;
   }
   if (qos > 0) {
@@ -76,12 +76,14 @@ function completed(conn: MqttConnection, qos: QoS, packetId: number, err: unknow
   }
   if (qos === 1) {
     if (conn.inflightIn > 0) conn.inflightIn--;
-    conn.send(reasonCode === RC.SUCCESS ? { cmd: "puback", messageId: packetId } : { cmd: "puback", messageId: packetId, reasonCode });
+    if (reasonCode === RC.SUCCESS) conn.sendAck("puback", packetId);
+    else conn.send({ cmd: "puback", messageId: packetId, reasonCode });
   } else {
     if (failed) {
       conn.session?.inboundQos2.delete(packetId);
       if (conn.inflightIn > 0) conn.inflightIn--;
     }
-    conn.send(reasonCode === RC.SUCCESS ? { cmd: "pubrec", messageId: packetId } : { cmd: "pubrec", messageId: packetId, reasonCode });
+    if (reasonCode === RC.SUCCESS) conn.sendAck("pubrec", packetId);
+    else conn.send({ cmd: "pubrec", messageId: packetId, reasonCode });
   }
 }

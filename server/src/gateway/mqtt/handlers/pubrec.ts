@@ -8,7 +8,7 @@ export function handlePubrec(conn: MqttConnection, packet: IPubrecPacket): void 
   const failed = (packet.reasonCode ?? 0) >= 0x80;
   const known = conn.session!.pubrec(id, failed);
   if (failed) return;
-  if (known) conn.send({ cmd: "pubrel", messageId: id });
+  if (known) conn.sendAck("pubrel", id);
   else if (conn.version === 5) conn.send({ cmd: "pubrel", messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
   else conn.send({ cmd: "pubrel", messageId: id });
 }

@@ -8,5 +8,5 @@ export function handlePubrel(conn: MqttConnection, packet: IPubrelPacket): void 
   const known = conn.session!.inboundQos2.delete(id);
   if (known && conn.inflightIn > 0) conn.inflightIn--;
   if (!known && conn.version === 5) conn.send({ cmd: "pubcomp", messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
-  else conn.send({ cmd: "pubcomp", messageId: id });
+  else conn.sendAck("pubcomp", id);
 }
