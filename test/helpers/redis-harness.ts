@@ -27,7 +27,7 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.once("exit", () => {
+  const killAll = (): void => {
     for (const child of live) {
       try {
         if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
@@ -35,7 +35,17 @@ function installExitHook(): void {
         /* already gone */
       }
     }
-  });
+  };
+  process.once("exit", killAll);
+  // A signal ends the process without "exit": kill the servers, then die of the same signal.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    const onSignal = (): void => {
+      killAll();
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.once(sig, onSignal);
+  }
 }
 
 /** A free loopback TCP port (asks the OS for one, then releases it). */
@@ -93,10 +103,11 @@ export interface RedisServerOptions {
 }
 
 export class RedisServer {
-  readonly port: number;
+  port: number;
   readonly dir: string;
   readonly #options: RedisServerOptions;
-  readonly #busPort: number;
+  #busPort: number;
+  #started = false;
   #child: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
 
@@ -117,9 +128,26 @@ export class RedisServer {
     return this.#child !== null;
   }
 
-  /** Starts (or restarts, same port and dir) the process and waits for PING. */
+  /**
+   * Starts (or restarts, same port and dir) the process and waits for PING. On a first start,
+   * a port taken between choosing and binding it is replaced by another free one.
+   */
   async start(): Promise<void> {
     if (this.#child) throw new Error(`redis-server on ${this.port} is already running`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#startOnce();
+        this.#started = true;
+        return;
+      } catch (err) {
+        if (this.#started || attempt >= 3 || !/Address already in use/i.test(String(err))) throw err;
+        this.port = await freePort();
+        if (this.#options.cluster) this.#busPort = await freePort();
+      }
+    }
+  }
+
+  async #startOnce(): Promise<void> {
     const o = this.#options;
     const args = [
       "--port", String(this.port),
@@ -358,6 +386,18 @@ export async function startRedisCluster(): Promise<RedisClusterSetup> {
         if (!/cluster_state:ok/.test(info)) return false;
       }
       return true;
+    }, 30_000);
+    // replicas have finished their initial sync (acks=all WAIT needs them)
+    await waitFor("every cluster replica in sync", async () => {
+      let replicas = 0;
+      for (const n of nodes) {
+        const info = await rawCommand(n.port, "INFO replication");
+        if (/role:slave/.test(info)) {
+          if (!/master_link_status:up/.test(info)) return false;
+          replicas++;
+        }
+      }
+      return replicas === 3;
     }, 30_000);
     return {
       nodes,

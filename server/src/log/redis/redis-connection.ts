@@ -94,13 +94,34 @@ export function createClient(target: RedisTarget, role: "commands" | "subscriber
   return new Redis(target.url ?? "redis://127.0.0.1:6379", opts);
 }
 
-/** Connects a lazily created client; connection failures become UNAVAILABLE. */
+/**
+ * Connects a lazily created client; connection failures become UNAVAILABLE. Waits for the
+ * "ready" event as well as the connect() promise: ioredis' Cluster sometimes reaches "ready"
+ * without settling connect().
+ */
 export async function connectClient(client: RedisClient, target: RedisTarget): Promise<void> {
+  const limitMs = (target.connectTimeoutMs ?? 2000) * 3 + 2000;
+  let timer: NodeJS.Timeout | undefined;
+  let onReady: (() => void) | undefined;
   try {
-    await client.connect();
+    await Promise.race([
+      client.connect().catch((err: unknown) => {
+        if (client.status !== "ready") throw err;
+      }),
+      new Promise<void>((resolve) => {
+        onReady = resolve;
+        client.once("ready", resolve);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`connect ETIMEDOUT: not ready after ${limitMs} ms`)), limitMs);
+      }),
+    ]);
   } catch (err) {
     client.disconnect();
     throw mapRedisError(err, { target: describeTarget(target) });
+  } finally {
+    clearTimeout(timer);
+    if (onReady) client.removeListener("ready", onReady);
   }
 }
 

@@ -136,6 +136,7 @@ export class RedisLogEngine implements LogEngine {
       subscriber.disconnect();
       throw err;
     }
+    await preloadScripts(client).catch(() => {}); // EVALSHA falls back to EVAL anyway
     return new RedisLogEngine(client, subscriber, options);
   }
 
@@ -218,7 +219,7 @@ export class RedisLogEngine implements LogEngine {
       ...this.#guardArgs(key),
       this.#keys.notifyChannel(topic, partition),
       token,
-      t.retentionMs === null ? "" : now - t.retentionMs,
+      "", // time retention runs in the periodic pass (it keeps at least the last record)
       t.retentionBytes === null ? "" : t.retentionBytes,
       encoded.length,
     ];
@@ -280,16 +281,22 @@ export class RedisLogEngine implements LogEngine {
   }
 
   async read(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
-    return (await this.#read(topic, partition, offset, options)).records;
+    return (await this.#read(topic, partition, offset, options, null)).records;
   }
 
-  async #read(topic: string, partition: number, offset: number, options: ReadOptions): Promise<ReadResult> {
+  /** Reads; with `expectedEpoch`, a changed epoch fails STALE_EPOCH before any range check. */
+  async #read(topic: string, partition: number, offset: number, options: ReadOptions, expectedEpoch: string | null): Promise<ReadResult> {
     this.#assertOpen();
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new TributaryError("OFFSET_OUT_OF_RANGE", `offset ${String(offset)} is not a non-negative integer`, { topic, partition, offset });
+    if (!Number.isSafeInteger(offset)) {
+      throw new TributaryError("OFFSET_OUT_OF_RANGE", `offset ${String(offset)} is not an integer`, { topic, partition, offset });
     }
     const maxRecords = Math.max(1, Math.min(options.maxRecords ?? 500, 10_000));
     const state = await this.#readState(topic, partition, offset, maxRecords);
+    if (expectedEpoch !== null && state.epoch !== expectedEpoch) {
+      throw new TributaryError("STALE_EPOCH", `the history of ${topic}/${partition} changed (epoch ${expectedEpoch} → ${state.epoch}); reset by policy`, {
+        topic, partition, epoch: state.epoch, staleEpoch: expectedEpoch, offset,
+      });
+    }
     if (offset < state.earliest || offset > state.end) {
       throw new TributaryError("OFFSET_OUT_OF_RANGE", `offset ${offset} is outside [${state.earliest}, ${state.end}] of ${topic}/${partition}`, {
         topic, partition, offset, earliest: state.earliest, end: state.end,
@@ -358,15 +365,7 @@ export class RedisLogEngine implements LogEngine {
         tailEpoch = (await this.offsets(topic, partition)).epoch;
         return tailEpoch;
       },
-      read: async (t, p, offset, options) => {
-        const r = await this.#read(t, p, offset, options ?? {});
-        if (tailEpoch !== null && r.epoch !== tailEpoch) {
-          throw new TributaryError("STALE_EPOCH", `the history of ${t}/${p} changed (epoch ${tailEpoch} → ${r.epoch}); reset by policy`, {
-            topic: t, partition: p, epoch: r.epoch, staleEpoch: tailEpoch, offset,
-          });
-        }
-        return r.records;
-      },
+      read: async (t, p, offset, options) => (await this.#read(t, p, offset, options ?? {}, tailEpoch)).records,
     };
     const inner = startTailLoop(source, this.#notifier, topic, partition, fromOffset, {
       onRecords: (records, where) => handler.onRecords(records, where),
@@ -402,7 +401,7 @@ export class RedisLogEngine implements LogEngine {
         await this.#client.sadd(this.#keys.groups(), group);
         this.#knownGroups.add(group);
       }
-      return SCRIPTS.commitOffset.run(this.#client, [this.#keys.groupOffsets(group)], [field, effective, Date.now(), effective === offset ? metadata : ""]);
+      return SCRIPTS.commitOffset.run(this.#client, [this.#keys.groupOffsets(group)], [field, effective, Date.now(), metadata, effective === offset ? "0" : "1"]);
     });
     const parsed = parseCommitted(str(stored));
     if (parsed) this.#committed.set(ck, Math.max(floor, parsed.offset));
@@ -410,6 +409,7 @@ export class RedisLogEngine implements LogEngine {
 
   async fetchOffset(group: string, topic: string, partition: number): Promise<CommittedOffset | null> {
     this.#assertOpen();
+    await this.#partitionTopic(topic, partition);
     const field = this.#keys.offsetField(topic, partition);
     const raw = await this.#call({ group, topic, partition }, () => this.#client.hget(this.#keys.groupOffsets(group), field));
     return this.#reconcileCommitted(group, field, raw === null ? null : parseCommitted(raw));
@@ -441,7 +441,7 @@ export class RedisLogEngine implements LogEngine {
       return stored;
     }
     const committedAt = Date.now();
-    await this.#call({ group }, () => SCRIPTS.commitOffset.run(this.#client, [this.#keys.groupOffsets(group)], [field, seen, committedAt, stored?.metadata ?? ""]));
+    await this.#call({ group }, () => SCRIPTS.commitOffset.run(this.#client, [this.#keys.groupOffsets(group)], [field, seen, committedAt, stored?.metadata ?? "", "1"]));
     return { offset: seen, metadata: stored?.metadata ?? "", committedAt };
   }
 
@@ -567,6 +567,11 @@ export class RedisLogEngine implements LogEngine {
     if (partition >= t.partitions) throw new TributaryError("UNKNOWN_PARTITION", `partition ${partition} does not exist in ${topic}`, { topic, partition });
     await this.#call({ topic, partition }, () => this.#initPartition(topic, partition));
   }
+}
+
+async function preloadScripts(client: RedisClient): Promise<void> {
+  const nodes: Redis[] = (client as Cluster).isCluster ? (client as Cluster).nodes("master") : [client as Redis];
+  await Promise.all(nodes.flatMap((n) => Object.values(SCRIPTS).map((s) => n.script("LOAD", s.lua))));
 }
 
 function hwKey(topic: string, partition: number): string {
