@@ -13,7 +13,11 @@ const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 export function encodeFrame(frame: Frame, format: WireFormat): Uint8Array | string {
   if (format === "cbor") return cbor.encode(frame);
-  return JSON.stringify(frame, (key, value) => (value instanceof Uint8Array ? toBase64(value) : value));
+  // Read the raw property: JSON.stringify calls Buffer#toJSON before the replacer sees it.
+  return JSON.stringify(frame, function (this: Record<string, unknown>, key, value) {
+    const raw = key === "" ? value : this[key];
+    return raw instanceof Uint8Array ? toBase64(raw) : value;
+  });
 }
 
 /** Decodes one frame; throws on undecodable input (callers map that to MALFORMED_FRAME). */
