@@ -2,7 +2,6 @@ import WebSocket from "ws";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CLOSE_CODES, encodeFrame, SUBPROTOCOL_CBOR } from "@tributary/client/protocol";
 import { startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
-import { WsMemoryEngine } from "./helpers/ws-memory-engine.ts";
 import { WsTestClient } from "./helpers/ws-test-client.ts";
 
 let server: WsTestServer;
@@ -118,14 +117,13 @@ describe("WebSocket gateway: bad input", () => {
 
   it("answers QUEUE_FULL beyond maxPendingPublishes", async () => {
     await server.close();
-    const engine = new WsMemoryEngine();
-    engine.appendDelayMs = 30;
-    server = await startWsTestServer({ engine, limits: { maxPendingPublishes: 4 } });
+    server = await startWsTestServer({ limits: { maxPendingPublishes: 4 } });
     const c = await track(WsTestClient.connect(server.url));
     const ids = Array.from({ length: 40 }, () => c.nextId());
     const replies = ids.map((id) => c.waitFor((f) => f.id === id));
     // One WebSocket message batch: all frames arrive before any publish completes.
-    for (const id of ids) c.send({ op: "publish", id, topic: "q", value: new Uint8Array([1]) });
+    // acks=all: every publish waits for an fsync, so all 40 are pending at once.
+    for (const id of ids) c.send({ op: "publish", id, topic: "q", value: new Uint8Array([1]), acks: "all" });
     const all = await Promise.all(replies);
     expect(all.filter((r) => r.op === "ack").length).toBe(4);
     expect(all.filter((r) => r.op === "error" && r.code === "QUEUE_FULL").length).toBeGreaterThan(0);

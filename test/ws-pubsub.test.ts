@@ -1,7 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
+import { openTempFileEngine, startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
 import { text, WsTestClient } from "./helpers/ws-test-client.ts";
-import { WsMemoryEngine } from "./helpers/ws-memory-engine.ts";
 
 let server: WsTestServer;
 const clients: WsTestClient[] = [];
@@ -158,24 +157,29 @@ describe("WebSocket gateway: publish and subscribe", () => {
   });
 
   it("resets an out-of-range or stale-epoch position by the subscription's policy", async () => {
-    const engine = new WsMemoryEngine();
+    // Real retention: 2-record segments, keep only the newest 3 segments' bytes.
+    const { engine, cleanup } = await openTempFileEngine({ segmentBytes: 1, retentionCheckMs: 0 });
+    onTestFinished(cleanup);
     await server.close();
     server = await startWsTestServer({ engine });
-    await server.broker.createTopic("r", { partitions: 1 });
+    await server.broker.createTopic("r", { partitions: 1, retentionBytes: 1 });
     const c = await connect();
     for (let i = 0; i < 10; i++) await c.publish("r", `m${i}`);
-    engine.truncateBefore("r", 0, 4);
+    await engine.enforceRetention();
+    const earliest = (await engine.offsets("r", 0)).earliestOffset;
+    expect(earliest).toBeGreaterThan(2);
 
     const early = await c.subscribeOk({ sub: 1, topic: "r", from: { offsets: { 0: 2 } }, reset: "earliest" });
-    expect(early.partitions[0]!.offset).toBe(4);
-    expect(await c.waitFor((f) => f.op === "reset" && f.sub === 1)).toMatchObject({ reason: "OFFSET_OUT_OF_RANGE", requested: 2, offset: 4 });
-    expect((await c.waitForMessages(1, 6)).map((m) => m.offset)).toEqual([4, 5, 6, 7, 8, 9]);
+    expect(early.partitions[0]!.offset).toBe(earliest);
+    expect(await c.waitFor((f) => f.op === "reset" && f.sub === 1)).toMatchObject({ reason: "OFFSET_OUT_OF_RANGE", requested: 2, offset: earliest });
+    const kept = Array.from({ length: 10 - earliest }, (_, i) => earliest + i);
+    expect((await c.waitForMessages(1, kept.length)).map((m) => m.offset)).toEqual(kept);
 
     const late = await c.subscribeOk({ sub: 2, topic: "r", from: { offsets: { 0: 99 } }, reset: "latest" });
     expect(late.partitions[0]!.offset).toBe(10);
 
     const stale = await c.subscribeOk({ sub: 3, topic: "r", from: { offsets: { 0: 5 }, epochs: { 0: "old-epoch" } }, reset: "earliest" });
-    expect(stale.partitions[0]).toMatchObject({ offset: 4, epoch: early.partitions[0]!.epoch });
+    expect(stale.partitions[0]).toMatchObject({ offset: earliest, epoch: early.partitions[0]!.epoch });
     expect(await c.waitFor((f) => f.op === "reset" && f.sub === 3)).toMatchObject({ reason: "STALE_EPOCH", requested: 5 });
 
     expect(await c.subscribe({ sub: 4, topic: "r", from: { offsets: { 0: 1 } }, reset: "error" })).toMatchObject({ op: "error", code: "OFFSET_OUT_OF_RANGE", sub: 4 });

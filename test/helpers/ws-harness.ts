@@ -8,7 +8,17 @@ import { DEFAULT_CONFIG, type TributaryConfig } from "../../server/src/config/co
 import { attachWsGateway, type WsGateway } from "../../server/src/gateway/ws/ws-gateway.ts";
 import type { LogEngine } from "../../server/src/log/log-engine.ts";
 import { createLogger } from "../../server/src/logger.ts";
-import { WsMemoryEngine } from "./ws-memory-engine.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FileLogEngine, type FileLogEngineOptions } from "../../server/src/log/file/file-log-engine.ts";
+
+/** A real FileLogEngine in a fresh temp dir (removed by `cleanup`). */
+export async function openTempFileEngine(options: Partial<FileLogEngineOptions> = {}): Promise<{ engine: FileLogEngine; dir: string; cleanup(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), "tributary-ws-"));
+  const engine = await FileLogEngine.open({ dataDir: dir, fsync: "never", ...options });
+  return { engine, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
 
 export interface WsTestServer {
   url: string;
@@ -35,7 +45,8 @@ export async function startWsTestServer(options: WsTestServerOptions = {}): Prom
     topics: { ...DEFAULT_CONFIG.topics, ...options.topics },
     limits: { ...DEFAULT_CONFIG.limits, ...options.limits },
   };
-  const engine = options.engine ?? new WsMemoryEngine();
+  const owned = options.engine ? undefined : await openTempFileEngine();
+  const engine = options.engine ?? owned!.engine;
   const broker = new Broker(engine, {
     autoCreateTopics: config.topics.autoCreate,
     topicDefaults: { partitions: config.topics.defaultPartitions },
@@ -62,6 +73,7 @@ export async function startWsTestServer(options: WsTestServerOptions = {}): Prom
       await gateway.close();
       uWS.us_listen_socket_close(listenSocket);
       if (!keepEngine) await engine.close();
+      if (!keepEngine) owned?.cleanup();
     },
   };
 }
