@@ -1,6 +1,7 @@
 import mqtt, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
+import { encodePacket } from "./encode.ts";
 import { IngressPipeline } from "./ingress.ts";
 import type { MqttCore } from "./mqtt-core.ts";
 import { MqttProtocolError } from "./mqtt-error.ts";
@@ -48,6 +49,9 @@ export class MqttConnection implements SessionConnection {
   readonly aliasesOut = new Map<string, number>();
   /** QoS 1/2 PUBLISH received and not yet completed (PUBACK / PUBCOMP not sent). */
   inflightIn = 0;
+  /** Last PUBLISH topic and its UTF-8 bytes (devices repeat topics). */
+  lastTopic = "";
+  lastTopicBytes: Buffer = Buffer.alloc(0);
   /** DISCONNECT received (no will unless reason 0x04). */
   gracefulDisconnect = false;
   #queue: Packet[] = [];
@@ -162,7 +166,7 @@ export class MqttConnection implements SessionConnection {
 
   send(packet: Packet): void {
     if (this.closed && packet.cmd !== "disconnect") return;
-    this.transport.write(mqtt.generate(packet, { protocolVersion: this.version }));
+    this.transport.write(encodePacket(packet, this.version));
   }
 
   sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {
@@ -176,9 +180,9 @@ export class MqttConnection implements SessionConnection {
       const variant = (this.version << 4) | (qos << 2) | (retain ? 2 : 0) | (dup ? 1 : 0);
       let buf = msg.encodedVariant === variant ? msg.encoded : null;
       if (!buf) {
-        buf = mqtt.generate(
+        buf = encodePacket(
           { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
-          { protocolVersion: this.version },
+          this.version,
         );
         msg.encoded = buf;
         msg.encodedVariant = variant;
@@ -211,9 +215,9 @@ export class MqttConnection implements SessionConnection {
         properties.topicAlias = id;
       }
     }
-    const buf = mqtt.generate(
+    const buf = encodePacket(
       { cmd: "publish", topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties } as IPublishPacket,
-      { protocolVersion: 5 },
+      5,
     );
     if (buf.length > this.maxPacketOut) {
       if (properties.topicAlias !== undefined && topic !== "") this.aliasesOut.delete(topic);

@@ -56,13 +56,21 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
   }
   conn.pipeline.push({
     logTopic,
-    record: { key: Buffer.from(topic), value: payload, headers },
+    record: { key: topicBytes(conn, topic), value: payload, headers },
     done: qos === 0 ? noop : (err) => completed(conn, qos, packetId, err),
   });
   conn.checkIngressBackpressure();
 }
 
 function noop(): void {}
+
+function topicBytes(conn: MqttConnection, topic: string): Buffer {
+  if (conn.lastTopic !== topic) {
+    conn.lastTopic = topic;
+    conn.lastTopicBytes = Buffer.from(topic);
+  }
+  return conn.lastTopicBytes;
+}
 
 function completed(conn: MqttConnection, qos: QoS, packetId: number, err: unknown): void {
   const failed = err !== null;

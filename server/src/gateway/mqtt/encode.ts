@@ -1,0 +1,31 @@
+import mqtt, { type Packet } from "mqtt-packet";
+
+/**
+ * mqtt-packet's `generate` without its per-call EventEmitter: `writeToStream` into a
+ * plain collector, then one copy into a Buffer. Same bytes as `mqtt.generate`.
+ */
+class Collector {
+  readonly parts: (Buffer | string)[] = [];
+  length = 0;
+
+  write(chunk: Buffer | string): boolean {
+    this.parts.push(chunk);
+    this.length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    return true;
+  }
+}
+
+export function encodePacket(packet: Packet, protocolVersion: number): Buffer {
+  const c = new Collector();
+  mqtt.writeToStream(packet, c as unknown as NodeJS.WritableStream, { protocolVersion });
+  const out = Buffer.allocUnsafe(c.length);
+  let pos = 0;
+  for (const part of c.parts) {
+    if (typeof part === "string") pos += out.write(part, pos);
+    else {
+      part.copy(out, pos);
+      pos += part.length;
+    }
+  }
+  return out;
+}
