@@ -260,6 +260,13 @@ export class RedisLogEngine implements LogEngine {
   ): Promise<unknown[] & { acked?: number }> {
     return this.#call(ctx, async () => {
       if (replicas === 0) return (await SCRIPTS.append.run(this.#client, keys, args)) as unknown[];
+      if (!(this.#client as Cluster).isCluster) {
+        // One connection: a WAIT covers every write sent before it, so concurrent acks=all
+        // appends share the next WAIT (group commit) instead of queueing one WAIT each.
+        const out = (await SCRIPTS.append.run(this.#client, keys, args)) as unknown[] & { acked?: number };
+        if (str(out[0]) !== "NOMETA") out.acked = await this.#sharedWait(replicas);
+        return out;
+      }
       for (const useEval of [false, true]) {
         const pipeline = this.#client.pipeline();
         SCRIPTS.append.addTo(pipeline, keys, args, useEval);
@@ -278,6 +285,26 @@ export class RedisLogEngine implements LogEngine {
       }
       throw new Error("unreachable");
     });
+  }
+
+  #waitInFlight: Promise<unknown> | null = null;
+  #nextWait: { replicas: number; promise: Promise<number> } | null = null;
+
+  /** Joins the next WAIT sent on the connection (sent once the one in flight returns). */
+  #sharedWait(replicas: number): Promise<number> {
+    if (this.#nextWait && this.#nextWait.replicas === replicas) return this.#nextWait.promise;
+    const before = this.#waitInFlight ?? Promise.resolve();
+    const next = {
+      replicas,
+      promise: before.catch(() => {}).then(async () => {
+        if (this.#nextWait === next) this.#nextWait = null;
+        const p = this.#client.call("WAIT", replicas, this.#waitTimeoutMs());
+        this.#waitInFlight = p;
+        return Number(await p);
+      }),
+    };
+    this.#nextWait = next;
+    return next.promise;
   }
 
   async read(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
