@@ -17,6 +17,9 @@ import type { TributaryConfig } from "./config/config.ts";
 import { TributaryError, toTributaryError } from "./errors.ts";
 import type { Gateway, GatewayContext } from "./gateway/gateway-context.ts";
 import { attachConsole } from "./gateway/http/console.ts";
+import { registerGroupRoutes } from "./gateway/http/groups-routes.ts";
+import { registerPresenceRoutes } from "./gateway/http/presence-routes.ts";
+import { GroupCoordinator, PresenceRegistry, type GroupCoordinatorOptions, type PresenceRegistryOptions } from "./groups/index.ts";
 import { attachHttpApi } from "./gateway/http/http-api.ts";
 import { attachMetricsRoute } from "./gateway/http/metrics-route.ts";
 import { attachWsGateway } from "./gateway/ws/ws-gateway.ts";
@@ -25,6 +28,8 @@ import type { LogEngine } from "./log/log-engine.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { FileLogEngine } from "./log/file/file-log-engine.ts";
+import { RedisLogEngine } from "./log/redis/redis-log-engine.ts";
+import { parseRedisUrl } from "./log/redis/redis-url.ts";
 
 export interface StartNodeOptions {
   /** Use this engine instead of opening one from `config` (the node then closes it too). */
@@ -35,6 +40,10 @@ export interface StartNodeOptions {
   nodeId?: string;
   /** Default: a registry with Node's default process metrics. */
   metrics?: Metrics;
+  /** Consumer-group coordinator settings (session timeout bounds, rebalance timeout); engine and partition counts come from the node. */
+  groups?: Omit<GroupCoordinatorOptions, "engine" | "partitionCount">;
+  /** Presence settings (e.g. `sessionTimeoutMs`, default 15 s). */
+  presence?: Omit<PresenceRegistryOptions, "instrumentation">;
 }
 
 export interface TributaryNode {
@@ -48,11 +57,15 @@ export interface TributaryNode {
   readonly config: TributaryConfig;
   readonly broker: Broker;
   readonly engine: LogEngine;
+  /** Consumer groups (docs/consumer-groups.md). */
+  readonly groups: GroupCoordinator;
+  /** Who is subscribed where. */
+  readonly presence: PresenceRegistry;
   /** Graceful shutdown: see the module comment. Idempotent. */
   close(): Promise<void>;
 }
 
-/** Opens the log engine configured in `config` (only "file" for now). */
+/** Opens the log engine configured in `config`: the file engine in `dataDir`, or the Redis engine at `redis.url`. */
 export async function openEngine(config: TributaryConfig, log: Logger): Promise<LogEngine> {
   switch (config.engine) {
     case "file":
@@ -64,6 +77,9 @@ export async function openEngine(config: TributaryConfig, log: Logger): Promise<
         maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes),
         onWarning: (message, context) => log.warn("log.recovery", { message, ...context }),
       });
+    case "redis":
+      if (!config.redis.url) throw new TributaryError("INVALID_CONFIG", 'redis.url: required when engine is "redis" (--redis <url>, env TRIBUTARY_REDIS_URL)');
+      return RedisLogEngine.connect({ maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes), ...parseRedisUrl(config.redis.url) });
     default:
       throw new TributaryError("INVALID_CONFIG", `engine: unknown log engine "${String(config.engine)}"`);
   }
@@ -84,7 +100,14 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     maxRecordBytes: config.limits.maxRecordBytes,
     metrics,
   });
-  const ctx: GatewayContext = { broker, config, nodeId, log };
+  const groups = new GroupCoordinator({
+    ...options.groups,
+    engine,
+    partitionCount: (topic) => broker.partitions(topic),
+    onError: (err, group) => log.warn("group.error", { group, message: toTributaryError(err).message }),
+  });
+  const presence = new PresenceRegistry({ ...options.presence, instrumentation: groups.instrumentation });
+  const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence };
 
   let ready = false;
   const app = uWS.App();
@@ -97,6 +120,9 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     const httpApi = attachHttpApi(app, ctx, { isReady: () => ready });
     gateways.push({ name: "http", gateway: httpApi });
     attachMetricsRoute(app, ctx);
+    // --- consumer groups admin and presence (docs/consumer-groups.md) ------------------
+    registerGroupRoutes(app, ctx, groups);
+    registerPresenceRoutes(app, ctx, presence);
 
     // --- WebSocket SDK gateway (server/src/gateway/ws/) ---------------------------------
     gateways.push({ name: "ws", gateway: attachWsGateway(app, ctx) });
@@ -116,6 +142,8 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     listenSocket = await listen(app, config.host, config.port);
   } catch (err) {
     await closeAll(gateways, log);
+    groups.close();
+    presence.close();
     await engine.close().catch(() => {});
     throw err instanceof TributaryError ? err : new TributaryError("INTERNAL", `the node failed to start: ${toTributaryError(err).message}`, {}, { cause: err });
   }
@@ -136,6 +164,8 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     config,
     broker,
     engine,
+    groups,
+    presence,
     close() {
       closing ??= (async () => {
         ready = false;
@@ -143,6 +173,8 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         listenSocket = undefined;
         await closeAll(gateways, log);
+        groups.close();
+        presence.close();
         await engine.close();
         log.info("node.stopped", { nodeId });
       })();

@@ -36,6 +36,8 @@ export interface HelloFrame {
   protocol: number;
   clientId?: string;
   token?: string;
+  /** Who the client acts for, shown in presence (until token claims carry it). */
+  user?: string;
 }
 
 export interface PublishFrame {
@@ -62,6 +64,58 @@ export interface SubscribeFrame {
   reset?: ResetPolicy;
   /** Initial flow-control window (messages); default the server's `defaultCredit`. */
   credit?: number;
+  /** Join the topic's presence (who is subscribed) while subscribed. Default false. */
+  presence?: boolean;
+  /**
+   * Consumer group: the server joins this subscription as a member of `group` (reply
+   * `joined`, then `assign` / `revoke`); `from` is ignored (members start at the group's
+   * committed offsets), `reset` ("earliest" | "latest") applies when there is none.
+   */
+  group?: string;
+  /** Assignment strategies the member supports, preferred first (default ["cooperative-sticky", "range"]). */
+  strategies?: string[];
+  /** How long the member stays in the group without a live connection (default the server's, 10 s). */
+  sessionTimeoutMs?: number;
+  /** Re-bind as this member after a reconnect within the session timeout (no rebalance). */
+  memberId?: string;
+}
+
+/** A partition of a topic (group frames). */
+export interface TopicPartitionRef {
+  topic: string;
+  partition: number;
+}
+
+/** Confirms a `revoke` of a group subscription, after committing what was processed. */
+export interface RevokedFrame {
+  op: "revoked";
+  sub: number;
+  generation: number;
+  partitions: TopicPartitionRef[];
+}
+
+/** Commits a group member's positions; `offset` is the next offset to consume. Reply `committed`. */
+export interface CommitFrame {
+  op: "commit";
+  id: number;
+  sub: number;
+  /** The generation of the member's latest `assign` (fencing). */
+  generation: number;
+  offsets: Array<{ topic: string; partition: number; offset: number; metadata?: string }>;
+}
+
+/** Keeps a group member alive (optional: the server heartbeats members of live connections itself). */
+export interface HeartbeatFrame {
+  op: "heartbeat";
+  sub: number;
+}
+
+/** Who is present on `topic` now (reply `presence`); `watch` true/false starts/stops `presence_event` frames. */
+export interface PresenceFrame {
+  op: "presence";
+  id: number;
+  topic: string;
+  watch?: boolean;
 }
 
 export interface UnsubscribeFrame {
@@ -154,6 +208,76 @@ export interface ResetFrame {
   epoch: string;
 }
 
+/** A group subscription joined its group (reply to a `subscribe` with `group`). */
+export interface JoinedFrame {
+  op: "joined";
+  id: number;
+  sub: number;
+  group: string;
+  memberId: string;
+}
+
+/** A partition the member starts consuming now, at `offset` (the committed offset, or the reset policy's when `committed` is false). */
+export interface AssignedPartitionRef extends TopicPartitionRef {
+  offset: number;
+  epoch: string;
+  committed: boolean;
+}
+
+/**
+ * The member's assignment in a new generation: `partitions` is the complete set, `added`
+ * the ones whose `message` frames start now. Commits from now on carry `generation`.
+ */
+export interface AssignFrame {
+  op: "assign";
+  sub: number;
+  group: string;
+  generation: number;
+  strategy: string;
+  partitions: TopicPartitionRef[];
+  added: AssignedPartitionRef[];
+}
+
+/** No `message` of `partitions` follows; commit what was processed, then confirm with `revoked`. */
+export interface RevokeFrame {
+  op: "revoke";
+  sub: number;
+  group: string;
+  generation: number;
+  partitions: TopicPartitionRef[];
+}
+
+export interface CommittedFrame {
+  op: "committed";
+  id: number;
+}
+
+export interface PresenceMember {
+  clientId: string;
+  user: string | null;
+  node: string;
+  /** ms since the epoch. */
+  joinedAt: number;
+}
+
+export interface PresenceResultFrame {
+  op: "presence";
+  id: number;
+  topic: string;
+  members: PresenceMember[];
+}
+
+/** A client joined or left `topic` (to connections watching it). `reason` on leave: "leave" (unsubscribed) or "timeout" (gone). */
+export interface PresenceEventFrame {
+  op: "presence_event";
+  topic: string;
+  event: "join" | "leave";
+  clientId: string;
+  user: string | null;
+  node: string;
+  reason?: "leave" | "timeout";
+}
+
 export interface PongFrame {
   op: "pong";
   id?: number;
@@ -179,7 +303,17 @@ export interface DisconnectFrame {
   reconnect: boolean;
 }
 
-export type ClientFrame = HelloFrame | PublishFrame | SubscribeFrame | UnsubscribeFrame | CreditFrame | PingFrame;
+export type ClientFrame =
+  | HelloFrame
+  | PublishFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | CreditFrame
+  | PingFrame
+  | RevokedFrame
+  | CommitFrame
+  | HeartbeatFrame
+  | PresenceFrame;
 export type ServerFrame =
   | WelcomeFrame
   | AckFrame
@@ -189,11 +323,33 @@ export type ServerFrame =
   | ResetFrame
   | PongFrame
   | ErrorFrame
-  | DisconnectFrame;
+  | DisconnectFrame
+  | JoinedFrame
+  | AssignFrame
+  | RevokeFrame
+  | CommittedFrame
+  | PresenceResultFrame
+  | PresenceEventFrame;
 export type Frame = ClientFrame | ServerFrame;
 
-export const CLIENT_OPS = ["hello", "publish", "subscribe", "unsubscribe", "credit", "ping"] as const;
-export const SERVER_OPS = ["welcome", "ack", "subscribed", "unsubscribed", "message", "reset", "pong", "error", "disconnect"] as const;
+export const CLIENT_OPS = ["hello", "publish", "subscribe", "unsubscribe", "credit", "ping", "revoked", "commit", "heartbeat", "presence"] as const;
+export const SERVER_OPS = [
+  "welcome",
+  "ack",
+  "subscribed",
+  "unsubscribed",
+  "message",
+  "reset",
+  "pong",
+  "error",
+  "disconnect",
+  "joined",
+  "assign",
+  "revoke",
+  "committed",
+  "presence",
+  "presence_event",
+] as const;
 
 /** WebSocket close codes (4000-4499: reconnect may help; 4500-4999: do not reconnect). */
 export const CLOSE_CODES = {

@@ -14,14 +14,19 @@ import type { ErrorCode } from "../codes.ts";
 import {
   CLIENT_OPS,
   type ClientFrame,
+  type CommitFrame,
   type CreditFrame,
+  type HeartbeatFrame,
   type Headers,
   type HelloFrame,
   type PingFrame,
+  type PresenceFrame,
   type PublishFrame,
   type ResetPolicy,
+  type RevokedFrame,
   type StartPosition,
   type SubscribeFrame,
+  type TopicPartitionRef,
   type UnsubscribeFrame,
 } from "./frames.ts";
 
@@ -113,6 +118,8 @@ function hello(f: Obj): HelloFrame {
   if (clientId !== undefined) frame.clientId = clientId;
   const token = str(f, "token", false);
   if (token !== undefined) frame.token = token;
+  const user = str(f, "user", false, 256);
+  if (user !== undefined) frame.user = user;
   return frame;
 }
 
@@ -193,6 +200,67 @@ function subscribe(f: Obj): SubscribeFrame {
   }
   const credit = uint(f, "credit", false);
   if (credit !== undefined) frame.credit = credit;
+  if (f.presence !== undefined) {
+    if (typeof f.presence !== "boolean") throw bad("presence", "a boolean", f.presence);
+    frame.presence = f.presence;
+  }
+  const group = str(f, "group", false, 249);
+  if (group !== undefined) {
+    if (group.length === 0) throw bad("group", "a non-empty string", group);
+    frame.group = group;
+    if (frame.reset === "error") throw bad("reset", `"earliest" or "latest" for a group subscription`, frame.reset);
+  }
+  if (f.strategies !== undefined) {
+    if (!Array.isArray(f.strategies) || f.strategies.length === 0 || f.strategies.length > 16 || !f.strategies.every((x) => typeof x === "string" && x.length > 0 && x.length <= 64)) {
+      throw bad("strategies", "a non-empty array of strategy names", f.strategies);
+    }
+    frame.strategies = [...(f.strategies as string[])];
+  }
+  const sessionTimeoutMs = uint(f, "sessionTimeoutMs", false);
+  if (sessionTimeoutMs !== undefined) frame.sessionTimeoutMs = sessionTimeoutMs;
+  const memberId = str(f, "memberId", false, 512);
+  if (memberId !== undefined) frame.memberId = memberId;
+  if (group === undefined && (frame.strategies !== undefined || sessionTimeoutMs !== undefined || memberId !== undefined)) {
+    throw new FrameValidationError("BAD_REQUEST", `fields "strategies", "sessionTimeoutMs" and "memberId" need "group"`, "group");
+  }
+  return frame;
+}
+
+function topicPartitions(value: unknown, field: string): TopicPartitionRef[] {
+  if (!Array.isArray(value) || value.length > 100_000) throw bad(field, "an array of {topic, partition}", value);
+  return value.map((tp, i) => {
+    if (!isObject(tp)) throw bad(`${field}[${i}]`, "{topic, partition}", tp);
+    return { topic: str(tp, "topic", true, 249), partition: uint(tp, "partition", true) };
+  });
+}
+
+function revoked(f: Obj): RevokedFrame {
+  return { op: "revoked", sub: uint(f, "sub", true), generation: uint(f, "generation", true), partitions: topicPartitions(f.partitions, "partitions") };
+}
+
+function commit(f: Obj): CommitFrame {
+  const frame: CommitFrame = { op: "commit", id: uint(f, "id", true), sub: uint(f, "sub", true), generation: uint(f, "generation", true), offsets: [] };
+  if (!Array.isArray(f.offsets) || f.offsets.length > 100_000) throw bad("offsets", "an array of {topic, partition, offset}", f.offsets);
+  frame.offsets = f.offsets.map((o, i) => {
+    if (!isObject(o)) throw bad(`offsets[${i}]`, "{topic, partition, offset}", o);
+    const out: CommitFrame["offsets"][number] = { topic: str(o, "topic", true, 249), partition: uint(o, "partition", true), offset: uint(o, "offset", true) };
+    const metadata = str(o, "metadata", false, 4096);
+    if (metadata !== undefined) out.metadata = metadata;
+    return out;
+  });
+  return frame;
+}
+
+function heartbeat(f: Obj): HeartbeatFrame {
+  return { op: "heartbeat", sub: uint(f, "sub", true) };
+}
+
+function presence(f: Obj): PresenceFrame {
+  const frame: PresenceFrame = { op: "presence", id: uint(f, "id", true), topic: str(f, "topic", true, 249) };
+  if (f.watch !== undefined) {
+    if (typeof f.watch !== "boolean") throw bad("watch", "a boolean", f.watch);
+    frame.watch = f.watch;
+  }
   return frame;
 }
 
@@ -216,6 +284,10 @@ const PARSERS: Record<(typeof CLIENT_OPS)[number], (f: Obj) => ClientFrame> = {
   unsubscribe,
   credit,
   ping,
+  revoked,
+  commit,
+  heartbeat,
+  presence,
 };
 
 /** Checks a decoded frame's op and every field; see the module comment for the errors. */

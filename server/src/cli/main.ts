@@ -7,6 +7,7 @@ import { Command, CommanderError } from "commander";
 import { isTributaryError, toTributaryError } from "../errors.ts";
 import { registerConsumeCommand } from "./consume-command.ts";
 import { EXIT, exitCodeOf } from "./exit-codes.ts";
+import { registerGroupsCommand } from "./groups-command.ts";
 import { registerProduceCommand } from "./produce-command.ts";
 import { registerStartCommand } from "./start-command.ts";
 import { registerTopicsCommand } from "./topics-command.ts";
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerTopicsCommand(program);
   registerProduceCommand(program);
   registerConsumeCommand(program);
+  registerGroupsCommand(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import type { Broker } from "../broker/broker.ts";
 import type { TributaryConfig } from "../config/config.ts";
+import type { GroupCoordinator, PresenceRegistry } from "../groups/index.ts";
 import type { Logger } from "../logger.ts";
 
 /** What every gateway (HTTP, WebSocket, MQTT) is given by the node that mounts it. */
@@ -9,6 +10,10 @@ export interface GatewayContext {
   /** Stable id of this node (shown to clients, used in presence and cluster status). */
   nodeId: string;
   log: Logger;
+  /** The node's consumer-group coordinator (docs/consumer-groups.md); absent when a gateway runs without groups. */
+  groups?: GroupCoordinator;
+  /** Who is subscribed to which topic; absent when a gateway runs without presence. */
+  presence?: PresenceRegistry;
 }
 
 /** A mounted gateway; `close()` says goodbye to its clients and releases its resources. */

@@ -62,6 +62,11 @@ export class PresenceRegistry {
     });
   }
 
+  /** How long a client stays present without a heartbeat (gateways heartbeat at a third of it). */
+  get sessionTimeoutMs(): number {
+    return this.#sessionTimeoutMs;
+  }
+
   on(listener: PresenceListener): () => void {
     this.#listeners.add(listener);
     return () => void this.#listeners.delete(listener);

@@ -12,6 +12,7 @@ import {
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
 import { dispatch, type HandlerContext } from "./handlers/index.ts";
 import { FeedRegistry } from "./partition-feed.ts";
+import { WsPresenceHub } from "./presence-hub.ts";
 import { WsConnection, type SocketData } from "./ws-connection.ts";
 
 export interface WsGatewayOptions {
@@ -48,7 +49,8 @@ const SUBPROTOCOLS: Record<string, WireFormat> = { [SUBPROTOCOL_CBOR]: "cbor", [
 export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, options: WsGatewayOptions = {}): WsGateway {
   const { limits } = ctx.config;
   const feeds = new FeedRegistry(ctx.broker, ctx.log);
-  const handlerCtx: HandlerContext = { ...ctx, feeds };
+  const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log);
+  const handlerCtx: HandlerContext = { ...ctx, feeds, presenceHub };
   const connections = new Set<WsConnection>();
   let closing = false;
   const connectionLimits = { maxBufferedBytes: limits.maxBufferedBytes, slowConsumerGraceMs: limits.slowConsumerGraceMs };
@@ -91,7 +93,10 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     },
 
     open(ws) {
-      const conn = new WsConnection(ws, connectionLimits, (c) => connections.delete(c));
+      const conn = new WsConnection(ws, connectionLimits, (c) => {
+        connections.delete(c);
+        presenceHub.connectionGone(c);
+      });
       ws.getUserData().conn = conn;
       connections.add(conn);
       if (closing) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
@@ -168,6 +173,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
       closing = true;
       for (const conn of [...connections]) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
       feeds.closeAll();
+      presenceHub.close();
     },
   };
 }

@@ -27,6 +27,8 @@ export class WsSubscription {
   active = true;
   /** Cursors start after `subscribed` is sent; empty while the subscription resolves. */
   cursors: PartitionCursor[] = [];
+  /** Called once when the subscription stops (presence bookkeeping). */
+  onStop: (() => void) | null = null;
   #waiters: (() => void)[] = [];
 
   constructor(init: {
@@ -73,6 +75,9 @@ export class WsSubscription {
     this.active = false;
     for (const cursor of this.cursors) cursor.stop();
     this.#wake();
+    const onStop = this.onStop;
+    this.onStop = null;
+    onStop?.();
   }
 
   /** Ends the subscription with an error frame naming it (e.g. OFFSET_OUT_OF_RANGE under policy "error"). */

@@ -16,6 +16,7 @@ export function handleHello(ctx: HandlerContext, conn: WsConnection, frame: Hell
   conn.hello = true;
   conn.sessionId = randomUUID();
   conn.clientId = frame.clientId ?? conn.sessionId;
+  ctx.presenceHub.setUser(conn, frame.user ?? null);
   const { limits } = ctx.config;
   conn.send({
     op: "welcome",

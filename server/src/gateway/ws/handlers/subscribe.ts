@@ -1,5 +1,6 @@
 import type { SubscribeFrame } from "@tributary/client/protocol";
 import { toTributaryError } from "../../../errors.ts";
+import { GroupSubscription } from "../group-subscription.ts";
 import { PartitionCursor } from "../partition-cursor.ts";
 import { resolveStarts } from "../start-position.ts";
 import { parseTopicSelector } from "../topic-filter.ts";
@@ -14,6 +15,12 @@ import type { HandlerContext } from "./context.ts";
  * request `id` and the `sub`: UNKNOWN_TOPIC (no auto-create), INVALID_TOPIC, BAD_REQUEST
  * (sub in use, bad filter), POLICY_VIOLATION (too many subscriptions), and under reset
  * policy "error" OFFSET_OUT_OF_RANGE / STALE_EPOCH.
+ *
+ * With `group`: the subscription is a consumer-group member (GroupSubscription): reply
+ * `joined` {memberId}, then `assign` / `revoke` frames and `message` frames of the assigned
+ * partitions only. Join failures: UNAVAILABLE (no groups on this node),
+ * INCONSISTENT_GROUP_PROTOCOL, BAD_REQUEST (group name, session timeout bounds).
+ * With `presence: true` the client is present on the topic while subscribed.
  */
 export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFrame): void {
   const ids = { id: frame.id, sub: frame.sub };
@@ -34,6 +41,10 @@ export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: 
     conn.sendError(e.code, e.message, ids);
     return;
   }
+  if (frame.group !== undefined) {
+    startGroup(ctx, conn, frame, selector);
+    return;
+  }
   const sub = new WsSubscription({
     id: frame.sub,
     conn,
@@ -46,6 +57,7 @@ export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: 
   });
   // Registered at once so an unsubscribe (or a close) during resolution cancels it.
   conn.subscriptions.set(frame.sub, sub);
+  if (frame.presence) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));
   void start(ctx, sub, frame).catch((err: unknown) => {
     if (!sub.active) return;
     sub.stop();
@@ -74,4 +86,50 @@ async function start(ctx: HandlerContext, sub: WsSubscription, frame: SubscribeF
   const env = { broker, feeds: ctx.feeds };
   sub.cursors = partitions.map((p) => new PartitionCursor(sub, p.partition, p.epoch, p.offset, env));
   partitions.forEach((p, i) => sub.cursors[i]!.start(p.atEnd));
+}
+
+function startGroup(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFrame, selector: ReturnType<typeof parseTopicSelector>): void {
+  const ids = { id: frame.id, sub: frame.sub };
+  const coordinator = ctx.groups;
+  if (!coordinator) {
+    conn.sendError("UNAVAILABLE", "consumer groups are not enabled on this node", ids);
+    return;
+  }
+  const { limits } = ctx.config;
+  const sub = new GroupSubscription({
+    id: frame.sub,
+    conn,
+    topic: selector.topic,
+    spec: frame.topic,
+    filter: selector.filter,
+    frame,
+    credit: frame.credit ?? limits.defaultCredit,
+    maxCredit: limits.maxCredit,
+    coordinator,
+    env: { broker: ctx.broker, feeds: ctx.feeds },
+  });
+  conn.subscriptions.set(frame.sub, sub);
+  if (frame.presence) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));
+  void (async () => {
+    await ctx.broker.describeOrCreate(sub.topic, ctx.config.topics.autoCreate);
+    const { memberId } = await coordinator.join(frame.group!, {
+      clientId: conn.clientId,
+      user: ctx.presenceHub.userOf(conn),
+      node: ctx.nodeId,
+      topics: [sub.topic],
+      ...(frame.strategies ? { strategies: frame.strategies } : {}),
+      reset: sub.reset === "earliest" ? "earliest" : "latest",
+      ...(frame.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: frame.sessionTimeoutMs } : {}),
+      ...(frame.memberId !== undefined ? { memberId: frame.memberId } : {}),
+      channel: sub,
+    });
+    sub.joined(frame.id, memberId);
+  })().catch((err: unknown) => {
+    if (!sub.active) return;
+    sub.stop();
+    if (conn.subscriptions.get(frame.sub) === sub) conn.subscriptions.delete(frame.sub);
+    const e = toTributaryError(err);
+    if (e.code === "INTERNAL") ctx.log.error("ws.group_join.failed", { group: frame.group, error: e.message });
+    conn.sendError(e.code, e.message, ids);
+  });
 }

@@ -1,0 +1,184 @@
+import type { SubscribeFrame } from "@tributary/client/protocol";
+import { isTributaryError, toTributaryError } from "../../errors.ts";
+import type { GroupCoordinator, GroupMemberChannel, MemberAssignment, MemberRevocation } from "../../groups/index.ts";
+import { PartitionCursor, type DeliveryEnv } from "./partition-cursor.ts";
+import type { KeyFilter } from "./topic-filter.ts";
+import type { WsConnection } from "./ws-connection.ts";
+import { WsSubscription } from "./ws-subscription.ts";
+
+interface PendingRevoke {
+  generation: number;
+  resolve: () => void;
+}
+
+/**
+ * A consumer-group subscription (`subscribe` with `group`): one member of the group, and
+ * the coordinator's channel to it (docs/consumer-groups.md, "revoke-then-assign").
+ *
+ * - `assign` → sends the `assign` frame, then starts one cursor per `added` partition at
+ *   its start offset (messages of a partition never precede its `assign`).
+ * - `revoke` → stops the cursors of those partitions at once (no `message` of them follows
+ *   the `revoke` frame), sends `revoke`, and resolves when the client confirms with
+ *   `revoked` (after committing) or the subscription stops (socket closed, unsubscribed).
+ * - While the subscription is live it heartbeats the member every third of its session
+ *   timeout. When the socket closes the member is NOT removed: it stays until its session
+ *   timeout, so a reconnect that re-subscribes with the same `memberId` re-binds without
+ *   a rebalance. An explicit `unsubscribe` leaves the group at once.
+ * - `removed` (session timed out) → `error` {sub, UNKNOWN_MEMBER}; the subscription ends and
+ *   the client subscribes again (a new member).
+ *
+ * Frames that the coordinator produces before the `joined` reply went out (a re-bind gets
+ * its assignment inside `join`) are held and sent right after it, in order.
+ */
+export class GroupSubscription extends WsSubscription implements GroupMemberChannel {
+  readonly group: string;
+  readonly sessionTimeoutMs: number | undefined;
+  readonly #coordinator: GroupCoordinator;
+  readonly #env: DeliveryEnv;
+  memberId = "";
+  /** Generation of the latest `assign` sent. */
+  generation = 0;
+  readonly #byPartition = new Map<number, PartitionCursor>();
+  #pendingRevokes: PendingRevoke[] = [];
+  #beforeJoined: (() => void)[] | null = [];
+  #heartbeat: NodeJS.Timeout | null = null;
+  #left = false;
+
+  constructor(init: {
+    id: number;
+    conn: WsConnection;
+    topic: string;
+    spec: string;
+    filter: KeyFilter | null;
+    frame: SubscribeFrame;
+    credit: number;
+    maxCredit: number;
+    coordinator: GroupCoordinator;
+    env: DeliveryEnv;
+  }) {
+    super({ ...init, reset: init.frame.reset === "earliest" ? "earliest" : "latest" });
+    this.group = init.frame.group!;
+    this.sessionTimeoutMs = init.frame.sessionTimeoutMs;
+    this.#coordinator = init.coordinator;
+    this.#env = init.env;
+  }
+
+  /** The member joined: sends `joined`, then whatever the coordinator sent meanwhile; starts heartbeating. */
+  joined(requestId: number, memberId: string): void {
+    this.memberId = memberId;
+    if (!this.active) {
+      void this.leave();
+      return;
+    }
+    this.conn.send({ op: "joined", id: requestId, sub: this.id, group: this.group, memberId });
+    const queued = this.#beforeJoined ?? [];
+    this.#beforeJoined = null;
+    for (const action of queued) action();
+    const every = Math.max(25, Math.floor((this.sessionTimeoutMs ?? 10_000) / 3));
+    this.#heartbeat = setInterval(() => this.#beat(), every);
+    this.#heartbeat.unref?.();
+  }
+
+  // ---- GroupMemberChannel ------------------------------------------------------------------
+
+  assign(a: MemberAssignment): void {
+    if (this.#beforeJoined) {
+      this.#beforeJoined.push(() => this.assign(a));
+      return;
+    }
+    if (!this.active || !this.conn.open) return;
+    this.generation = a.generation;
+    this.memberId = a.memberId;
+    const keep = new Set(a.partitions.filter((tp) => tp.topic === this.topic).map((tp) => tp.partition));
+    for (const [partition, cursor] of this.#byPartition) {
+      if (!keep.has(partition)) {
+        cursor.stop();
+        this.#byPartition.delete(partition);
+      }
+    }
+    this.conn.send({
+      op: "assign",
+      sub: this.id,
+      group: a.group,
+      generation: a.generation,
+      strategy: a.strategy,
+      partitions: a.partitions.map(({ topic, partition }) => ({ topic, partition })),
+      added: a.added.map(({ topic, partition, offset, epoch, committed }) => ({ topic, partition, offset, epoch, committed })),
+    });
+    for (const p of a.added) {
+      if (p.topic !== this.topic) continue;
+      this.#byPartition.get(p.partition)?.stop();
+      const cursor = new PartitionCursor(this, p.partition, p.epoch, p.offset, this.#env);
+      this.#byPartition.set(p.partition, cursor);
+      cursor.start(false);
+    }
+    this.cursors = [...this.#byPartition.values()];
+  }
+
+  revoke(r: MemberRevocation): Promise<void> {
+    if (this.#beforeJoined) return new Promise((resolve) => this.#beforeJoined!.push(() => void this.revoke(r).then(resolve)));
+    if (!this.active || !this.conn.open) return Promise.resolve();
+    for (const tp of r.partitions) {
+      if (tp.topic !== this.topic) continue;
+      this.#byPartition.get(tp.partition)?.stop();
+      this.#byPartition.delete(tp.partition);
+    }
+    this.cursors = [...this.#byPartition.values()];
+    const confirmed = new Promise<void>((resolve) => this.#pendingRevokes.push({ generation: r.generation, resolve }));
+    this.conn.send({ op: "revoke", sub: this.id, group: r.group, generation: r.generation, partitions: r.partitions.map(({ topic, partition }) => ({ topic, partition })) });
+    return confirmed;
+  }
+
+  removed(): void {
+    this.#left = true; // the coordinator already dropped the member
+    if (!this.active) return;
+    this.stop();
+    if (this.conn.subscriptions.get(this.id) === this) this.conn.subscriptions.delete(this.id);
+    this.conn.sendError("UNKNOWN_MEMBER", `member ${this.memberId} was removed from group "${this.group}" (session timed out); subscribe again`, { sub: this.id });
+  }
+
+  // ---- client frames -------------------------------------------------------------------------
+
+  /** The client's `revoked`: the revoke of `generation` is done. */
+  confirmRevoke(generation: number): void {
+    const done = this.#pendingRevokes.filter((r) => r.generation <= generation);
+    this.#pendingRevokes = this.#pendingRevokes.filter((r) => r.generation > generation);
+    for (const r of done) r.resolve();
+  }
+
+  /** Leaves the group now (explicit unsubscribe or a failed subscription). Idempotent. */
+  async leave(): Promise<void> {
+    this.stop();
+    if (this.#left || this.memberId === "") return;
+    this.#left = true;
+    try {
+      await this.#coordinator.leave(this.group, this.memberId);
+    } catch {
+      // coordinator closed: nothing to leave
+    }
+  }
+
+  override stop(): void {
+    if (!this.active) return;
+    super.stop();
+    this.#byPartition.clear();
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    const pending = this.#pendingRevokes;
+    this.#pendingRevokes = [];
+    for (const r of pending) r.resolve();
+  }
+
+  override fail(code: Parameters<WsSubscription["fail"]>[0], message: string): void {
+    super.fail(code, message);
+    void this.leave();
+  }
+
+  #beat(): void {
+    if (!this.active || !this.conn.open) return;
+    this.#coordinator.heartbeat(this.group, this.memberId).catch((err: unknown) => {
+      if (isTributaryError(err, "UNKNOWN_MEMBER")) this.removed();
+      else if (!isTributaryError(err, "UNAVAILABLE")) this.conn.sendError(toTributaryError(err).code, toTributaryError(err).message, { sub: this.id });
+    });
+  }
+}
