@@ -137,6 +137,37 @@ describe("persistent sessions", () => {
     }
   });
 
+  it("a client connected during a restart is told 0x8B and resumes after it without replaying what it acknowledged", async () => {
+    const local = await startMqttTestNode();
+    try {
+      const opts = { protocolVersion: 5 as const, clientId: "through-restart", clean: false, properties: { sessionExpiryInterval: 300 } };
+      const first = await connectClient(local.tcpUrl, opts);
+      const got1 = collect(first);
+      await first.subscribeAsync("thr/#", { qos: 1 });
+      const reason = new Promise<number | undefined>((resolve) => first.once("disconnect", (p) => resolve(p.reasonCode)));
+      const pub = await connectClient(local.tcpUrl);
+      for (let i = 0; i < 3; i++) await pub.publishAsync("thr/x", `acked-${i}`, { qos: 1 });
+      await got1.waitFor(3);
+      await sleep(50); // PUBACKs reach the gateway
+      await endClient(pub, true);
+      await local.restart();
+      expect(await reason).toBe(0x8b);
+      await endClient(first, true);
+      const pub2 = await connectClient(local.tcpUrl);
+      await pub2.publishAsync("thr/x", "new-1", { qos: 1 });
+      await pub2.publishAsync("thr/y", "new-2", { qos: 1 });
+      let got2!: ReturnType<typeof collect>;
+      const second = await connectClient(local.tcpUrl, opts, (c) => (got2 = collect(c)));
+      await got2.waitFor(2);
+      await sleep(300);
+      expect(got2.messages.map((m) => m.payload)).toEqual(["new-1", "new-2"]);
+      await endClient(second, true);
+      await endClient(pub2, true);
+    } finally {
+      await local.close();
+    }
+  });
+
   it("hands the session over to a new connection with the same client id (old one closed)", async () => {
     const first = await client(node.tcpUrl, { protocolVersion: 5, clientId: "takeover", clean: false, properties: { sessionExpiryInterval: 60 } });
     await first.subscribeAsync("takeover/#", { qos: 1 });

@@ -292,6 +292,7 @@ export class MqttConnection implements SessionConnection {
   }
 
   #closed(why: string): void {
+    if (this.closed) return; // a WebSocket may report its close while we are closing it
     this.closed = true;
     this.#queue = [];
     this.core.connectionClosed(this, why);

@@ -111,6 +111,7 @@ export class MqttCore {
     this.closing = true;
     clearInterval(this.#keepAliveTimer);
     await Promise.all([...this.connections].map((c) => c.pipeline.drained().catch(() => undefined)));
+    this.sessions.prepareShutdown();
     for (const conn of [...this.connections]) conn.disconnect(RC.SERVER_SHUTTING_DOWN, "server shutting down");
     await this.sessions.shutdown();
     this.directory.close();

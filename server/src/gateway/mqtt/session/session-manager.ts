@@ -291,16 +291,18 @@ export class SessionManager {
     return this.#store.save(stored);
   }
 
-  /** Gateway shutdown: connected persistent sessions are saved as disconnected now. */
-  async shutdown(): Promise<void> {
-    const now = Date.now();
+  /** Gateway shutdown, before connections close: connected persistent sessions will be saved as disconnected now. */
+  prepareShutdown(): void {
     for (const session of this.sessions.values()) {
       if (session.connection && session.expiry > 0) {
-        session.disconnectedAt = now;
         session.subsDirty = true;
         this.#dirty.add(session);
       }
     }
+  }
+
+  /** Gateway shutdown, after connections closed: writes every pending position and session record. */
+  async shutdown(): Promise<void> {
     await this.flush();
     for (const session of this.sessions.values()) session.close();
     for (const group of this.groups.values()) group.cursors.closeAll();
