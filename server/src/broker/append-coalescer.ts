@@ -1,0 +1,171 @@
+import { isTributaryError } from "../errors.ts";
+import type { Acks, LogEngine, RecordInput } from "../log/log-engine.ts";
+
+export interface AppendCoalescerOptions {
+  /** Most records one merged append carries (a single larger request still goes alone). */
+  maxBatchRecords: number;
+  /** Most estimated bytes one merged append carries (keep under every engine's maxBatchBytes). */
+  maxBatchBytes: number;
+}
+
+interface PendingAppend {
+  readonly records: RecordInput[];
+  readonly acks: Acks;
+  readonly bytes: number;
+  /** Appended alone (after its merged batch failed for a reason that may be its own). */
+  solo: boolean;
+  resolve(baseOffset: number): void;
+  reject(err: unknown): void;
+}
+
+interface PartitionQueue {
+  readonly topic: string;
+  readonly partition: number;
+  readonly key: string;
+  /** Requests not yet handed to the engine, in arrival order. */
+  pending: PendingAppend[];
+  /** Engine appends in flight, per acks level. */
+  readonly inFlight: Map<Acks, number>;
+  scheduled: boolean;
+}
+
+/** Per-record framing the estimate adds to key + value + headers (offset delta, lengths, attributes). */
+const RECORD_OVERHEAD = 32;
+
+/** Errors that may be caused by one request of a merged batch (nothing was written): retry each alone. */
+const PER_REQUEST_CODES = new Set(["BAD_REQUEST", "RECORD_TOO_LARGE", "POLICY_VIOLATION"]);
+
+/**
+ * Merges produce requests to one partition into one `LogEngine.append`: requests that
+ * arrive in the same event-loop turn, or while the partition's previous append of the same
+ * acks level is in flight, go to the engine as one batch (one write, one notification, one
+ * round trip for Redis) and each request gets its own slice of the offsets back.
+ *
+ * Guarantees:
+ * - Order: requests are handed to the engine strictly in arrival order per partition, so
+ *   a request that arrives after another (e.g. the next publish of the same connection)
+ *   gets higher offsets. A merged batch holds consecutive requests of one acks level;
+ *   a request of another level waits until the ones before it were issued.
+ * - Atomicity: each request's records stay contiguous (a batch is atomic in the engine).
+ * - Acks: a request resolves when its batch resolved at the request's acks level.
+ * - Errors: a failed append rejects only the requests of that batch. When the error may
+ *   be a single request's fault (BAD_REQUEST, RECORD_TOO_LARGE, POLICY_VIOLATION, nothing
+ *   written), the batch's requests are retried one by one, in order, so only the culprit
+ *   fails; other errors (storage, unknown partition, replicas) reject the whole batch.
+ */
+export class AppendCoalescer {
+  readonly #engine: LogEngine;
+  readonly #options: AppendCoalescerOptions;
+  readonly #queues = new Map<string, PartitionQueue>();
+  /** Queues with requests waiting for the end of the event-loop turn. */
+  #ready: PartitionQueue[] = [];
+  /** Engine appends issued so far (for tests and metrics). */
+  appends = 0;
+
+  constructor(engine: LogEngine, options: AppendCoalescerOptions) {
+    this.#engine = engine;
+    this.#options = options;
+  }
+
+  /** Appends `records` (non-empty) to the partition; resolves with the offset of the first one. */
+  append(topic: string, partition: number, records: RecordInput[], acks: Acks): Promise<number> {
+    const key = `${topic}\u0000${partition}`;
+    let queue = this.#queues.get(key);
+    if (!queue) {
+      queue = { topic, partition, key, pending: [], inFlight: new Map(), scheduled: false };
+      this.#queues.set(key, queue);
+    }
+    const q = queue;
+    return new Promise<number>((resolve, reject) => {
+      q.pending.push({ records, acks, bytes: estimateBytes(records), solo: false, resolve, reject });
+      if (!q.scheduled && (q.inFlight.get(acks) ?? 0) === 0) {
+        q.scheduled = true;
+        if (this.#ready.length === 0) setImmediate(() => this.#flushReady());
+        this.#ready.push(q);
+      }
+    });
+  }
+
+  #flushReady(): void {
+    const ready = this.#ready;
+    this.#ready = [];
+    for (const q of ready) {
+      q.scheduled = false;
+      this.#issue(q);
+    }
+  }
+
+  /** Hands the queue's head runs to the engine while their acks level has nothing in flight. */
+  #issue(q: PartitionQueue): void {
+    const { maxBatchRecords, maxBatchBytes } = this.#options;
+    while (q.pending.length > 0) {
+      const head = q.pending[0]!;
+      const acks = head.acks;
+      if ((q.inFlight.get(acks) ?? 0) > 0) return; // merges with what arrives meanwhile
+      let n = 1;
+      let records = head.records.length;
+      let bytes = head.bytes;
+      if (!head.solo) {
+        for (; n < q.pending.length; n++) {
+          const next = q.pending[n]!;
+          if (next.solo || next.acks !== acks) break;
+          if (records + next.records.length > maxBatchRecords || bytes + next.bytes > maxBatchBytes) break;
+          records += next.records.length;
+          bytes += next.bytes;
+        }
+      }
+      const batch = q.pending.splice(0, n);
+      this.#send(q, batch, acks);
+    }
+    if (q.inFlight.size === 0 && !q.scheduled && this.#queues.get(q.key) === q) this.#queues.delete(q.key);
+  }
+
+  #send(q: PartitionQueue, batch: PendingAppend[], acks: Acks): void {
+    const inputs = batch.length === 1 ? batch[0]!.records : batch.flatMap((r) => r.records);
+    q.inFlight.set(acks, (q.inFlight.get(acks) ?? 0) + 1);
+    this.appends++;
+    let appended: Promise<{ baseOffset: number }>;
+    try {
+      appended = this.#engine.append(q.topic, q.partition, inputs, { acks });
+    } catch (err) {
+      appended = Promise.reject(err);
+    }
+    appended.then(
+      ({ baseOffset }) => {
+        this.#done(q, acks);
+        let offset = baseOffset;
+        for (const request of batch) {
+          request.resolve(offset);
+          offset += request.records.length;
+        }
+      },
+      (err: unknown) => {
+        if (batch.length > 1 && PER_REQUEST_CODES.has(isTributaryError(err) ? err.code : "")) {
+          // Nothing of the batch was written: retry each request alone, before anything newer.
+          for (const request of batch) request.solo = true;
+          q.pending.unshift(...batch);
+          this.#done(q, acks);
+          return;
+        }
+        this.#done(q, acks);
+        for (const request of batch) request.reject(err);
+      },
+    );
+  }
+
+  #done(q: PartitionQueue, acks: Acks): void {
+    const left = (q.inFlight.get(acks) ?? 1) - 1;
+    if (left > 0) q.inFlight.set(acks, left);
+    else q.inFlight.delete(acks);
+    if (!q.scheduled) this.#issue(q);
+  }
+}
+
+function estimateBytes(records: RecordInput[]): number {
+  let bytes = 0;
+  for (const r of records) {
+    bytes += RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    if (r.headers) for (const name in r.headers) bytes += name.length + (r.headers[name]?.length ?? 0) + 8;
+  }
+  return bytes;
+}
