@@ -100,7 +100,7 @@ describe("persistent sessions", () => {
     expect(got.messages).toHaveLength(0);
   });
 
-  it("survives a gateway + file engine restart: subscriptions and positions persist, offline messages come from the log", async () => {
+  it("survives a gateway + file engine restart: subscriptions, positions and retained messages persist, offline messages come from the log", async () => {
     const local = await startMqttTestNode({}, { defaultPartitions: 2 });
     try {
       const opts = { protocolVersion: 5 as const, clientId: "restart-me", clean: false, properties: { sessionExpiryInterval: 300 } };
@@ -115,6 +115,7 @@ describe("persistent sessions", () => {
       await endClient(first);
       await pub.publishAsync("rs/a/t", "offline-1", { qos: 1 });
       await pub.publishAsync("rs-other/z", "offline-2", { qos: 1 });
+      await pub.publishAsync("rs-ret/x", "retained-before-restart", { qos: 1, retain: true });
       await endClient(pub, true);
       await local.restart();
       const pub2 = await connectClient(local.tcpUrl);
@@ -130,6 +131,12 @@ describe("persistent sessions", () => {
       await sleep(200);
       expect(got2.messages.map((m) => m.payload)).not.toContain("before-1");
       expect(got2.messages).toHaveLength(4);
+      // the retained index is rebuilt from the log
+      const late = await connectClient(local.wsUrl);
+      const gotLate = collect(late);
+      await late.subscribeAsync("rs-ret/#", { qos: 1 });
+      expect((await gotLate.waitFor(1))[0]).toMatchObject({ topic: "rs-ret/x", payload: "retained-before-restart", retain: true });
+      await endClient(late, true);
       await endClient(second, true);
       await endClient(pub2, true);
     } finally {

@@ -1,0 +1,137 @@
+import net from "node:net";
+import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MqttClient } from "mqtt";
+import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+
+let node: MqttTestNode;
+const clients: MqttClient[] = [];
+const v5 = { protocolVersion: 5 };
+
+beforeAll(async () => {
+  node = await startMqttTestNode();
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => endClient(c, true)));
+  await node?.close();
+});
+
+/** A raw MQTT 5 client: we decide when (and whether) to acknowledge. */
+class Raw {
+  readonly socket: net.Socket;
+  readonly packets: Packet[] = [];
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    const parser = mqttPacket.parser(v5);
+    parser.on("packet", (p: Packet) => this.packets.push(p));
+    socket.on("data", (d) => parser.parse(d));
+    socket.on("error", () => undefined);
+  }
+
+  static async connect(clientId: string, properties: Record<string, unknown> = {}, clean = true): Promise<Raw> {
+    const socket = net.connect(node.mqttPort, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const r = new Raw(socket);
+    r.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 5, clientId, clean, keepalive: 0, properties } as Packet);
+    await r.waitFor((p) => p.cmd === "connack");
+    return r;
+  }
+
+  send(p: Packet): void {
+    this.socket.write(mqttPacket.generate(p, v5));
+  }
+
+  async waitFor(pred: (p: Packet) => boolean, count = 1, timeoutMs = 3000): Promise<Packet[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hits = this.packets.filter(pred);
+      if (hits.length >= count) return hits;
+      if (Date.now() > deadline) throw new Error(`expected ${count} packets, got ${hits.length}: ${this.packets.map((p) => p.cmd).join(",")}`);
+      await sleep(5);
+    }
+  }
+
+  publishes(): IPublishPacket[] {
+    return this.packets.filter((p): p is IPublishPacket => p.cmd === "publish");
+  }
+}
+
+describe("QoS 2 ingress", () => {
+  it("stores a re-sent QoS 2 PUBLISH once, answers PUBREC each time, and reuses the packet id after PUBCOMP", async () => {
+    const sub = await connectClient(node.tcpUrl, { protocolVersion: 5 });
+    clients.push(sub);
+    const got = collect(sub);
+    await sub.subscribeAsync("q2in/#", { qos: 2 });
+    const pub = await Raw.connect("q2-publisher");
+    const publish = (payload: string, dup: boolean) =>
+      pub.send({ cmd: "publish", topic: "q2in/x", payload: Buffer.from(payload), qos: 2, messageId: 7, dup, retain: false });
+    publish("first", false);
+    await pub.waitFor((p) => p.cmd === "pubrec");
+    publish("first", true); // lost PUBREC: the client re-sends
+    await pub.waitFor((p) => p.cmd === "pubrec", 2);
+    pub.send({ cmd: "pubrel", messageId: 7 });
+    await pub.waitFor((p) => p.cmd === "pubcomp");
+    publish("second", false); // id 7 is free again: a new message
+    await pub.waitFor((p) => p.cmd === "pubrec", 3);
+    pub.send({ cmd: "pubrel", messageId: 7 });
+    await pub.waitFor((p) => p.cmd === "pubcomp", 2);
+    await got.waitFor(2);
+    await sleep(200);
+    expect(got.messages.map((m) => m.payload)).toEqual(["first", "second"]);
+    // PUBREL for an id that is not pending → PUBCOMP 0x92
+    pub.send({ cmd: "pubrel", messageId: 99 });
+    const [comp] = (await pub.waitFor((p) => p.cmd === "pubcomp" && p.messageId === 99)) as { reasonCode?: number }[];
+    expect(comp!.reasonCode).toBe(0x92);
+    pub.socket.destroy();
+  });
+});
+
+describe("egress flow control and redelivery", () => {
+  it("keeps at most the client's Receive Maximum QoS 1 messages in flight and sends more as PUBACKs arrive", async () => {
+    const sub = await Raw.connect("narrow", { receiveMaximum: 2 });
+    sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "narrow/#", qos: 1 }] } as Packet);
+    await sub.waitFor((p) => p.cmd === "suback");
+    const pub = await connectClient(node.tcpUrl);
+    clients.push(pub);
+    for (let i = 0; i < 5; i++) await pub.publishAsync("narrow/t", `m${i}`, { qos: 1 });
+    await sub.waitFor((p) => p.cmd === "publish", 2);
+    await sleep(200);
+    expect(sub.publishes().map((p) => p.payload.toString())).toEqual(["m0", "m1"]);
+    sub.send({ cmd: "puback", messageId: sub.publishes()[0]!.messageId! });
+    await sub.waitFor((p) => p.cmd === "publish", 3);
+    await sleep(100);
+    expect(sub.publishes().map((p) => p.payload.toString())).toEqual(["m0", "m1", "m2"]);
+    for (const p of sub.publishes().slice(1)) sub.send({ cmd: "puback", messageId: p.messageId! });
+    await sub.waitFor((p) => p.cmd === "publish", 5);
+    expect(sub.publishes().map((p) => p.payload.toString())).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+    sub.socket.destroy();
+  });
+
+  it("re-sends unacknowledged QoS 1 and 2 messages with DUP and the same packet ids when a persistent session reconnects, and PUBREL for QoS 2 past PUBREC", async () => {
+    const props = { sessionExpiryInterval: 60 };
+    const first = await Raw.connect("redeliver", props, false);
+    first.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "redo/#", qos: 2 }] } as Packet);
+    await first.waitFor((p) => p.cmd === "suback");
+    const pub = await connectClient(node.tcpUrl);
+    clients.push(pub);
+    await pub.publishAsync("redo/a", "q1", { qos: 1 });
+    await pub.publishAsync("redo/b", "q2-unacked", { qos: 2 });
+    await pub.publishAsync("redo/c", "q2-recd", { qos: 2 });
+    const sent = (await first.waitFor((p) => p.cmd === "publish", 3)) as IPublishPacket[];
+    first.send({ cmd: "pubrec", messageId: sent[2]!.messageId! }); // third: client has it, PUBREL pending
+    await first.waitFor((p) => p.cmd === "pubrel");
+    first.socket.destroy();
+    await sleep(100);
+    const second = await Raw.connect("redeliver", props, false);
+    expect((second.packets[0] as { sessionPresent?: boolean }).sessionPresent).toBe(true);
+    const again = (await second.waitFor((p) => p.cmd === "publish", 2)) as IPublishPacket[];
+    expect(again.map((p) => [p.payload.toString(), p.messageId, p.dup, p.qos])).toEqual([
+      ["q1", sent[0]!.messageId, true, 1],
+      ["q2-unacked", sent[1]!.messageId, true, 2],
+    ]);
+    const [rel] = await second.waitFor((p) => p.cmd === "pubrel");
+    expect(rel!.messageId).toBe(sent[2]!.messageId);
+    second.socket.destroy();
+  });
+});
