@@ -135,3 +135,20 @@ describe("egress flow control and redelivery", () => {
     second.socket.destroy();
   });
 });
+
+describe("limits", () => {
+  it("refuses connections over limits.maxConnections (CONNACK 0x97) and subscriptions over limits.maxSubscriptionsPerConnection (SUBACK 0x97)", async () => {
+    const limited = await startMqttTestNode({}, {}, { maxConnections: 2, maxSubscriptionsPerConnection: 2 });
+    const open: MqttClient[] = [];
+    try {
+      open.push(await connectClient(limited.tcpUrl, { protocolVersion: 5 }));
+      open.push(await connectClient(limited.tcpUrl, { protocolVersion: 5 }));
+      await expect(connectClient(limited.tcpUrl, { protocolVersion: 5 })).rejects.toMatchObject({ code: 0x97 });
+      const err = (await open[0]!.subscribeAsync(["l/a", "l/b", "l/c"], { qos: 1 }).catch((e: unknown) => e)) as { packet?: { granted?: number[] } };
+      expect(err.packet?.granted).toEqual([1, 1, 0x97]);
+    } finally {
+      await Promise.all(open.map((c) => endClient(c, true)));
+      await limited.close();
+    }
+  });
+});

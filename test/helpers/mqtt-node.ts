@@ -26,7 +26,11 @@ export interface MqttTestNode {
   close(): Promise<void>;
 }
 
-export async function startMqttTestNode(mqttOverrides: Partial<TributaryConfig["mqtt"]> = {}, topics: Partial<TributaryConfig["topics"]> = {}): Promise<MqttTestNode> {
+export async function startMqttTestNode(
+  mqttOverrides: Partial<TributaryConfig["mqtt"]> = {},
+  topics: Partial<TributaryConfig["topics"]> = {},
+  limits: Partial<TributaryConfig["limits"]> = {},
+): Promise<MqttTestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-mqtt-"));
   const config: TributaryConfig = {
     ...DEFAULT_CONFIG,
@@ -35,6 +39,7 @@ export async function startMqttTestNode(mqttOverrides: Partial<TributaryConfig["
     port: 0,
     file: { ...DEFAULT_CONFIG.file, fsync: "never" },
     topics: { ...DEFAULT_CONFIG.topics, ...topics },
+    limits: { ...DEFAULT_CONFIG.limits, ...limits },
     mqtt: { ...DEFAULT_CONFIG.mqtt, enabled: true, port: 0, ...mqttOverrides },
     log: { level: "error" },
   };

@@ -29,6 +29,9 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
     conn.close("connect-refused");
   };
 
+  if (core.connections.size > core.config.limits.maxConnections) {
+    return refuse(RC.QUOTA_EXCEEDED, V3_CONNACK.SERVER_UNAVAILABLE, `at most ${core.config.limits.maxConnections} connections (limits.maxConnections)`);
+  }
   let clientId = packet.clientId ?? "";
   let assigned: string | undefined;
   if (clientId === "") {

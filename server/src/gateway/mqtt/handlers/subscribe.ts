@@ -29,6 +29,10 @@ export async function handleSubscribe(conn: MqttConnection, packet: ISubscribePa
     }
     if (shared && shared !== "invalid" && s.nl && v5) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "No Local on a shared subscription");
     const existed = session.subs.has(s.topic);
+    if (!existed && session.subs.size >= conn.core.config.limits.maxSubscriptionsPerConnection) {
+      granted.push(v5 ? RC.QUOTA_EXCEEDED : 0x80); // limits.maxSubscriptionsPerConnection
+      continue;
+    }
     const sub = makeSubscription(
       { filter: s.topic, qos: s.qos as QoS, nl: v5 ? s.nl : false, rap: v5 ? s.rap : false, rh: v5 ? ((s.rh ?? 0) as 0 | 1 | 2) : 0, id: subId },
       inner,
