@@ -11,6 +11,8 @@
  */
 export { connect, TributaryClient } from "./client/client.ts";
 export { Subscription, type MessageHandler } from "./client/subscription.ts";
+export { Presence } from "./client/presence.ts";
+export type { GroupMember } from "./client/group-member.ts";
 export { State } from "./client/state.ts";
 export { TributaryClientError, isTributaryClientError } from "./client/errors.ts";
 export { backoff } from "./client/backoff.ts";
@@ -22,6 +24,8 @@ export type {
   Message,
   OffsetOutOfRangeEvent,
   Position,
+  PresenceEvents,
+  PresenceMember,
   PublishOptions,
   PublishResult,
   SubscribeOptions,

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, type TributaryConfig } from "../../server/src/config/config.ts";
 import { createLogger } from "../../server/src/logger.ts";
-import { startNode, type TributaryNode } from "../../server/src/node.ts";
+import { startNode, type StartNodeOptions, type TributaryNode } from "../../server/src/node.ts";
 
 export interface SdkTestNode {
   node: TributaryNode;
@@ -28,6 +28,10 @@ export interface SdkTestNodeOptions {
   topics?: Partial<TributaryConfig["topics"]>;
   limits?: Partial<TributaryConfig["limits"]>;
   file?: Partial<TributaryConfig["file"]>;
+  /** Consumer-group coordinator settings (e.g. a short rebalanceTimeoutMs). */
+  groups?: StartNodeOptions["groups"];
+  /** Presence settings (e.g. a short sessionTimeoutMs). */
+  presence?: StartNodeOptions["presence"];
 }
 
 export async function startSdkTestNode(options: SdkTestNodeOptions = {}): Promise<SdkTestNode> {
@@ -44,7 +48,8 @@ export async function startSdkTestNode(options: SdkTestNodeOptions = {}): Promis
     log: { level: "error" },
   };
   const logger = createLogger("error");
-  let node: TributaryNode | undefined = await startNode(config, { logger });
+  const nodeOptions: StartNodeOptions = { logger, ...(options.groups ? { groups: options.groups } : {}), ...(options.presence ? { presence: options.presence } : {}) };
+  let node: TributaryNode | undefined = await startNode(config, nodeOptions);
   const port = node.httpPort;
   const pinned = { ...config, port };
   const handle: SdkTestNode = {
@@ -64,7 +69,7 @@ export async function startSdkTestNode(options: SdkTestNodeOptions = {}): Promis
       // The old listen socket may take a moment to be released.
       for (let attempt = 0; ; attempt++) {
         try {
-          node = await startNode(pinned, { logger });
+          node = await startNode(pinned, nodeOptions);
           return;
         } catch (err) {
           if (attempt > 50) throw err;

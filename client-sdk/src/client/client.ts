@@ -11,10 +11,11 @@
  *   after a reconnect, so the server writes each at most once (see publish-queue.ts).
  */
 import { ERROR_CODES, isErrorCode, type ErrorCode } from "../codes.ts";
-import { PROTOCOL_VERSION, type ClientFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
+import { PROTOCOL_VERSION, type ClientFrame, type PresenceResultFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
 import { backoff } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
 import { TributaryClientError } from "./errors.ts";
+import { Presence, type PresenceHost } from "./presence.ts";
 import { PublishQueue } from "./publish-queue.ts";
 import { State } from "./state.ts";
 import { Subscription, type MessageHandler, type SubscriptionHost } from "./subscription.ts";
@@ -59,6 +60,9 @@ export class TributaryClient extends Emitter<ClientEvents> {
   readonly #queue: PublishQueue;
   readonly #subs = new Map<number, Subscription<any>>();
   readonly #requests = new Map<number, PendingRequest>();
+  readonly #presences = new Map<string, Set<Presence>>();
+  /** The clientId the server gave us (no `clientId` option): kept across reconnects, so presence and group membership survive them. */
+  #assignedClientId: string | undefined;
 
   #state: State = State.Disconnected;
   #transport: Transport | undefined;
@@ -73,6 +77,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
   #pingSent = false;
   #serverDisconnect: { code: ErrorCode; reason: string; reconnect: boolean } | undefined;
   readonly #host: SubscriptionHost;
+  readonly #presenceHost: PresenceHost;
 
   constructor(urls: string | readonly string[], options: ClientOptions = {}) {
     super();
@@ -90,6 +95,24 @@ export class TributaryClient extends Emitter<ClientEvents> {
       removeSubscription: (subscription) => this.#removeSubscription(subscription),
       reportError: (err) => this.#emitError(err),
       reportReset: (subscription, frame, reset) => this.#reportReset(subscription, frame, reset),
+      send: (frame) => this.#state === State.Connected && this.#send(frame),
+      request: (frame) =>
+        this.#state === State.Connected ? this.#request(frame, this.#options.connectTimeout) : Promise.reject(new TributaryClientError("UNAVAILABLE", "not connected")),
+      resubscribe: (subscription) => {
+        if (this.#state === State.Connected && this.#subs.get(subscription.id) === subscription) this.#sendSubscribe(subscription);
+      },
+    };
+    this.#presenceHost = {
+      query: async (topic, watch) => {
+        if (this.#state !== State.Connected) throw new TributaryClientError("UNAVAILABLE", "not connected", { topic });
+        return (await this.#request({ op: "presence", id: 0, topic, ...(watch !== undefined ? { watch } : {}) }, this.#options.connectTimeout)) as PresenceResultFrame;
+      },
+      unwatch: (presence) => {
+        const set = this.#presences.get(presence.topic);
+        if (!set?.delete(presence) || set.size > 0) return;
+        this.#presences.delete(presence.topic);
+        if (this.#state === State.Connected) void this.#presenceHost.query(presence.topic, false).catch(() => undefined);
+      },
     };
     void this.#open();
   }
@@ -177,11 +200,31 @@ export class TributaryClient extends Emitter<ClientEvents> {
   }
 
   /**
+   * Watches who is subscribed to `topic` (subscriptions with `presence`, the default):
+   * `members()` lists them, `on("join" | "leave")` reports changes, kept across reconnects.
+   */
+  presence(topic: string): Presence {
+    if (this.#state === State.Closed) throw new TributaryClientError("UNAVAILABLE", "the client is closed", { topic });
+    const presence = new Presence(topic, this.#presenceHost);
+    let set = this.#presences.get(topic);
+    if (!set) this.#presences.set(topic, (set = new Set()));
+    set.add(presence);
+    if (this.#state === State.Connected) this.#watch(topic, [presence]);
+    return presence;
+  }
+
+  /**
    * Closes the connection for good: no reconnect, subscriptions end, publishes not yet
-   * acknowledged reject with UNAVAILABLE.
+   * acknowledged reject with UNAVAILABLE. Group members first commit what they processed
+   * and leave their groups (while connected).
    */
   async close(): Promise<void> {
     if (this.#state === State.Closed) return;
+    if (this.#state === State.Connected) {
+      const members = [...this.#subs.values()].filter((sub) => sub.group !== undefined);
+      await Promise.all(members.map((sub) => sub.unsubscribe().catch(() => undefined)));
+    }
+    if ((this.#state as State) === State.Closed) return;
     this.#shutdown(new TributaryClientError("UNAVAILABLE", "the client was closed"));
   }
 
@@ -228,15 +271,24 @@ export class TributaryClient extends Emitter<ClientEvents> {
       if (this.#transport !== transport) return;
       this.#lastFrameAt = Date.now();
       const welcome = await this.#request(
-        { op: "hello", id: 0, protocol: PROTOCOL_VERSION, ...(this.#options.clientId ? { clientId: this.#options.clientId } : {}), ...(this.#options.token ? { token: this.#options.token } : {}) },
+        {
+          op: "hello",
+          id: 0,
+          protocol: PROTOCOL_VERSION,
+          ...(this.#options.clientId || this.#assignedClientId ? { clientId: this.#options.clientId || this.#assignedClientId } : {}),
+          ...(this.#options.token ? { token: this.#options.token } : {}),
+          ...(this.#options.user ? { user: this.#options.user } : {}),
+        },
         this.#options.connectTimeout,
       );
       if (this.#transport !== transport || welcome.op !== "welcome") return;
       this.#limits = welcome.limits;
+      this.#assignedClientId ??= welcome.clientId;
       this.#attempt = 0;
       this.#setState(State.Connected);
       this.#startPing();
       for (const sub of this.#subs.values()) this.#sendSubscribe(sub);
+      for (const [topic, set] of this.#presences) this.#watch(topic, [...set]);
       this.#flushPublishes();
       this.emit("connected", { url, sessionId: welcome.sessionId, clientId: welcome.clientId, node: welcome.node });
     } catch (err) {
@@ -373,6 +425,23 @@ export class TributaryClient extends Emitter<ClientEvents> {
       case "reset":
         this.#subs.get(frame.sub)?.onReset(frame);
         return;
+      case "joined":
+        this.#subs.get(frame.sub)?.onJoined(frame);
+        this.#requests.get(frame.id)?.resolve(frame);
+        return;
+      case "assign":
+        this.#subs.get(frame.sub)?.onAssign(frame);
+        return;
+      case "revoke":
+        this.#subs.get(frame.sub)?.onRevoke(frame);
+        return;
+      case "committed":
+      case "presence":
+        this.#requests.get(frame.id)?.resolve(frame);
+        return;
+      case "presence_event":
+        for (const presence of this.#presences.get(frame.topic) ?? []) presence.onEvent(frame);
+        return;
       case "welcome":
       case "unsubscribed":
       case "pong":
@@ -405,6 +474,10 @@ export class TributaryClient extends Emitter<ClientEvents> {
     }
     if (subId !== undefined) {
       const sub = this.#subs.get(subId);
+      if (sub?.group && code === "UNKNOWN_MEMBER" && id === undefined) {
+        sub.group.onRemoved(); // the session timed out: join again as a new member
+        return;
+      }
       if (sub) {
         const err = errorFromFrame(code, message, { topic: sub.topic });
         if (!ERROR_CODES[err.code]?.retriable || err.code === "QUEUE_FULL") {
@@ -463,6 +536,17 @@ export class TributaryClient extends Emitter<ClientEvents> {
         else this.#queue.markInflight(id, entry);
       }
     }
+  }
+
+  #watch(topic: string, presences: Presence[]): void {
+    this.#presenceHost.query(topic, true).then(
+      (reply) => {
+        for (const presence of presences) presence.resync(reply.members);
+      },
+      (err: TributaryClientError) => {
+        if (err.code !== "UNAVAILABLE" && err.code !== "TIMEOUT") this.#emitError(err);
+      },
+    );
   }
 
   #reportReset(subscription: Subscription<any>, frame: ResetFrame, reset: ResetPolicy): void {

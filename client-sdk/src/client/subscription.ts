@@ -11,9 +11,10 @@
  * as the application consumes them (in batches of half the window), so a slow handler or
  * a slow `for await` loop holds the server back instead of filling memory.
  */
-import type { MessageFrame, ResetFrame, ResetPolicy, StartPosition, SubscribeFrame, SubscribedFrame } from "../protocol/index.ts";
+import type { AssignFrame, ClientFrame, JoinedFrame, MessageFrame, ResetFrame, ResetPolicy, RevokeFrame, ServerFrame, StartPosition, SubscribeFrame, SubscribedFrame } from "../protocol/index.ts";
 import { Emitter } from "./emitter.ts";
 import { TributaryClientError } from "./errors.ts";
+import { GroupMember, type GroupPartitionControl } from "./group-member.ts";
 import type { Message, Position, SubscribeOptions, SubscriptionEvents } from "./types.ts";
 import { bytesToString, type ValueCodec } from "./value-codec.ts";
 
@@ -25,6 +26,12 @@ export interface SubscriptionHost {
   removeSubscription(subscription: Subscription<any>): Promise<void>;
   reportError(err: TributaryClientError): void;
   reportReset(subscription: Subscription<any>, frame: ResetFrame, reset: ResetPolicy): void;
+  /** Sends a frame on the current connection; false when not connected. */
+  send(frame: ClientFrame): boolean;
+  /** Sends a request (fresh id) and resolves with its reply; rejects on `error`. */
+  request(frame: ClientFrame): Promise<ServerFrame>;
+  /** Sends this subscription's `subscribe` again (a group member that must join anew). */
+  resubscribe(subscription: Subscription<any>): void;
 }
 
 const EMPTY_HEADERS: Record<string, Uint8Array> = Object.freeze({}) as Record<string, Uint8Array>;
@@ -55,6 +62,12 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   #waiterReject: ((err: unknown) => void) | undefined;
   #closed = false;
   #failure: TributaryClientError | undefined;
+  /** The message the handler is processing now (group revokes wait for it). */
+  #current: Message<T> | undefined;
+  #idleWaiters: (() => void)[] = [];
+  readonly #presence: boolean;
+  /** Consumer-group membership (subscribe with `group`); undefined for a plain subscription. */
+  readonly group: GroupMember | undefined;
 
   constructor(id: number, topic: string, options: SubscribeOptions, codec: ValueCodec<T>, handler: MessageHandler<T> | undefined, host: SubscriptionHost) {
     super();
@@ -66,6 +79,21 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     this.#codec = codec;
     this.#handler = handler;
     this.#host = host;
+    this.#presence = options.presence ?? true;
+    if (options.group !== undefined) {
+      const control: GroupPartitionControl = {
+        start: (partition, offset, epoch) => {
+          this.#received.set(partition, offset);
+          this.#delivered.set(partition, offset);
+          this.#epochs.set(partition, epoch);
+        },
+        drop: (partitions) => this.#dropPartitions(partitions),
+        whenIdle: (partitions) => this.#whenIdle(partitions),
+        processed: (partition) => this.#delivered.get(partition),
+        emit: (event, payload) => this.emit(event, payload),
+      };
+      this.group = new GroupMember(this, options, control, host);
+    }
     if (options.from && typeof options.from === "object" && "offsets" in options.from) {
       for (const [partition, offset] of Object.entries(options.from.offsets)) {
         this.#received.set(Number(partition), offset);
@@ -95,11 +123,27 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     return out;
   }
 
-  /** Stops the subscription; buffered messages are dropped and `for await` loops end. */
-  unsubscribe(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  /**
+   * Stops the subscription; buffered messages are dropped and `for await` loops end. A
+   * group member first lets the handler finish its message, commits what was processed
+   * (with `autoCommit`), then leaves the group (its partitions move at once).
+   */
+  async unsubscribe(): Promise<void> {
+    if (this.#closed) return;
     this.#close(undefined);
+    if (this.group) await this.group.beforeLeave();
     return this.#host.removeSubscription(this);
+  }
+
+  /**
+   * Group subscriptions: commits the processed position (next offset) of every owned
+   * partition that moved since the last commit. Rejects with UNKNOWN_MEMBER,
+   * ILLEGAL_GENERATION or PARTITION_NOT_OWNED when fenced (the records will be
+   * re-delivered to the partition's next owner), UNAVAILABLE when disconnected.
+   */
+  commit(): Promise<void> {
+    if (!this.group) return Promise.reject(new TributaryClientError("BAD_REQUEST", "commit() needs a group subscription (subscribe with { group })", { topic: this.topic }));
+    return this.group.commit();
   }
 
   // ---- used by the client --------------------------------------------------------------
@@ -108,6 +152,11 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   subscribeFrame(requestId: number, defaultCredit: number): SubscribeFrame {
     this.#window = Math.max(1, this.#requestedCredit ?? defaultCredit);
     this.#consumedSinceGrant = 0;
+    if (this.group) {
+      // A member re-joins: what was buffered comes again from the (re)assignment.
+      this.#dropPartitions([...this.#received.keys()], false);
+      return { op: "subscribe", id: requestId, sub: this.id, topic: this.topic, reset: this.reset === "earliest" ? "earliest" : "latest", credit: this.#window, ...this.group.joinFields(), ...(this.#presence ? { presence: true } : {}) };
+    }
     const frame: SubscribeFrame = {
       op: "subscribe",
       id: requestId,
@@ -117,6 +166,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
       reset: this.reset,
       credit: Math.max(1, this.#window - this.#buffer.length),
     };
+    if (this.#presence) frame.presence = true;
     return frame;
   }
 
@@ -150,11 +200,27 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     this.#host.reportReset(this, frame, this.reset);
   }
 
+  onJoined(frame: JoinedFrame): void {
+    this.group?.onJoined(frame);
+  }
+
+  onAssign(frame: AssignFrame): void {
+    this.group?.onAssign(frame);
+  }
+
+  onRevoke(frame: RevokeFrame): void {
+    this.group?.onRevoke(frame);
+  }
+
   /** A message frame for this subscription: dropped if already received, else queued for the app. */
   onMessage(frame: MessageFrame): void {
     if (this.#closed) return;
     const next = this.#received.get(frame.partition);
-    if (next !== undefined && frame.offset < next) return; // duplicate (defence in depth)
+    if ((next !== undefined && frame.offset < next) || (this.group && !this.group.owns(frame.partition))) {
+      // A duplicate (a re-bound member skips what it already processed), or a partition no longer ours.
+      this.#returnCredit(1);
+      return;
+    }
     this.#received.set(frame.partition, frame.offset + 1);
     this.#buffer.push(this.#toMessage(frame));
     this.#pump();
@@ -205,11 +271,40 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   /** Marks `message` handed to the application and grants credit back in half-window batches. */
   #consumed(message: Message<T>): void {
     this.#delivered.set(message.partition, message.offset + 1);
-    this.#consumedSinceGrant++;
+    this.#returnCredit(1);
+  }
+
+  #returnCredit(n: number): void {
+    this.#consumedSinceGrant += n;
     if (this.#consumedSinceGrant >= Math.max(1, Math.ceil(this.#window / 2))) {
       const credit = this.#consumedSinceGrant;
       this.#consumedSinceGrant = 0;
       if (!this.#closed) this.#host.sendCredit(this.id, credit);
+    }
+  }
+
+  /** Drops buffered messages of `partitions` (their credit goes back when `credit`); they will be received again from the processed position. */
+  #dropPartitions(partitions: number[], credit = true): void {
+    const gone = new Set(partitions);
+    let dropped = 0;
+    for (let i = this.#buffer.length - 1; i >= 0; i--) {
+      if (gone.has(this.#buffer[i]!.partition)) {
+        this.#buffer.splice(i, 1);
+        dropped++;
+      }
+    }
+    for (const p of gone) {
+      const delivered = this.#delivered.get(p);
+      if (delivered !== undefined) this.#received.set(p, delivered);
+    }
+    if (credit && dropped > 0) this.#returnCredit(dropped);
+  }
+
+  /** Resolves when the handler is not processing a message of `partitions`. */
+  async #whenIdle(partitions: number[]): Promise<void> {
+    const set = new Set(partitions);
+    while (this.#current !== undefined && set.has(this.#current.partition)) {
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }
   }
 
@@ -232,6 +327,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     try {
       while (this.#buffer.length > 0 && !this.#closed) {
         const message = this.#buffer.shift()!;
+        this.#current = message;
         try {
           const result = this.#handler!(message);
           if (result && typeof (result as Promise<void>).then === "function") await result;
@@ -239,14 +335,26 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
           this.#host.reportError(new TributaryClientError("INTERNAL", `subscription handler for "${this.topic}" threw: ${String((cause as Error)?.message ?? cause)}`, { topic: this.topic, partition: message.partition, offset: message.offset }, { cause }));
         }
         this.#consumed(message);
+        this.#current = undefined;
+        this.#wakeIdle();
       }
     } finally {
       this.#pumping = false;
+      this.#current = undefined;
+      this.#wakeIdle();
     }
+  }
+
+  #wakeIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   #close(err: TributaryClientError | undefined): void {
     this.#closed = true;
+    this.group?.stopTimers();
     this.#failure = err;
     this.#buffer.length = 0;
     const resolve = this.#waiter;

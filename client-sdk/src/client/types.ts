@@ -9,8 +9,10 @@ import type { CodecName, ValueCodec } from "./value-codec.ts";
 export interface ClientOptions {
   /** Token (JWT) sent in `hello`; omit when the node runs without auth. */
   token?: string;
-  /** Names this client in server logs and metrics; the server picks one when omitted. */
+  /** Names this client in server logs, metrics and presence; the server picks one when omitted (kept across reconnects). */
   clientId?: string;
+  /** Who this client acts for, shown to presence watchers (until token claims carry it). */
+  user?: string;
   /** How values are encoded in records: "cbor" (default), "json", "raw", "string" or your own. */
   codec?: CodecName | ValueCodec<any>;
   /** Wire subprotocol: "cbor" (binary, default) or "json" (text, for debugging). */
@@ -63,6 +65,22 @@ export interface SubscribeOptions {
   credit?: number;
   /** Overrides the client's value codec for this subscription. */
   codec?: CodecName | ValueCodec<any>;
+  /** Be present on the topic while subscribed (see `client.presence`). Default true. */
+  presence?: boolean;
+  /**
+   * Consume as a member of this consumer group: the group's members share the topic's
+   * partitions, each partition goes to one member, positions are committed per group.
+   * `from` is ignored (members start at the committed offsets; `reset` when there is none).
+   */
+  group?: string;
+  /** Group: commit processed positions every `autoCommitIntervalMs`, on revoke and on leave (default true). */
+  autoCommit?: boolean;
+  /** Group: auto-commit period in ms (default 5000). */
+  autoCommitIntervalMs?: number;
+  /** Group: assignment strategy, or several preferred first: "cooperative-sticky" | "range" | "round-robin" (default ["cooperative-sticky", "range"]). */
+  strategy?: string | string[];
+  /** Group: how long the member survives without a connection before its partitions move (ms; server default 10 000). */
+  sessionTimeoutMs?: number;
 }
 
 /** One record, delivered in offset order per partition. */
@@ -129,8 +147,32 @@ export interface ClientEvents {
   state: { state: State; previous: State };
 }
 
+/** One client present on a topic. */
+export interface PresenceMember {
+  clientId: string;
+  user: string | null;
+  /** The node holding its connection. */
+  node: string;
+  /** ms since the epoch. */
+  joinedAt: number;
+}
+
+/** Presence events, one line each. */
+export interface PresenceEvents {
+  /** A client subscribed to the topic (a reconnect of a present client is not a join). */
+  join: PresenceMember;
+  /** A client left: it unsubscribed ("leave") or its connection was gone for the session timeout ("timeout"). */
+  leave: PresenceMember & { reason: "leave" | "timeout" };
+}
+
 /** Subscription events, one line each. */
 export interface SubscriptionEvents {
+  /** Group: the member joined (or re-joined) its group. */
+  joined: { group: string; memberId: string };
+  /** Group: a new generation; `partitions` are all the member owns now, `added` the ones starting now (at `offset`). */
+  assigned: { group: string; generation: number; partitions: number[]; added: Array<{ partition: number; offset: number; committed: boolean }> };
+  /** Group: partitions taken away (after committing them); `lost` when the member was removed and could not commit. */
+  revoked: { group: string; generation: number; partitions: number[]; lost: boolean };
   /** The server confirmed (or, after a reconnect, re-confirmed) the subscription. */
   subscribed: { topic: string; partitions: { partition: number; offset: number; epoch: string }[] };
   /** The position was gone or stale; the reset policy moved it to `offset`. */
