@@ -44,8 +44,8 @@ export class PartitionCursor {
   #fanout: PartitionFanout | null = null;
   #mode: Mode = "idle";
   #generation = 0;
-  /** Offsets handed out and not yet acknowledged, in offset order (value: acked). */
-  readonly #unacked = new Map<number, boolean>();
+  /** Offsets handed out and not yet acknowledged, in offset (= insertion) order. */
+  readonly #unacked = new Set<number>();
   /**
    * While paused: live records from `next` on, kept (up to BACKLOG_MAX) so that a short
    * stall does not cost a read from the log. `#overflow` = records were dropped from it,
@@ -114,22 +114,17 @@ export class PartitionCursor {
 
   /** Records the offset as handed out and awaiting acknowledgement (QoS ≥ 1). */
   track(offset: number): void {
-    this.#unacked.set(offset, false);
+    this.#unacked.add(offset);
   }
 
   ack(offset: number): void {
-    if (!this.#unacked.has(offset)) return;
-    this.#unacked.set(offset, true);
-    for (const [o, acked] of this.#unacked) {
-      if (!acked) break;
-      this.#unacked.delete(o);
-    }
+    if (!this.#unacked.delete(offset)) return;
     this.#target.positionChanged(this);
   }
 
-  /** Forget unacknowledged offsets (they are re-read from `committed()` after a restart). */
+  /** The lowest offset handed out and not acknowledged, else `next`: where a restarted session resumes. */
   committed(): number {
-    for (const [o, acked] of this.#unacked) if (!acked) return o;
+    for (const o of this.#unacked) return o;
     return this.next;
   }
 

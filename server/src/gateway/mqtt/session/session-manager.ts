@@ -239,6 +239,8 @@ export class SessionManager {
     for (const sub of [...session.subs.values()]) if (sub.share) this.#leaveGroup(session, sub);
     this.#directory.removeWatcher(session);
     this.#dirty.delete(session);
+    // Messages of shared groups this session never acknowledged: release the group's position.
+    for (const entry of session.inflight.values()) entry.cursor?.ack(entry.msg.offset);
     session.close();
     this.#restored.delete(session.clientId);
     void this.#store.remove(session.clientId).catch(() => undefined);
