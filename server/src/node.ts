@@ -5,9 +5,11 @@
  *
  * Lifecycle:
  *   startNode(config) → opens the engine (recovery), mounts every gateway, listens on
- *   host:port (0 = a free port), then reports ready (/readyz 200).
- *   node.close() → not ready (/readyz 503) → stops accepting connections → closes the
- *   gateways (clients are told goodbye, long-polls end) → engine.close() (flush + fsync)
+ *   host:port (0 = a free port), registers in the cluster registry (a TTL heartbeat in
+ *   Redis with the Redis engine), then reports ready (/readyz 200).
+ *   node.close() → not ready (/readyz 503), "draining" in the registry → stops accepting
+ *   connections → closes the gateways (clients are told goodbye, long-polls end) →
+ *   deregisters → engine.close() (flush + fsync)
  *   → idempotent; a second call returns the same promise.
  */
 import { randomUUID } from "node:crypto";
@@ -29,6 +31,8 @@ import { createLogger, type Logger } from "./logger.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { FileLogEngine } from "./log/file/file-log-engine.ts";
 import { RedisLogEngine } from "./log/redis/redis-log-engine.ts";
+import type { NodeRegistry } from "./cluster/node-registry.ts";
+import { advertisedUrls, openNodeRegistry } from "./cluster/open-node-registry.ts";
 import { parseRedisUrl } from "./log/redis/redis-url.ts";
 
 export interface StartNodeOptions {
@@ -61,6 +65,8 @@ export interface TributaryNode {
   readonly groups: GroupCoordinator;
   /** Who is subscribed where. */
   readonly presence: PresenceRegistry;
+  /** Cluster membership (server/src/cluster/): the live nodes; with the file engine, this one. */
+  readonly cluster: NodeRegistry;
   /** Graceful shutdown: see the module comment. Idempotent. */
   close(): Promise<void>;
 }
@@ -114,10 +120,16 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   const gateways: Array<{ name: string; gateway: Gateway }> = [];
   let mqttPort = 0;
   let listenSocket: uWS.us_listen_socket | undefined;
+  let registry: NodeRegistry | undefined;
+  const startedAt = Date.now();
 
   try {
     // --- HTTP API (topics, records, /healthz, /readyz) and /metrics -------------------
-    const httpApi = attachHttpApi(app, ctx, { isReady: () => ready });
+    const httpApi = attachHttpApi(app, ctx, {
+      isReady: () => ready,
+      checkStorage: () => (registry ? registry.checkStorage() : Promise.reject(new TributaryError("UNAVAILABLE", "the node is starting"))),
+      clusterStatus: () => (registry ? registry.status() : Promise.reject(new TributaryError("UNAVAILABLE", "the node is starting"))),
+    });
     gateways.push({ name: "http", gateway: httpApi });
     attachMetricsRoute(app, ctx);
     // --- consumer groups admin and presence (docs/consumer-groups.md) ------------------
@@ -140,7 +152,20 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     httpApi.mountNotFound();
 
     listenSocket = await listen(app, config.host, config.port);
+
+    // --- cluster registry: heartbeat in Redis (redis engine) or just this node (server/src/cluster/)
+    const boundPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+    registry = await openNodeRegistry(config, engine, {
+      nodeId,
+      engine: engine.kind,
+      startedAt,
+      urls: advertisedUrls(config, boundPort, mqttPort),
+      connections: () => connectionCounts(gateways),
+    }, log);
+    await registry.start();
   } catch (err) {
+    if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    await registry?.close();
     await closeAll(gateways, log);
     groups.close();
     presence.close();
@@ -166,13 +191,16 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     engine,
     groups,
     presence,
+    cluster: registry!,
     close() {
       closing ??= (async () => {
         ready = false;
         log.info("node.stopping", { nodeId });
+        await registry?.drain().catch(() => {});
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         listenSocket = undefined;
         await closeAll(gateways, log);
+        await registry?.close();
         groups.close();
         presence.close();
         await engine.close();
@@ -197,6 +225,16 @@ function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.
       }
     });
   });
+}
+
+/** Open connections per gateway that counts them (ws, mqtt), for the cluster registry. */
+function connectionCounts(gateways: Array<{ name: string; gateway: Gateway }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { name, gateway } of gateways) {
+    const count = (gateway as Partial<{ connectionCount: number }>).connectionCount;
+    if (typeof count === "number") counts[name] = count;
+  }
+  return counts;
 }
 
 /** Closes gateways in reverse mount order; one failing does not stop the others. */

@@ -5,6 +5,7 @@
  */
 import { TributaryError, isTributaryError } from "../errors.ts";
 import { isErrorCode } from "@tributary/client/codes";
+import type { ClusterStatus } from "../cluster/node-registry.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
@@ -88,6 +89,10 @@ export class ApiClient {
     if (query.max !== undefined) params.set("max", String(query.max));
     if (query.waitMs !== undefined) params.set("waitMs", String(query.waitMs));
     return this.#call("GET", `/topics/${encodeURIComponent(topic)}/partitions/${partition}/records?${params}`, undefined, signal);
+  }
+
+  clusterStatus(): Promise<ClusterStatus> {
+    return this.#call("GET", "/cluster");
   }
 
   async #call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {

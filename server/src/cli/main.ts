@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { isTributaryError, toTributaryError } from "../errors.ts";
+import { registerClusterCommand } from "./cluster-command.ts";
 import { registerConsumeCommand } from "./consume-command.ts";
 import { EXIT, exitCodeOf } from "./exit-codes.ts";
 import { registerGroupsCommand } from "./groups-command.ts";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerProduceCommand(program);
   registerConsumeCommand(program);
   registerGroupsCommand(program);
+  registerClusterCommand(program);
   return program;
 }
 

@@ -28,11 +28,14 @@ export function registerStartCommand(program: Command): void {
     pathOfAttribute.set(option.attributeName(), field.path);
     command.addOption(option);
   }
+  // Short form of --redis-url: `tributary start --engine redis --redis redis://host:6379`.
+  command.addOption(new Option("--redis <url>", "same as --redis-url"));
   command.addHelpText("after", "\nValues: durations like 250ms/30s/5m/12h/7d, sizes like 64KiB/16MiB, booleans true/false.\nEvery option, env var and default: docs/configuration.md");
 
   command.action(async (options: Record<string, string | undefined>) => {
     const flags: Record<string, string | undefined> = {};
     for (const [attribute, path] of pathOfAttribute) flags[path] = options[attribute];
+    flags["redis.url"] ??= options.redis;
     const { config, warnings } = loadConfig({ configFile: options.config, env: process.env, flags });
     for (const warning of warnings) process.stderr.write(`tributary: warning: ${warning}\n`);
 

@@ -7,6 +7,7 @@
  * Naming: field `limits.maxRecordBytes` ↔ env `TRIBUTARY_MAX_RECORD_BYTES` ↔ flag
  * `--max-record-bytes`. Values from env and flags are strings; from the JSON file, JSON.
  */
+import { parseRedisUrl } from "../log/redis/redis-url.ts";
 import { parseByteSize, parseDuration } from "./units.ts";
 
 export type Parsed = { ok: true; value: unknown } | { ok: false };
@@ -109,6 +110,28 @@ const fsync: Pick<FieldSpec, "expected" | "parse"> = {
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
+const optionalHost: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: "a host name or address (no scheme, no port), or null for the default",
+  parse(raw) {
+    if (raw === null) return ok(null);
+    return typeof raw === "string" && /^[^\s/:]+$|^\[?[0-9a-fA-F:]+\]?$/.test(raw.trim()) ? ok(raw.trim().replace(/^\[|\]$/g, "")) : bad;
+  },
+};
+
+const redisUrl: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: "a Redis URL: redis://host:port, rediss://host:port, redis+cluster://h1:p1,h2:p2 or redis+sentinel://h1:p1,h2:p2/<name>",
+  parse(raw) {
+    if (raw === null) return ok(null);
+    if (typeof raw !== "string") return bad;
+    try {
+      parseRedisUrl(raw);
+      return ok(raw.trim());
+    } catch {
+      return bad;
+    }
+  },
+};
+
 function field(path: string, name: string, doc: string, kind: Pick<FieldSpec, "expected" | "parse">): FieldSpec {
   return { path, env: `TRIBUTARY_${name}`, flag: `--${name.toLowerCase().replaceAll("_", "-")}`, doc, ...kind };
 }
@@ -117,7 +140,10 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("dataDir", "DATA_DIR", "Directory of the file engine (topics, segments, group offsets).", nonEmptyString),
   field("host", "HOST", "Address both listeners bind; 0.0.0.0 to expose beyond loopback.", nonEmptyString),
   field("port", "PORT", "HTTP + WebSocket port (API, SDK, MQTT over WS at /mqtt, console); 0 = a free port.", integer(0, 65535)),
-  field("engine", "ENGINE", "Log engine.", oneOf(["file"])),
+  field("engine", "ENGINE", 'Log engine: "file" (embedded, one node) or "redis" (several nodes on one Redis; needs redis.url).', oneOf(["file", "redis"])),
+  field("redis.url", "REDIS_URL", "Redis of the redis engine (short flag --redis): redis://host:port, redis+cluster://h1:p1,h2:p2 or redis+sentinel://h1:p1,h2:p2/<name> (query: prefix, replicas, waitTimeoutMs).", redisUrl),
+  field("cluster.nodeTtlMs", "NODE_TTL_MS", "A node silent for this long drops out of the cluster registry (heartbeat every third of it).", integer(300, 3_600_000, "ms")),
+  field("cluster.advertisedHost", "ADVERTISED_HOST", "Host clients and other nodes reach this node at, as listed by /cluster; default host (hostname when host is 0.0.0.0/::).", optionalHost),
   field("file.fsync", "FSYNC", "fsync policy for acks 0/1 writes; acks=all always fsyncs before replying.", fsync),
   field("file.segmentBytes", "SEGMENT_BYTES", "Roll a partition's active segment at this size.", integer(1024, 1024 ** 4, "bytes")),
   field("file.segmentMs", "SEGMENT_MS", "Roll a partition's active segment at this age.", integer(1000, MAX, "ms")),

@@ -9,7 +9,22 @@ export interface TributaryConfig {
   host: string;
   /** HTTP + WebSocket (SDK, MQTT over WS at /mqtt, console) port; 0 = pick a free one. */
   port: number;
-  engine: "file";
+  /** "file" (embedded, one node) or "redis" (Redis Streams; several nodes share one Redis). */
+  engine: "file" | "redis";
+  redis: {
+    /**
+     * Where the Redis engine's data lives (docs/cluster.md): `redis://host:port`,
+     * `redis+cluster://h1:p1,h2:p2`, `redis+sentinel://h1:p1,h2:p2/<name>`; query
+     * parameters `prefix`, `replicas`, `waitTimeoutMs`. Required when engine is "redis".
+     */
+    url: string | null;
+  };
+  cluster: {
+    /** A node whose heartbeat is older than this drops out of the registry (redis engine). */
+    nodeTtlMs: number;
+    /** Host other nodes and clients reach this node at (in /cluster); null = `host`, or the machine's hostname when `host` is a wildcard. */
+    advertisedHost: string | null;
+  };
   file: {
     /** fsync for acks 0/1 writes: "always", "never", or every N ms. acks=all always fsyncs. */
     fsync: "always" | "never" | { intervalMs: number };
@@ -62,6 +77,8 @@ export const DEFAULT_CONFIG: TributaryConfig = {
   host: "127.0.0.1",
   port: 8080,
   engine: "file",
+  redis: { url: null },
+  cluster: { nodeTtlMs: 10_000, advertisedHost: null },
   file: { fsync: { intervalMs: 1000 }, segmentBytes: 64 * 1024 * 1024, segmentMs: 7 * 24 * 3600 * 1000 },
   topics: { autoCreate: true, defaultPartitions: 1, defaultRetentionMs: 7 * 24 * 3600 * 1000, defaultRetentionBytes: null },
   limits: {

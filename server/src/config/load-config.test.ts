@@ -148,6 +148,18 @@ describe("loadConfig", () => {
     expect(loadConfig({ flags: { port: "9000", "mqtt.port": "9000", "mqtt.enabled": "false" } }).config.port).toBe(9000);
   });
 
+  it("takes the redis engine and its URL from env or flags, and says what is missing or malformed", () => {
+    const { config } = loadConfig({ env: { TRIBUTARY_ENGINE: "redis", TRIBUTARY_REDIS_URL: "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/main?replicas=1" } });
+    expect(config.engine).toBe("redis");
+    expect(config.redis.url).toBe("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/main?replicas=1");
+    expect(loadConfig({ flags: { engine: "redis", "redis.url": "redis+cluster://a:7000,b:7001" } }).config.redis.url).toBe("redis+cluster://a:7000,b:7001");
+    expect(problemsOf({ flags: { engine: "redis" } })).toEqual([expect.stringMatching(/^redis\.url: required when engine is "redis" \(flag --redis <url>, env TRIBUTARY_REDIS_URL/)]);
+    expect(problemsOf({ flags: { engine: "redis", "redis.url": "http://localhost:6379" } })[0]).toMatch(/^redis\.url: expected a Redis URL: redis:\/\/host:port.*got "http:\/\/localhost:6379" \(from flag --redis-url\)/);
+    expect(problemsOf({ flags: { engine: "redis", "redis.url": "redis+cluster://a:7000,,b" } })[0]).toMatch(/^redis\.url: expected a Redis URL/);
+    expect(problemsOf({ env: { TRIBUTARY_REDIS_URL: "redis://127.0.0.1:6379" } })).toEqual([expect.stringMatching(/^redis\.url: given but engine is "file"; add --engine redis/)]);
+    expect(problemsOf({ flags: { engine: "kafka" } })[0]).toBe('engine: expected one of "file", "redis", got "kafka" (from flag --engine)');
+  });
+
   it("gives every field a distinct env var and flag following the naming rule", () => {
     const envs = new Set(CONFIG_FIELDS.map((f) => f.env));
     const flags = new Set(CONFIG_FIELDS.map((f) => f.flag));

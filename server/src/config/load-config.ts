@@ -167,6 +167,12 @@ function checkConsistency(config: TributaryConfig, origins: Record<string, strin
       `limits.defaultCredit (${config.limits.defaultCredit}) must not exceed limits.maxCredit (${config.limits.maxCredit})${from("limits.defaultCredit", "limits.maxCredit")}`,
     );
   }
+  if (config.engine === "redis" && config.redis.url === null) {
+    problems.push(`redis.url: required when engine is "redis" (flag --redis <url>, env TRIBUTARY_REDIS_URL, e.g. redis://127.0.0.1:6379)${from("engine")}`);
+  }
+  if (config.engine === "file" && config.redis.url !== null) {
+    problems.push(`redis.url: given but engine is "file"; add --engine redis (env TRIBUTARY_ENGINE=redis) to use it${from("engine", "redis.url")}`);
+  }
   if (config.mqtt.enabled && config.port !== 0 && config.port === config.mqtt.port) {
     problems.push(`mqtt.port: must differ from port (both ${config.port}); use 0 for a free port${from("port", "mqtt.port")}`);
   }

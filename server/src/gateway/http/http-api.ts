@@ -1,5 +1,5 @@
 /**
- * The HTTP API gateway: topics admin, produce, read, health (docs/http-api.md). One call
+ * The HTTP API gateway: topics admin, produce, read, health, cluster (docs/http-api.md). One call
  * mounts every route on the node's uWS app; `close()` ends in-flight requests (long-polls
  * return early) and waits for them briefly.
  *
@@ -9,6 +9,8 @@
 import type uWS from "uWebSockets.js";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
 import { HttpRouter } from "./http-router.ts";
+import type { ClusterStatus } from "../../cluster/node-registry.ts";
+import { mountClusterRoutes } from "./cluster-routes.ts";
 import { mountHealthRoutes } from "./health-routes.ts";
 import { mountRecordRoutes } from "./records-routes.ts";
 import { mountTopicRoutes } from "./topics-routes.ts";
@@ -16,6 +18,10 @@ import { mountTopicRoutes } from "./topics-routes.ts";
 export interface HttpApiOptions {
   /** Readiness for /readyz: false while starting and shutting down. */
   isReady: () => boolean;
+  /** Storage check of /readyz (resolves or rejects UNAVAILABLE); default: the engine lists topics. */
+  checkStorage?: () => Promise<void>;
+  /** Live nodes for GET /cluster; the route is absent without it. */
+  clusterStatus?: () => Promise<ClusterStatus>;
 }
 
 export interface HttpApi extends Gateway {
@@ -25,7 +31,8 @@ export interface HttpApi extends Gateway {
 
 export function attachHttpApi(app: uWS.TemplatedApp, ctx: GatewayContext, options: HttpApiOptions): HttpApi {
   const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log });
-  mountHealthRoutes(router, ctx, options.isReady);
+  mountHealthRoutes(router, ctx, options.isReady, options.checkStorage);
+  if (options.clusterStatus) mountClusterRoutes(router, options.clusterStatus);
   mountTopicRoutes(router, ctx);
   mountRecordRoutes(router, ctx);
   return {

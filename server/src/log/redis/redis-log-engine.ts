@@ -24,6 +24,7 @@ import { RedisKeys } from "./redis-keys.ts";
 import { decodeEntry, encodeRecord, recordSize, type RawEntry } from "./redis-record-codec.ts";
 import { isNoScript, SCRIPTS } from "./redis-scripts.ts";
 import { PartitionWatcher } from "./partition-watcher.ts";
+import { parseRedisUrl } from "./redis-url.ts";
 
 export interface RedisLogEngineOptions extends RedisTarget {
   /** Prefix of every key (default "trib"). Engines sharing a prefix share the data. */
@@ -647,54 +648,7 @@ function resolveTopicConfig(topic: string, partial: Partial<TopicConfig> | undef
   };
 }
 
-/**
- * Builds an engine from one URL (for `--engine redis --redis <url>`):
- *   redis://[:password@]host:port[/db]              standalone
- *   redis+cluster://host:port,host:port             Redis Cluster startup nodes
- *   redis+sentinel://host:port,host:port/<name>     Sentinel-managed primary
- * Query parameters: prefix, replicas, waitTimeoutMs, maxBatchBytes.
- */
+/** Builds an engine from one URL (for `--engine redis --redis <url>`); forms in redis-url.ts. */
 export async function createRedisEngineFromUrl(url: string): Promise<RedisLogEngine> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new TributaryError("INVALID_CONFIG", `not a Redis URL: ${url}`, { url });
-  }
-  const q = u.searchParams;
-  const num = (name: string): number | undefined => {
-    const v = q.get(name);
-    if (v === null) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new TributaryError("INVALID_CONFIG", `${name} must be a non-negative integer in ${url}`, { url });
-    return n;
-  };
-  const common: RedisLogEngineOptions = {
-    keyPrefix: q.get("prefix") ?? undefined,
-    replicas: num("replicas"),
-    waitTimeoutMs: num("waitTimeoutMs"),
-    maxBatchBytes: num("maxBatchBytes"),
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-  };
-  const hosts = (): { host: string; port: number }[] =>
-    url.replace(/^[a-z+]+:\/\/([^@/]*@)?/, "").split(/[/?]/)[0]!.split(",").map((hp) => {
-      const [host, port] = hp.split(":");
-      return { host: host || "127.0.0.1", port: Number(port || 6379) };
-    });
-  switch (u.protocol) {
-    case "redis:":
-    case "rediss:": {
-      const plain = new URL(url);
-      plain.search = "";
-      return RedisLogEngine.connect({ ...common, url: plain.toString() });
-    }
-    case "redis+cluster:":
-      return RedisLogEngine.connect({ ...common, cluster: hosts() });
-    case "redis+sentinel:": {
-      const name = u.pathname.replace(/^\//, "") || "mymaster";
-      return RedisLogEngine.connect({ ...common, sentinel: { sentinels: hosts(), name } });
-    }
-    default:
-      throw new TributaryError("INVALID_CONFIG", `unsupported Redis URL scheme ${u.protocol} (redis:, rediss:, redis+cluster:, redis+sentinel:)`, { url });
-  }
+  return RedisLogEngine.connect(parseRedisUrl(url));
 }

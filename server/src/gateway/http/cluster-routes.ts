@@ -1,0 +1,13 @@
+/**
+ * `GET /cluster`: the live nodes of this node's cluster (docs/cluster.md).
+ *
+ *   200 { self, engine, ttlMs, nodes: [{ nodeId, urls: { http, ws, mqtt }, engine, startedAt,
+ *         lastHeartbeat, connections: { ws, mqtt }, health }] }
+ *   503 UNAVAILABLE when the registry (Redis) cannot be read.
+ */
+import type { ClusterStatus } from "../../cluster/node-registry.ts";
+import type { HttpRouter } from "./http-router.ts";
+
+export function mountClusterRoutes(router: HttpRouter, clusterStatus: () => Promise<ClusterStatus>): void {
+  router.route("get", "/cluster", async () => ({ status: 200, body: await clusterStatus() }));
+}
