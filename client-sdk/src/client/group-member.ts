@@ -5,7 +5,7 @@
  * - Joins by sending `subscribe` with `group`; the server answers `joined` {memberId}. After
  *   a reconnect the SDK joins again with that memberId: within the session timeout it keeps
  *   its partitions (no rebalance) and skips records it already processed.
- * - `assign`: the new generation (commits carry it) and the partitions to start, each at
+ * - `assign` (handled at once): the new generation (commits carry it) and the partitions to start, each at
  *   the group's committed offset (or the reset policy's). Emits `assigned`.
  * - `revoke`: stops handing those partitions to the application (buffered messages are
  *   dropped), waits for the handler to finish its current message of them, commits the
@@ -58,7 +58,7 @@ export class GroupMember {
   readonly #owned = new Set<number>();
   /** Per partition: the last offset committed (or the start offset it was assigned at). */
   readonly #committed = new Map<number, number>();
-  /** assign / revoke frames are handled one after the other. */
+  /** Revokes are completed (commit, confirm) one after the other. */
   #queue: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -103,7 +103,9 @@ export class GroupMember {
   }
 
   onAssign(frame: AssignFrame): void {
-    this.#serially(async () => {
+    // Synchronously: the partitions' messages may follow in the same network read. (The
+    // server sends an `assign` only after this member confirmed every revoke of the round.)
+    {
       if (this.#sub.closed) return;
       this.generation = frame.generation;
       const keep = new Set(frame.partitions.filter((tp) => tp.topic === this.#sub.topic).map((tp) => tp.partition));
@@ -124,7 +126,7 @@ export class GroupMember {
         added.push({ partition: a.partition, offset: from, committed: a.committed });
       }
       this.#control.emit("assigned", { group: this.group, generation: frame.generation, partitions: this.partitions, added });
-    });
+    }
   }
 
   onRevoke(frame: RevokeFrame): void {
