@@ -38,6 +38,10 @@ export class ConsumerProcess {
   readonly child: ChildProcess;
   readonly events: ConsumerEvent[] = [];
   readonly records: ProcessedRecord[] = [];
+  /** Events and records in the order the process printed them. */
+  readonly timeline: ConsumerEvent[] = [];
+  /** Set by `kill()`. */
+  killed = false;
   readonly exited: Promise<number | null>;
   stderr = "";
   #partial = "";
@@ -52,6 +56,7 @@ export class ConsumerProcess {
       for (const line of lines) {
         if (!line) continue;
         const event = JSON.parse(line) as ConsumerEvent;
+        this.timeline.push(event);
         if (event.ev === "rec") this.records.push(event as unknown as ProcessedRecord);
         else this.events.push(event);
       }
@@ -86,7 +91,9 @@ export class ConsumerProcess {
   }
 
   kill(): void {
-    if (this.alive) this.child.kill("SIGKILL");
+    if (!this.alive) return;
+    this.killed = true;
+    this.child.kill("SIGKILL");
   }
 }
 
