@@ -223,6 +223,9 @@ export class TributaryClient extends Emitter<ClientEvents> {
     if (this.#state === State.Connected) {
       const members = [...this.#subs.values()].filter((sub) => sub.group !== undefined);
       await Promise.all(members.map((sub) => sub.unsubscribe().catch(() => undefined)));
+      // Leave presence now rather than after the session timeout (no reply awaited: the
+      // server handles frames that precede the close).
+      if ((this.#state as State) === State.Connected) for (const sub of this.#subs.values()) this.#send({ op: "unsubscribe", id: this.#nextRequestId++, sub: sub.id });
     }
     if ((this.#state as State) === State.Closed) return;
     this.#shutdown(new TributaryClientError("UNAVAILABLE", "the client was closed"));
