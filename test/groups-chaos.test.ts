@@ -159,4 +159,4 @@ it(`${LONG ? "60 s / 100,000" : "short mode 15 s / 20,000 (CHAOS_LONG=1 for 60 s
   console.log(
     `[groups chaos] seed ${seed}: ${RECORDS} records, ${processed} processed (${duplicates} duplicates, ${((100 * duplicates) / RECORDS).toFixed(2)}%), ${procs.length} member processes, actions ${JSON.stringify(actions)}, final generation ${final.generation}`,
   );
-});
+}, DURATION_MS + 90_000);
