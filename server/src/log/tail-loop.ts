@@ -29,6 +29,15 @@ export class AppendNotifier {
   }
 }
 
+/** Which tail errors are transient (the loop then retries from the same position), and how long to wait. */
+export interface TailRetry {
+  /** True when `err` is transient and the tail should keep going (e.g. storage briefly unreachable). */
+  isTransient(err: unknown): boolean;
+  /** First delay (default 50 ms), doubled up to `maxDelayMs` (default 1000 ms) while errors last. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+}
+
 export interface TailSource {
   read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]>;
   epoch(topic: string, partition: number): Promise<string>;
@@ -39,7 +48,9 @@ export interface TailSource {
  * batch to the handler (awaiting it: backpressure), and sleeps until the next append when
  * it reaches the end. No gap and no duplicate: the position only advances past records
  * the handler received. A notification that arrives while reading is never lost (dirty
- * flag checked before sleeping).
+ * flag checked before sleeping). With `retry`, transient errors (storage unreachable) do
+ * not end the tail: it waits with capped exponential backoff and reads again from the same
+ * position (an error that is not transient still ends it through `onError`).
  */
 export function startTailLoop(
   source: TailSource,
@@ -49,6 +60,7 @@ export function startTailLoop(
   fromOffset: number,
   handler: TailHandler,
   options: ReadOptions = { maxRecords: 1000, maxBytes: 1 << 20 },
+  retry?: TailRetry,
 ): Tail {
   let closed = false;
   let dirty = true;
@@ -60,9 +72,34 @@ export function startTailLoop(
     w?.();
   });
 
+  let delay = retry?.minDelayMs ?? 50;
+  /** Runs `fn`; a transient error (per `retry`) is retried after a backoff until it succeeds or the tail closes. */
+  const attempt = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    for (;;) {
+      try {
+        const result = await fn();
+        delay = retry?.minDelayMs ?? 50;
+        return result;
+      } catch (err) {
+        if (closed || !retry?.isTransient(err)) throw err;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = null;
+        delay = Math.min(delay * 2, retry.maxDelayMs ?? 1000);
+        if (closed) return undefined;
+      }
+    }
+  };
+
   const run = async (): Promise<void> => {
     let position = fromOffset;
-    const epoch = await source.epoch(topic, partition);
+    const epoch = await attempt(() => source.epoch(topic, partition));
+    if (epoch === undefined) return;
     const where = { topic, partition, epoch };
     while (!closed) {
       if (!dirty) {
@@ -70,8 +107,8 @@ export function startTailLoop(
         continue;
       }
       dirty = false;
-      const records = await source.read(topic, partition, position, options);
-      if (closed) return;
+      const records = await attempt(() => source.read(topic, partition, position, options));
+      if (closed || records === undefined) return;
       if (records.length === 0) continue;
       dirty = true; // there may be more right behind this batch
       await handler.onRecords(records, where);

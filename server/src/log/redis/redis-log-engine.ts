@@ -395,13 +395,16 @@ export class RedisLogEngine implements LogEngine {
       },
       read: async (t, p, offset, options) => (await this.#read(t, p, offset, options ?? {}, tailEpoch)).records,
     };
+    // While Redis is unreachable (restart, failover) the tail waits and reads on from its
+    // position; only a closed engine or a real error (STALE_EPOCH, UNKNOWN_TOPIC...) ends it.
+    const retry = { isTransient: (err: unknown) => !this.#closed && err instanceof TributaryError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") };
     const inner = startTailLoop(source, this.#notifier, topic, partition, fromOffset, {
       onRecords: (records, where) => handler.onRecords(records, where),
       onError: (err) => {
         release();
         handler.onError(err);
       },
-    });
+    }, undefined, retry);
     return {
       close() {
         inner.close();
