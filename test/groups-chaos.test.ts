@@ -81,6 +81,8 @@ it(`${LONG ? "60 s / 100,000" : "short mode 15 s / 20,000 (CHAOS_LONG=1 for 60 s
       actions.drop++;
     }
   }
+  // On a busy machine the producer may lag its pace: let it finish (members stay as they are).
+  await waitFor(() => producer.produced >= RECORDS, "every record produced", 60_000);
   await stream.stop();
   expect(producer.produced).toBe(RECORDS);
   while (alive().length < 3) spawn();
@@ -159,4 +161,4 @@ it(`${LONG ? "60 s / 100,000" : "short mode 15 s / 20,000 (CHAOS_LONG=1 for 60 s
   console.log(
     `[groups chaos] seed ${seed}: ${RECORDS} records, ${processed} processed (${duplicates} duplicates, ${((100 * duplicates) / RECORDS).toFixed(2)}%), ${procs.length} member processes, actions ${JSON.stringify(actions)}, final generation ${final.generation}`,
   );
-}, DURATION_MS + 90_000);
+}, DURATION_MS + 150_000);
