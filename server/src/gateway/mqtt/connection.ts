@@ -180,12 +180,16 @@ export class MqttConnection implements SessionConnection {
       const variant = (this.version << 4) | (qos << 2) | (retain ? 2 : 0) | (dup ? 1 : 0);
       let buf = msg.encodedVariant === variant ? msg.encoded : null;
       if (!buf) {
+        // First subscriber: encode with its packet id; later ones copy and patch the id.
         buf = encodePacket(
-          { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
+          { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
           this.version,
         );
         msg.encoded = buf;
         msg.encodedVariant = variant;
+        if (buf.length > this.maxPacketOut) return false;
+        this.transport.write(buf);
+        return true;
       }
       if (buf.length > this.maxPacketOut) return false;
       if (qos > 0) {

@@ -27,8 +27,11 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
       topic = known;
     }
   }
-  if (topic.includes("\ufffd")) throw new MqttProtocolError(RC.MALFORMED_PACKET, "topic name is not valid UTF-8");
-  if (!isValidTopicName(topic)) throw new MqttProtocolError(RC.TOPIC_NAME_INVALID, `"${topic}" is not a valid topic name (wildcards or empty)`);
+  if (topic !== conn.lastTopic) {
+    // (the last topic of this connection was valid: devices repeat topics)
+    if (topic.includes("\ufffd")) throw new MqttProtocolError(RC.MALFORMED_PACKET, "topic name is not valid UTF-8");
+    if (!isValidTopicName(topic)) throw new MqttProtocolError(RC.TOPIC_NAME_INVALID, `"${topic}" is not a valid topic name (wildcards or empty)`);
+  }
   if (v5 && props?.subscriptionIdentifier !== undefined) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "a client must not send a Subscription Identifier in PUBLISH");
   const logTopic = logTopicFor(topic);
   if (logTopic === null) throw new MqttProtocolError(RC.TOPIC_NAME_INVALID, `first level of "${topic}" is too long`);
