@@ -9,7 +9,7 @@ const BENCHES: Record<string, string> = {
   log: "FileLogEngine appends (acks=1, acks=all group commit) and reads vs the disk (fio)",
   ws: "WebSocket fan-out 1 → N subscribers vs a bare uWebSockets.js server",
   mqtt: "MQTT QoS 0/1 fan-out vs Mosquitto 2.0 and Aedes",
-  redis: "RedisLogEngine produce vs raw pipelined XADD",
+  redis: "RedisLogEngine produce vs raw pipelined XADD; cross-node delivery latency p50/p99",
   groups: "consumer-group rebalance time and group throughput",
 };
 
