@@ -3,7 +3,7 @@ import fc from "fast-check";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttClient } from "mqtt";
-import { collect, connectClient, endClient, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
 
 let node: MqttTestNode;
 let observer: MqttClient;
@@ -117,6 +117,11 @@ describe("bad input closes only the offending connection (MQTT 5 reason codes)",
     const pub = mqttPacket.generate({ cmd: "publish", topic: "probe/big", payload: Buffer.alloc(4000), qos: 0, retain: false, dup: false }, v5);
     r.send(pub.subarray(0, 20)); // header announces 4000+ bytes
     await expectClosedWith(r, 0x95);
+    const whole = await raw(5);
+    whole.send(pub); // the whole oversized packet in one write
+    await expectClosedWith(whole, 0x95);
+    await sleep(100);
+    expect(observed.messages.map((m) => m.topic)).not.toContain("probe/big");
     await brokerStillWorks();
   });
 

@@ -108,6 +108,12 @@ export class MqttConnection implements SessionConnection {
 
   #onPacket(packet: Packet): void {
     if (this.closed) return;
+    const length = packet.length ?? 0;
+    if (length > 0 && 1 + varIntSize(length) + length > this.core.maxPacketBytes) {
+      // arrived whole within one read, so the header check in onData did not see it pending
+      this.fail(new MqttProtocolError(RC.PACKET_TOO_LARGE, `packet of ${length} bytes exceeds the maximum packet size ${this.core.maxPacketBytes}`));
+      return;
+    }
     this.lastSeen = Date.now();
     if (packet.cmd === "connect" && !this.connected && !this.#busy) {
       // Later packets in this very buffer must be parsed with the client's version.
