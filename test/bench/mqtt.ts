@@ -380,5 +380,15 @@ export async function run(args: string[]): Promise<void> {
         });
       process.stdout.write(`  ${key.padEnd(16)} ${parts.join("   ")}\n`);
     }
+    const aedes = results.get("aedes");
+    const mosquitto = results.get("mosquitto");
+    if (aedes) {
+      const behind = [...trib].filter(([k, r]) => aedes.has(k) && r.rate <= aedes.get(k)!.rate).map(([k]) => k);
+      process.stdout.write(`target: ahead of Aedes at every point — ${behind.length === 0 ? "met" : `NOT met at ${behind.join("; ")}`}\n`);
+    }
+    if (mosquitto) {
+      const low = [...trib].filter(([k, r]) => k.startsWith("QoS 1") && mosquitto.has(k) && r.rate < 0.7 * mosquitto.get(k)!.rate).map(([k]) => k);
+      process.stdout.write(`target: ≥ 0.7× Mosquitto at QoS 1 — ${low.length === 0 ? "met" : `NOT met at ${low.join("; ")}`}\n`);
+    }
   }
 }
