@@ -101,12 +101,12 @@ describe("WebSocket gateway: resume", () => {
     server = await startWsTestServer({ engine: await open() });
     await server.broker.createTopic("durable", { partitions: 2 });
     const pub = await connect(server);
-    await publishSeq(pub, "durable", 0, 1200);
+    await publishSeq(pub, "durable", 0, 3000);
 
     const position = new Position();
     const consumer = await connect(server);
     const subscribed = await consumer.subscribeOk({ sub: 4, topic: "durable", from: "earliest", credit: 500, autoCredit: false });
-    // Takes 500 of 1200 then the node goes down (graceful: it says goodbye).
+    // Takes 500 of 3,000 then the node goes down (graceful: it says goodbye).
     await consumer.waitForMessages(4, 500);
     await server.close();
     const closed = await consumer.closed;
@@ -121,10 +121,10 @@ describe("WebSocket gateway: resume", () => {
     const resumed = await again.subscribeOk({ sub: 4, topic: "durable", from: position.from(), reset: "error", credit: 1000 });
     expect(resumed.partitions.map((p) => p.epoch)).toEqual(subscribed.partitions.map((p) => p.epoch));
     const pub2 = await connect(server);
-    await publishSeq(pub2, "durable", 1200, 1600);
-    await again.waitForMessages(4, 1100);
+    await publishSeq(pub2, "durable", 3000, 4000);
+    await again.waitForMessages(4, 3500, 20_000);
     position.take(resumed, again.messagesOf(4));
-    expectExactlyOnceInOrder(position.seen, 1600);
+    expectExactlyOnceInOrder(position.seen, 4000);
   });
 });
 

@@ -10,12 +10,14 @@
  * subscriber has it), as in the issue's reference measurement. Reports delivered msgs/s
  * and p50/p99 publish→deliver latency (sampled on up to 20 subscribers).
  * Rate phase: 1 subscriber, the publisher paced at `--rate` msgs/s; reports p50/p99.
+ * Tributary subscribers announce feature "feed" as the SDK does (live records may come as
+ * feed `messages` batches through uWS pub/sub); "delivered" counts records, not frames.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { decodeFrame, encodeFrame, SUBPROTOCOL_CBOR, type Frame, type MessageFrame } from "@tributary/client/protocol";
+import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
 type Mode = "tributary" | "bare";
 const MAX_IN_FLIGHT = 5;
@@ -123,6 +125,66 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
+/**
+ * Records in a Tributary frame without decoding it all (the loader must not be the
+ * bottleneck): `message` → 1, feed `messages` → its record count, control frames
+ * (`attach`, `detach`) → 0. Reads the CBOR map the server writes ({op, feed, topic,
+ * partition, records}); anything unexpected falls back to a full decode.
+ */
+function recordCount(data: Buffer): number {
+  let p = 0;
+  const head = data[p++]!;
+  if (head < 0xa1 || head > 0xb7) return slowCount(data);
+  const textLen = (): number => {
+    const b = data[p++]!;
+    if (b >= 0x60 && b <= 0x77) return b - 0x60;
+    if (b === 0x78) return data[p++]!;
+    return -1;
+  };
+  const skipUint = (): boolean => {
+    const b = data[p++]!;
+    if (b <= 0x17) return true;
+    if (b >= 0x18 && b <= 0x1b) return (p += 1 << (b - 0x18)), true;
+    return false;
+  };
+  for (let k = 0; k < head - 0xa0; k++) {
+    const keyLen = textLen();
+    if (keyLen < 0) return slowCount(data);
+    const key = data.toString("latin1", p, p + keyLen);
+    p += keyLen;
+    if (key === "op") {
+      const n = textLen();
+      const op = data.toString("latin1", p, p + n);
+      if (op === "message") return 1;
+      if (op !== "messages") return 0;
+      p += n;
+    } else if (key === "records") {
+      const b = data[p]!;
+      if (b >= 0x80 && b <= 0x97) return b - 0x80;
+      if (b === 0x98) return data[p + 1]!;
+      if (b === 0x99) return data.readUInt16BE(p + 1);
+      return slowCount(data);
+    } else if (key === "topic") {
+      const n = textLen();
+      if (n < 0) return slowCount(data);
+      p += n;
+    } else if (!skipUint()) return slowCount(data);
+  }
+  return slowCount(data);
+}
+
+function slowCount(data: Buffer): number {
+  const frame = decodeFrame(data, "cbor") as { op: string; records?: unknown[] };
+  return frame.op === "message" ? 1 : frame.op === "messages" ? frame.records!.length : 0;
+}
+
+/** Send times (the first 8 bytes of each value) of the records in a frame. */
+function sentTimes(data: Buffer): number[] {
+  const frame = decodeFrame(data, "cbor") as MessageFrame | MessagesFrame;
+  const values = frame.op === "message" ? [frame.value] : frame.op === "messages" ? frame.records.map((r) => r.value) : [];
+  return values.map((v) => Buffer.from(v!.buffer, v!.byteOffset, 8).readDoubleLE(0));
+}
+
 /** Opens a subscriber; resolves once it is subscribed. `onMessage(payload | null)` runs per delivered message. */
 async function subscriber(url: string, mode: Mode, topic: string, sampled: boolean, onMessage: (sentAt: number | null) => void): Promise<WebSocket> {
   const ws = await open(url);
@@ -135,13 +197,19 @@ async function subscriber(url: string, mode: Mode, topic: string, sampled: boole
     let unacked = 0;
     ws.on("message", (data: Buffer) => {
       if (ready) {
-        if (++unacked >= CREDIT_WINDOW / 2) {
+        const n = recordCount(data);
+        if (n === 0) return;
+        unacked += n;
+        if (unacked >= CREDIT_WINDOW / 2) {
           ws.send(encode({ op: "credit", sub: 1, credit: unacked }));
           unacked = 0;
         }
-        if (!sampled) return onMessage(null);
-        const frame = decodeFrame(data, "cbor") as MessageFrame;
-        return onMessage(Buffer.from(frame.value!.buffer, frame.value!.byteOffset, 8).readDoubleLE(0));
+        if (!sampled) {
+          for (let i = 0; i < n; i++) onMessage(null);
+          return;
+        }
+        for (const sentAt of sentTimes(data)) onMessage(sentAt);
+        return;
       }
       const frame = decodeFrame(data, "cbor") as { op: string };
       if (frame.op === "welcome") ws.send(encode({ op: "subscribe", id: 2, sub: 1, topic, from: "latest", credit: CREDIT_WINDOW }));
@@ -150,7 +218,7 @@ async function subscriber(url: string, mode: Mode, topic: string, sampled: boole
         resolve();
       } else reject(new Error(`bench subscribe failed: ${JSON.stringify(frame)}`));
     });
-    ws.send(encode({ op: "hello", id: 1, protocol: 1 }));
+    ws.send(encode({ op: "hello", id: 1, protocol: 1, features: [FEATURES.FEED] }));
   });
   return ws;
 }

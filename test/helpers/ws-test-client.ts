@@ -11,6 +11,7 @@ import {
   SUBPROTOCOL_JSON,
   type Frame,
   type MessageFrame,
+  type MessagesFrame,
   type ServerFrame,
   type StartPosition,
   type ResetPolicy,
@@ -39,6 +40,10 @@ export class WsTestClient {
   #autoCredit = new Map<number, { window: number; unacked: number }>();
   /** Keep every frame in `frames` (turn off for large streams). */
   keepFrames = true;
+  /** Feed id → sub (from `attach` / `detach`; feature "feed"). */
+  readonly feeds = new Map<number, number>();
+  /** sub → records received in feed `messages` frames (the native fan-out path). */
+  readonly feedRecords = new Map<number, number>();
 
   private constructor(ws: WebSocket, format: WireFormat) {
     this.ws = ws;
@@ -69,10 +74,10 @@ export class WsTestClient {
     return client;
   }
 
-  /** Opens and says hello. */
-  static async connect(url: string, options: { format?: WireFormat; clientId?: string } = {}): Promise<WsTestClient> {
+  /** Opens and says hello (announcing `features`, e.g. ["feed"]). */
+  static async connect(url: string, options: { format?: WireFormat; clientId?: string; features?: string[] } = {}): Promise<WsTestClient> {
     const client = await WsTestClient.open(url, options);
-    await client.hello(options.clientId);
+    await client.hello(options.clientId, options.features);
     return client;
   }
 
@@ -92,8 +97,8 @@ export class WsTestClient {
     return reply;
   }
 
-  async hello(clientId?: string): Promise<WelcomeFrame> {
-    const reply = await this.request({ op: "hello", protocol: 1, ...(clientId ? { clientId } : {}) });
+  async hello(clientId?: string, features?: string[]): Promise<WelcomeFrame> {
+    const reply = await this.request({ op: "hello", protocol: 1, ...(clientId ? { clientId } : {}), ...(features ? { features } : {}) });
     if (reply.op !== "welcome") throw new Error(`hello failed: ${JSON.stringify(reply)}`);
     return reply as unknown as WelcomeFrame;
   }
@@ -167,20 +172,33 @@ export class WsTestClient {
     return this.closed;
   }
 
-  #onFrame(frame: AnyFrame): void {
-    if (frame.op === "message") {
-      const m = frame as unknown as MessageFrame;
-      let list = this.messages.get(m.sub);
-      if (!list) this.messages.set(m.sub, (list = []));
-      list.push(m);
-      const auto = this.#autoCredit.get(m.sub);
-      if (auto) {
-        auto.unacked++;
-        if (auto.unacked >= Math.max(1, auto.window / 2)) {
-          this.send({ op: "credit", sub: m.sub, credit: auto.unacked });
-          auto.unacked = 0;
-        }
+  #onMessage(m: MessageFrame): void {
+    let list = this.messages.get(m.sub);
+    if (!list) this.messages.set(m.sub, (list = []));
+    list.push(m);
+    const auto = this.#autoCredit.get(m.sub);
+    if (auto) {
+      auto.unacked++;
+      if (auto.unacked >= Math.max(1, auto.window / 2)) {
+        this.send({ op: "credit", sub: m.sub, credit: auto.unacked });
+        auto.unacked = 0;
       }
+    }
+  }
+
+  #onFrame(frame: AnyFrame): void {
+    if (frame.op === "attach") this.feeds.set(frame.feed as number, frame.sub as number);
+    if (frame.op === "detach" && this.feeds.get(frame.feed as number) === frame.sub) this.feeds.delete(frame.feed as number);
+    if (frame.op === "messages") {
+      const batch = frame as unknown as MessagesFrame;
+      const sub = batch.feed !== undefined ? this.feeds.get(batch.feed) : batch.sub;
+      if (sub === undefined) throw new Error(`messages for feed ${batch.feed} before its attach`);
+      if (batch.feed !== undefined) this.feedRecords.set(sub, (this.feedRecords.get(sub) ?? 0) + batch.records.length);
+      for (const r of batch.records) this.#onMessage({ op: "message", sub, topic: batch.topic, partition: batch.partition, ...r });
+      if (!this.keepFrames) return;
+    }
+    if (frame.op === "message") {
+      this.#onMessage(frame as unknown as MessageFrame);
       if (!this.keepFrames) return;
     }
     if (this.keepFrames || frame.op !== "message") this.frames.push(frame);

@@ -11,7 +11,7 @@
  *   after a reconnect, so the server writes each at most once (see publish-queue.ts).
  */
 import { ERROR_CODES, isErrorCode, type ErrorCode } from "../codes.ts";
-import { PROTOCOL_VERSION, type ClientFrame, type PresenceResultFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
+import { FEATURES, PROTOCOL_VERSION, type ClientFrame, type MessagesFrame, type PresenceResultFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
 import { backoff } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
 import { TributaryClientError } from "./errors.ts";
@@ -59,6 +59,8 @@ export class TributaryClient extends Emitter<ClientEvents> {
   readonly #codec: ValueCodec<any>;
   readonly #queue: PublishQueue;
   readonly #subs = new Map<number, Subscription<any>>();
+  /** Feed id → the subscription its `messages` belong to on this connection (`attach` / `detach`). */
+  readonly #feeds = new Map<number, Subscription<any>>();
   readonly #requests = new Map<number, PendingRequest>();
   readonly #presences = new Map<string, Set<Presence>>();
   /** The clientId the server gave us (no `clientId` option): kept across reconnects, so presence and group membership survive them. */
@@ -267,6 +269,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
       },
     });
     this.#transport = transport;
+    this.#feeds.clear(); // feed ids are per connection
     try {
       const Impl = (this.#options.WebSocket as WebSocketConstructor | undefined) ?? (await webSocketImpl());
       if (this.#transport !== transport) return;
@@ -281,6 +284,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
           ...(this.#options.clientId || this.#assignedClientId ? { clientId: this.#options.clientId || this.#assignedClientId } : {}),
           ...(this.#options.token ? { token: this.#options.token } : {}),
           ...(this.#options.user ? { user: this.#options.user } : {}),
+          features: [FEATURES.FEED],
         },
         this.#options.connectTimeout,
       );
@@ -413,6 +417,17 @@ export class TributaryClient extends Emitter<ClientEvents> {
       case "message":
         this.#subs.get(frame.sub)?.onMessage(frame);
         return;
+      case "messages":
+        this.#onMessages(frame);
+        return;
+      case "attach": {
+        const sub = this.#subs.get(frame.sub);
+        if (sub) this.#feeds.set(frame.feed, sub);
+        return;
+      }
+      case "detach":
+        if (this.#feeds.get(frame.feed) === this.#subs.get(frame.sub)) this.#feeds.delete(frame.feed);
+        return;
       case "ack": {
         const entry = this.#queue.settle(frame.id);
         if (entry) {
@@ -458,6 +473,15 @@ export class TributaryClient extends Emitter<ClientEvents> {
         return;
       default:
         return;
+    }
+  }
+
+  /** A batch of records, addressed to a feed (see `attach`) or to a subscription. */
+  #onMessages(frame: MessagesFrame): void {
+    const sub = frame.feed !== undefined ? this.#feeds.get(frame.feed) : frame.sub !== undefined ? this.#subs.get(frame.sub) : undefined;
+    if (!sub || this.#subs.get(sub.id) !== sub || !Array.isArray(frame.records)) return;
+    for (const r of frame.records) {
+      sub.onMessage({ op: "message", sub: sub.id, topic: frame.topic, partition: frame.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, ...(r.headers ? { headers: r.headers } : {}) });
     }
   }
 

@@ -30,17 +30,23 @@ export function decodeFrame(data: Uint8Array | ArrayBuffer | string, format: Wir
   const text = typeof data === "string" ? data : new TextDecoder("utf-8", { fatal: true }).decode(data);
   const frame = JSON.parse(text) as Record<string, unknown>;
   if (frame && typeof frame === "object") {
-    for (const field of ["key", "value"]) {
-      if (typeof frame[field] === "string") frame[field] = fromBase64(frame[field] as string);
-    }
-    const headers = frame.headers as Record<string, unknown> | undefined;
-    if (headers && typeof headers === "object") {
-      for (const name of Object.keys(headers)) {
-        if (typeof headers[name] === "string") headers[name] = fromBase64(headers[name] as string);
-      }
-    }
+    bytesFromBase64(frame);
+    // `messages` frames: each record carries key/value/headers.
+    if (Array.isArray(frame.records)) for (const r of frame.records) if (r && typeof r === "object") bytesFromBase64(r as Record<string, unknown>);
   }
   return frame;
+}
+
+function bytesFromBase64(obj: Record<string, unknown>): void {
+  for (const field of ["key", "value"]) {
+    if (typeof obj[field] === "string") obj[field] = fromBase64(obj[field] as string);
+  }
+  const headers = obj.headers as Record<string, unknown> | undefined;
+  if (headers && typeof headers === "object") {
+    for (const name of Object.keys(headers)) {
+      if (typeof headers[name] === "string") headers[name] = fromBase64(headers[name] as string);
+    }
+  }
 }
 
 export function toBase64(bytes: Uint8Array): string {

@@ -38,7 +38,17 @@ export interface HelloFrame {
   token?: string;
   /** Who the client acts for, shown in presence (until token claims carry it). */
   user?: string;
+  /** Optional protocol features the client understands (see `FEATURES`); unknown ones are ignored. */
+  features?: string[];
 }
+
+/**
+ * Optional protocol features a client announces in `hello`. A server never sends a frame
+ * of a feature the client did not announce, so older clients keep working unchanged.
+ * - `feed`: the server may deliver a subscription's live records as `messages` frames
+ *   addressed to a shared feed (`attach` / `detach` map a feed id to the subscription).
+ */
+export const FEATURES = { FEED: "feed" } as const;
 
 export interface PublishFrame {
   op: "publish";
@@ -195,6 +205,50 @@ export interface MessageFrame {
   headers?: Headers;
 }
 
+/** One record of a `messages` frame. */
+export interface BatchRecord {
+  offset: number;
+  timestamp: number;
+  key: Bytes | null;
+  value: Bytes | null;
+  headers?: Headers;
+}
+
+/**
+ * Several records of one partition in offset order (feature `feed`). Addressed to a feed
+ * (`feed`, the same bytes go to every subscriber of the partition on the node: map it to
+ * the subscription with `attach`) or to one subscription (`sub`); exactly one of the two.
+ * Each record counts as one message for credit.
+ */
+export interface MessagesFrame {
+  op: "messages";
+  feed?: number;
+  sub?: number;
+  topic: string;
+  partition: number;
+  records: BatchRecord[];
+}
+
+/**
+ * From now on, `messages` frames carrying `feed` are for subscription `sub` (its partition
+ * `partition`), until `detach`. Sent in order with the subscription's other frames: the
+ * first feed frame continues exactly where the subscription's previous message ended.
+ */
+export interface AttachFrame {
+  op: "attach";
+  sub: number;
+  partition: number;
+  feed: number;
+}
+
+/** No more `messages` of `feed` for `sub`; its messages continue addressed by `sub`, with no gap. */
+export interface DetachFrame {
+  op: "detach";
+  sub: number;
+  partition: number;
+  feed: number;
+}
+
 /** A subscription's position was moved by the reset policy (data gone or epoch changed). */
 export interface ResetFrame {
   op: "reset";
@@ -329,7 +383,10 @@ export type ServerFrame =
   | RevokeFrame
   | CommittedFrame
   | PresenceResultFrame
-  | PresenceEventFrame;
+  | PresenceEventFrame
+  | MessagesFrame
+  | AttachFrame
+  | DetachFrame;
 export type Frame = ClientFrame | ServerFrame;
 
 export const CLIENT_OPS = ["hello", "publish", "subscribe", "unsubscribe", "credit", "ping", "revoked", "commit", "heartbeat", "presence"] as const;
@@ -349,6 +406,9 @@ export const SERVER_OPS = [
   "committed",
   "presence",
   "presence_event",
+  "messages",
+  "attach",
+  "detach",
 ] as const;
 
 /** WebSocket close codes (4000-4499: reconnect may help; 4500-4999: do not reconnect). */

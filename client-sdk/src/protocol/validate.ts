@@ -120,6 +120,13 @@ function hello(f: Obj): HelloFrame {
   if (token !== undefined) frame.token = token;
   const user = str(f, "user", false, 256);
   if (user !== undefined) frame.user = user;
+  const features = f.features;
+  if (features !== undefined) {
+    if (!Array.isArray(features) || features.length > 32 || !features.every((x) => typeof x === "string" && x.length <= 64)) {
+      throw bad("features", "an array of at most 32 strings", features);
+    }
+    frame.features = features as string[];
+  }
   return frame;
 }
 

@@ -2,8 +2,9 @@ import { encodeFrame, type MessageFrame } from "@tributary/client/protocol";
 import type { Broker } from "../../broker/broker.ts";
 import { isTributaryError, toTributaryError } from "../../errors.ts";
 import type { LogRecord, Tail } from "../../log/log-engine.ts";
+import type { FeedBatch } from "./feed-batch.ts";
 import type { FeedMember, FeedRegistry, PartitionFeed } from "./partition-feed.ts";
-import { plainBytes, type PreparedMessage } from "./prepared-message.ts";
+import { plainBytes } from "./prepared-message.ts";
 import type { WsSubscription } from "./ws-subscription.ts";
 
 export interface DeliveryEnv {
@@ -21,6 +22,10 @@ export interface DeliveryEnv {
  * it is at the log end and none exists); it leaves the feed for its own tail as soon as
  * it cannot take a record. `nextOffset` only advances past records sent (or filtered
  * out), so switching modes never skips or repeats a record.
+ *
+ * In the feed, an unfiltered cursor of a client with feature `feed` is attached to the
+ * feed's native fan-out while it can take whole batches (credit, socket room); it is
+ * detached before the first batch it cannot take, which then goes the JS path.
  */
 export class PartitionCursor implements FeedMember {
   readonly sub: WsSubscription;
@@ -30,6 +35,8 @@ export class PartitionCursor implements FeedMember {
   readonly #env: DeliveryEnv;
   #tail: Tail | null = null;
   #feed: PartitionFeed | null = null;
+  /** Attached to the feed's native fan-out (see PartitionFeed.attach). */
+  #native = false;
   #stopped = false;
 
   constructor(sub: WsSubscription, partition: number, epoch: string, nextOffset: number, env: DeliveryEnv) {
@@ -53,23 +60,34 @@ export class PartitionCursor implements FeedMember {
     this.#closeTail();
     this.#feed?.leave(this);
     this.#feed = null;
+    this.#native = false;
   }
 
   /** Which mode the cursor is in (for tests and metrics). */
-  get mode(): "feed" | "tail" | "stopped" {
-    return this.#stopped ? "stopped" : this.#feed ? "feed" : "tail";
+  get mode(): "native" | "feed" | "tail" | "stopped" {
+    return this.#stopped ? "stopped" : this.#native ? "native" : this.#feed ? "feed" : "tail";
   }
 
   // ---- feed mode ------------------------------------------------------------------------
 
-  takeFromFeed(batch: PreparedMessage[]): boolean {
+  takeFromFeed(batch: FeedBatch): boolean {
     if (this.#stopped) return false;
     const sub = this.sub;
     const conn = sub.conn;
     if (!conn.open) return false;
+    const n = batch.length;
+    const whole = this.nextOffset === batch.firstOffset && sub.active && sub.credit >= n;
+    if (this.#native) {
+      if (whole && conn.reserveNative(batch.bytes(conn.format))) return this.#tookNatively(batch);
+      this.#native = false;
+      this.#feed?.detach(this);
+    } else if (whole && sub.filter === null && conn.feedFrames && conn.canWrite && this.#feed?.attach(this, conn, { sub: sub.id, partition: this.partition }, batch)) {
+      this.#native = true;
+      return this.#tookNatively(batch);
+    }
     let stay = true;
     conn.ws.cork(() => {
-      for (const pm of batch) {
+      for (const pm of batch.messages) {
         if (pm.offset < this.nextOffset) continue;
         if (pm.offset > this.nextOffset || !conn.open) {
           stay = false; // never expected: re-read the gap from the log
@@ -90,14 +108,27 @@ export class PartitionCursor implements FeedMember {
     });
     if (!stay) {
       this.#feed = null;
+      this.#native = false;
       // Continue on our own tail after the feed finished this batch (we are removed by the caller).
       queueMicrotask(() => this.#startOwnTail());
     }
     return stay;
   }
 
+  /** The feed publishes `batch` to our socket after every member took it: account for it now. */
+  #tookNatively(batch: FeedBatch): boolean {
+    this.sub.credit -= batch.length;
+    this.nextOffset = batch.endOffset;
+    return true;
+  }
+
+  nativeDetached(): void {
+    this.#native = false;
+  }
+
   feedFailed(err: Error): void {
     this.#feed = null;
+    this.#native = false;
     this.#failed(err);
   }
 

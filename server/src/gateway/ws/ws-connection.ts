@@ -39,8 +39,14 @@ export class WsConnection {
   sessionId = "";
   clientId = "";
   pendingPublishes = 0;
+  /** The client announced feature `feed` in `hello`: live records may come as feed `messages` (uWS pub/sub). */
+  feedFrames = false;
   /** True while the socket's send buffer is over the limit: delivery waits for `drain`. */
   paused = false;
+  /** Buffered bytes at the last exact measurement (right after a send, which drains uWS pub/sub first)... */
+  #measured = 0;
+  /** ...plus bytes published to this socket's feed topics since: an upper bound of what uWS will buffer. */
+  #publishedSince = 0;
   #slowTimer: NodeJS.Timeout | null = null;
   #writableWaiters: (() => void)[] = [];
   /** Replies queued by `sendSoon`, written in one corked batch per event-loop turn. */
@@ -97,14 +103,42 @@ export class WsConnection {
   #write(data: Uint8Array | string): void {
     if (!this.open) return;
     const status = this.ws.send(data, this.isBinary);
-    if (status === 1) return;
+    // A send first writes what uWS holds for this socket from pub/sub: the measure is exact.
+    this.#publishedSince = 0;
+    if (status === 1) {
+      this.#measured = 0;
+      return;
+    }
+    this.#measured = this.ws.getBufferedAmount();
     if (status === 2) {
       // uWS dropped the frame (over maxBackpressure): a gap the client cannot see. Never
       // deliver past it; drop the connection so the client resumes from its last offset.
       this.disconnect("SLOW_CONSUMER", "send buffer overflow", true, CLOSE_CODES.SLOW_CONSUMER);
       return;
     }
-    if (!this.paused && this.ws.getBufferedAmount() > this.#limits.maxBufferedBytes) this.#pause();
+    if (!this.paused && this.#measured > this.#limits.maxBufferedBytes) this.#pause();
+  }
+
+  /**
+   * Reserves room for `bytes` that a feed is about to publish to this socket through uWS
+   * pub/sub. uWS silently skips a subscriber over its maxBackpressure, which would be a gap:
+   * so publishing is allowed only while the worst case (last measure + everything
+   * published since + `bytes`) stays under `maxBufferedBytes` (uWS allows more, see the
+   * gateway's maxBackpressure). Near the limit, a WebSocket ping makes uWS write out the
+   * pending pub/sub bytes so the buffer can be measured again. False: not writable now
+   * (the caller delivers on its own path, which pauses the connection).
+   */
+  reserveNative(bytes: number): boolean {
+    if (!this.open || this.paused) return false;
+    const limit = this.#limits.maxBufferedBytes;
+    if (this.#measured + this.#publishedSince + bytes > limit) {
+      this.ws.ping();
+      this.#measured = this.ws.getBufferedAmount();
+      this.#publishedSince = 0;
+      if (this.#measured + bytes > limit) return false;
+    }
+    this.#publishedSince += bytes;
+    return true;
   }
 
   sendError(code: ErrorCode, message: string, ids: { id?: number; sub?: number } = {}): void {

@@ -26,6 +26,8 @@ export interface WsGateway extends Gateway {
   readonly connectionCount: number;
   /** Shared live feeds (partitions with subscribers at the live edge). */
   readonly feedCount: number;
+  /** Subscriptions (partitions) attached to a feed's native uWS pub/sub fan-out. */
+  readonly nativeFeedMembers: number;
   /** Drops every connection without a close frame, as a network failure would. */
   terminateAll(): void;
   /** Drops the connection of `sessionId` (from `welcome`) without a close frame; false if unknown. */
@@ -48,7 +50,9 @@ const SUBPROTOCOLS: Record<string, WireFormat> = { [SUBPROTOCOL_CBOR]: "cbor", [
  */
 export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, options: WsGatewayOptions = {}): WsGateway {
   const { limits } = ctx.config;
-  const feeds = new FeedRegistry(ctx.broker, ctx.log);
+  const feeds = new FeedRegistry(ctx.broker, ctx.log, (topic, message, isBinary) => {
+    app.publish(topic, message, isBinary);
+  });
   const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log);
   const handlerCtx: HandlerContext = { ...ctx, feeds, presenceHub };
   const connections = new Set<WsConnection>();
@@ -156,6 +160,9 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     },
     get feedCount() {
       return feeds.size;
+    },
+    get nativeFeedMembers() {
+      return feeds.nativeSize;
     },
     terminateAll() {
       for (const conn of [...connections]) conn.terminate();

@@ -1,4 +1,4 @@
-import { CLOSE_CODES, PROTOCOL_VERSION, type HelloFrame } from "@tributary/client/protocol";
+import { CLOSE_CODES, FEATURES, PROTOCOL_VERSION, type HelloFrame } from "@tributary/client/protocol";
 import { randomUUID } from "node:crypto";
 import type { WsConnection } from "../ws-connection.ts";
 import type { HandlerContext } from "./context.ts";
@@ -14,6 +14,7 @@ export function handleHello(ctx: HandlerContext, conn: WsConnection, frame: Hell
     return;
   }
   conn.hello = true;
+  conn.feedFrames = frame.features?.includes(FEATURES.FEED) ?? false;
   conn.sessionId = randomUUID();
   conn.clientId = frame.clientId ?? conn.sessionId;
   ctx.presenceHub.setUser(conn, frame.user ?? null);
