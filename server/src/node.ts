@@ -31,6 +31,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { FileLogEngine } from "./log/file/file-log-engine.ts";
 import { RedisLogEngine } from "./log/redis/redis-log-engine.ts";
+import { ClusterGroupCoordinator } from "./cluster/cluster-group-coordinator.ts";
 import type { NodeRegistry } from "./cluster/node-registry.ts";
 import { advertisedUrls, openNodeRegistry } from "./cluster/open-node-registry.ts";
 import { parseRedisUrl } from "./log/redis/redis-url.ts";
@@ -106,12 +107,23 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     maxRecordBytes: config.limits.maxRecordBytes,
     metrics,
   });
-  const groups = new GroupCoordinator({
+  const groupOptions: GroupCoordinatorOptions = {
     ...options.groups,
     engine,
     partitionCount: (topic) => broker.partitions(topic),
     onError: (err, group) => log.warn("group.error", { group, message: toTributaryError(err).message }),
-  });
+  };
+  // Redis engine: groups are shared by every node on the Redis, one coordinator per group (server/src/cluster/).
+  let groups: GroupCoordinator;
+  try {
+    groups =
+      engine.kind === "redis" && config.redis.url
+        ? await ClusterGroupCoordinator.connect({ ...groupOptions, redisUrl: config.redis.url, nodeId, leaseTtlMs: config.cluster.nodeTtlMs })
+        : new GroupCoordinator(groupOptions);
+  } catch (err) {
+    await engine.close().catch(() => {});
+    throw err;
+  }
   const presence = new PresenceRegistry({ ...options.presence, instrumentation: groups.instrumentation });
   const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence };
 
@@ -202,6 +214,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         await closeAll(gateways, log);
         await registry?.close();
         groups.close();
+        if (groups instanceof ClusterGroupCoordinator) await groups.closed();
         presence.close();
         await engine.close();
         log.info("node.stopped", { nodeId });

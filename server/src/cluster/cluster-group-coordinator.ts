@@ -1,0 +1,345 @@
+/**
+ * Consumer groups across nodes that share one Redis (docs/consumer-groups.md, "Across
+ * nodes"). Exactly one node coordinates a group: the holder of the group's lease
+ * (group-leases.ts). Every node runs this coordinator; a call for a group is served
+ * locally when this node holds (or just acquired) the lease, and otherwise sent to the
+ * holder over the nodes' Redis inboxes (group-bus.ts). The holder runs the ordinary
+ * GroupCoordinator logic; for a member connected to another node it binds a proxy
+ * channel whose `assign` / `revoke` / `removed` travel back to that node, where the real
+ * channel (the member's WebSocket subscription) gets them.
+ *
+ * Fencing: every request carries the lease epoch the sender resolved; the holder refuses
+ * requests of another epoch (UNAVAILABLE: the sender re-resolves and retries), re-checks
+ * its lease in Redis before accepting a commit, and a member's node drops events from a
+ * coordinator epoch older than one it has already heard from.
+ *
+ * Failover: group state lives with the holder. When it dies, its lease expires after
+ * `leaseTtlMs`; the next request for the group (a member heartbeat) acquires it on another
+ * node, which starts the group afresh: members get UNKNOWN_MEMBER and join again (the SDK
+ * does this by itself), resuming from the committed offsets. A clean shutdown releases the
+ * leases at once.
+ */
+import { TributaryError, isTributaryError } from "../errors.ts";
+import { GroupCoordinator, type CommitRequest, type GroupCoordinatorOptions, type GroupDescription, type GroupListing, type GroupMemberChannel, type JoinRequest, type MemberAssignment, type MemberRevocation, type ResetOffsetsResult } from "../groups/group-coordinator.ts";
+import type { GroupStateName } from "../groups/group-store.ts";
+import type { LeaveReason } from "../groups/instrumentation.ts";
+import type { ResetTarget } from "../groups/offsets.ts";
+import { connectClient, createClient, type RedisClient } from "../log/redis/redis-connection.ts";
+import { parseRedisUrl } from "../log/redis/redis-url.ts";
+import { GroupBus, type BusRequest } from "./group-bus.ts";
+import { GroupLeases, type LeaseHolder } from "./group-leases.ts";
+
+export interface ClusterGroupCoordinatorOptions extends GroupCoordinatorOptions {
+  /** The Redis the nodes share (the engine's URL). */
+  redisUrl: string;
+  nodeId: string;
+  /** Coordinator lease TTL (default 5000 ms): how long a dead coordinator's groups wait before moving. */
+  leaseTtlMs?: number;
+  /** Timeout of one request to the coordinating node (default 1500 ms). */
+  requestTimeoutMs?: number;
+}
+
+type Held = (channel: GroupMemberChannel) => void;
+
+export class ClusterGroupCoordinator extends GroupCoordinator {
+  readonly nodeId: string;
+  readonly #client: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #leases: GroupLeases;
+  readonly #bus: GroupBus;
+  readonly #prefix: string;
+  readonly #requestTimeoutMs: number;
+  readonly #rebalanceTimeoutMs: number;
+  /** Local members of groups coordinated elsewhere: group → memberId → their channel. */
+  readonly #members = new Map<string, Map<string, GroupMemberChannel>>();
+  /** Events that arrived before the join answer registered the member: "group\0memberId" → actions. */
+  readonly #early = new Map<string, Held[]>();
+  /** Highest coordinator epoch heard from, per group (older coordinators' events are dropped). */
+  readonly #epochs = new Map<string, number>();
+  readonly #sweep: NodeJS.Timeout;
+  #shutdown: Promise<void> | undefined;
+
+  private constructor(options: ClusterGroupCoordinatorOptions, client: RedisClient, subscriber: RedisClient, bus: GroupBus, prefix: string) {
+    super(options);
+    this.nodeId = options.nodeId;
+    this.#client = client;
+    this.#subscriber = subscriber;
+    this.#bus = bus;
+    this.#prefix = prefix;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 1500;
+    this.#rebalanceTimeoutMs = options.rebalanceTimeoutMs ?? 30_000;
+    this.#leases = new GroupLeases({ client, prefix, nodeId: options.nodeId, ttlMs: options.leaseTtlMs, onLost: (group) => void this.#forget(group) });
+    bus.serve((request, from) => this.#serve(request, from));
+    // Leases of groups that emptied out are given back, so the next member's node takes them.
+    this.#sweep = setInterval(() => void this.#releaseEmpty(), this.#leases.ttlMs);
+    this.#sweep.unref();
+  }
+
+  static async connect(options: ClusterGroupCoordinatorOptions): Promise<ClusterGroupCoordinator> {
+    const target = parseRedisUrl(options.redisUrl);
+    const client = createClient(target, "commands");
+    const subscriber = createClient(target, "subscriber");
+    client.on("error", () => {});
+    subscriber.on("error", () => {});
+    try {
+      await connectClient(client, target);
+      await connectClient(subscriber, target);
+      const prefix = target.keyPrefix ?? "trib";
+      const bus = await GroupBus.open(client, subscriber, prefix, options.nodeId);
+      return new ClusterGroupCoordinator(options, client, subscriber, bus, prefix);
+    } catch (err) {
+      client.disconnect();
+      subscriber.disconnect();
+      throw err;
+    }
+  }
+
+  /** The node coordinating `group` now, or null when nobody does. */
+  async coordinatorOf(group: string): Promise<LeaseHolder | null> {
+    return this.#leases.holder(group);
+  }
+
+  // ---- the GroupCoordinator API, routed to the group's coordinator -----------------------------
+
+  override async join(group: string, request: JoinRequest): Promise<{ memberId: string; generation: number }> {
+    return this.#route(group, true, () => super.join(group, request), async (holder) => {
+      const { channel, ...wire } = request;
+      const result = await this.#bus.request<{ memberId: string; generation: number }>(holder.nodeId, { kind: "join", group, epoch: holder.epoch, request: wire }, this.#requestTimeoutMs);
+      this.#register(group, result.memberId, channel);
+      return result;
+    });
+  }
+
+  override async leave(group: string, memberId: string): Promise<boolean> {
+    this.#members.get(group)?.delete(memberId);
+    return this.#route(group, false, () => super.leave(group, memberId), (holder) => this.#bus.request<boolean>(holder.nodeId, { kind: "leave", group, epoch: holder.epoch, memberId }, this.#requestTimeoutMs), () => Promise.resolve(false));
+  }
+
+  override async heartbeat(group: string, memberId: string): Promise<{ generation: number; state: GroupStateName }> {
+    return this.#route(group, true, () => super.heartbeat(group, memberId), (holder) =>
+      this.#bus.request<{ generation: number; state: GroupStateName }>(holder.nodeId, { kind: "heartbeat", group, epoch: holder.epoch, memberId }, this.#requestTimeoutMs),
+    ).catch((err: unknown) => {
+      if (isTributaryError(err, "UNKNOWN_MEMBER")) this.#members.get(group)?.delete(memberId);
+      throw err;
+    });
+  }
+
+  override async commit(group: string, request: CommitRequest): Promise<void> {
+    return this.#route(group, true, () => this.#fencedCommit(group, request), (holder) => this.#bus.request<void>(holder.nodeId, { kind: "commit", group, epoch: holder.epoch, request }, this.#requestTimeoutMs));
+  }
+
+  override async describeGroup(group: string): Promise<GroupDescription> {
+    return this.#route(group, false, () => super.describeGroup(group), (holder) => this.#bus.request<GroupDescription>(holder.nodeId, { kind: "describe", group, epoch: holder.epoch }, this.#requestTimeoutMs));
+  }
+
+  override async listGroups(): Promise<GroupListing[]> {
+    const names = new Set([...(await this.engine.listGroups()), ...(await this.#client.smembers(this.#groupsKey()))]);
+    const out: GroupListing[] = [];
+    for (const group of [...names].sort()) {
+      try {
+        const d = await this.describeGroup(group);
+        out.push({ group, state: d.state, generation: d.generation, members: d.members.length });
+      } catch (err) {
+        if (!isTributaryError(err, "UNKNOWN_GROUP")) throw err;
+        await this.#client.srem(this.#groupsKey(), group).catch(() => {});
+      }
+    }
+    return out;
+  }
+
+  override async resetOffsets(group: string, topic: string, to: ResetTarget, partitions?: number[]): Promise<ResetOffsetsResult> {
+    return this.#route(group, true, () => super.resetOffsets(group, topic, to, partitions), (holder) =>
+      this.#bus.request<ResetOffsetsResult>(holder.nodeId, { kind: "reset", group, epoch: holder.epoch, topic, to, partitions }, this.#requestTimeoutMs),
+    );
+  }
+
+  /** Stops coordinating: gives up every lease (other nodes take the groups at once) and disconnects. */
+  override close(): void {
+    super.close();
+    clearInterval(this.#sweep);
+    this.#shutdown ??= (async () => {
+      await this.#leases.close();
+      await this.#bus.close();
+      this.#client.disconnect();
+      this.#subscriber.disconnect();
+    })();
+  }
+
+  /** Resolves once `close()` released the leases and disconnected. */
+  closed(): Promise<void> {
+    return this.#shutdown ?? Promise.resolve();
+  }
+
+  // ---- routing ---------------------------------------------------------------------------------
+
+  /**
+   * Runs `local` when this node coordinates `group` (acquiring the lease if `acquire` and it is
+   * free), else `remote` against the holder. Retries while the coordinator is changing, for up
+   * to a lease TTL plus a request timeout. Without `acquire`, an unheld group runs `idle` (or `local`).
+   */
+  async #route<T>(group: string, acquire: boolean, local: () => Promise<T>, remote: (holder: LeaseHolder) => Promise<T>, idle?: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#leases.ttlMs + this.#requestTimeoutMs;
+    let delay = 50;
+    for (;;) {
+      const holder = acquire ? await this.#acquire(group) : await this.#leases.holder(group);
+      if (!holder) return (idle ?? local)();
+      if (holder.nodeId === this.nodeId) {
+        if (this.#leases.heldEpoch(group) === undefined) await this.#acquire(group); // our lease, not yet known locally (restart)
+        return local();
+      }
+      try {
+        return await remote(holder);
+      } catch (err) {
+        if (!isTributaryError(err, "UNAVAILABLE") || Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 500);
+      }
+    }
+  }
+
+  async #acquire(group: string): Promise<LeaseHolder> {
+    let holder: LeaseHolder;
+    try {
+      holder = await this.#leases.acquire(group);
+    } catch (err) {
+      throw new TributaryError("UNAVAILABLE", `cannot reach Redis to find the coordinator of group "${group}": ${(err as Error).message}`, { group }, { cause: err });
+    }
+    if (holder.nodeId === this.nodeId) await this.#client.sadd(this.#groupsKey(), group).catch(() => {});
+    return holder;
+  }
+
+  /** A commit on the coordinator: only while the lease is still this node's in Redis (fencing). */
+  async #fencedCommit(group: string, request: CommitRequest): Promise<void> {
+    const epoch = this.#leases.heldEpoch(group);
+    const holder = await this.#leases.holder(group);
+    if (epoch === undefined || !holder || holder.nodeId !== this.nodeId || holder.epoch !== epoch) {
+      throw new TributaryError("UNAVAILABLE", `node ${this.nodeId} no longer coordinates group "${group}"; retry`, { group });
+    }
+    return super.commit(group, request);
+  }
+
+  // ---- serving other nodes -----------------------------------------------------------------------
+
+  async #serve(request: BusRequest, from: string): Promise<unknown> {
+    const group = String(request.group);
+    const epoch = Number(request.epoch);
+    switch (request.kind) {
+      case "assign":
+      case "revoke":
+      case "removed":
+        return this.#onEvent(group, epoch, request);
+    }
+    if (this.#leases.heldEpoch(group) !== epoch) {
+      throw new TributaryError("UNAVAILABLE", `node ${this.nodeId} does not coordinate group "${group}" in lease epoch ${epoch}; retry`, { group });
+    }
+    switch (request.kind) {
+      case "join": {
+        const wire = request.request as Omit<JoinRequest, "channel">;
+        return super.join(group, { ...wire, channel: this.#proxy(group, from) });
+      }
+      case "leave":
+        return super.leave(group, String(request.memberId));
+      case "heartbeat":
+        return super.heartbeat(group, String(request.memberId));
+      case "commit":
+        await this.#fencedCommit(group, request.request as CommitRequest);
+        return null;
+      case "describe":
+        return super.describeGroup(group);
+      case "reset":
+        return super.resetOffsets(group, String(request.topic), request.to as ResetTarget, request.partitions as number[] | undefined);
+      default:
+        throw new TributaryError("BAD_REQUEST", `unknown group request ${String(request.kind)}`);
+    }
+  }
+
+  /** On the coordinator: the channel of a member connected to `node`. */
+  #proxy(group: string, node: string): GroupMemberChannel {
+    let memberId = "";
+    const epoch = () => this.#leases.heldEpoch(group) ?? 0;
+    const send = (body: BusRequest, timeoutMs = this.#requestTimeoutMs) => this.#bus.request<unknown>(node, { ...body, group, epoch: epoch() }, timeoutMs);
+    return {
+      assign: (assignment: MemberAssignment) => {
+        memberId = assignment.memberId;
+        void send({ kind: "assign", assignment }).catch(() => {});
+      },
+      // The member's node answers once the member confirmed; no answer within the rebalance
+      // timeout counts as a timeout for the coordinator too.
+      revoke: async (revocation: MemberRevocation) => {
+        memberId = revocation.memberId;
+        await send({ kind: "revoke", revocation }, this.#rebalanceTimeoutMs + 1000);
+      },
+      removed: (reason: LeaveReason) => void send({ kind: "removed", memberId, reason }).catch(() => {}),
+    };
+  }
+
+  /** On a member's node: an event from the coordinator for one of its members. */
+  async #onEvent(group: string, epoch: number, request: BusRequest): Promise<unknown> {
+    const newest = this.#epochs.get(group) ?? 0;
+    if (epoch < newest) return null; // a deposed coordinator
+    this.#epochs.set(group, epoch);
+    const memberId = request.kind === "assign" ? (request.assignment as MemberAssignment).memberId : request.kind === "revoke" ? (request.revocation as MemberRevocation).memberId : String(request.memberId);
+    const act = (channel: GroupMemberChannel): Promise<unknown> => {
+      switch (request.kind) {
+        case "assign":
+          channel.assign(request.assignment as MemberAssignment);
+          return Promise.resolve(null);
+        case "revoke":
+          return channel.revoke(request.revocation as MemberRevocation).then(() => null);
+        default:
+          this.#members.get(group)?.delete(memberId);
+          channel.removed?.(request.reason as LeaveReason);
+          return Promise.resolve(null);
+      }
+    };
+    const channel = this.#members.get(group)?.get(memberId);
+    if (channel) return act(channel);
+    // The join answer has not registered the member yet: hold the event briefly.
+    const key = `${group}\u0000${memberId}`;
+    return new Promise((resolve) => {
+      const list = this.#early.get(key) ?? [];
+      list.push((ch) => void act(ch).then(resolve, () => resolve(null)));
+      this.#early.set(key, list);
+      setTimeout(() => {
+        if (this.#early.get(key) === list) this.#early.delete(key);
+        resolve(null);
+      }, this.#requestTimeoutMs * 2).unref();
+    });
+  }
+
+  #register(group: string, memberId: string, channel: GroupMemberChannel): void {
+    let members = this.#members.get(group);
+    if (!members) this.#members.set(group, (members = new Map()));
+    members.set(memberId, channel);
+    const key = `${group}\u0000${memberId}`;
+    const held = this.#early.get(key);
+    this.#early.delete(key);
+    for (const action of held ?? []) action(channel);
+  }
+
+  /** The lease was lost (another node coordinates now): drop the group's state here. */
+  async #forget(group: string): Promise<void> {
+    await this.store.delete(group).catch(() => {});
+    for (const m of await this.membership.members(group).catch(() => [])) await this.membership.store.remove(group, m.id).catch(() => {});
+  }
+
+  async #releaseEmpty(): Promise<void> {
+    for (const group of await this.#heldGroups()) {
+      const state = await this.store.load(group).catch(() => null);
+      if (state && Object.keys(state.members).length > 0) continue;
+      await this.settled(group);
+      const again = await this.store.load(group).catch(() => null);
+      if (!again || Object.keys(again.members).length === 0) await this.#leases.release(group);
+    }
+  }
+
+  async #heldGroups(): Promise<string[]> {
+    const out: string[] = [];
+    for (const group of await this.#client.smembers(this.#groupsKey()).catch(() => [] as string[])) if (this.#leases.heldEpoch(group) !== undefined) out.push(group);
+    return out;
+  }
+
+  #groupsKey(): string {
+    return `{${this.#prefix}:cluster}:groups`;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Per-group coordinator leases in Redis: exactly one node coordinates a consumer group at a
+ * time. A lease is `SET NX PX` (scripts/lease-acquire.lua) whose value carries the holder
+ * and an epoch incremented at every acquisition (the fencing token); the holder renews it
+ * every `ttlMs / 3` and loses it when a renewal finds another value (it then stops acting
+ * for the group: `onLost`). A node that dies stops renewing: its groups move to the next
+ * node that needs them after at most `ttlMs`.
+ *
+ *   {<prefix>:cluster}:lease:<group>          "<nodeId>|<epoch>", PX ttlMs
+ *   {<prefix>:cluster}:lease-epoch:<group>    integer, INCR per acquisition
+ */
+import { readFileSync } from "node:fs";
+import type { RedisClient } from "../log/redis/redis-connection.ts";
+
+const lua = (file: string) => readFileSync(new URL(`./scripts/${file}`, import.meta.url), "utf8");
+const ACQUIRE = lua("lease-acquire.lua");
+const RENEW = lua("lease-renew.lua");
+const RELEASE = lua("lease-release.lua");
+
+export interface LeaseHolder {
+  nodeId: string;
+  epoch: number;
+}
+
+export interface GroupLeasesOptions {
+  client: RedisClient;
+  prefix: string;
+  nodeId: string;
+  /** Lease time to live (default 5000 ms); renewed every third of it. */
+  ttlMs?: number;
+  /** The node lost a lease it held (a renewal found it gone or taken). */
+  onLost?: (group: string, held: LeaseHolder) => void;
+}
+
+function parse(value: unknown): LeaseHolder | null {
+  if (typeof value !== "string" && !Buffer.isBuffer(value)) return null;
+  const text = String(value);
+  const bar = text.lastIndexOf("|");
+  return bar < 0 ? null : { nodeId: text.slice(0, bar), epoch: Number(text.slice(bar + 1)) };
+}
+
+export class GroupLeases {
+  readonly nodeId: string;
+  readonly ttlMs: number;
+  readonly #client: RedisClient;
+  readonly #prefix: string;
+  readonly #onLost: (group: string, held: LeaseHolder) => void;
+  /** Leases this node holds: group → epoch. */
+  readonly #held = new Map<string, number>();
+  readonly #timer: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: GroupLeasesOptions) {
+    this.#client = options.client;
+    this.#prefix = options.prefix;
+    this.nodeId = options.nodeId;
+    this.ttlMs = options.ttlMs ?? 5000;
+    this.#onLost = options.onLost ?? (() => {});
+    this.#timer = setInterval(() => void this.#renewAll(), Math.max(50, Math.floor(this.ttlMs / 3)));
+    this.#timer.unref();
+  }
+
+  /** The epoch of this node's lease on `group`, or undefined when it holds none. */
+  heldEpoch(group: string): number | undefined {
+    return this.#held.get(group);
+  }
+
+  /** Returns the group's coordinator, acquiring the lease for this node when nobody holds it. */
+  async acquire(group: string): Promise<LeaseHolder> {
+    const holder = parse(await this.#client.eval(ACQUIRE, 2, this.#leaseKey(group), this.#epochKey(group), this.nodeId, this.ttlMs))!;
+    if (holder.nodeId === this.nodeId && !this.#closed) this.#held.set(group, holder.epoch);
+    return holder;
+  }
+
+  /** The current holder, without acquiring. */
+  async holder(group: string): Promise<LeaseHolder | null> {
+    return parse(await this.#client.get(this.#leaseKey(group)));
+  }
+
+  /** Gives up every lease (clean shutdown): other nodes take the groups over at once. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    const held = [...this.#held];
+    this.#held.clear();
+    await Promise.all(held.map(([group, epoch]) => this.#client.eval(RELEASE, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`).catch(() => {})));
+  }
+
+  /** Drops a lease this node holds (it has nothing left to coordinate in the group). */
+  async release(group: string): Promise<void> {
+    const epoch = this.#held.get(group);
+    if (epoch === undefined) return;
+    this.#held.delete(group);
+    await this.#client.eval(RELEASE, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`).catch(() => {});
+  }
+
+  async #renewAll(): Promise<void> {
+    for (const [group, epoch] of [...this.#held]) {
+      let renewed: unknown;
+      try {
+        renewed = await this.#client.eval(RENEW, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`, this.ttlMs);
+      } catch {
+        continue; // Redis unreachable: retry next tick; if it stays away the lease expires and the next renewal says so
+      }
+      if (Number(renewed) !== 1 && this.#held.get(group) === epoch) {
+        this.#held.delete(group);
+        this.#onLost(group, { nodeId: this.nodeId, epoch });
+      }
+    }
+  }
+
+  #leaseKey(group: string): string {
+    return `{${this.#prefix}:cluster}:lease:${group}`;
+  }
+
+  #epochKey(group: string): string {
+    return `{${this.#prefix}:cluster}:lease-epoch:${group}`;
+  }
+}
