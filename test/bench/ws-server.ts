@@ -5,7 +5,7 @@
  *   ws-server.ts bare                      → a bare uWebSockets.js pub/sub server, no log:
  *                                            every frame a client sends is published to all
  *                                            connections that did not send ?role=pub (the ceiling)
- * Prints `listening <port>` on stdout, exits on SIGTERM.
+ * Prints `listening <port>` on stdout, answers `cpu` on stdin with `cpu <µs>`, exits on SIGTERM.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,6 +52,21 @@ if (mode === "bare") {
   cleanups.unshift(() => server.close());
   process.stdout.write(`listening ${server.port}\n`);
 }
+
+// `cpu` on stdin → `cpu <user+system µs>` on stdout: the loader measures the server's CPU per message.
+let input = "";
+process.stdin.on("data", (d: Buffer) => {
+  input += d.toString();
+  let nl;
+  while ((nl = input.indexOf("\n")) >= 0) {
+    const line = input.slice(0, nl);
+    input = input.slice(nl + 1);
+    if (line === "cpu") {
+      const { user, system } = process.cpuUsage();
+      process.stdout.write(`cpu ${user + system}\n`);
+    }
+  }
+});
 
 process.on("SIGTERM", async () => {
   for (const c of cleanups) await c();

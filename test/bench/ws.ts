@@ -29,6 +29,15 @@ interface Result {
   delivered: number;
   seconds: number;
   latencies: number[];
+  /** Server CPU time (user + system) during the measured window, µs. */
+  serverCpuUs: number;
+}
+
+interface BenchServer {
+  url: string;
+  /** The server process's CPU time so far, µs (less noisy than msgs/s on a shared machine). */
+  cpu(): Promise<number>;
+  stop(): Promise<void>;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -50,31 +59,31 @@ export async function run(args: string[]): Promise<void> {
     const server = await startServer(mode, engine);
     try {
       for (const n of ns) {
-        const r = await fanOut(server.url, mode, n, seconds, `fan-${n}`);
+        const r = await fanOut(server, mode, n, seconds, `fan-${n}`);
         fanout.set(`${mode}:${n}`, r);
-        process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}\n`);
+        process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
       }
-      const r = await pacedRun(server.url, mode, rate, Math.min(3, seconds), "paced");
+      const r = await pacedRun(server, mode, rate, Math.min(3, seconds), "paced");
       paced.set(mode, r);
-      process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}\n`);
+      process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
     } finally {
       await server.stop();
     }
   }
 
   if (only) return;
-  rows.push(`| N | bare uWS msgs/s | Tributary msgs/s | ratio | bare p50/p99 | Tributary p50/p99 |`, `|---|---|---|---|---|---|`);
+  rows.push(`| N | bare uWS msgs/s | Tributary msgs/s | ratio | bare p50/p99 | Tributary p50/p99 | server CPU µs/msg bare / Tributary |`, `|---|---|---|---|---|---|---|`);
   for (const n of ns) {
     const b = fanout.get(`bare:${n}`)!;
     const t = fanout.get(`tributary:${n}`)!;
     const ratio = t.delivered / t.seconds / (b.delivered / b.seconds);
     rows.push(
-      `| ${n} | ${fmt(b.delivered / b.seconds)} | ${fmt(t.delivered / t.seconds)} | ${(ratio * 100).toFixed(0)}% | ${ms(pct(b.latencies, 50))} / ${ms(pct(b.latencies, 99))} | ${ms(pct(t.latencies, 50))} / ${ms(pct(t.latencies, 99))} |`,
+      `| ${n} | ${fmt(b.delivered / b.seconds)} | ${fmt(t.delivered / t.seconds)} | ${(ratio * 100).toFixed(0)}% | ${ms(pct(b.latencies, 50))} / ${ms(pct(b.latencies, 99))} | ${ms(pct(t.latencies, 50))} / ${ms(pct(t.latencies, 99))} | ${cpuPer(b)} / ${cpuPer(t)} |`,
     );
   }
   const pb = paced.get("bare")!;
   const pt = paced.get("tributary")!;
-  rows.push(`| ${fmt(rate)} msg/s in, N=1 | ${fmt(pb.delivered / pb.seconds)} | ${fmt(pt.delivered / pt.seconds)} | | ${ms(pct(pb.latencies, 50))} / ${ms(pct(pb.latencies, 99))} | ${ms(pct(pt.latencies, 50))} / ${ms(pct(pt.latencies, 99))} |`);
+  rows.push(`| ${fmt(rate)} msg/s in, N=1 | ${fmt(pb.delivered / pb.seconds)} | ${fmt(pt.delivered / pt.seconds)} | | ${ms(pct(pb.latencies, 50))} / ${ms(pct(pb.latencies, 99))} | ${ms(pct(pt.latencies, 50))} / ${ms(pct(pt.latencies, 99))} | ${cpuPer(pb)} / ${cpuPer(pt)} |`);
   process.stdout.write(`\n1 publisher → N subscribers, ${MESSAGE_BYTES}-byte messages, ≤ ${MAX_IN_FLIGHT} in flight, Tributary on the ${engine} engine:\n${rows.join("\n")}\n`);
   const big = Math.max(...ns);
   const bigRatio = fanout.get(`tributary:${big}`)!.delivered / fanout.get(`bare:${big}`)!.delivered;
@@ -86,23 +95,35 @@ export async function run(args: string[]): Promise<void> {
 
 // ---- server process ------------------------------------------------------------------------
 
-async function startServer(mode: Mode, engine: string): Promise<{ url: string; stop(): Promise<void> }> {
+async function startServer(mode: Mode, engine: string): Promise<BenchServer> {
   const script = fileURLToPath(new URL("./ws-server.ts", import.meta.url));
   const extra = (process.env.BENCH_WS_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...extra, "--conditions=tributary-source", "--import", "tsx", script, mode, engine], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["pipe", "pipe", "inherit"],
   });
+  const cpuWaiters: ((us: number) => void)[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const m = /listening (\d+)/.exec(out);
       if (m) resolve(Number(m[1]));
+      let c;
+      while ((c = /cpu (\d+)\n/.exec(out))) {
+        out = out.slice(c.index + c[0].length);
+        cpuWaiters.shift()?.(Number(c[1]));
+      }
     });
     child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
   });
   return {
     url: `ws://127.0.0.1:${port}/ws`,
+    cpu() {
+      return new Promise<number>((resolve) => {
+        cpuWaiters.push(resolve);
+        child.stdin!.write("cpu\n");
+      });
+    },
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
@@ -134,7 +155,10 @@ function open(url: string): Promise<WebSocket> {
 function recordCount(data: Buffer): number {
   let p = 0;
   const head = data[p++]!;
-  if (head < 0xa1 || head > 0xb7) return slowCount(data);
+  let keys: number;
+  if (head >= 0xa1 && head <= 0xb7) keys = head - 0xa0;
+  else if (head === 0xb9) (keys = data.readUInt16BE(p)), (p += 2); // cbor-x writes objects as map16
+  else return slowCount(data);
   const textLen = (): number => {
     const b = data[p++]!;
     if (b >= 0x60 && b <= 0x77) return b - 0x60;
@@ -147,7 +171,7 @@ function recordCount(data: Buffer): number {
     if (b >= 0x18 && b <= 0x1b) return (p += 1 << (b - 0x18)), true;
     return false;
   };
-  for (let k = 0; k < head - 0xa0; k++) {
+  for (let k = 0; k < keys; k++) {
     const keyLen = textLen();
     if (keyLen < 0) return slowCount(data);
     const key = data.toString("latin1", p, p + keyLen);
@@ -253,7 +277,8 @@ async function connectAll(url: string, mode: Mode, topic: string, n: number, onM
   return sockets;
 }
 
-async function fanOut(url: string, mode: Mode, n: number, seconds: number, topic: string): Promise<Result> {
+async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: number, topic: string): Promise<Result> {
+  const url = server.url;
   const counts = new Uint32Array(n);
   const completions = new Uint32Array(64);
   let sent = 0;
@@ -284,17 +309,20 @@ async function fanOut(url: string, mode: Mode, n: number, seconds: number, topic
   publish = await publisher(url, mode, topic);
   pump();
   await sleep(500);
+  const cpu0 = await server.cpu();
   measuring = true;
   const start = performance.now();
   await sleep(seconds * 1000);
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
+  const serverCpuUs = (await server.cpu()) - cpu0;
   stopped = true;
   await closeAll(sockets);
-  return { delivered, seconds: elapsed, latencies };
+  return { delivered, seconds: elapsed, latencies, serverCpuUs };
 }
 
-async function pacedRun(url: string, mode: Mode, rate: number, seconds: number, topic: string): Promise<Result> {
+async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: number, topic: string): Promise<Result> {
+  const url = server.url;
   const latencies: number[] = [];
   let delivered = 0;
   let measuring = false;
@@ -305,6 +333,7 @@ async function pacedRun(url: string, mode: Mode, rate: number, seconds: number, 
   });
   const publish = await publisher(url, mode, topic);
   const total = (seconds + 0.5) * 1000;
+  const cpu0 = await server.cpu();
   const t0 = performance.now();
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -323,8 +352,9 @@ async function pacedRun(url: string, mode: Mode, rate: number, seconds: number, 
   });
   await sleep(200);
   measuring = false;
+  const serverCpuUs = (await server.cpu()) - cpu0;
   await closeAll(sockets);
-  return { delivered, seconds, latencies };
+  return { delivered, seconds, latencies, serverCpuUs };
 }
 
 async function closeAll(sockets: WebSocket[]): Promise<void> {
@@ -334,6 +364,7 @@ async function closeAll(sockets: WebSocket[]): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+const cpuPer = (r: Result) => (r.delivered > 0 ? (r.serverCpuUs / r.delivered).toFixed(2) : "-");
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 const label = (mode: Mode, engine: string) => (mode === "bare" ? "bare uWS      " : `tributary/${engine}`);
 

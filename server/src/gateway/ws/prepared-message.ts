@@ -5,8 +5,9 @@ import type { LogRecord } from "../../log/log-engine.ts";
  * A record's `message` frame encoded once and specialised per subscription cheaply: the
  * frames for N subscribers of one partition differ only in `sub`.
  *
- * CBOR: the frame without `sub` is encoded once (a map of n < 23 entries: header byte
- * 0xA0|n); for a subscriber the header is bumped to n+1 and `"sub": <uint>` appended, in a
+ * CBOR: the frame without `sub` is encoded once (a map of n entries: header 0xA0|n, or
+ * 0xB8 n, or 0xB9 n16, which cbor-x writes for objects); for a subscriber the count is
+ * bumped to n+1 and `"sub": <uint>` appended, in a
  * scratch buffer reused across subscribers (uWS copies on send, so reuse is safe as long
  * as the bytes are sent before the next `bytesFor` call). JSON: `{"sub":N,` + the rest.
  * Key order differs from `encodeFrame` output; both decode to the same frame.
@@ -59,13 +60,19 @@ export class PreparedMessage {
     if (this.#cbor === null) {
       const body = encodeFrame(this.#frame as Frame, "cbor") as Uint8Array;
       const header = body[0]!;
-      if (header < 0xa0 || header >= 0xb7) {
-        // Not a small definite-length map (never expected): encode per subscriber.
+      const patched = new Uint8Array(body.length + 4 + 9);
+      patched.set(body);
+      if (header >= 0xa0 && header < 0xb7) patched[0] = header + 1;
+      else if (header === 0xb8 && body[1]! < 0xff) patched[1] = body[1]! + 1;
+      else if (header === 0xb9 && ((body[1]! << 8) | body[2]!) < 0xffff) {
+        const n = ((body[1]! << 8) | body[2]!) + 1;
+        patched[1] = n >>> 8;
+        patched[2] = n & 0xff;
+      } else {
+        // Not a definite-length map (never expected): encode per subscriber.
         return encodeFrame({ ...this.#frame, sub } as Frame, "cbor") as Uint8Array;
       }
-      this.#cbor = new Uint8Array(body.length + 4 + 9);
-      this.#cbor.set(body);
-      this.#cbor[0] = header + 1;
+      this.#cbor = patched;
       this.#cbor.set([0x63, 0x73, 0x75, 0x62], body.length); // text(3) "sub"
       this.#cborBodyLength = body.length + 4;
     }
@@ -80,7 +87,7 @@ export class PreparedMessage {
   }
 }
 
-/** Writes a CBOR unsigned integer (major type 0) at `at`; returns the end position. */
+/** Writes a CBOR unsigned integer (major type 0; float64 from 2^32) at `at`; returns the end position. */
 function writeCborUint(out: Uint8Array, at: number, n: number): number {
   if (n < 24) {
     out[at] = n;
@@ -105,17 +112,9 @@ function writeCborUint(out: Uint8Array, at: number, n: number): number {
     out[at + 4] = n & 0xff;
     return at + 5;
   }
-  out[at] = 0x1b;
-  const hi = Math.floor(n / 0x100000000);
-  const lo = n >>> 0;
-  out[at + 1] = hi >>> 24;
-  out[at + 2] = (hi >>> 16) & 0xff;
-  out[at + 3] = (hi >>> 8) & 0xff;
-  out[at + 4] = hi & 0xff;
-  out[at + 5] = lo >>> 24;
-  out[at + 6] = (lo >>> 16) & 0xff;
-  out[at + 7] = (lo >>> 8) & 0xff;
-  out[at + 8] = lo & 0xff;
+  // As cbor-x does: a float64, which decoders read back as a number (a uint64 would decode as a BigInt).
+  out[at] = 0xfb;
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setFloat64(at + 1, n);
   return at + 9;
 }
 
