@@ -194,7 +194,12 @@ export class PartitionCursor implements FeedMember {
       this.#joinFeed(false);
       return;
     }
-    const info = await this.#env.broker.engine.offsets(sub.topic, this.partition);
+    let info;
+    try {
+      info = await this.#env.broker.engine.offsets(sub.topic, this.partition);
+    } catch {
+      return; // storage unreachable for a moment: stay on the own tail (it waits and retries)
+    }
     if (this.#tail !== tail || this.#stopped) return;
     if (info.epoch === this.epoch && this.nextOffset >= info.endOffset) this.#joinFeed(true);
   }
@@ -227,6 +232,19 @@ export class PartitionCursor implements FeedMember {
     if (this.#stopped) return;
     if (isTributaryError(err, "OFFSET_OUT_OF_RANGE") && this.sub.reset !== "error") {
       void this.#resetAfterOutOfRange();
+      return;
+    }
+    if ((isTributaryError(err, "UNAVAILABLE") || isTributaryError(err, "TIMEOUT")) && this.sub.conn.open) {
+      // Storage unreachable (e.g. Redis restarting): resume from nextOffset shortly, not a subscription failure.
+      setTimeout(() => {
+        if (this.#stopped || this.#tail || this.#feed) return;
+        try {
+          this.#startOwnTail();
+        } catch (again) {
+          const e = toTributaryError(again);
+          this.sub.fail(e.code, `partition ${this.partition}: ${e.message}`);
+        }
+      }, 250).unref?.();
       return;
     }
     const e = toTributaryError(err);
