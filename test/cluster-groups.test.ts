@@ -18,7 +18,7 @@ let nodes: Node[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
-  nodes = await Promise.all([0, 1, 2].map(() => startRedisNode(`${redis.url}?prefix=groups`, { nodeTtlMs: 1000 })));
+  nodes = await Promise.all([0, 1, 2].map(() => startRedisNode(`${redis.url}?prefix=groups`, { nodeTtlMs: 3000 })));
 });
 
 afterAll(async () => {
@@ -30,15 +30,20 @@ interface Member {
   client: TributaryClient;
   sub: Subscription<number>;
   partitions: number[];
+  /** `assigned` events received. */
+  assignments: number;
   /** `${partition}:${offset}` processed, in order. */
   seen: string[];
 }
 
 function member(urls: string[], group: string, topic: string, clientId: string): Member {
   const client = connect(urls, { minReconnectDelay: 10, maxReconnectDelay: 200, clientId });
-  const m: Member = { client, sub: undefined as unknown as Subscription<number>, partitions: [], seen: [] };
+  const m: Member = { client, sub: undefined as unknown as Subscription<number>, partitions: [], assignments: 0, seen: [] };
   m.sub = client.subscribe<number>(topic, (msg) => void m.seen.push(`${msg.partition}:${msg.offset}`), { group, sessionTimeoutMs: 1500, autoCommitIntervalMs: 100, reset: "earliest" });
-  m.sub.on("assigned", (e) => (m.partitions = e.partitions));
+  m.sub.on("assigned", (e) => {
+    m.partitions = e.partitions;
+    m.assignments++;
+  });
   m.sub.on("revoked", (e) => (m.partitions = m.partitions.filter((p) => !e.partitions.includes(p))));
   return m;
 }
@@ -138,16 +143,20 @@ describe("consumer groups across nodes", () => {
     try {
       await until(() => ownersAreDisjoint(members, 4), "assigned", 20_000);
       const holder = (await (c.groups as ClusterGroupCoordinator).coordinatorOf("ops"))!;
+      expect(holder, "the group has a coordinator").not.toBeNull();
       const coordinatorNode = nodes.find((n) => n.nodeId === holder.nodeId)!;
       await produce(c, "alerts", 200);
       await until(() => members.reduce((s, m) => s + m.seen.length, 0) >= 200, "first records", 20_000);
       await new Promise((r) => setTimeout(r, 300));
 
+      const assignmentsBefore = members.map((m) => m.assignments);
       await coordinatorNode.close();
       nodes = nodes.filter((n) => n !== coordinatorNode);
       const survivor = nodes[0]!;
-      await until(() => members.every((m) => m.client.state === State.Connected) && ownersAreDisjoint(members, 4), "reassigned after the coordinator left", 20_000);
+      // Every member joins the group anew under the next coordinator (UNKNOWN_MEMBER → re-join).
+      await until(() => members.every((m, i) => m.client.state === State.Connected && m.assignments > assignmentsBefore[i]!) && ownersAreDisjoint(members, 4), "reassigned after the coordinator left", 20_000);
       const next = (await (survivor.groups as ClusterGroupCoordinator).coordinatorOf("ops"))!;
+      expect(next, "a new coordinator").not.toBeNull();
       expect(next.nodeId).not.toBe(holder.nodeId);
       expect(next.epoch).toBeGreaterThan(holder.epoch);
       await produce(survivor, "alerts", 200);

@@ -57,6 +57,7 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
   /** Highest coordinator epoch heard from, per group (older coordinators' events are dropped). */
   readonly #epochs = new Map<string, number>();
   readonly #sweep: NodeJS.Timeout;
+  #emptyBefore = new Set<string>();
   #shutdown: Promise<void> | undefined;
 
   private constructor(options: ClusterGroupCoordinatorOptions, client: RedisClient, subscriber: RedisClient, bus: GroupBus, prefix: string) {
@@ -323,14 +324,21 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
     for (const m of await this.membership.members(group).catch(() => [])) await this.membership.store.remove(group, m.id).catch(() => {});
   }
 
+  /** Releases the leases of groups found without members on two sweeps in a row (a join may be under way on the first). */
   async #releaseEmpty(): Promise<void> {
+    const empty = new Set<string>();
     for (const group of await this.#heldGroups()) {
       const state = await this.store.load(group).catch(() => null);
       if (state && Object.keys(state.members).length > 0) continue;
+      if (!this.#emptyBefore.has(group)) {
+        empty.add(group);
+        continue;
+      }
       await this.settled(group);
       const again = await this.store.load(group).catch(() => null);
       if (!again || Object.keys(again.members).length === 0) await this.#leases.release(group);
     }
+    this.#emptyBefore = empty;
   }
 
   async #heldGroups(): Promise<string[]> {

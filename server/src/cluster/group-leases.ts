@@ -2,8 +2,8 @@
  * Per-group coordinator leases in Redis: exactly one node coordinates a consumer group at a
  * time. A lease is `SET NX PX` (scripts/lease-acquire.lua) whose value carries the holder
  * and an epoch incremented at every acquisition (the fencing token); the holder renews it
- * every `ttlMs / 3` and loses it when a renewal finds another value (it then stops acting
- * for the group: `onLost`). A node that dies stops renewing: its groups move to the next
+ * every `ttlMs / 3` (taking it back if it expired and nobody acquired it since) and loses
+ * it when a renewal finds it re-acquired (it then stops acting for the group: `onLost`). A node that dies stops renewing: its groups move to the next
  * node that needs them after at most `ttlMs`.
  *
  *   {<prefix>:cluster}:lease:<group>          "<nodeId>|<epoch>", PX ttlMs
@@ -99,7 +99,7 @@ export class GroupLeases {
     for (const [group, epoch] of [...this.#held]) {
       let renewed: unknown;
       try {
-        renewed = await this.#client.eval(RENEW, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`, this.ttlMs);
+        renewed = await this.#client.eval(RENEW, 2, this.#leaseKey(group), this.#epochKey(group), `${this.nodeId}|${epoch}`, this.ttlMs, epoch);
       } catch {
         continue; // Redis unreachable: retry next tick; if it stays away the lease expires and the next renewal says so
       }
