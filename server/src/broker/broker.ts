@@ -67,6 +67,7 @@ export class Broker {
   readonly #partitionCounts = new Map<string, number>();
   readonly #creating = new Map<string, Promise<TopicDescription>>();
   readonly #coalescer: AppendCoalescer;
+  readonly #byAcks = new Map<string, { duration: { observe(v: number): void }; records: { inc(n?: number): void }; ok: { inc(n?: number): void } }>();
 
   constructor(engine: LogEngine, options: BrokerOptions) {
     this.engine = engine;
@@ -135,23 +136,66 @@ export class Broker {
     return this.#measured(topic, records, options.acks);
   }
 
-  async #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
-    const acksLabel = String(acks ?? 1);
-    const stop = this.metrics.produceDuration.startTimer({ acks: acksLabel });
-    try {
-      const result = await this.#produce(topic, records, acks);
-      stop();
-      this.metrics.producedRecords.inc({ acks: acksLabel }, records.length);
-      this.metrics.produceRequests.inc({ code: "OK" });
-      return result;
-    } catch (err) {
-      this.metrics.produceRequests.inc({ code: isTributaryError(err) ? err.code : "INTERNAL" });
-      throw err;
+  /** Labelled instrument children, resolved once per acks level (label lookup per request is costly). */
+  #instruments(acks: Acks | undefined) {
+    const label = String(acks ?? 1);
+    let m = this.#byAcks.get(label);
+    if (!m) {
+      m = { duration: this.metrics.produceDuration.labels({ acks: label }), records: this.metrics.producedRecords.labels({ acks: label }), ok: this.metrics.produceRequests.labels({ code: "OK" }) };
+      this.#byAcks.set(label, m);
     }
+    return m;
   }
 
-  async #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
-    if (records.length === 0) return [];
+  #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
+    const m = this.#instruments(acks);
+    const started = performance.now();
+    return this.#produce(topic, records, acks).then(
+      (result) => {
+        m.duration.observe((performance.now() - started) / 1000);
+        m.records.inc(records.length);
+        m.ok.inc();
+        return result;
+      },
+      (err: unknown) => {
+        this.metrics.produceRequests.inc({ code: isTributaryError(err) ? err.code : "INTERNAL" });
+        throw err;
+      },
+    );
+  }
+
+  #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
+    if (records.length === 0) return Promise.resolve([]);
+    const known = this.#partitionCounts.get(topic);
+    if (known === undefined) return this.#produceMany(topic, records, acks);
+    // A known topic: no await before the coalescer, so calls reach it in call order.
+    const retry = (err: unknown): Promise<ProducedRecord[]> => {
+      if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
+      this.#partitionCounts.delete(topic);
+      return this.#produceMany(topic, records, acks);
+    };
+    if (records.length > 1) {
+      try {
+        for (const record of records) this.#checkSize(topic, record);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return this.#appendAll(topic, records, known, acks).catch(retry);
+    }
+    // One record (every WebSocket/MQTT publish): no Map, no Promise.all.
+    const record = records[0]!;
+    let partition: number;
+    try {
+      this.#checkSize(topic, record);
+      partition = this.#partitionFor(topic, record, known, undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const input: RecordInput = { key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp };
+    return this.#coalescer.append(topic, partition, [input], acks ?? 1).then((offset) => [{ partition, offset }], retry);
+  }
+
+  async #produceMany(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
     for (const record of records) this.#checkSize(topic, record);
     let partitions = await this.partitions(topic);
     try {
@@ -169,17 +213,8 @@ export class Broker {
     const byPartition = new Map<number, { inputs: RecordInput[]; indexes: number[] }>();
     let sticky: number | undefined;
     records.forEach((record, index) => {
-      let partition: number;
-      if (record.partition !== undefined) {
-        if (!Number.isInteger(record.partition) || record.partition < 0 || record.partition >= partitions) {
-          throw new TributaryError("UNKNOWN_PARTITION", `topic "${topic}" has partitions 0..${partitions - 1}, not ${record.partition}`, { topic, partition: record.partition });
-        }
-        partition = record.partition;
-      } else if (record.key !== null) {
-        partition = this.#partitioner.forKey(record.key, partitions);
-      } else {
-        partition = sticky ??= this.#partitioner.sticky(topic, partitions);
-      }
+      const partition = this.#partitionFor(topic, record, partitions, sticky);
+      if (record.partition === undefined && record.key === null) sticky = partition;
       let group = byPartition.get(partition);
       if (!group) byPartition.set(partition, (group = { inputs: [], indexes: [] }));
       group.inputs.push({ key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp });
@@ -193,6 +228,18 @@ export class Broker {
       }),
     );
     return results;
+  }
+
+  /** The record's partition: explicit, murmur2 of the key, or the call's sticky one (`sticky`, else a new pick). */
+  #partitionFor(topic: string, record: ProduceRecord, partitions: number, sticky: number | undefined): number {
+    if (record.partition !== undefined) {
+      if (!Number.isInteger(record.partition) || record.partition < 0 || record.partition >= partitions) {
+        throw new TributaryError("UNKNOWN_PARTITION", `topic "${topic}" has partitions 0..${partitions - 1}, not ${record.partition}`, { topic, partition: record.partition });
+      }
+      return record.partition;
+    }
+    if (record.key !== null) return this.#partitioner.forKey(record.key, partitions);
+    return sticky ?? this.#partitioner.sticky(topic, partitions);
   }
 
   #checkSize(topic: string, record: ProduceRecord): void {

@@ -13,7 +13,6 @@ const RECORD_OVERHEAD = 48;
  * per wire format and published to every attached member at once (uWS pub/sub).
  */
 export class FeedBatch {
-  readonly messages: PreparedMessage[];
   readonly firstOffset: number;
   readonly #feedId: number;
   readonly #topic: string;
@@ -23,14 +22,19 @@ export class FeedBatch {
   #cborBytes = 0;
   #json: Uint8Array[] | null = null;
   #jsonBytes = 0;
+  #messages: PreparedMessage[] | null = null;
 
   constructor(feedId: number, topic: string, partition: number, records: LogRecord[]) {
     this.#feedId = feedId;
     this.#topic = topic;
     this.#partition = partition;
     this.#records = records;
-    this.messages = records.map((r) => new PreparedMessage(topic, partition, r));
     this.firstOffset = records[0]!.offset;
+  }
+
+  /** Per-record frames for members on the JS path (made on first use: attached members never need them). */
+  get messages(): PreparedMessage[] {
+    return (this.#messages ??= this.#records.map((r) => new PreparedMessage(this.#topic, this.#partition, r)));
   }
 
   get length(): number {

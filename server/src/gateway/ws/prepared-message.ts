@@ -88,7 +88,7 @@ export class PreparedMessage {
 }
 
 /** Writes a CBOR unsigned integer (major type 0; float64 from 2^32) at `at`; returns the end position. */
-function writeCborUint(out: Uint8Array, at: number, n: number): number {
+export function writeCborUint(out: Uint8Array, at: number, n: number): number {
   if (n < 24) {
     out[at] = n;
     return at + 1;

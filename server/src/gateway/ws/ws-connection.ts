@@ -1,6 +1,7 @@
 import type uWS from "uWebSockets.js";
-import { CLOSE_CODES, encodeFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
+import { CLOSE_CODES, encodeFrame, type AckFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
 import type { ErrorCode } from "../../errors.ts";
+import { encodeAck } from "./ack-encoder.ts";
 import type { WsSubscription } from "./ws-subscription.ts";
 
 /** What uWS keeps per socket (set in `upgrade`). */
@@ -49,8 +50,8 @@ export class WsConnection {
   #publishedSince = 0;
   #slowTimer: NodeJS.Timeout | null = null;
   #writableWaiters: (() => void)[] = [];
-  /** Replies queued by `sendSoon`, written in one corked batch per event-loop turn. */
-  #outbox: (Uint8Array | string)[] = [];
+  /** Replies queued by `sendSoon`, written in one corked batch per event-loop turn (acks encoded then). */
+  #outbox: (Uint8Array | string | AckFrame)[] = [];
 
   constructor(ws: uWS.WebSocket<SocketData>, limits: ConnectionLimits, onGone: (conn: WsConnection) => void) {
     this.ws = ws;
@@ -79,7 +80,7 @@ export class WsConnection {
    */
   sendSoon(frame: ServerFrame): void {
     if (!this.open) return;
-    this.#outbox.push(encodeFrame(frame, this.format));
+    this.#outbox.push(frame.op === "ack" ? frame : encodeFrame(frame, this.format));
     if (this.#outbox.length === 1) scheduleFlush(this);
   }
 
@@ -89,7 +90,7 @@ export class WsConnection {
     const out = this.#outbox;
     this.#outbox = [];
     this.ws.cork(() => {
-      for (const data of out) this.#write(data);
+      for (const data of out) this.#write(typeof data === "string" || data instanceof Uint8Array ? data : encodeAck(data, this.format));
     });
   }
 
