@@ -3,12 +3,13 @@
  * SIGKILLed (a crashed machine) while SDK clients stream through it; they reconnect to
  * another node (they were given every node's URL) and resume from their position, with no
  * gap and no duplicate. The registry (`tributary cluster status`) drops the dead node once
- * its heartbeat TTL passes.
+ * its heartbeat TTL passes. A consumer group whose coordinating node is SIGKILLed re-forms
+ * on a survivor once the coordinator lease expires.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, State, type Message, type TributaryClient } from "@tributary/client";
 import { runCli, spawnRedisNode, type NodeProcess } from "./helpers/cluster-nodes.ts";
-import { startRedis, type RedisServer } from "./helpers/redis-harness.ts";
+import { rawCommand, startRedis, type RedisServer } from "./helpers/redis-harness.ts";
 import { until } from "./helpers/sdk-node.ts";
 import type { ClusterStatus } from "../server/src/cluster/node-registry.ts";
 
@@ -143,5 +144,55 @@ describe("gateway node failure", () => {
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/^2 nodes/m);
     expect(cli.stdout).not.toContain(nodes[2]!.url);
+  });
+
+  it("moves a consumer group to another node when its coordinating node is SIGKILLed, and its members consume every record", async () => {
+    const [n0, n1] = nodes as [NodeProcess, NodeProcess];
+    const coordinator = await spawnRedisNode(redis.url, { nodeTtlMs: TTL_MS, defaultPartitions: 4 });
+    nodes.push(coordinator);
+    const producer = client([n0.wsUrl]);
+    const created = await fetch(`${n0.url}/topics`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "jobs", partitions: 4 }) });
+    expect(created.status).toBe(201);
+    await producer.publish("jobs", -1, { partition: 0 });
+    // The first member joins through `coordinator`, so that node takes the group's lease.
+    const seen: string[] = [];
+    const assignments = [0, 0, 0];
+    const partitions: number[][] = [[], [], []];
+    const member = (urls: string[], i: number) => {
+      const c = client(urls);
+      const sub = c.subscribe<number>("jobs", (m) => void seen.push(`${m.partition}:${m.offset}`), { group: "workers", sessionTimeoutMs: 1500, autoCommitIntervalMs: 100, reset: "earliest" });
+      sub.on("assigned", (e) => {
+        assignments[i]!++;
+        partitions[i] = e.partitions;
+      });
+      return c;
+    };
+    member([coordinator.wsUrl, n0.wsUrl], 0);
+    await until(() => assignments[0]! > 0, "first member assigned");
+    member([n0.wsUrl], 1);
+    member([n1.wsUrl], 2);
+    const disjoint = () => partitions.flat().length === 4 && new Set(partitions.flat()).size === 4;
+    await until(() => assignments.every((n) => n > 0) && disjoint(), "three members on three nodes share 4 partitions", 20_000).catch(async (err: Error) => {
+      const d = await (await fetch(`${n0.url}/groups/workers`)).text();
+      throw new Error(`${err.message}: assignments ${assignments}, partitions ${JSON.stringify(partitions)}, group ${d}\n${coordinator.stderr().slice(-2000)}\n${n0.stderr().slice(-1500)}`);
+    });
+    const live = (await clusterStatus(n0.url)).nodes;
+    expect(live).toHaveLength(3);
+    const coordinatorId = live.find((n) => n.urls.http === coordinator.url)!.nodeId;
+    expect(await rawCommand(redis.port, "GET {trib:cluster}:lease:workers"), "the node about to die coordinates the group").toContain(`${coordinatorId}|`);
+
+    for (let i = 0; i < 400; i++) await producer.publish("jobs", i, { key: `j${i}` });
+    await until(() => new Set(seen).size >= 401, "first records consumed", 20_000);
+    await new Promise((r) => setTimeout(r, 300)); // commits
+
+    const before = [...assignments];
+    const killedAt = Date.now();
+    await coordinator.kill("SIGKILL");
+    // Members on the survivors find the lease expired, the group starts again on a survivor, everyone re-joins.
+    await until(() => assignments[1]! > before[1]! && assignments[2]! > before[2]! && partitions[1]!.length + partitions[2]!.length === 4, "group re-formed on the survivors", 20_000);
+    const movedAfterMs = Date.now() - killedAt;
+    for (let i = 400; i < 800; i++) await producer.publish("jobs", i, { key: `j${i}` });
+    await until(() => new Set(seen).size >= 801, "every record consumed at least once", 20_000);
+    console.log(`group coordinator SIGKILL: group re-formed ${movedAfterMs} ms after the kill (lease TTL ${TTL_MS} ms), ${seen.length - new Set(seen).size} records re-delivered`);
   });
 });
