@@ -7,7 +7,9 @@
  * node that needs them after at most `ttlMs`.
  *
  *   {<prefix>:cluster}:lease:<group>          "<nodeId>|<epoch>", PX ttlMs
- *   {<prefix>:cluster}:lease-epoch:<group>    integer, INCR per acquisition
+ *   {<prefix>:cluster}:lease-epoch:<group>    integer, INCR per acquisition (never below the
+ *                                             acquirer's clock in ms: epochs keep growing even if
+ *                                             Redis lost the counter)
  */
 import { readFileSync } from "node:fs";
 import type { RedisClient } from "../log/redis/redis-connection.ts";
@@ -67,7 +69,7 @@ export class GroupLeases {
 
   /** Returns the group's coordinator, acquiring the lease for this node when nobody holds it. */
   async acquire(group: string): Promise<LeaseHolder> {
-    const holder = parse(await this.#client.eval(ACQUIRE, 2, this.#leaseKey(group), this.#epochKey(group), this.nodeId, this.ttlMs))!;
+    const holder = parse(await this.#client.eval(ACQUIRE, 2, this.#leaseKey(group), this.#epochKey(group), this.nodeId, this.ttlMs, Date.now()))!;
     if (holder.nodeId === this.nodeId && !this.#closed) this.#held.set(group, holder.epoch);
     return holder;
   }
