@@ -9,7 +9,7 @@
  * msgs/s and publish→delivery latency p50/p99 per point, and Tributary's ratio to each.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,10 +26,13 @@ interface Result {
   rate: number;
   p50: number;
   p99: number;
+  /** Broker CPU time (user + system) per delivered message, µs. */
+  cpuPerMsg: number;
 }
 interface BrokerProc {
   name: string;
   port: number;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -95,6 +98,7 @@ async function startTributary(): Promise<BrokerProc> {
   return {
     name: "tributary",
     port: Number(m[1]),
+    pid: child.pid!,
     async stop() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
@@ -126,6 +130,7 @@ async function startMosquitto(): Promise<BrokerProc> {
   return {
     name: "mosquitto",
     port,
+    pid: child.pid!,
     async stop() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
@@ -135,9 +140,12 @@ async function startMosquitto(): Promise<BrokerProc> {
 
 async function startAedes(): Promise<BrokerProc> {
   const script = fileURLToPath(new URL("./mqtt-aedes-server.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"], cwd: ROOT });
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--import", "tsx", script], {
+    stdio: ["ignore", "pipe", "inherit"],
+    cwd: ROOT,
+  });
   const m = await waitForLine(child, /listening (\d+)/, "aedes");
-  return { name: "aedes", port: Number(m[1]), stop: stopper(child) };
+  return { name: "aedes", port: Number(m[1]), pid: child.pid!, stop: stopper(child) };
 }
 
 async function waitUntilListening(port: number): Promise<void> {
@@ -218,7 +226,19 @@ class RawClient {
   }
 }
 
-async function measure(port: number, point: Point, durationMs: number, tag: string): Promise<Result> {
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100/s)
+  } catch {
+    return NaN;
+  }
+}
+
+async function measure(broker: BrokerProc, point: Point, durationMs: number, tag: string): Promise<Result> {
+  const port = broker.port;
   const topic = `bench/${tag}`;
   const subs: RawClient[] = [];
   let delivered = 0;
@@ -294,7 +314,9 @@ async function measure(port: number, point: Point, durationMs: number, tag: stri
   await new Promise((r) => setTimeout(r, Math.min(1000, durationMs / 4))); // warm-up
   counting = true;
   const t0 = performance.now();
+  const cpu0 = cpuSeconds(broker.pid);
   await new Promise((r) => setTimeout(r, durationMs));
+  const cpu1 = cpuSeconds(broker.pid);
   const seconds = (performance.now() - t0) / 1000;
   counting = false;
   running = false;
@@ -305,7 +327,7 @@ async function measure(port: number, point: Point, durationMs: number, tag: stri
   const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! : NaN);
   sampleEvery = 1;
   await new Promise((r) => setTimeout(r, 300));
-  return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99) };
+  return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: ((cpu1 - cpu0) * 1e6) / Math.max(1, counted) };
 }
 
 const fmtRate = (r: number) => (r >= 1000 ? `${(r / 1000).toFixed(1)}k` : r.toFixed(0));
@@ -353,7 +375,7 @@ export async function run(args: string[]): Promise<void> {
       const key = `QoS ${point.qos}, 1 → ${point.subscribers}`;
       for (let rep = 0; rep < reps; rep++) {
         for (const broker of rep % 2 === 0 ? brokers : [...brokers].reverse()) {
-          const r = await measure(broker.port, point, durationMs, `${broker.name}-${run++}`);
+          const r = await measure(broker, point, durationMs, `${broker.name}-${run++}`);
           let byPoint = results.get(broker.name);
           if (!byPoint) results.set(broker.name, (byPoint = new Map()));
           const best = byPoint.get(key);
@@ -362,7 +384,9 @@ export async function run(args: string[]): Promise<void> {
       }
       for (const broker of brokers) {
         const r = results.get(broker.name)!.get(key)!;
-        process.stdout.write(`${broker.name.padEnd(10)} ${key.padEnd(16)} ${fmtRate(r.rate).padStart(8)} msgs/s   p50 ${fmtMs(r.p50).padStart(6)} ms   p99 ${fmtMs(r.p99).padStart(6)} ms\n`);
+        process.stdout.write(
+          `${broker.name.padEnd(10)} ${key.padEnd(16)} ${fmtRate(r.rate).padStart(8)} msgs/s   p50 ${fmtMs(r.p50).padStart(6)} ms   p99 ${fmtMs(r.p99).padStart(6)} ms   cpu ${r.cpuPerMsg.toFixed(1).padStart(5)} µs/msg\n`,
+        );
       }
     }
   } finally {

@@ -11,7 +11,7 @@ import { isValidTopicName } from "./topic-filter.ts";
  * |----------------------|------------------------------------------------------------|
  * | `mqtt.qos`           | QoS the message was published with ("0" / "1" / "2")        |
  * | `mqtt.retain`        | "1" when published with RETAIN                              |
- * | `mqtt.client-id`     | publishing client (MQTT 5 No Local)                         |
+ * | `mqtt.client-id`     | publishing client, when it has a No Local subscription (MQTT 5) |
  * | `mqtt.content-type`  | Content Type                                                |
  * | `mqtt.payload-format`| Payload Format Indicator ("1" = UTF-8)                      |
  * | `mqtt.response-topic`| Response Topic                                              |
@@ -36,8 +36,17 @@ export interface PublishInput {
   properties?: IPublishPacket["properties"];
 }
 
-/** Headers for a record published over MQTT. `clientIdBytes` is cached by the connection. */
+/** The headers of a plain publish (no properties, no retain, no origin): shared, never mutated. */
+const PLAIN_HEADERS: readonly RecordHeaders[] = [0, 1, 2].map((q) => Object.freeze({ "mqtt.qos": QOS_BYTES[q as QoS] }));
+
+/**
+ * Headers for a record published over MQTT. `clientIdBytes` (cached by the connection) is
+ * given only when the publisher has a No Local subscription: only then can a subscription
+ * need to recognise its own messages (a new subscription starts at the end of the log, so
+ * it never sees messages published before it existed).
+ */
 export function headersForPublish(msg: PublishInput, clientIdBytes: Uint8Array | null): RecordHeaders {
+  if (!msg.retain && !clientIdBytes && !msg.properties) return PLAIN_HEADERS[msg.qos]!;
   const headers: RecordHeaders = { "mqtt.qos": QOS_BYTES[msg.qos] };
   if (msg.retain) headers["mqtt.retain"] = ONE;
   if (clientIdBytes) headers["mqtt.client-id"] = clientIdBytes;

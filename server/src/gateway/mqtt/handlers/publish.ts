@@ -53,8 +53,13 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
   }
 
   const payload = packet.payload as Buffer;
-  const properties = props ? { ...props, topicAlias: undefined } : undefined;
-  const headers = headersForPublish({ topic, payload, qos, retain: packet.retain, properties }, conn.clientIdBytes);
+  let properties = props;
+  if (props?.topicAlias !== undefined) {
+    properties = { ...props };
+    delete properties.topicAlias;
+  }
+  if (properties && Object.keys(properties).length === 0) properties = undefined;
+  const headers = headersForPublish({ topic, payload, qos, retain: packet.retain, properties }, session.noLocalCount > 0 ? conn.clientIdBytes : null);
   if (packet.retain) {
     conn.core.retained.put(topic, payload, headers).catch((err: unknown) => conn.core.log.warn("mqtt.retained.failed", { topic, error: String(err) }));
   }

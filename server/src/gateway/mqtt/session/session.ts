@@ -70,6 +70,8 @@ export class Session implements DeliveryTarget {
   storedPositions: Map<string, Map<number, number>> | null = null;
   /** The session record (subscriptions, expiry) must be written again. */
   subsDirty = false;
+  /** Subscriptions with No Local: while > 0 this client's publishes carry its client id. */
+  noLocalCount = 0;
   readonly #literal = new Map<string, Subscription[]>();
   #wild: Subscription[] = [];
   readonly #hooks: SessionHooks;
@@ -97,7 +99,10 @@ export class Session implements DeliveryTarget {
   /** Adds or replaces a (non-shared) subscription. Returns false when its first level maps to no log topic. */
   addSubscription(sub: Subscription): boolean {
     const prev = this.subs.get(sub.filter);
-    if (prev) this.#unindex(prev);
+    if (prev) {
+      this.#unindex(prev);
+      if (prev.nl) this.noLocalCount--;
+    }
     if (sub.topicFilter.literalFirstLevel) {
       const logTopic = logTopicForLevel(firstLevel(sub.topicFilter.filter));
       if (logTopic === null) return false;
@@ -108,6 +113,7 @@ export class Session implements DeliveryTarget {
       this.#wild.push(sub);
     }
     this.subs.set(sub.filter, sub);
+    if (sub.nl) this.noLocalCount++;
     return true;
   }
 
@@ -115,6 +121,7 @@ export class Session implements DeliveryTarget {
     const sub = this.subs.get(filter);
     if (!sub) return undefined;
     this.subs.delete(filter);
+    if (sub.nl) this.noLocalCount--;
     if (!sub.share) this.#unindex(sub);
     return sub;
   }
