@@ -5,10 +5,10 @@ import mqtt, { type Packet } from "mqtt-packet";
  * plain collector, then one copy into a Buffer. Same bytes as `mqtt.generate`.
  */
 class Collector {
-  readonly parts: (Buffer | string)[] = [];
+  readonly parts: (Uint8Array | string)[] = [];
   length = 0;
 
-  write(chunk: Buffer | string): boolean {
+  write(chunk: Uint8Array | string): boolean {
     this.parts.push(chunk);
     this.length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
     return true;
@@ -23,7 +23,7 @@ export function encodePacket(packet: Packet, protocolVersion: number): Buffer {
   for (const part of c.parts) {
     if (typeof part === "string") pos += out.write(part, pos);
     else {
-      part.copy(out, pos);
+      out.set(part, pos);
       pos += part.length;
     }
   }

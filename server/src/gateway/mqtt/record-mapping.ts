@@ -99,8 +99,7 @@ export class OutgoingMessage {
   constructor(offset: number, topic: string, payload: Uint8Array, headers: RecordHeaders, timestamp: number) {
     this.offset = offset;
     this.topic = topic;
-    // mqtt-packet needs a Buffer (it calls .copy); wrap without copying.
-    this.payload = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    this.payload = payload; // encodePacket copies it with Uint8Array.set: no Buffer wrapper needed
     this.#headers = headers;
     const q = headers["mqtt.qos"];
     this.publishedQos = q && q.length === 1 && q[0]! >= 0x30 && q[0]! <= 0x32 ? ((q[0]! - 0x30) as QoS) : null;

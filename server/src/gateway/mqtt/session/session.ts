@@ -187,19 +187,26 @@ export class Session implements DeliveryTarget {
     let maxQos = -1;
     let subIds: number[] | undefined;
     const literal = this.#literal.get(cursor.logTopic);
-    if (literal) for (const sub of literal) maxQos = this.#match(sub, msg, maxQos, (id) => (subIds ??= []).push(id));
-    for (const sub of this.#wild) maxQos = this.#match(sub, msg, maxQos, (id) => (subIds ??= []).push(id));
+    if (literal) {
+      for (const sub of literal) {
+        if (!this.#matches(sub, msg)) continue;
+        if (sub.qos > maxQos) maxQos = sub.qos;
+        if (sub.id !== undefined) (subIds ??= []).push(sub.id);
+      }
+    }
+    for (const sub of this.#wild) {
+      if (!this.#matches(sub, msg)) continue;
+      if (sub.qos > maxQos) maxQos = sub.qos;
+      if (sub.id !== undefined) (subIds ??= []).push(sub.id);
+    }
     if (maxQos < 0) return true;
     if (msg.expiresAt !== null && msg.expiresAt <= Date.now()) return true;
     const qos = (msg.publishedQos === null ? maxQos : Math.min(maxQos, msg.publishedQos)) as QoS;
     return this.#send(conn, msg, qos, cursor, msg.retain && this.#rap(msg, cursor), subIds);
   }
 
-  #match(sub: Subscription, msg: OutgoingMessage, maxQos: number, addId: (id: number) => void): number {
-    if (!sub.topicFilter.matches(msg.topic)) return maxQos;
-    if (sub.nl && msg.origin === this.clientId) return maxQos;
-    if (sub.id !== undefined) addId(sub.id);
-    return sub.qos > maxQos ? sub.qos : maxQos;
+  #matches(sub: Subscription, msg: OutgoingMessage): boolean {
+    return sub.topicFilter.matches(msg.topic) && !(sub.nl && msg.origin === this.clientId);
   }
 
   #rap(msg: OutgoingMessage, cursor: PartitionCursor): boolean {
