@@ -52,6 +52,8 @@ export class PartitionCursor {
    * so resuming must read the log.
    */
   #backlog: OutgoingMessage[] = [];
+  /** Index of the first backlog entry not yet delivered. */
+  #head = 0;
   #overflow = false;
 
   constructor(opts: { target: DeliveryTarget; broker: Broker; registry: FanoutRegistry; log: Logger; logTopic: string; partition: number; level: string; next: number }) {
@@ -81,6 +83,7 @@ export class PartitionCursor {
     if (this.#mode === "closed") return;
     this.#mode = "idle";
     this.#backlog = [];
+    this.#head = 0;
     this.#overflow = false;
     this.#generation++;
     if (this.#fanout) this.#registry.detach(this, this.#fanout);
@@ -97,17 +100,19 @@ export class PartitionCursor {
     if (this.#mode !== "paused") return;
     const backlog = this.#backlog;
     const overflow = this.#overflow;
-    let i = 0;
+    let i = this.#head;
     this.#mode = "live";
     while (i < backlog.length) {
       if (!this.#deliver(backlog[i]!)) {
-        this.#backlog = backlog.slice(i);
+        this.#backlog = backlog;
+        this.#head = i;
         this.#overflow = overflow;
         return;
       }
       i++;
     }
     this.#backlog = [];
+    this.#head = 0;
     this.#overflow = false;
     if (overflow) void this.#catchUp();
   }
@@ -152,12 +157,17 @@ export class PartitionCursor {
   /** Paused: keep msgs[from..] in the backlog while they continue it and it has room. */
   #keep(msgs: OutgoingMessage[], from: number): void {
     if (this.#overflow) return;
-    const backlog = this.#backlog;
+    let backlog = this.#backlog;
+    if (this.#head > 256) {
+      backlog = this.#backlog = backlog.slice(this.#head);
+      this.#head = 0;
+    }
     for (let i = from; i < msgs.length; i++) {
       const msg = msgs[i]!;
-      const expected = this.next + backlog.length;
+      const pending = backlog.length - this.#head;
+      const expected = this.next + pending;
       if (msg.offset < expected) continue;
-      if (msg.offset > expected || backlog.length >= BACKLOG_MAX) {
+      if (msg.offset > expected || pending >= BACKLOG_MAX) {
         this.#overflow = true;
         return;
       }
@@ -171,6 +181,7 @@ export class PartitionCursor {
         this.#mode = "paused";
         this.#generation++;
         this.#backlog = [];
+        this.#head = 0;
         this.#overflow = false;
       }
       return false;

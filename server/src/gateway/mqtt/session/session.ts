@@ -270,7 +270,21 @@ export class Session implements DeliveryTarget {
     if (conn) this.#block(conn, conn.congested());
   }
 
+  /**
+   * Room appeared (acknowledgement or drain). Resuming waits for the end of the current
+   * tick, so that all acknowledgements read together free their slots first and the paused
+   * cursors then send a batch instead of one message per acknowledgement.
+   */
   #unblock(): void {
+    if (!this.#blocked || this.#unblockScheduled) return;
+    this.#unblockScheduled = true;
+    process.nextTick(this.#doUnblock);
+  }
+
+  #unblockScheduled = false;
+
+  readonly #doUnblock = (): void => {
+    this.#unblockScheduled = false;
     if (!this.#blocked || !this.connection) return;
     this.#blocked = false;
     const conn = this.connection;
@@ -281,7 +295,7 @@ export class Session implements DeliveryTarget {
     }
     this.cursors.resumeAll();
     this.#hooks.resumeShared(this);
-  }
+  };
 
   #allocatePacketId(): number {
     for (;;) {
