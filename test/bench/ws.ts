@@ -10,8 +10,9 @@
  * subscriber has it), as in the issue's reference measurement. Reports delivered msgs/s
  * and p50/p99 publish→deliver latency (sampled on up to 20 subscribers).
  * Rate phase: 1 subscriber, the publisher paced at `--rate` msgs/s; reports p50/p99.
- * Tributary subscribers announce feature "feed" as the SDK does (live records may come as
- * feed `messages` batches through uWS pub/sub); "delivered" counts records, not frames.
+ * Tributary clients announce the features the SDK does: "feed" (live records may come as
+ * feed `messages` batches through uWS pub/sub; "delivered" counts records, not frames) and
+ * "acks" (the publisher's acks may come batched).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
@@ -255,7 +256,7 @@ async function publisher(url: string, mode: Mode, topic: string): Promise<(paylo
   const ws = await open(url);
   await new Promise<void>((resolve) => {
     ws.once("message", () => resolve());
-    ws.send(encode({ op: "hello", id: 1, protocol: 1 }));
+    ws.send(encode({ op: "hello", id: 1, protocol: 1, features: [FEATURES.ACKS] }));
   });
   let id = 10;
   return (payload) => ws.send(encode({ op: "publish", id: id++, topic, value: payload, acks: 1 }));

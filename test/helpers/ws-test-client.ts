@@ -42,6 +42,8 @@ export class WsTestClient {
   keepFrames = true;
   /** Feed id → sub (from `attach` / `detach`; feature "feed"). */
   readonly feeds = new Map<number, number>();
+  /** `acks` frames received (feature "acks"). */
+  ackBatches = 0;
   /** sub → records received in feed `messages` frames (the native fan-out path). */
   readonly feedRecords = new Map<number, number>();
 
@@ -187,6 +189,12 @@ export class WsTestClient {
   }
 
   #onFrame(frame: AnyFrame): void {
+    if (frame.op === "acks") {
+      // Feature "acks": one frame for several publishes; seen here as the individual acks.
+      for (const [id, partition, offset] of frame.acks as [number, number, number][]) this.#onFrame({ op: "ack", id, partition, offset } as AnyFrame);
+      this.ackBatches++;
+      return;
+    }
     if (frame.op === "attach") this.feeds.set(frame.feed as number, frame.sub as number);
     if (frame.op === "detach" && this.feeds.get(frame.feed as number) === frame.sub) this.feeds.delete(frame.feed as number);
     if (frame.op === "messages") {

@@ -284,7 +284,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
           ...(this.#options.clientId || this.#assignedClientId ? { clientId: this.#options.clientId || this.#assignedClientId } : {}),
           ...(this.#options.token ? { token: this.#options.token } : {}),
           ...(this.#options.user ? { user: this.#options.user } : {}),
-          features: [FEATURES.FEED],
+          features: [FEATURES.FEED, FEATURES.ACKS],
         },
         this.#options.connectTimeout,
       );
@@ -434,6 +434,19 @@ export class TributaryClient extends Emitter<ClientEvents> {
           entry.resolve({ partition: frame.partition, offset: frame.offset });
           this.#flushPublishes();
         } else this.#requests.get(frame.id)?.resolve(frame);
+        return;
+      }
+      case "acks": {
+        if (!Array.isArray(frame.acks)) return;
+        let settled = false;
+        for (const [id, partition, offset] of frame.acks) {
+          const entry = this.#queue.settle(id);
+          if (entry) {
+            entry.resolve({ partition, offset });
+            settled = true;
+          } else this.#requests.get(id)?.resolve({ op: "ack", id, partition, offset });
+        }
+        if (settled) this.#flushPublishes();
         return;
       }
       case "subscribed":

@@ -47,8 +47,9 @@ export interface HelloFrame {
  * of a feature the client did not announce, so older clients keep working unchanged.
  * - `feed`: the server may deliver a subscription's live records as `messages` frames
  *   addressed to a shared feed (`attach` / `detach` map a feed id to the subscription).
+ * - `acks`: the server may answer several publishes with one `acks` frame.
  */
-export const FEATURES = { FEED: "feed" } as const;
+export const FEATURES = { FEED: "feed", ACKS: "acks" } as const;
 
 export interface PublishFrame {
   op: "publish";
@@ -170,6 +171,12 @@ export interface AckFrame {
   id: number;
   partition: number;
   offset: number;
+}
+
+/** Several `ack`s at once (feature `acks`): each entry is `[id, partition, offset]`, in the order the acks were due. */
+export interface AcksFrame {
+  op: "acks";
+  acks: Array<[id: number, partition: number, offset: number]>;
 }
 
 export interface SubscribedPartition {
@@ -386,7 +393,8 @@ export type ServerFrame =
   | PresenceEventFrame
   | MessagesFrame
   | AttachFrame
-  | DetachFrame;
+  | DetachFrame
+  | AcksFrame;
 export type Frame = ClientFrame | ServerFrame;
 
 export const CLIENT_OPS = ["hello", "publish", "subscribe", "unsubscribe", "credit", "ping", "revoked", "commit", "heartbeat", "presence"] as const;
@@ -409,6 +417,7 @@ export const SERVER_OPS = [
   "messages",
   "attach",
   "detach",
+  "acks",
 ] as const;
 
 /** WebSocket close codes (4000-4499: reconnect may help; 4500-4999: do not reconnect). */

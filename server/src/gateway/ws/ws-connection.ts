@@ -1,7 +1,7 @@
 import type uWS from "uWebSockets.js";
 import { CLOSE_CODES, encodeFrame, type AckFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
 import type { ErrorCode } from "../../errors.ts";
-import { encodeAck } from "./ack-encoder.ts";
+import { encodeAck, encodeAcks } from "./ack-encoder.ts";
 import type { WsSubscription } from "./ws-subscription.ts";
 
 /** What uWS keeps per socket (set in `upgrade`). */
@@ -42,6 +42,8 @@ export class WsConnection {
   pendingPublishes = 0;
   /** The client announced feature `feed` in `hello`: live records may come as feed `messages` (uWS pub/sub). */
   feedFrames = false;
+  /** The client announced feature `acks` in `hello`: acks due together go in one `acks` frame. */
+  ackBatches = false;
   /** True while the socket's send buffer is over the limit: delivery waits for `drain`. */
   paused = false;
   /** Buffered bytes at the last exact measurement (right after a send, which drains uWS pub/sub first)... */
@@ -90,7 +92,20 @@ export class WsConnection {
     const out = this.#outbox;
     this.#outbox = [];
     this.ws.cork(() => {
-      for (const data of out) this.#write(typeof data === "string" || data instanceof Uint8Array ? data : encodeAck(data, this.format));
+      let acks: AckFrame[] = [];
+      const writeAcks = () => {
+        if (acks.length === 1) this.#write(encodeAck(acks[0]!, this.format));
+        else if (acks.length > 1) this.#write(encodeAcks(acks, this.format));
+        acks = [];
+      };
+      for (const data of out) {
+        if (typeof data === "string" || data instanceof Uint8Array) {
+          writeAcks();
+          this.#write(data);
+        } else if (this.ackBatches) acks.push(data);
+        else this.#write(encodeAck(data, this.format));
+      }
+      writeAcks();
     });
   }
 

@@ -15,6 +15,7 @@ export function handleHello(ctx: HandlerContext, conn: WsConnection, frame: Hell
   }
   conn.hello = true;
   conn.feedFrames = frame.features?.includes(FEATURES.FEED) ?? false;
+  conn.ackBatches = frame.features?.includes(FEATURES.ACKS) ?? false;
   conn.sessionId = randomUUID();
   conn.clientId = frame.clientId ?? conn.sessionId;
   ctx.presenceHub.setUser(conn, frame.user ?? null);
