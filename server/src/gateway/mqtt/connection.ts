@@ -177,6 +177,16 @@ export class MqttConnection implements SessionConnection {
 
   sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {
     if (this.closed) return true;
+    try {
+      return this.#sendPublish(msg, qos, packetId, retain, dup, subIds);
+    } catch (err) {
+      // A record MQTT cannot carry (e.g. properties mqtt-packet refuses): skipped for this client.
+      this.core.log.warn("mqtt.deliver.unencodable", { client: this.clientId, topic: msg.topic, offset: msg.offset, error: String(err) });
+      return false;
+    }
+  }
+
+  #sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {
     const v5 = this.version === 5;
     let expiry: number | undefined;
     if (v5 && msg.expiresAt !== null) expiry = Math.max(1, Math.ceil((msg.expiresAt - Date.now()) / 1000));

@@ -13,6 +13,11 @@ class Collector {
     this.length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
     return true;
   }
+
+  /** mqtt-packet reports an unencodable packet by destroying the stream. */
+  destroy(err: Error): void {
+    throw err;
+  }
 }
 
 export function encodePacket(packet: Packet, protocolVersion: number): Buffer {

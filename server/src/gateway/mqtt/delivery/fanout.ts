@@ -56,7 +56,14 @@ export class PartitionFanout {
     const msgs: OutgoingMessage[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) msgs[i] = toOutgoing(this.logTopic, this.level, records[i]!);
     this.position = records[records.length - 1]!.offset + 1;
-    for (const cursor of this.cursors) cursor.onLive(msgs);
+    for (const cursor of this.cursors) {
+      try {
+        cursor.onLive(msgs);
+      } catch (err) {
+        // one consumer's failure must not stop the partition for the others
+        this.#log.error("mqtt.fanout.deliver_failed", { topic: this.logTopic, partition: this.partition, error: String(err) });
+      }
+    }
   }
 
   close(): void {

@@ -191,7 +191,18 @@ export class PartitionCursor {
     return true;
   }
 
-  async #catchUp(): Promise<void> {
+  #catchUp(): Promise<void> {
+    return this.#catchUpLoop().catch((err: unknown) => {
+      this.#log.error("mqtt.cursor.catchup_failed", { topic: this.logTopic, partition: this.partition, offset: this.next, error: String(err) });
+      if (this.#mode === "catchup") {
+        this.#mode = "paused";
+        this.#overflow = true;
+        setTimeout(() => this.resume(), 1000).unref(); // try again (also on the next resume)
+      }
+    });
+  }
+
+  async #catchUpLoop(): Promise<void> {
     const generation = ++this.#generation;
     this.#mode = "catchup";
     let failures = 0;
