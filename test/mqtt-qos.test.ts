@@ -152,3 +152,49 @@ describe("limits", () => {
     }
   });
 });
+
+describe("slow consumers", () => {
+  it("a QoS 0 subscriber that stops reading does not hold up the publisher, and gets every message, in order, from the log once it reads again", async () => {
+    const local = await startMqttTestNode({}, {}, { maxBufferedBytes: 256 * 1024 });
+    try {
+      const socket = net.connect(local.mqttPort, "127.0.0.1");
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      const seen: number[] = [];
+      let subacked = false;
+      parser.on("packet", (p: Packet) => {
+        if (p.cmd === "suback") subacked = true;
+        if (p.cmd === "publish") seen.push((p as IPublishPacket).payload.readUInt32BE(0));
+      });
+      socket.on("data", (d) => parser.parse(d));
+      socket.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clientId: "sleeper", clean: true, keepalive: 0 }));
+      socket.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "slow/#", qos: 0 }] }));
+      while (!subacked) await sleep(5);
+      socket.pause(); // stop reading: the gateway's socket buffer fills up
+      const pub = await connectClient(local.tcpUrl);
+      const payload = Buffer.alloc(2048);
+      const count = 3000; // ~6 MB, far above the 256 KiB socket limit
+      const t0 = Date.now();
+      for (let i = 0; i < count; i += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, j) => {
+            const p = Buffer.from(payload);
+            p.writeUInt32BE(i + j, 0);
+            return pub.publishAsync(`slow/${(i + j) % 3}`, p, { qos: 1 });
+          }),
+        );
+      }
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(seen.length).toBeLessThan(count);
+      socket.resume();
+      const deadline = Date.now() + 20_000;
+      while (seen.length < count && Date.now() < deadline) await sleep(20);
+      expect(seen.length).toBe(count);
+      expect(seen).toEqual(Array.from({ length: count }, (_, i) => i));
+      await endClient(pub, true);
+      socket.destroy();
+    } finally {
+      await local.close();
+    }
+  });
+});
