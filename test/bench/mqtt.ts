@@ -6,7 +6,12 @@
  * message is appended to the log), Mosquitto 2.0 and Aedes (in-memory), one after the
  * other in the same run, with the same load generator: raw mqtt-packet over `net`
  * (TCP_NODELAY), MQTT 3.1.1, a bounded number of messages in flight. Prints delivered
- * msgs/s and publish→delivery latency p50/p99 per point, and Tributary's ratio to each.
+ * msgs/s, publish→delivery latency p50/p99 and broker CPU per delivered message per point,
+ * and Tributary's ratio to each.
+ *
+ * Profiling: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=<dir>" adds flags to the Tributary
+ * and Aedes processes; BENCH_TRIBUTARY_PORT=<port> [BENCH_TRIBUTARY_PID=<pid>] measures an
+ * already running node instead of starting one; BENCH_WINDOW changes the in-flight bound.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -87,6 +92,10 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 async function startTributary(): Promise<BrokerProc> {
+  // Profiling aid: measure an already running node (BENCH_TRIBUTARY_PORT, optional BENCH_TRIBUTARY_PID).
+  if (process.env.BENCH_TRIBUTARY_PORT) {
+    return { name: "tributary", port: Number(process.env.BENCH_TRIBUTARY_PORT), pid: Number(process.env.BENCH_TRIBUTARY_PID ?? 0), stop: async () => {} };
+  }
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-mqtt-"));
   const child = spawn(
     process.execPath,
