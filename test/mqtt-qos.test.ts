@@ -164,7 +164,7 @@ describe("slow consumers", () => {
       let subacked = false;
       parser.on("packet", (p: Packet) => {
         if (p.cmd === "suback") subacked = true;
-        if (p.cmd === "publish") seen.push((p as IPublishPacket).payload.readUInt32BE(0));
+        if (p.cmd === "publish") seen.push(((p as IPublishPacket).payload as Buffer).readUInt32BE(0));
       });
       socket.on("data", (d) => parser.parse(d));
       socket.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clientId: "sleeper", clean: true, keepalive: 0 }));
