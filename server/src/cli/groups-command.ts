@@ -73,9 +73,15 @@ function printDescription(d: GroupDescription): string {
 export function registerGroupsCommand(program: Command): void {
   const groups = program.command("groups").description("List and describe consumer groups, and reset their committed offsets.");
 
-  addUrlOption(groups.command("list").description("List consumer groups (with members or committed offsets).").option("--json", "print {\"groups\": [...]}")).action(
-    async (o: { json?: boolean; url: string }) => {
-      const { groups: list } = await call<{ groups: GroupListing[] }>(parseServerUrl(o.url), "GET", "/groups");
+  addUrlOption(
+    groups
+      .command("list")
+      .description("List consumer groups (with members or committed offsets); internal ones (mqtt.session.*) only with --internal.")
+      .option("--json", "print {\"groups\": [...]}")
+      .option("--internal", "also list internal groups (persistent MQTT session positions, mqtt.session.<clientId>)"),
+  ).action(
+    async (o: { json?: boolean; internal?: boolean; url: string }) => {
+      const { groups: list } = await call<{ groups: GroupListing[] }>(parseServerUrl(o.url), "GET", o.internal ? "/groups?internal=true" : "/groups");
       if (o.json) process.stdout.write(JSON.stringify({ groups: list }) + "\n");
       else if (list.length > 0) process.stdout.write(table([["GROUP", "STATE", "GENERATION", "MEMBERS"], ...list.map((g) => [g.group, g.state, String(g.generation), String(g.members)])]));
     },

@@ -16,6 +16,7 @@ export type {
   MemberRevocation,
   ResetOffsetsResult,
 } from "./group-coordinator.ts";
+export { INTERNAL_GROUP_PREFIXES, isInternalGroup } from "./internal-groups.ts";
 export { PresenceRegistry } from "./presence.ts";
 export type { PresenceEntry, PresenceListener, PresenceRegistryOptions } from "./presence.ts";
 export { Membership } from "./membership.ts";

@@ -1,7 +1,8 @@
 /**
  * Consumer-group admin routes (docs/consumer-groups.md), on uWebSockets.js directly:
  *
- *   GET  /groups                              → { groups: [{ group, state, generation, members }] }
+ *   GET  /groups[?internal=true]              → { groups: [{ group, state, generation, members }] }
+ *                                               (internal groups, `mqtt.session.*`, only with internal=true)
  *   GET  /groups/:group                       → GroupDescription (members, assignments, committed/end offsets, lag)
  *   POST /groups/:group/reset-offsets         ← { topic, to: "earliest" | "latest" | { offset } | { timestamp }, partitions? }
  *                                             → { group, topic, partitions: [{ partition, previous, offset }] }
@@ -13,6 +14,7 @@
 import type uWS from "uWebSockets.js";
 import { TributaryError, httpStatusOf, toTributaryError, type ErrorCode } from "../../errors.ts";
 import type { GroupCoordinator } from "../../groups/group-coordinator.ts";
+import { isInternalGroup } from "../../groups/internal-groups.ts";
 import { parseResetTarget } from "../../groups/offsets.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 
@@ -40,7 +42,7 @@ export function groupErrorStatus(code: ErrorCode): number {
   return GROUP_STATUS[code] ?? httpStatusOf(code);
 }
 
-type Handler = (params: string[], body: Uint8Array) => Promise<unknown>;
+type Handler = (params: string[], body: Uint8Array, query: URLSearchParams) => Promise<unknown>;
 
 export function registerGroupRoutes(app: uWS.TemplatedApp, ctx: GatewayContext, coordinator: GroupCoordinator): void {
   const maxBody = ctx.config.limits.maxFrameBytes;
@@ -48,6 +50,7 @@ export function registerGroupRoutes(app: uWS.TemplatedApp, ctx: GatewayContext, 
   const route = (method: "get" | "post", pattern: string, paramCount: number, handler: Handler) => {
     app[method](pattern, (res, req) => {
       const params = Array.from({ length: paramCount }, (_, i) => decodeURIComponent(req.getParameter(i) ?? ""));
+      const query = new URLSearchParams(req.getQuery() ?? "");
       let aborted = false;
       res.onAborted(() => (aborted = true));
       const reply = (status: number, payload: unknown) => {
@@ -60,7 +63,7 @@ export function registerGroupRoutes(app: uWS.TemplatedApp, ctx: GatewayContext, 
         });
       };
       const run = (body: Uint8Array) => {
-        handler(params, body).then(
+        handler(params, body, query).then(
           (result) => reply(200, result),
           (err: unknown) => {
             const error = toTributaryError(err);
@@ -87,7 +90,11 @@ export function registerGroupRoutes(app: uWS.TemplatedApp, ctx: GatewayContext, 
     });
   };
 
-  route("get", "/groups", 0, async () => ({ groups: await coordinator.listGroups() }));
+  route("get", "/groups", 0, async (_params, _body, query) => {
+    const internal = query.get("internal") === "true" || query.get("internal") === "1";
+    const groups = await coordinator.listGroups();
+    return { groups: internal ? groups : groups.filter((g) => !isInternalGroup(g.group)) };
+  });
   route("get", "/groups/:group", 1, async ([group]) => coordinator.describeGroup(group!));
   route("post", "/groups/:group/reset-offsets", 1, async ([group], body) => {
     const parsed = parseJson(body);

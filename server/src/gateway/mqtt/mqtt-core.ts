@@ -49,7 +49,8 @@ export class MqttCore {
     this.directory = new TopicDirectory(this.broker, this.log);
     this.retained = new RetainedStore(this.broker);
     const deps = { broker: this.broker, registry: this.registry, log: this.log };
-    this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will));
+    const shareGroups = ctx.groups ? { coordinator: ctx.groups, nodeId: ctx.nodeId } : null; // `$share` = consumer groups (docs/mqtt.md)
+    this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will), shareGroups);
     this.#keepAliveTimer = setInterval(() => this.#sweepKeepAlive(), 500);
     this.#keepAliveTimer.unref();
   }

@@ -94,7 +94,7 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
   conn.clientId = clientId;
   conn.clientIdBytes = enc.encode(clientId);
 
-  const { session, present } = await core.sessions.open(clientId, packet.clean ?? true, expiry);
+  const { session, present } = await core.sessions.open(clientId, packet.clean ?? true, expiry, packet.username ?? null);
   if (conn.closed) {
     if (core.byClientId.get(clientId) === conn) core.byClientId.delete(clientId);
     if (!session.connection) core.sessions.detach(session, null);

@@ -1,6 +1,9 @@
 import type { IPublishPacket } from "mqtt-packet";
+import type { GroupCoordinator } from "../../../groups/index.ts";
 import type { Logger } from "../../../logger.ts";
 import type { CursorDeps } from "../delivery/cursor-set.ts";
+import { MqttGroupMember, type MqttGroupMemberDeps } from "../delivery/group-member.ts";
+import { shareGroupName } from "../delivery/share-group-name.ts";
 import { SharedGroup } from "../delivery/shared-group.ts";
 import type { TopicDirectory } from "../delivery/topic-directory.ts";
 import type { QoS } from "../record-mapping.ts";
@@ -18,6 +21,16 @@ export interface WillMessage {
   properties?: IPublishPacket["properties"];
   /** Will Delay Interval, seconds (MQTT 5). */
   delay: number;
+}
+
+/** How `$share` subscriptions reach the node's consumer-group coordinator. */
+export interface ShareGroupOptions {
+  coordinator: GroupCoordinator;
+  nodeId: string;
+  /** Commit interval of the acknowledged prefix, ms (default 1000). */
+  commitIntervalMs?: number;
+  /** Longest wait for in-flight deliveries when partitions are revoked, ms (default 10 000). */
+  revokeTimeoutMs?: number;
 }
 
 /** The longest session expiry: never expires. */
@@ -41,8 +54,26 @@ export class SessionManager {
   /** Subscriptions of sessions restored from the store, re-applied when they reconnect. */
   readonly #restored = new Map<string, StoredSubscription[]>();
 
-  constructor(deps: CursorDeps, store: SessionStore, directory: TopicDirectory, log: Logger, publishWill: (clientId: string, will: WillMessage) => void) {
+  /** Set when `$share` subscriptions are consumer groups (the node has a coordinator). */
+  readonly #memberDeps: MqttGroupMemberDeps | null;
+
+  constructor(
+    deps: CursorDeps,
+    store: SessionStore,
+    directory: TopicDirectory,
+    log: Logger,
+    publishWill: (clientId: string, will: WillMessage) => void,
+    shareGroups: ShareGroupOptions | null = null,
+  ) {
     this.#deps = deps;
+    this.#memberDeps = shareGroups && {
+      ...deps,
+      coordinator: shareGroups.coordinator,
+      nodeId: shareGroups.nodeId,
+      commitIntervalMs: shareGroups.commitIntervalMs ?? 1000,
+      revokeTimeoutMs: shareGroups.revokeTimeoutMs ?? 10_000,
+      memberIdChanged: (session) => this.#markDirty(session, true),
+    };
     this.#store = store;
     this.#directory = directory;
     this.#log = log;
@@ -53,6 +84,7 @@ export class SessionManager {
     changed: (session: Session) => this.#markDirty(session),
     resumeShared: (session: Session) => {
       for (const sub of session.subs.values()) if (sub.share) this.groups.get(`${sub.share}/${sub.topicFilter.filter}`)?.resume();
+      for (const member of session.groupMembers.values()) member.resume();
     },
   };
 
@@ -79,7 +111,7 @@ export class SessionManager {
    * The session for a CONNECT: a fresh one with Clean Start (discarding any previous
    * session), else the existing one (sessionPresent = true).
    */
-  async open(clientId: string, cleanStart: boolean, expiry: number): Promise<{ session: Session; present: boolean }> {
+  async open(clientId: string, cleanStart: boolean, expiry: number, user: string | null = null): Promise<{ session: Session; present: boolean }> {
     let session = this.sessions.get(clientId);
     if (session && cleanStart) {
       this.#destroy(session, false);
@@ -91,6 +123,7 @@ export class SessionManager {
       this.sessions.set(clientId, session);
     }
     session.expiry = expiry;
+    session.user = user;
     if (session.expiryTimer) clearTimeout(session.expiryTimer);
     if (session.willTimer) clearTimeout(session.willTimer); // resumed in time: the delayed will is cancelled
     session.expiryTimer = session.willTimer = null;
@@ -119,12 +152,16 @@ export class SessionManager {
   attach(session: Session, connection: SessionConnection): void {
     session.attach(connection);
     for (const sub of session.subs.values()) if (sub.share) this.groups.get(`${sub.share}/${sub.topicFilter.filter}`)?.memberStateChanged();
+    for (const member of session.groupMembers.values()) member.attached();
   }
 
   /** Adds a subscription (replacing one with the same filter). False when its topic cannot be mapped. */
   async subscribe(session: Session, sub: Subscription): Promise<boolean> {
     const positions = session.storedPositions;
-    if (sub.share) {
+    const target = sub.share && this.#memberDeps ? shareGroupName(sub.share, sub.topicFilter.filter) : null;
+    if (target) {
+      await this.#joinGroup(session, sub, target.group, target.logTopic);
+    } else if (sub.share) {
       const key = `${sub.share}/${sub.topicFilter.filter}`;
       let group = this.groups.get(key);
       if (!group) {
@@ -143,6 +180,34 @@ export class SessionManager {
     }
     this.#markDirty(session, true);
     return true;
+  }
+
+  /**
+   * `$share/<share>/<filter>` as a consumer group: the session joins (or, subscribing again
+   * with the same filter, keeps its membership with the new options). Throws the
+   * coordinator's error (the SUBACK then refuses the filter).
+   */
+  async #joinGroup(session: Session, sub: Subscription, group: string, logTopic: string): Promise<void> {
+    const existing = session.groupMembers.get(sub.filter);
+    if (existing) {
+      sub.memberId = existing.memberId === "" ? undefined : existing.memberId;
+      existing.sub = sub;
+      session.subs.set(sub.filter, sub);
+      return;
+    }
+    await this.#deps.broker.partitions(logTopic); // creates the topic when allowed, as a plain subscription would
+    const member = new MqttGroupMember(session, sub, group, logTopic, this.#memberDeps!);
+    session.groupMembers.set(sub.filter, member);
+    session.subs.set(sub.filter, sub);
+    try {
+      await member.join();
+    } catch (err) {
+      if (session.groupMembers.get(sub.filter) === member) session.groupMembers.delete(sub.filter);
+      if (session.subs.get(sub.filter) === sub) session.subs.delete(sub.filter);
+      await member.leave();
+      throw err;
+    }
+    if (session.connection) member.attached();
   }
 
   async #ensureCursors(
@@ -176,6 +241,12 @@ export class SessionManager {
   }
 
   #leaveGroup(session: Session, sub: Subscription): void {
+    const member = session.groupMembers.get(sub.filter);
+    if (member) {
+      session.groupMembers.delete(sub.filter);
+      void member.leave();
+      return;
+    }
     const key = `${sub.share}/${sub.topicFilter.filter}`;
     const group = this.groups.get(key);
     if (!group) return;
@@ -194,6 +265,7 @@ export class SessionManager {
   detach(session: Session, will: WillMessage | null): void {
     session.detach();
     for (const sub of session.subs.values()) if (sub.share) this.groups.get(`${sub.share}/${sub.topicFilter.filter}`)?.memberStateChanged();
+    for (const member of session.groupMembers.values()) member.detached();
     if (will) {
       const delay = Math.min(will.delay, session.expiry);
       if (delay <= 0) this.#publishWill(session.clientId, will);
@@ -305,6 +377,13 @@ export class SessionManager {
 
   /** Gateway shutdown, after connections closed: writes every pending position and session record. */
   async shutdown(): Promise<void> {
+    // consumer-group members commit what was acknowledged and leave: their partitions move now
+    const leaving: Promise<void>[] = [];
+    for (const session of this.sessions.values()) {
+      for (const member of session.groupMembers.values()) leaving.push(member.leave());
+      session.groupMembers.clear();
+    }
+    await Promise.race([Promise.all(leaving), new Promise((r) => setTimeout(r, 2000).unref())]);
     await this.flush();
     for (const session of this.sessions.values()) session.close();
     for (const group of this.groups.values()) group.cursors.closeAll();

@@ -36,6 +36,7 @@ export class SessionStore {
     this.#log = log;
   }
 
+  /** An internal group (groups/internal-groups.ts): hidden from admin listings by default. */
   static groupOf(clientId: string): string {
     return `mqtt.session.${clientId}`;
   }

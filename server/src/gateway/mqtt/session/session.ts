@@ -1,6 +1,7 @@
 import type { OutgoingMessage, QoS } from "../record-mapping.ts";
 import { CursorSet, type CursorDeps } from "../delivery/cursor-set.ts";
 import type { DeliveryTarget, PartitionCursor } from "../delivery/partition-cursor.ts";
+import type { MqttGroupMember } from "../delivery/group-member.ts";
 import { firstLevel, logTopicForLevel } from "../topic-mapping.ts";
 import type { Subscription } from "./subscription.ts";
 
@@ -26,6 +27,8 @@ export interface Inflight {
   cursor: PartitionCursor | null;
   retain: boolean;
   subIds: number[] | undefined;
+  /** QoS 2 of a consumer-group delivery: the position moves on PUBCOMP, not PUBREC. */
+  ackOnComplete: boolean;
 }
 
 interface Direct {
@@ -72,6 +75,10 @@ export class Session implements DeliveryTarget {
   subsDirty = false;
   /** Subscriptions with No Local: while > 0 this client's publishes carry its client id. */
   noLocalCount = 0;
+  /** CONNECT user name (the group member's `user`). */
+  user: string | null = null;
+  /** Consumer-group memberships of `$share` subscriptions, by subscription filter. */
+  readonly groupMembers = new Map<string, MqttGroupMember>();
   readonly #literal = new Map<string, Subscription[]>();
   #wild: Subscription[] = [];
   readonly #hooks: SessionHooks;
@@ -216,11 +223,14 @@ export class Session implements DeliveryTarget {
     return false;
   }
 
-  /** A message of a shared group this session is a member of. */
-  offerShared(msg: OutgoingMessage, qos: QoS, cursor: PartitionCursor, subIds: number[] | undefined): boolean {
+  /**
+   * A message of a shared group this session is a member of. `ackOnComplete`: a QoS 2
+   * delivery counts as acknowledged on PUBCOMP (consumer groups) instead of PUBREC.
+   */
+  offerShared(msg: OutgoingMessage, qos: QoS, cursor: PartitionCursor, subIds: number[] | undefined, ackOnComplete = false): boolean {
     const conn = this.connection;
     if (!conn) return false;
-    return this.#send(conn, msg, qos, cursor, false, subIds);
+    return this.#send(conn, msg, qos, cursor, false, subIds, ackOnComplete);
   }
 
   /** Can take one more message at `qos` right now. */
@@ -237,7 +247,15 @@ export class Session implements DeliveryTarget {
     if (this.#direct.length > 0 || !this.#send(conn, msg, qos, null, retain, subIds)) this.#direct.push({ msg, qos, retain, subIds });
   }
 
-  #send(conn: SessionConnection, msg: OutgoingMessage, qos: QoS, cursor: PartitionCursor | null, retain: boolean, subIds: number[] | undefined): boolean {
+  #send(
+    conn: SessionConnection,
+    msg: OutgoingMessage,
+    qos: QoS,
+    cursor: PartitionCursor | null,
+    retain: boolean,
+    subIds: number[] | undefined,
+    ackOnComplete = false,
+  ): boolean {
     if (conn.congested()) {
       this.#block(conn, true);
       return false;
@@ -251,7 +269,7 @@ export class Session implements DeliveryTarget {
       return false;
     }
     const packetId = this.#allocatePacketId();
-    const entry: Inflight = { packetId, msg, qos, stage: "publish", cursor, retain, subIds };
+    const entry: Inflight = { packetId, msg, qos, stage: "publish", cursor, retain, subIds, ackOnComplete };
     if (!conn.sendPublish(msg, qos, packetId, retain, false, subIds)) return true; // too large for the client: dropped
     this.inflight.set(packetId, entry);
     cursor?.track(msg.offset);
@@ -319,7 +337,7 @@ export class Session implements DeliveryTarget {
   pubrec(packetId: number, failed: boolean): boolean {
     const entry = this.inflight.get(packetId);
     if (!entry || entry.qos !== 2) return false;
-    entry.cursor?.ack(entry.msg.offset);
+    if (!entry.ackOnComplete || failed) entry.cursor?.ack(entry.msg.offset);
     if (failed) {
       this.inflight.delete(packetId);
       this.#unblock();
@@ -333,6 +351,7 @@ export class Session implements DeliveryTarget {
     const entry = this.inflight.get(packetId);
     if (!entry || entry.stage !== "pubrel") return false;
     this.inflight.delete(packetId);
+    if (entry.ackOnComplete) entry.cursor?.ack(entry.msg.offset);
     this.#unblock();
     return true;
   }

@@ -18,6 +18,8 @@ export interface Subscription {
   id?: number;
   /** Share group name for `$share/<group>/<filter>`. */
   share?: string;
+  /** Consumer-group member id of a `$share` subscription (re-bound on reconnect and restart). */
+  memberId?: string;
 }
 
 export interface StoredSubscription {
@@ -27,6 +29,7 @@ export interface StoredSubscription {
   rap?: boolean;
   rh?: 0 | 1 | 2;
   id?: number;
+  memberId?: string;
 }
 
 export function toStored(s: Subscription): StoredSubscription {
@@ -35,6 +38,7 @@ export function toStored(s: Subscription): StoredSubscription {
   if (s.rap) out.rap = true;
   if (s.rh) out.rh = s.rh;
   if (s.id !== undefined) out.id = s.id;
+  if (s.memberId !== undefined) out.memberId = s.memberId;
   return out;
 }
 
@@ -48,5 +52,6 @@ export function makeSubscription(stored: StoredSubscription, inner: string, shar
     rh: stored.rh ?? 0,
     id: stored.id,
     share,
+    memberId: stored.memberId,
   };
 }
