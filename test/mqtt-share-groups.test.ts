@@ -1,0 +1,224 @@
+/**
+ * MQTT shared subscriptions as consumer groups (docs/mqtt.md, "Shared subscriptions"):
+ * MQTT.js members (v5 and v3.1.1) and SDK clients in one group over a real node; the
+ * group as an operator sees it over HTTP.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type TributaryClient } from "@tributary/client";
+import type { IClientOptions, MqttClient } from "mqtt";
+import type { GroupDescription, GroupListing } from "../server/src/groups/index.ts";
+import { describeGroup } from "./helpers/groups.ts";
+import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+
+let node: MqttTestNode;
+const mqttClients: MqttClient[] = [];
+const sdkClients: TributaryClient[] = [];
+const enc = new TextEncoder();
+
+beforeAll(async () => {
+  node = await startMqttTestNode({}, { defaultPartitions: 6 });
+});
+afterAll(async () => {
+  await Promise.all(mqttClients.map((c) => endClient(c, true)));
+  await Promise.all(sdkClients.map((c) => c.close()));
+  await node?.close();
+});
+
+async function device(clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const c = await connectClient(node.tcpUrl, { clientId, protocolVersion: 5, ...options });
+  mqttClients.push(c);
+  return c;
+}
+
+/** Kills the client's socket without DISCONNECT (an abrupt network loss). */
+function cutSocket(c: MqttClient): void {
+  (c.stream as unknown as { destroy(): void }).destroy();
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(25);
+  }
+}
+
+/**
+ * Produces records keyed by MQTT topics `<topic>/d<k>` (value `<topic>/d<k>:<seq>`, unique)
+ * straight into the log, remembering each value's (partition, offset).
+ */
+class DeviceFeed {
+  readonly where = new Map<string, { p: number; o: number }>();
+  readonly end = new Map<number, number>();
+  #seq = 0;
+  constructor(
+    readonly topic: string,
+    readonly keys: number,
+  ) {}
+
+  async produce(count: number): Promise<void> {
+    const records = Array.from({ length: count }, () => {
+      const n = this.#seq++;
+      const key = `${this.topic}/d${n % this.keys}`;
+      return { key, value: `${key}:${n}` };
+    });
+    const acks = await node.node.broker.produce(
+      this.topic,
+      records.map((r) => ({ key: enc.encode(r.key), value: enc.encode(r.value) })),
+    );
+    acks.forEach((a, i) => {
+      this.where.set(records[i]!.value, { p: a.partition, o: a.offset });
+      this.end.set(a.partition, Math.max(this.end.get(a.partition) ?? 0, a.offset + 1));
+    });
+  }
+
+  get produced(): number {
+    return this.#seq;
+  }
+}
+
+async function stableWith(group: string, members: number, each: number): Promise<GroupDescription> {
+  let d: GroupDescription | undefined;
+  await until(`group ${group} Stable with ${members} members of ${each} partitions`, async () => {
+    try {
+      d = await describeGroup(node.node, group);
+    } catch {
+      return false;
+    }
+    return d.state === "Stable" && d.members.length === members && d.members.every((m) => m.assignment.length === each);
+  });
+  return d!;
+}
+
+function partitionsOf(d: GroupDescription, clientId: string): number[] {
+  return d.members.find((m) => m.clientId === clientId)!.assignment.map((tp) => tp.partition);
+}
+
+describe("$share/<group>/<filter> is a consumer group", () => {
+  it("three MQTT members (v5 and v3.1.1) split six partitions two each, and each record goes to exactly one member, the owner of its partition", async () => {
+    await node.node.broker.createTopic("sh-split", { partitions: 6 });
+    const ids = ["split-v5-a", "split-v311", "split-v5-b"];
+    const members = await Promise.all(ids.map((id, i) => device(id, { protocolVersion: i === 1 ? 4 : 5 })));
+    const gots = members.map((m) => collect(m));
+    for (const m of members) await m.subscribeAsync("$share/split/sh-split/#", { qos: 1 });
+    const d = await stableWith("split", 3, 2);
+    expect(d.members.map((m) => m.clientId).sort()).toEqual([...ids].sort());
+
+    const feed = new DeviceFeed("sh-split", 24);
+    await feed.produce(600);
+    await until("600 records delivered", () => gots.reduce((n, g) => n + g.messages.length, 0) >= 600);
+    await sleep(300);
+
+    const seen = new Map<string, number>();
+    gots.forEach((g, i) => {
+      const owned = partitionsOf(d, ids[i]!);
+      expect(owned).toHaveLength(2);
+      const from = new Set<number>();
+      for (const m of g.messages) {
+        seen.set(m.payload, (seen.get(m.payload) ?? 0) + 1);
+        from.add(feed.where.get(m.payload)!.p);
+      }
+      expect([...from].sort()).toEqual(owned); // records of its own two partitions only
+    });
+    expect(seen.size).toBe(600);
+    expect([...seen.values()].every((n) => n === 1)).toBe(true); // once each while the group is stable
+  });
+
+  it("a member whose connection dies loses its partitions after its session timeout, and the new owners continue from its last commit with no record lost", async () => {
+    await node.node.broker.createTopic("sh-move", { partitions: 6 });
+    const ids = ["move-0", "move-1", "victim"];
+    const members = await Promise.all(
+      ids.map((id) => device(id, { clean: false, properties: { sessionExpiryInterval: 3 } })), // group session timeout = 3 s
+    );
+    const gots = members.map((m) => collect(m));
+    for (const m of members) await m.subscribeAsync("$share/move/sh-move/#", { qos: 1 });
+    const before = await stableWith("move", 3, 2);
+    const victimPartitions = partitionsOf(before, "victim");
+
+    const feed = new DeviceFeed("sh-move", 24);
+    let producing = true;
+    const stream = (async () => {
+      while (producing) {
+        await feed.produce(20);
+        await sleep(40);
+      }
+    })();
+    await until("the victim receives records", () => gots[2]!.messages.length > 50);
+    cutSocket(members[2]!);
+    const cutAt = Date.now();
+    // It acknowledges nothing more; its last acknowledged prefix is committed within a commit interval.
+    await sleep(1500);
+    const committedAtDeath = new Map((await describeGroup(node.node, "move")).partitions.map((p) => [p.partition, p.committedOffset]));
+    const after = await stableWith("move", 2, 3);
+    expect(Date.now() - cutAt).toBeGreaterThanOrEqual(2500); // not before the session timeout
+    expect(after.members.map((m) => m.clientId).sort()).toEqual(["move-0", "move-1"]);
+    await sleep(500);
+    producing = false;
+    await stream;
+
+    const total = feed.produced;
+    await until("every record delivered", () => new Set(gots.flatMap((g) => g.messages.map((m) => m.payload))).size >= total, 15_000);
+    for (const [value] of feed.where) expect(gots.some((g) => g.messages.some((m) => m.payload === value))).toBe(true);
+
+    for (const p of victimPartitions) {
+      // the survivors' first record of a moved partition is the victim's last committed offset
+      const survivorOffsets = gots
+        .slice(0, 2)
+        .flatMap((g) => g.messages)
+        .map((m) => feed.where.get(m.payload)!)
+        .filter((w) => w.p === p)
+        .map((w) => w.o);
+      expect(survivorOffsets.length).toBeGreaterThan(0);
+      expect(Math.min(...survivorOffsets)).toBe(committedAtDeath.get(p));
+    }
+  });
+
+  it("MQTT devices and an SDK client share one group: the SDK joins group `mixed` on the log topic of `$share/mixed/sh-mixed/#`", async () => {
+    await node.node.broker.createTopic("sh-mixed", { partitions: 6 });
+    const a = await device("mixed-mqtt-v5");
+    const b = await device("mixed-mqtt-v311", { protocolVersion: 4 });
+    const gotA = collect(a);
+    const gotB = collect(b);
+    await a.subscribeAsync("$share/mixed/sh-mixed/#", { qos: 1 });
+    await b.subscribeAsync("$share/mixed/sh-mixed/#", { qos: 2 });
+    const sdk = connect(node.sdkUrl, { clientId: "mixed-sdk", codec: "string", minReconnectDelay: 20, maxReconnectDelay: 200 });
+    sdkClients.push(sdk);
+    const sdkGot: Array<{ p: number; v: string }> = [];
+    sdk.subscribe<string>("sh-mixed", (m) => void sdkGot.push({ p: m.partition, v: m.value! }), { group: "mixed", autoCommitIntervalMs: 200 });
+
+    const d = await stableWith("mixed", 3, 2);
+    expect(d.members.map((m) => m.clientId).sort()).toEqual(["mixed-mqtt-v311", "mixed-mqtt-v5", "mixed-sdk"]);
+    expect(d.partitions.every((p) => p.owner !== null)).toBe(true);
+
+    const feed = new DeviceFeed("sh-mixed", 24);
+    await feed.produce(300);
+    const processed = (): Set<string> => new Set([...gotA.messages, ...gotB.messages].map((m) => m.payload).concat(sdkGot.map((r) => r.v)));
+    await until("every record processed", () => processed().size >= 300);
+    expect(processed().size).toBe(300);
+    expect(sdkGot.length).toBeGreaterThan(0);
+    expect(gotA.messages.length).toBeGreaterThan(0);
+    expect(gotB.messages.length).toBeGreaterThan(0);
+    expect(new Set(sdkGot.map((r) => r.p))).toEqual(new Set(partitionsOf(d, "mixed-sdk")));
+    const fromB = new Set(gotB.messages.map((m) => feed.where.get(m.payload)!.p));
+    expect(fromB).toEqual(new Set(partitionsOf(d, "mixed-mqtt-v311")));
+    expect(gotB.messages.every((m) => m.qos === 2)).toBe(true); // SDK-produced records go out at the subscription's QoS
+  });
+
+  it("the groups listing hides internal mqtt.session.* groups unless ?internal=true, and shows $share groups", async () => {
+    const persistent = await device("listing-persistent", { clean: false, properties: { sessionExpiryInterval: 60 } });
+    const got = collect(persistent);
+    await persistent.subscribeAsync("sh-listing/#", { qos: 1 });
+    const pub = await device("listing-pub");
+    await pub.publishAsync("sh-listing/x", "hello", { qos: 1 });
+    await got.waitFor(1);
+    const list = async (query: string): Promise<string[]> => {
+      const res = await fetch(`${node.node.url}/groups${query}`);
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { groups: GroupListing[] }).groups.map((g) => g.group);
+    };
+    await until("the session position is committed", async () => (await list("?internal=true")).includes("mqtt.session.listing-persistent"));
+    const visible = await list("");
+    expect(visible.some((g) => g.startsWith("mqtt.session."))).toBe(false);
+    expect(visible).toContain("split");
+  });
+});
