@@ -3,6 +3,9 @@
  * MQTT.js members (v5 and v3.1.1) and SDK clients in one group over a real node; the
  * group as an operator sees it over HTTP.
  */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type TributaryClient } from "@tributary/client";
 import type { IClientOptions, MqttClient } from "mqtt";
@@ -10,6 +13,7 @@ import type { GroupDescription, GroupListing } from "../server/src/groups/index.
 import { describeGroup } from "./helpers/groups.ts";
 import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
 
+const BIN = fileURLToPath(new URL("../server/bin/tributary.mjs", import.meta.url));
 let node: MqttTestNode;
 const mqttClients: MqttClient[] = [];
 const sdkClients: TributaryClient[] = [];
@@ -170,6 +174,11 @@ describe("$share/<group>/<filter> is a consumer group", () => {
         .map((w) => w.o);
       expect(survivorOffsets.length).toBeGreaterThan(0);
       expect(Math.min(...survivorOffsets)).toBe(committedAtDeath.get(p));
+      // and that commit is the victim's acknowledged progress, not where it started
+      const victimOffsets = gots[2]!.messages.map((m) => feed.where.get(m.payload)!).filter((w) => w.p === p).map((w) => w.o);
+      expect(victimOffsets.length).toBeGreaterThan(0);
+      expect(committedAtDeath.get(p)).toBeGreaterThan(Math.min(...victimOffsets));
+      expect(committedAtDeath.get(p)).toBeLessThanOrEqual(Math.max(...victimOffsets) + 1);
     }
   });
 
@@ -204,7 +213,7 @@ describe("$share/<group>/<filter> is a consumer group", () => {
     expect(gotB.messages.every((m) => m.qos === 2)).toBe(true); // SDK-produced records go out at the subscription's QoS
   });
 
-  it("the groups listing hides internal mqtt.session.* groups unless ?internal=true, and shows $share groups", async () => {
+  it("the groups listing (HTTP and CLI) hides internal mqtt.session.* groups unless asked for them, and shows $share groups", async () => {
     const persistent = await device("listing-persistent", { clean: false, properties: { sessionExpiryInterval: 60 } });
     const got = collect(persistent);
     await persistent.subscribeAsync("sh-listing/#", { qos: 1 });
@@ -220,5 +229,14 @@ describe("$share/<group>/<filter> is a consumer group", () => {
     const visible = await list("");
     expect(visible.some((g) => g.startsWith("mqtt.session."))).toBe(false);
     expect(visible).toContain("split");
+
+    const cli = async (...args: string[]): Promise<string[]> => {
+      const { stdout } = await promisify(execFile)(process.execPath, [BIN, "groups", "list", "--json", ...args, "--url", node.node.url]);
+      return (JSON.parse(stdout) as { groups: GroupListing[] }).groups.map((g) => g.group);
+    };
+    const [plain, internal] = await Promise.all([cli(), cli("--internal")]);
+    expect(plain.some((g) => g.startsWith("mqtt.session."))).toBe(false);
+    expect(plain).toContain("mixed");
+    expect(internal).toContain("mqtt.session.listing-persistent");
   });
 });
