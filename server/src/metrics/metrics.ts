@@ -46,11 +46,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly deliveredMessages = new Counter({
+  readonly #deliverySources: Array<{ gateway: GatewayLabel; read: () => number; last: number }> = [];
+
+  readonly deliveredMessages: Counter<"gateway"> = new Counter({
     name: "tributary_delivered_messages_total",
     help: "Messages sent to subscribers, by gateway.",
     labelNames: ["gateway"] as const,
     registers: [this.registry],
+    // Hot paths count into plain numbers (addDeliverySource); folded in at scrape time.
+    collect: () => {
+      for (const source of this.#deliverySources) {
+        const now = source.read();
+        if (now > source.last) this.deliveredMessages.inc({ gateway: source.gateway }, now - source.last);
+        source.last = now;
+      }
+    },
   });
 
   readonly protocolErrors = new Counter({
@@ -67,15 +77,30 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly subscriptions = new Gauge({
+  readonly #subscriptionSources: Array<{ gateway: GatewayLabel; read: () => number }> = [];
+
+  readonly subscriptions: Gauge<"gateway"> = new Gauge({
     name: "tributary_subscriptions",
     help: "Active subscriptions, by gateway.",
     labelNames: ["gateway"] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const source of this.#subscriptionSources) this.subscriptions.set({ gateway: source.gateway }, source.read());
+    },
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "tributary_" });
+  }
+
+  /** Counts deliveries of a gateway from a plain, ever-growing number (no cost per message). */
+  addDeliverySource(gateway: GatewayLabel, read: () => number): void {
+    this.#deliverySources.push({ gateway, read, last: 0 });
+  }
+
+  /** Reports a gateway's active subscriptions, counted at scrape time. */
+  addSubscriptionSource(gateway: GatewayLabel, read: () => number): void {
+    this.#subscriptionSources.push({ gateway, read });
   }
 
   /** Adds a gauge computed at scrape time (e.g. topics from the engine). */

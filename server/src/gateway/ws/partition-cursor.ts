@@ -103,6 +103,7 @@ export class PartitionCursor implements FeedMember {
         }
         conn.sendEncoded(pm.bytesFor(sub.id, conn.format));
         sub.credit--;
+        conn.stats.delivered++;
         this.nextOffset = pm.offset + 1;
       }
     });
@@ -118,6 +119,7 @@ export class PartitionCursor implements FeedMember {
   /** The feed publishes `batch` to our socket after every member took it: account for it now. */
   #tookNatively(batch: FeedBatch): boolean {
     this.sub.credit -= batch.length;
+    this.sub.conn.stats.delivered += batch.length;
     this.nextOffset = batch.endOffset;
     return true;
   }
@@ -184,6 +186,7 @@ export class PartitionCursor implements FeedMember {
           const frame = this.#messageFrame(record);
           conn.sendEncoded(encodeFrame(conn.format === "json" ? plainBytes(frame) : frame, conn.format));
           sub.credit--;
+          conn.stats.delivered++;
           this.nextOffset = record.offset + 1;
         }
       });

@@ -10,6 +10,14 @@ export interface SocketData {
   conn: WsConnection | null;
 }
 
+/** Gateway-wide counters the connections feed (read by the metrics at scrape time). */
+export interface WsGatewayStats {
+  delivered: number;
+  /** Error frames and error closes sent, by code. */
+  onError(code: ErrorCode): void;
+  onSlowConsumer(): void;
+}
+
 export interface ConnectionLimits {
   /** Pause delivery when the socket's send buffer passes this many bytes... */
   maxBufferedBytes: number;
@@ -55,8 +63,11 @@ export class WsConnection {
   /** Replies queued by `sendSoon`, written in one corked batch per event-loop turn (acks encoded then). */
   #outbox: (Uint8Array | string | AckFrame)[] = [];
 
-  constructor(ws: uWS.WebSocket<SocketData>, limits: ConnectionLimits, onGone: (conn: WsConnection) => void) {
+  readonly stats: WsGatewayStats;
+
+  constructor(ws: uWS.WebSocket<SocketData>, limits: ConnectionLimits, stats: WsGatewayStats, onGone: (conn: WsConnection) => void) {
     this.ws = ws;
+    this.stats = stats;
     this.format = ws.getUserData().format;
     this.isBinary = this.format === "cbor";
     this.#limits = limits;
@@ -158,6 +169,7 @@ export class WsConnection {
   }
 
   sendError(code: ErrorCode, message: string, ids: { id?: number; sub?: number } = {}): void {
+    this.stats.onError(code);
     const frame: ServerFrame = { op: "error", code, message };
     if (ids.id !== undefined) frame.id = ids.id;
     if (ids.sub !== undefined) frame.sub = ids.sub;
@@ -200,6 +212,7 @@ export class WsConnection {
   /** Sends `disconnect` and closes the socket with `closeCode`. */
   disconnect(code: ErrorCode, reason: string, reconnect: boolean, closeCode: number): void {
     if (!this.open) return;
+    if (code === "SLOW_CONSUMER") this.stats.onSlowConsumer();
     const frame = encodeFrame({ op: "disconnect", code, reason, reconnect }, this.format);
     this.ws.cork(() => {
       this.ws.send(frame, this.isBinary);

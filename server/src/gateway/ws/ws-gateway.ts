@@ -13,7 +13,7 @@ import type { Gateway, GatewayContext } from "../gateway-context.ts";
 import { dispatch, type HandlerContext } from "./handlers/index.ts";
 import { FeedRegistry } from "./partition-feed.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
-import { WsConnection, type SocketData } from "./ws-connection.ts";
+import { WsConnection, type SocketData, type WsGatewayStats } from "./ws-connection.ts";
 
 export interface WsGatewayOptions {
   /** Seconds without traffic before uWS closes the socket; it pings automatically before that. Default 60. */
@@ -58,6 +58,19 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
   const connections = new Set<WsConnection>();
   let closing = false;
   const connectionLimits = { maxBufferedBytes: limits.maxBufferedBytes, slowConsumerGraceMs: limits.slowConsumerGraceMs };
+  const metrics = ctx.broker.metrics;
+  const stats: WsGatewayStats = {
+    delivered: 0,
+    onError: (code) => metrics.protocolErrors.inc({ gateway: "ws", code }),
+    onSlowConsumer: () => metrics.slowConsumerDisconnects.inc({ gateway: "ws" }),
+  };
+  metrics.addDeliverySource("ws", () => stats.delivered);
+  metrics.connections.set({ gateway: "ws" }, 0);
+  metrics.addSubscriptionSource("ws", () => {
+    let n = 0;
+    for (const conn of connections) n += conn.subscriptions.size;
+    return n;
+  });
 
   app.ws<SocketData>(WS_PATH, {
     compression: uWS.DISABLED,
@@ -97,12 +110,14 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     },
 
     open(ws) {
-      const conn = new WsConnection(ws, connectionLimits, (c) => {
+      const conn = new WsConnection(ws, connectionLimits, stats, (c) => {
         connections.delete(c);
+        metrics.connections.dec({ gateway: "ws" });
         presenceHub.connectionGone(c);
       });
       ws.getUserData().conn = conn;
       connections.add(conn);
+      metrics.connections.inc({ gateway: "ws" });
       if (closing) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
     },
 
