@@ -1,7 +1,7 @@
 /**
  * The server side of `npm run bench -- ws`, run in its own process (so the loader and the
  * server each get a core):
- *   ws-server.ts tributary [file|memory]  → the Tributary WebSocket gateway on a log engine
+ *   ws-server.ts tributary                 → the Tributary WebSocket gateway on the FileLogEngine
  *   ws-server.ts bare                      → a bare uWebSockets.js pub/sub server, no log:
  *                                            every frame a client sends is published to all
  *                                            connections that did not send ?role=pub (the ceiling)
@@ -13,11 +13,9 @@ import path from "node:path";
 import uWS from "uWebSockets.js";
 import { SUBPROTOCOL_CBOR } from "@tributary/client/protocol";
 import { FileLogEngine } from "../../server/src/log/file/file-log-engine.ts";
-import type { LogEngine } from "../../server/src/log/log-engine.ts";
 import { startWsTestServer } from "../helpers/ws-harness.ts";
-import { WsMemoryEngine } from "../helpers/ws-memory-engine.ts";
 
-const [mode = "tributary", engineKind = "file"] = process.argv.slice(2);
+const [mode = "tributary"] = process.argv.slice(2);
 const cleanups: (() => Promise<void> | void)[] = [];
 
 if (mode === "bare") {
@@ -41,13 +39,9 @@ if (mode === "bare") {
   cleanups.push(() => uWS.us_listen_socket_close(socket));
   process.stdout.write(`listening ${uWS.us_socket_local_port(socket as unknown as uWS.us_socket)}\n`);
 } else {
-  let engine: LogEngine;
-  if (engineKind === "memory") engine = new WsMemoryEngine();
-  else {
-    const dataDir = mkdtempSync(path.join(tmpdir(), "tributary-bench-ws-"));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    engine = await FileLogEngine.open({ dataDir, fsync: "never", retentionCheckMs: 0 });
-  }
+  const dataDir = mkdtempSync(path.join(tmpdir(), "tributary-bench-ws-"));
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const engine = await FileLogEngine.open({ dataDir, fsync: "never", retentionCheckMs: 0 });
   const server = await startWsTestServer({ engine, limits: { maxCredit: 1_000_000, maxBufferedBytes: 8 << 20, slowConsumerGraceMs: 30_000 } });
   cleanups.unshift(() => server.close());
   process.stdout.write(`listening ${server.port}\n`);

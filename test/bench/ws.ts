@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--engine file|memory] [--rate 50000]`
+ * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000]`
  *
  * WebSocket fan-out, 1 publisher → N subscribers over loopback, 64-byte messages, measured
  * for the Tributary gateway (log engine underneath) and, in the same run and with the same
@@ -48,7 +48,7 @@ export async function run(args: string[]): Promise<void> {
   };
   const ns = opt("n", "1,100,1000").split(",").map(Number);
   const seconds = Number(opt("seconds", "4"));
-  const engine = opt("engine", "file");
+  const engine = "file";
   const rate = Number(opt("rate", "50000"));
 
   const rows: string[] = [];
