@@ -28,8 +28,8 @@ afterAll(async () => {
   await node?.close();
 });
 
-async function device(clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connectClient(node.tcpUrl, { clientId, protocolVersion: 5, ...options });
+async function device(clientId: string, options: IClientOptions = {}, before?: (c: MqttClient) => void): Promise<MqttClient> {
+  const c = await connectClient(node.tcpUrl, { clientId, protocolVersion: 5, ...options }, before);
   mqttClients.push(c);
   return c;
 }
@@ -180,6 +180,32 @@ describe("$share/<group>/<filter> is a consumer group", () => {
       expect(committedAtDeath.get(p)).toBeGreaterThan(Math.min(...victimOffsets));
       expect(committedAtDeath.get(p)).toBeLessThanOrEqual(Math.max(...victimOffsets) + 1);
     }
+  });
+
+  it("a persistent session that reconnects within its session timeout stays the same member with the same partitions (no rebalance) and gets what was published meanwhile", async () => {
+    await node.node.broker.createTopic("sh-resume", { partitions: 6 });
+    const opts = { clean: false, properties: { sessionExpiryInterval: 10 } };
+    const other = await device("resume-other");
+    const gotOther = collect(other);
+    await other.subscribeAsync("$share/resume/sh-resume/#", { qos: 1 });
+    const first = await device("resume-me", opts);
+    await first.subscribeAsync("$share/resume/sh-resume/#", { qos: 1 });
+    const before = await stableWith("resume", 2, 3);
+    const me = before.members.find((m) => m.clientId === "resume-me")!;
+    cutSocket(first);
+    await sleep(300);
+    const feed = new DeviceFeed("sh-resume", 24);
+    await feed.produce(120); // while it is away: its partitions wait for it
+    let gotAgain!: ReturnType<typeof collect>;
+    await device("resume-me", opts, (c) => (gotAgain = collect(c))); // delivery starts right after CONNACK
+    const mine = new Set(me.assignment.map((tp) => tp.partition));
+    const expected = [...feed.where].filter(([, w]) => mine.has(w.p)).map(([v]) => v);
+    await until("the records of its partitions", () => gotAgain.messages.length >= expected.length);
+    expect(gotAgain.messages.map((m) => m.payload).sort()).toEqual(expected.sort());
+    expect(gotOther.messages.some((m) => mine.has(feed.where.get(m.payload)!.p))).toBe(false);
+    const after = await describeGroup(node.node, "resume");
+    expect(after.generation).toBe(before.generation);
+    expect(after.members.find((m) => m.clientId === "resume-me")).toMatchObject({ memberId: me.memberId, assignment: me.assignment });
   });
 
   it("MQTT devices and an SDK client share one group: the SDK joins group `mixed` on the log topic of `$share/mixed/sh-mixed/#`", async () => {
