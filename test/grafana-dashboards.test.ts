@@ -113,5 +113,7 @@ describe("grafana dashboards", () => {
     }
     expect(exposition).toMatch(/tributary_delivered_messages_total\{gateway="ws"\} [1-9]/);
     expect(exposition).toMatch(/tributary_produced_records_total\{acks="1"\} [3-9]/);
+    expect(exposition).toMatch(/tributary_connections\{gateway="mqtt"\} 1/);
+    expect(exposition).toMatch(/tributary_connections\{gateway="ws"\} 1/);
   });
 });

@@ -65,7 +65,7 @@ export class Metrics {
 
   readonly protocolErrors = new Counter({
     name: "tributary_protocol_errors_total",
-    help: "Error replies and error closes sent to clients, by gateway and code.",
+    help: "Error replies and error closes sent to clients, by gateway and code (error code for ws, MQTT reason code 0xNN for mqtt).",
     labelNames: ["gateway", "code"] as const,
     registers: [this.registry],
   });

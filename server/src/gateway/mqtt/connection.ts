@@ -178,7 +178,9 @@ export class MqttConnection implements SessionConnection {
   sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {
     if (this.closed) return true;
     try {
-      return this.#sendPublish(msg, qos, packetId, retain, dup, subIds);
+      const sent = this.#sendPublish(msg, qos, packetId, retain, dup, subIds);
+      if (sent) this.core.delivered++;
+      return sent;
     } catch (err) {
       // A record MQTT cannot carry (e.g. properties mqtt-packet refuses): skipped for this client.
       this.core.log.warn("mqtt.deliver.unencodable", { client: this.clientId, topic: msg.topic, offset: msg.offset, error: String(err) });
@@ -282,6 +284,7 @@ export class MqttConnection implements SessionConnection {
   fail(err: unknown): void {
     if (this.closed) return;
     const reasonCode = err instanceof MqttProtocolError ? err.reasonCode : RC.UNSPECIFIED_ERROR;
+    this.core.broker.metrics.protocolErrors.inc({ gateway: this.transport.kind === "ws" ? "mqtt-ws" : "mqtt", code: `0x${reasonCode.toString(16).padStart(2, "0")}` });
     const message = err instanceof Error ? err.message : String(err);
     if (err instanceof MqttProtocolError || isTributaryError(err)) this.core.log.debug("mqtt.connection.rejected", { client: this.clientId, remote: this.transport.remoteAddress, reasonCode, error: message });
     else this.core.log.warn("mqtt.connection.error", { client: this.clientId, remote: this.transport.remoteAddress, error: message });

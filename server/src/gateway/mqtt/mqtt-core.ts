@@ -32,6 +32,8 @@ export class MqttCore {
   readonly retained: RetainedStore;
   readonly sessions: SessionManager;
   readonly connections = new Set<MqttConnection>();
+  /** PUBLISH packets sent to subscribers (read by the metrics at scrape time). */
+  delivered = 0;
   /** Connection currently owning each client id. */
   readonly byClientId = new Map<string, MqttConnection>();
   closing = false;
@@ -51,6 +53,15 @@ export class MqttCore {
     const deps = { broker: this.broker, registry: this.registry, log: this.log };
     const shareGroups = ctx.groups ? { coordinator: ctx.groups, nodeId: ctx.nodeId } : null; // `$share` = consumer groups (docs/mqtt.md)
     this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will), shareGroups);
+    const metrics = this.broker.metrics;
+    metrics.addDeliverySource("mqtt", () => this.delivered);
+    metrics.addSubscriptionSource("mqtt", () => {
+      let n = 0;
+      for (const conn of this.connections) n += conn.session?.subs.size ?? 0;
+      return n;
+    });
+    metrics.connections.set({ gateway: "mqtt" }, 0);
+    metrics.connections.set({ gateway: "mqtt-ws" }, 0);
     this.#keepAliveTimer = setInterval(() => this.#sweepKeepAlive(), 500);
     this.#keepAliveTimer.unref();
   }
@@ -65,12 +76,14 @@ export class MqttCore {
   open(transport: MqttTransport): MqttConnection {
     const conn = new MqttConnection(this, transport);
     this.connections.add(conn);
+    this.broker.metrics.connections.inc({ gateway: gatewayLabel(transport) });
     if (this.closing) conn.close("gateway-closing");
     return conn;
   }
 
   connectionClosed(conn: MqttConnection, why: string): void {
     this.connections.delete(conn);
+    this.broker.metrics.connections.dec({ gateway: gatewayLabel(conn.transport) });
     this.log.debug("mqtt.connection.closed", { client: conn.clientId, why });
     const session = conn.session;
     if (!session) return;
@@ -118,4 +131,8 @@ export class MqttCore {
     this.directory.close();
     this.registry.closeAll();
   }
+}
+
+function gatewayLabel(transport: MqttTransport): "mqtt" | "mqtt-ws" {
+  return transport.kind === "ws" ? "mqtt-ws" : "mqtt";
 }
