@@ -9,6 +9,8 @@
  *   no gap, no duplicate (see subscription.ts).
  * - Publishes carry (producerId, seq); unacknowledged ones are re-sent with the same seq
  *   after a reconnect, so the server writes each at most once (see publish-queue.ts).
+ *   Publishes failing with a retriable code are retried the same way until their deadline
+ *   (`publishTimeoutMs`; see publish-retry.ts).
  */
 import { ERROR_CODES, isErrorCode, type ErrorCode } from "../codes.ts";
 import { FEATURES, PROTOCOL_VERSION, type ClientFrame, type MessagesFrame, type PresenceResultFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
@@ -16,7 +18,8 @@ import { backoff } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
 import { TributaryClientError } from "./errors.ts";
 import { Presence, type PresenceHost } from "./presence.ts";
-import { PublishQueue } from "./publish-queue.ts";
+import { PublishQueue, type PendingPublish } from "./publish-queue.ts";
+import { PublishRetry } from "./publish-retry.ts";
 import { State } from "./state.ts";
 import { Subscription, type MessageHandler, type SubscriptionHost } from "./subscription.ts";
 import { Transport, endpointUrl, webSocketImpl, type WebSocketConstructor } from "./transport.ts";
@@ -31,6 +34,9 @@ const DEFAULTS = {
   connectTimeout: 10_000,
   pingInterval: 25_000,
   pongTimeout: 10_000,
+  publishTimeoutMs: 30_000,
+  minPublishRetryDelay: 50,
+  maxPublishRetryDelay: 1000,
 };
 
 const FALLBACK_CREDIT = 1000;
@@ -58,6 +64,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
   readonly #format: WireFormat;
   readonly #codec: ValueCodec<any>;
   readonly #queue: PublishQueue;
+  readonly #retry: PublishRetry;
   readonly #subs = new Map<number, Subscription<any>>();
   /** Feed id → the subscription its `messages` belong to on this connection (`attach` / `detach`). */
   readonly #feeds = new Map<number, Subscription<any>>();
@@ -90,6 +97,11 @@ export class TributaryClient extends Emitter<ClientEvents> {
     this.#format = options.format ?? "cbor";
     this.#codec = resolveCodec(options.codec);
     this.#queue = new PublishQueue(this.#options.maxQueuedPublishes, this.#options.maxInflightPublishes);
+    this.#retry = new PublishRetry(
+      this.#queue,
+      { minDelay: this.#options.minPublishRetryDelay, maxDelay: this.#options.maxPublishRetryDelay, ...(this.#options.random ? { random: this.#options.random } : {}) },
+      () => this.#flushPublishes(),
+    );
     this.#host = {
       sendCredit: (sub, credit) => {
         if (this.#state === State.Connected) this.#send({ op: "credit", sub, credit });
@@ -149,7 +161,9 @@ export class TributaryClient extends Emitter<ClientEvents> {
   /**
    * Appends `value` (encoded by the codec) to `topic`. Resolves with where it landed once
    * the server acknowledged it (with `acks: 0`, once sent). While disconnected the publish
-   * waits in a bounded queue; a full queue rejects with QUEUE_FULL.
+   * waits in a bounded queue; a full queue rejects with QUEUE_FULL. A publish the server
+   * fails with a retriable code is re-sent (same seq: written at most once) with backoff
+   * until `publishTimeoutMs` after this call, then rejects with the last error.
    */
   publish(topic: string, value: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     if (this.#state === State.Closed) return Promise.reject(new TributaryClientError("UNAVAILABLE", "the client is closed", { topic }));
@@ -159,9 +173,14 @@ export class TributaryClient extends Emitter<ClientEvents> {
     } catch (cause) {
       return Promise.reject(new TributaryClientError("BAD_REQUEST", `value cannot be encoded with the ${this.#codec.name} codec`, { topic }, { cause }));
     }
+    const timeoutMs = options.timeoutMs ?? this.#options.publishTimeoutMs;
     return new Promise<PublishResult>((resolve, reject) => {
+      let entry: PendingPublish | undefined;
+      const settled = () => {
+        if (entry?.deadlineTimer) clearTimeout(entry.deadlineTimer);
+      };
       try {
-        this.#queue.add(
+        entry = this.#queue.add(
           {
             op: "publish",
             topic,
@@ -172,8 +191,15 @@ export class TributaryClient extends Emitter<ClientEvents> {
             ...(options.acks !== undefined ? { acks: options.acks } : {}),
             producerId: this.producerId,
           },
-          resolve,
-          reject,
+          (result) => {
+            settled();
+            resolve(result);
+          },
+          (err) => {
+            settled();
+            reject(err);
+          },
+          Date.now() + timeoutMs,
         );
       } catch (err) {
         reject(err);
@@ -348,6 +374,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     this.#stopPing();
+    this.#retry.close();
     const transport = this.#transport;
     this.#transport = undefined;
     transport?.close(1000, "client closed");
@@ -432,6 +459,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
         const entry = this.#queue.settle(frame.id);
         if (entry) {
           entry.resolve({ partition: frame.partition, offset: frame.offset });
+          this.#retry.succeeded();
           this.#flushPublishes();
         } else this.#requests.get(frame.id)?.resolve(frame);
         return;
@@ -446,7 +474,10 @@ export class TributaryClient extends Emitter<ClientEvents> {
             settled = true;
           } else this.#requests.get(id)?.resolve({ op: "ack", id, partition, offset });
         }
-        if (settled) this.#flushPublishes();
+        if (settled) {
+          this.#retry.succeeded();
+          this.#flushPublishes();
+        }
         return;
       }
       case "subscribed":
@@ -502,7 +533,9 @@ export class TributaryClient extends Emitter<ClientEvents> {
     if (id !== undefined) {
       const publish = this.#queue.settle(id);
       if (publish) {
-        publish.reject(errorFromFrame(code, message, { topic: publish.frame.topic }));
+        const err = errorFromFrame(code, message, { topic: publish.frame.topic, seq: publish.seq });
+        if (this.#state === State.Closed) publish.reject(err);
+        else this.#retry.failed(publish, err);
         this.#flushPublishes();
         return;
       }
@@ -561,7 +594,8 @@ export class TributaryClient extends Emitter<ClientEvents> {
   }
 
   #flushPublishes(): void {
-    if (this.#state !== State.Connected) return;
+    // Paused: a failed publish waits for its retry at the head of the queue; nothing may overtake it.
+    if (this.#state !== State.Connected || this.#retry.paused) return;
     for (;;) {
       const batch = this.#queue.takeSendable();
       if (batch.length === 0) return;

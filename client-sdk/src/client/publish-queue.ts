@@ -6,6 +6,10 @@
  * its ack may have been lost) writes it at most once. Order: publishes are sent in seq
  * order, and in-flight ones go back to the front, still in seq order, when the connection
  * drops. Bounds: at most `maxQueued` waiting to be sent, `maxInflight` sent and unacked.
+ *
+ * Retries: a publish that failed with a retriable code goes back into the queue at its seq
+ * position (`retry`), to be re-sent with the same seq; the client decides when (backoff) and
+ * until when (its deadline).
  */
 import type { PublishFrame } from "../protocol/index.ts";
 import { TributaryClientError } from "./errors.ts";
@@ -14,6 +18,14 @@ import type { PublishResult } from "./types.ts";
 export interface PendingPublish {
   seq: number;
   frame: Omit<PublishFrame, "id">;
+  /** When (ms since the epoch) retrying stops: a retriable failure after it rejects. */
+  deadline: number;
+  /** Failed attempts so far (retriable errors from the server). */
+  failures: number;
+  /** The last retriable error, rejected with once the deadline passes. */
+  lastError?: TributaryClientError;
+  /** Rejects the publish at its deadline while it waits for a retry. */
+  deadlineTimer?: ReturnType<typeof setTimeout>;
   resolve(result: PublishResult): void;
   reject(err: TributaryClientError): void;
 }
@@ -44,7 +56,7 @@ export class PublishQueue {
    * Accepts a publish (assigning its seq) or throws QUEUE_FULL when `maxQueued` publishes
    * already wait. Returns the pending entry (its promise is the caller's).
    */
-  add(frame: Omit<PublishFrame, "id" | "seq">, resolve: PendingPublish["resolve"], reject: PendingPublish["reject"]): PendingPublish {
+  add(frame: Omit<PublishFrame, "id" | "seq">, resolve: PendingPublish["resolve"], reject: PendingPublish["reject"], deadline = Infinity): PendingPublish {
     if (this.#queued.length >= this.maxQueued) {
       throw new TributaryClientError("QUEUE_FULL", `publish queue is full (${this.maxQueued} publishes wait for the connection; maxQueuedPublishes)`, {
         topic: frame.topic,
@@ -52,7 +64,7 @@ export class PublishQueue {
       });
     }
     const seq = this.#nextSeq++;
-    const entry: PendingPublish = { seq, frame: { ...frame, seq }, resolve, reject };
+    const entry: PendingPublish = { seq, frame: { ...frame, seq }, deadline, failures: 0, resolve, reject };
     this.#queued.push(entry);
     return entry;
   }
@@ -82,6 +94,21 @@ export class PublishQueue {
     const back = [...this.#inflight.values()].sort((a, b) => a.seq - b.seq);
     this.#inflight.clear();
     this.#queued = [...back, ...this.#queued];
+  }
+
+  /** Puts a publish that failed (and is no longer in flight) back at its seq position, to be re-sent first. */
+  retry(entry: PendingPublish): void {
+    let i = 0;
+    while (i < this.#queued.length && this.#queued[i]!.seq < entry.seq) i++;
+    this.#queued.splice(i, 0, entry);
+  }
+
+  /** Removes a publish waiting to be (re-)sent; false when it is in flight or gone. */
+  remove(entry: PendingPublish): boolean {
+    const i = this.#queued.indexOf(entry);
+    if (i < 0) return false;
+    this.#queued.splice(i, 1);
+    return true;
   }
 
   /** Rejects everything (client closed). */

@@ -31,6 +31,16 @@ export interface ClientOptions {
   pingInterval?: number;
   /** A connection with no frame for pingInterval + pongTimeout ms is dropped and reopened (default 10 000). */
   pongTimeout?: number;
+  /**
+   * How long (ms from the `publish()` call) a publish that fails with a retriable code is
+   * retried before it rejects with the last error (default 30 000). `publish(..., { timeoutMs })`
+   * overrides it per call. A publish that only waits for a connection is not timed out.
+   */
+  publishTimeoutMs?: number;
+  /** Smallest ceiling of the full-jitter delay before retrying failed publishes, ms (default 50). */
+  minPublishRetryDelay?: number;
+  /** Largest delay before retrying failed publishes, ms (default 1000). */
+  maxPublishRetryDelay?: number;
   /** Reconnect after a lost connection (default true). */
   reconnect?: boolean;
   /** Random source for the backoff jitter (tests). */
@@ -48,6 +58,8 @@ export interface PublishOptions {
   partition?: number;
   /** 0: no acknowledgement; 1: in the node's log (default); "all": durable (fsynced). */
   acks?: 0 | 1 | "all";
+  /** Retry deadline for this publish, ms from the call (overrides the client's `publishTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 /** Where a publish landed. With `acks: 0` both are -1 (the server does not say). */
