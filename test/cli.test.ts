@@ -294,13 +294,22 @@ describe("tributary produce / consume", () => {
 
   it("stops following on SIGINT with exit 0", async () => {
     expect((await run(["topics", "create", "quiet", "--url", url])).code).toBe(0);
-    const consumer = spawnCli(["consume", "quiet", "--url", url]);
+    expect((await run(["produce", "quiet", "--url", url], { input: "only-one\n" })).code).toBe(0);
+    const consumer = spawnCli(["consume", "quiet", "--from", "earliest", "--url", url]);
     const done = collect(consumer);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Printing the record proves it is following (its SIGINT handler is installed), however slow the machine.
+    await new Promise<void>((resolve) => {
+      let out = "";
+      consumer.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("only-one")) resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 200));
     consumer.kill("SIGINT");
     const result = await done;
     expect(result.code).toBe(0);
-    expect(result.stderr).toContain("consumed 0 records");
+    expect(result.stderr).toContain("consumed 1 record from quiet");
   });
 
   it("exits 3 when consuming an unknown topic or partition, 2 for an offset out of range", async () => {

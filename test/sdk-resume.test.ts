@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, State, TributaryClientError, type ClientOptions, type Message, type TributaryClient } from "@tributary/client";
-import { startSdkTestNode, until, type SdkTestNode } from "./helpers/sdk-node.ts";
-import { startTcpProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
+import { startSdkTestNode, until } from "./helpers/sdk-node.ts";
+import { startTcpProxy } from "./helpers/tcp-proxy.ts";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

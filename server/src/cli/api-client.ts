@@ -6,6 +6,8 @@
 import { TributaryError, isTributaryError } from "../errors.ts";
 import { isErrorCode } from "@tributary/client/codes";
 import type { ClusterStatus } from "../cluster/node-registry.ts";
+import type { GroupDescription, GroupListing, ResetOffsetsResult } from "../groups/group-coordinator.ts";
+import type { ResetTarget } from "../groups/offsets.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
@@ -93,6 +95,18 @@ export class ApiClient {
 
   clusterStatus(): Promise<ClusterStatus> {
     return this.#call("GET", "/cluster");
+  }
+
+  listGroups(internal = false): Promise<{ groups: GroupListing[] }> {
+    return this.#call("GET", internal ? "/groups?internal=true" : "/groups");
+  }
+
+  describeGroup(group: string): Promise<GroupDescription> {
+    return this.#call("GET", `/groups/${encodeURIComponent(group)}`);
+  }
+
+  resetGroupOffsets(group: string, body: { topic: string; to: ResetTarget; partitions?: number[] }): Promise<ResetOffsetsResult> {
+    return this.#call("POST", `/groups/${encodeURIComponent(group)}/reset-offsets`, body);
   }
 
   async #call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {

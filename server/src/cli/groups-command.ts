@@ -8,10 +8,9 @@
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { TributaryError } from "../errors.ts";
-import { isErrorCode } from "@tributary/client/codes";
-import type { GroupDescription, GroupListing, ResetOffsetsResult } from "../groups/group-coordinator.ts";
+import type { GroupDescription } from "../groups/group-coordinator.ts";
 import type { ResetTarget } from "../groups/offsets.ts";
-import { parseServerUrl } from "./api-client.ts";
+import { ApiClient, parseServerUrl } from "./api-client.ts";
 import { addUrlOption } from "./client-options.ts";
 
 /** `earliest`, `latest`, an offset (integer), an ISO-8601 time, or `@<epoch ms>`. */
@@ -25,32 +24,6 @@ export function resetTargetArg(raw: string): ResetTarget {
     if (Number.isFinite(ms)) return { timestamp: ms };
   }
   throw new InvalidArgumentError(`expected earliest, latest, an offset (e.g. 42), an ISO time (e.g. 2024-05-01T12:00:00Z) or @<epoch ms>; got "${raw}"`);
-}
-
-async function call<T>(baseUrl: string, method: string, path: string, body?: unknown): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(baseUrl + path, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new TributaryError("UNAVAILABLE", `cannot reach the Tributary server at ${baseUrl}; is it running? Use --url or TRIBUTARY_URL to point elsewhere`, { url: baseUrl }, { cause: err });
-  }
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text === "" ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (!response.ok) {
-    const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    if (error && isErrorCode(error.code)) throw new TributaryError(error.code, String(error.message), { status: response.status });
-    throw new TributaryError("INTERNAL", `the server answered ${method} ${path} with HTTP ${response.status}`, { status: response.status });
-  }
-  return json as T;
 }
 
 function table(rows: string[][]): string {
@@ -81,7 +54,7 @@ export function registerGroupsCommand(program: Command): void {
       .option("--internal", "also list internal groups (persistent MQTT session positions, mqtt.session.<clientId>)"),
   ).action(
     async (o: { json?: boolean; internal?: boolean; url: string }) => {
-      const { groups: list } = await call<{ groups: GroupListing[] }>(parseServerUrl(o.url), "GET", o.internal ? "/groups?internal=true" : "/groups");
+      const { groups: list } = await new ApiClient(parseServerUrl(o.url)).listGroups(Boolean(o.internal));
       if (o.json) process.stdout.write(JSON.stringify({ groups: list }) + "\n");
       else if (list.length > 0) process.stdout.write(table([["GROUP", "STATE", "GENERATION", "MEMBERS"], ...list.map((g) => [g.group, g.state, String(g.generation), String(g.members)])]));
     },
@@ -90,7 +63,7 @@ export function registerGroupsCommand(program: Command): void {
   addUrlOption(
     groups.command("describe <group>").description("Show a group's state, members with their partitions, and committed offset, end offset and lag per partition.").option("--json", "print the description as JSON"),
   ).action(async (group: string, o: { json?: boolean; url: string }) => {
-    const d = await call<GroupDescription>(parseServerUrl(o.url), "GET", `/groups/${encodeURIComponent(group)}`);
+    const d = await new ApiClient(parseServerUrl(o.url)).describeGroup(group);
     process.stdout.write(o.json ? JSON.stringify(d) + "\n" : printDescription(d));
   });
 
@@ -110,7 +83,7 @@ export function registerGroupsCommand(program: Command): void {
         return Number(raw);
       });
     }
-    const result = await call<ResetOffsetsResult>(parseServerUrl(o.url), "POST", `/groups/${encodeURIComponent(group)}/reset-offsets`, { topic: o.topic, to: o.to, partitions });
+    const result = await new ApiClient(parseServerUrl(o.url)).resetGroupOffsets(group, { topic: o.topic, to: o.to, partitions });
     if (o.json) {
       process.stdout.write(JSON.stringify(result) + "\n");
       return;
