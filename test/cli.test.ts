@@ -285,11 +285,20 @@ describe("tributary produce / consume", () => {
     await run(["produce", "live", "--url", url], { input: "old\n" });
     const consumer = spawnCli(["consume", "live", "--max", "2", "--url", url]);
     const done = collect(consumer);
-    await new Promise((r) => setTimeout(r, 1500)); // let it reach the live edge
-    await run(["produce", "live", "--url", url], { input: "new1\nnew2\nnew3\n" });
+    // Keep producing until it has two: however long it takes to reach the live edge, it
+    // must print two consecutive new records and never the old one.
+    let exited = false;
+    void done.then(() => (exited = true));
+    for (let i = 1; !exited && i < 100; i++) {
+      await run(["produce", "live", "--url", url], { input: `new${i}\n` });
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const result = await done;
     expect(result.code).toBe(0);
-    expect(result.stdout).toBe("new1\nnew2\n");
+    const lines = result.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    const [a, b] = lines.map((l) => Number(/^new(\d+)$/.exec(l)?.[1]));
+    expect(b).toBe(a! + 1);
   });
 
   it("stops following on SIGINT with exit 0", async () => {
