@@ -60,7 +60,7 @@ export class WsConnection {
   #publishedSince = 0;
   #slowTimer: NodeJS.Timeout | null = null;
   #writableWaiters: (() => void)[] = [];
-  /** Replies queued by `sendSoon`, written in one corked batch per event-loop turn (acks encoded then). */
+  /** Replies queued by `sendSoon`, written in one corked batch once the current microtasks ran (acks encoded then). */
   #outbox: (Uint8Array | string | AckFrame)[] = [];
 
   readonly stats: WsGatewayStats;
@@ -256,8 +256,14 @@ export class WsConnection {
 
 const flushQueue = new Set<WsConnection>();
 
+/**
+ * Flushes in a microtask, not the next event-loop turn: the publishes one engine append
+ * completed resolve together (their ack callbacks are queued before this one runs), so
+ * they still share one frame and one syscall, and the acks leave in the same turn as the
+ * append instead of costing another loop iteration.
+ */
 function scheduleFlush(conn: WsConnection): void {
-  if (flushQueue.size === 0) setImmediate(flushAll);
+  if (flushQueue.size === 0) queueMicrotask(flushAll);
   flushQueue.add(conn);
 }
 
