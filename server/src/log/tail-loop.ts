@@ -40,6 +40,11 @@ export interface TailRetry {
 
 export interface TailSource {
   read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]>;
+  /**
+   * The same read, synchronous, for an engine whose reads never wait (the file engine):
+   * the loop then reads without a promise per batch. Only used by tails without `retry`.
+   */
+  readNow?(topic: string, partition: number, offset: number, options?: ReadOptions): LogRecord[];
   epoch(topic: string, partition: number): Promise<string>;
 }
 
@@ -101,17 +106,20 @@ export function startTailLoop(
     const epoch = await attempt(() => source.epoch(topic, partition));
     if (epoch === undefined) return;
     const where = { topic, partition, epoch };
+    const readNow = retry === undefined ? source.readNow : undefined;
+    const sleep = (resolve: () => void) => (wake = resolve);
     while (!closed) {
       if (!dirty) {
-        await new Promise<void>((resolve) => (wake = resolve));
+        await new Promise<void>(sleep);
         continue;
       }
       dirty = false;
-      const records = await attempt(() => source.read(topic, partition, position, options));
+      const records = readNow !== undefined ? readNow.call(source, topic, partition, position, options) : await attempt(() => source.read(topic, partition, position, options));
       if (closed || records === undefined) return;
       if (records.length === 0) continue;
       dirty = true; // there may be more right behind this batch
-      await handler.onRecords(records, where);
+      const handled = handler.onRecords(records, where);
+      if (handled !== undefined) await handled;
       position = records[records.length - 1]!.offset + 1;
     }
   };

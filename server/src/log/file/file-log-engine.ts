@@ -312,6 +312,11 @@ export class FileLogEngine implements LogEngine {
   }
 
   async read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]> {
+    return this.#read(topic, partition, offset, options);
+  }
+
+  /** `read`, synchronously (file reads never wait for anything): tails use it directly. */
+  #read(topic: string, partition: number, offset: number, options?: ReadOptions): LogRecord[] {
     const log = this.#partition(topic, partition);
     const maxRecords = options?.maxRecords ?? 500;
     const maxBytes = options?.maxBytes ?? Infinity;
@@ -336,6 +341,7 @@ export class FileLogEngine implements LogEngine {
   tail(topic: string, partition: number, fromOffset: number, handler: TailHandler): Tail {
     const source = {
       read: (t: string, p: number, offset: number, options?: ReadOptions) => this.read(t, p, offset, options),
+      readNow: (t: string, p: number, offset: number, options?: ReadOptions) => this.#read(t, p, offset, options),
       epoch: async (t: string, p: number) => this.#partition(t, p).epoch,
     };
     return startTailLoop(source, this.#notifier, topic, partition, fromOffset, handler);
