@@ -22,17 +22,17 @@ export function handlePublish(ctx: HandlerContext, conn: WsConnection, frame: Pu
   conn.pendingPublishes++;
   const acks = frame.acks ?? 1;
   const record = { key: frame.key ?? null, value: frame.value, headers: frame.headers, partition: frame.partition };
-  ctx.broker
-    .produce(frame.topic, [record], { acks, producerId: frame.producerId, sequence: frame.seq })
-    .then(
-      ([result]) => {
-        if (acks !== 0) conn.sendSoon({ op: "ack", id: frame.id, partition: result!.partition, offset: result!.offset });
-      },
-      (err: unknown) => {
-        const e = toTributaryError(err);
-        if (e.code === "INTERNAL") ctx.log.error("ws.publish.failed", { topic: frame.topic, error: e.message });
-        conn.sendSoon({ op: "error", id: frame.id, code: e.code, message: e.message });
-      },
-    )
-    .finally(() => conn.pendingPublishes--);
+  // Both callbacks release the pending slot first (no `.finally`: one promise less per publish).
+  ctx.broker.produce(frame.topic, [record], { acks, producerId: frame.producerId, sequence: frame.seq }).then(
+    ([result]) => {
+      conn.pendingPublishes--;
+      if (acks !== 0) conn.sendSoon({ op: "ack", id: frame.id, partition: result!.partition, offset: result!.offset });
+    },
+    (err: unknown) => {
+      conn.pendingPublishes--;
+      const e = toTributaryError(err);
+      if (e.code === "INTERNAL") ctx.log.error("ws.publish.failed", { topic: frame.topic, error: e.message });
+      conn.sendSoon({ op: "error", id: frame.id, code: e.code, message: e.message });
+    },
+  );
 }
