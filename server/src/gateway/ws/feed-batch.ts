@@ -1,5 +1,6 @@
 import { encodeFrame, type BatchRecord, type MessagesFrame, type WireFormat } from "@tributary/client/protocol";
 import type { LogRecord } from "../../log/log-engine.ts";
+import { encodeMessagesCbor } from "./messages-encoder.ts";
 import { plainBytes, PreparedMessage } from "./prepared-message.ts";
 
 /** Most bytes (estimated) of one feed `messages` frame; a larger batch is split into several. */
@@ -61,30 +62,42 @@ export class FeedBatch {
   #encode(format: WireFormat): Uint8Array[] {
     const out: Uint8Array[] = [];
     let total = 0;
-    let chunk: BatchRecord[] = [];
-    let estimate = 0;
-    const flush = () => {
-      const frame: MessagesFrame = { op: "messages", feed: this.#feedId, topic: this.#topic, partition: this.#partition, records: chunk };
-      const encoded = encodeFrame(frame, format);
-      const bytes = typeof encoded === "string" ? Buffer.from(encoded) : encoded;
+    const records = this.#records;
+    const emit = (from: number, to: number) => {
+      const bytes = (format === "cbor" && encodeMessagesCbor(this.#feedId, this.#topic, this.#partition, records, from, to)) || this.#encodeGeneric(format, from, to);
       out.push(bytes);
       total += bytes.length + 14; // + WebSocket frame header
-      chunk = [];
-      estimate = 0;
     };
-    for (const r of this.#records) {
-      let record: BatchRecord = { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value };
-      const hasHeaders = Object.keys(r.headers).length > 0;
-      if (hasHeaders) record.headers = r.headers;
-      if (format === "json") record = plainBytes(record);
+    let start = 0;
+    let estimate = 0;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
       const size = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-      if (chunk.length > 0 && estimate + size > MAX_FRAME_BYTES) flush();
-      chunk.push(record);
+      if (i > start && estimate + size > MAX_FRAME_BYTES) {
+        emit(start, i);
+        start = i;
+        estimate = 0;
+      }
       estimate += size;
     }
-    if (chunk.length > 0) flush();
+    if (start < records.length) emit(start, records.length);
     if (format === "cbor") this.#cborBytes = total;
     else this.#jsonBytes = total;
     return out;
+  }
+
+  /** `records[from..to)` as one `messages` frame through the generic codec. */
+  #encodeGeneric(format: WireFormat, from: number, to: number): Uint8Array {
+    const chunk: BatchRecord[] = [];
+    for (let i = from; i < to; i++) {
+      const r = this.#records[i]!;
+      let record: BatchRecord = { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value };
+      if (Object.keys(r.headers).length > 0) record.headers = r.headers;
+      if (format === "json") record = plainBytes(record);
+      chunk.push(record);
+    }
+    const frame: MessagesFrame = { op: "messages", feed: this.#feedId, topic: this.#topic, partition: this.#partition, records: chunk };
+    const encoded = encodeFrame(frame, format);
+    return typeof encoded === "string" ? Buffer.from(encoded) : encoded;
   }
 }
