@@ -1,17 +1,26 @@
 import { isTributaryError } from "../errors.ts";
-import type { Acks, LogEngine, RecordInput } from "../log/log-engine.ts";
+import type { Acks, LogEngine, ProducerEntry, RecordInput } from "../log/log-engine.ts";
 
 export interface AppendCoalescerOptions {
   /** Most records one merged append carries (a single larger request still goes alone). */
   maxBatchRecords: number;
   /** Most estimated bytes one merged append carries (keep under every engine's maxBatchBytes). */
   maxBatchBytes: number;
+  /** Called for each request the engine recognised as already written (idempotent produce). */
+  onDuplicate?: () => void;
+}
+
+/** The producer of a request: the engine deduplicates by it (see AppendOptions.producers). */
+export interface RequestProducer {
+  producerId: string;
+  sequence: number;
 }
 
 interface PendingAppend {
   readonly records: RecordInput[];
   readonly acks: Acks;
   readonly bytes: number;
+  readonly producer: RequestProducer | undefined;
   /** Appended alone (after its merged batch failed for a reason that may be its own). */
   solo: boolean;
   resolve(baseOffset: number): void;
@@ -48,6 +57,9 @@ const PER_REQUEST_CODES = new Set(["BAD_REQUEST", "RECORD_TOO_LARGE", "POLICY_VI
  *   a request of another level waits until the ones before it were issued.
  * - Atomicity: each request's records stay contiguous (a batch is atomic in the engine).
  * - Acks: a request resolves when its batch resolved at the request's acks level.
+ * - Idempotence: requests carrying a producer are passed to the engine as producer entries;
+ *   a request the engine reports as a duplicate resolves with the first write's offset and
+ *   takes no offsets of this batch (the others stay contiguous, in order).
  * - Errors: a failed append rejects only the requests of that batch. When the error may
  *   be a single request's fault (BAD_REQUEST, RECORD_TOO_LARGE, POLICY_VIOLATION, nothing
  *   written), the batch's requests are retried one by one, in order, so only the culprit
@@ -68,7 +80,7 @@ export class AppendCoalescer {
   }
 
   /** Appends `records` (non-empty) to the partition; resolves with the offset of the first one. */
-  append(topic: string, partition: number, records: RecordInput[], acks: Acks): Promise<number> {
+  append(topic: string, partition: number, records: RecordInput[], acks: Acks, producer?: RequestProducer): Promise<number> {
     const key = `${topic}\u0000${partition}`;
     let queue = this.#queues.get(key);
     if (!queue) {
@@ -77,7 +89,7 @@ export class AppendCoalescer {
     }
     const q = queue;
     return new Promise<number>((resolve, reject) => {
-      q.pending.push({ records, acks, bytes: estimateBytes(records), solo: false, resolve, reject });
+      q.pending.push({ records, acks, bytes: estimateBytes(records), producer, solo: false, resolve, reject });
       if (!q.scheduled && (q.inFlight.get(acks) ?? 0) === 0) {
         q.scheduled = true;
         if (this.#ready.length === 0) setImmediate(() => this.#flushReady());
@@ -124,17 +136,32 @@ export class AppendCoalescer {
     const inputs = batch.length === 1 ? batch[0]!.records : batch.flatMap((r) => r.records);
     q.inFlight.set(acks, (q.inFlight.get(acks) ?? 0) + 1);
     this.appends++;
-    let appended: Promise<{ baseOffset: number }>;
+    let producers: ProducerEntry[] | undefined;
+    let first = 0;
+    for (const request of batch) {
+      if (request.producer) (producers ??= []).push({ ...request.producer, first, count: request.records.length });
+      first += request.records.length;
+    }
+    let appended: ReturnType<LogEngine["append"]>;
     try {
-      appended = this.#engine.append(q.topic, q.partition, inputs, { acks });
+      appended = this.#engine.append(q.topic, q.partition, inputs, producers ? { acks, producers } : { acks });
     } catch (err) {
       appended = Promise.reject(err);
     }
     appended.then(
-      ({ baseOffset }) => {
+      ({ baseOffset, duplicates }) => {
         this.#done(q, acks);
+        const written = duplicates?.length ? new Map(duplicates.map((d) => [producers![d.entry]!.first, d.baseOffset])) : undefined;
         let offset = baseOffset;
+        let index = 0;
         for (const request of batch) {
+          const duplicate = written?.get(index);
+          index += request.records.length;
+          if (duplicate !== undefined && request.producer) {
+            this.#options.onDuplicate?.();
+            request.resolve(duplicate);
+            continue;
+          }
           request.resolve(offset);
           offset += request.records.length;
         }

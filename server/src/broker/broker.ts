@@ -9,8 +9,8 @@ import type {
   TopicConfig,
   TopicDescription,
 } from "../log/log-engine.ts";
-import { AppendCoalescer } from "./append-coalescer.ts";
-import { KafkaPartitioner, type Partitioner } from "./partitioner.ts";
+import { AppendCoalescer, type RequestProducer } from "./append-coalescer.ts";
+import { KafkaPartitioner, producerPartition, type Partitioner } from "./partitioner.ts";
 import { ProducerDedupe } from "./producer-dedupe.ts";
 import { Metrics } from "../metrics/metrics.ts";
 
@@ -56,6 +56,11 @@ export interface BrokerOptions {
  * previous append is in flight) share one engine append (AppendCoalescer): a call that
  * arrives after another gets higher offsets, idempotence stays per call, and a failed
  * append fails only the calls it carried.
+ *
+ * Idempotent produce: a call with (producerId, sequence) runs once per node (ProducerDedupe,
+ * in memory) and is passed to the engine as a producer entry, so an engine with producer
+ * state (Redis) also dedupes a retry that reaches another node. Its null-keyed records go
+ * to `producerPartition(producerId, sequence)`, the same partition on every node.
  */
 export class Broker {
   readonly engine: LogEngine;
@@ -74,7 +79,7 @@ export class Broker {
     this.options = options;
     this.#partitioner = options.partitioner ?? new KafkaPartitioner();
     this.metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
-    this.#coalescer = new AppendCoalescer(engine, { maxBatchRecords: 4096, maxBatchBytes: 512 * 1024 });
+    this.#coalescer = new AppendCoalescer(engine, { maxBatchRecords: 4096, maxBatchBytes: 512 * 1024, onDuplicate: () => this.metrics.duplicatePublishes.inc() });
   }
 
   /** Engine appends issued by the produce path so far (coalescing makes it lower than produce calls). */
@@ -125,15 +130,16 @@ export class Broker {
 
   produce(topic: string, records: ProduceRecord[], options: ProduceOptions = {}): Promise<ProducedRecord[]> {
     if (options.producerId !== undefined && options.sequence !== undefined) {
+      const producer = { producerId: options.producerId, sequence: options.sequence };
       let written = false;
       const result = this.#dedupe.run(options.producerId, options.sequence, () => {
         written = true;
-        return this.#measured(topic, records, options.acks);
+        return this.#measured(topic, records, options.acks, producer);
       });
       if (!written) this.metrics.duplicatePublishes.inc();
       return result;
     }
-    return this.#measured(topic, records, options.acks);
+    return this.#measured(topic, records, options.acks, undefined);
   }
 
   /** Labelled instrument children, resolved once per acks level (label lookup per request is costly). */
@@ -147,10 +153,10 @@ export class Broker {
     return m;
   }
 
-  #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
+  #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
     const m = this.#instruments(acks);
     const started = performance.now();
-    return this.#produce(topic, records, acks).then(
+    return this.#produce(topic, records, acks, producer).then(
       (result) => {
         m.duration.observe((performance.now() - started) / 1000);
         m.records.inc(records.length);
@@ -164,15 +170,15 @@ export class Broker {
     );
   }
 
-  #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
+  #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
     if (records.length === 0) return Promise.resolve([]);
     const known = this.#partitionCounts.get(topic);
-    if (known === undefined) return this.#produceMany(topic, records, acks);
+    if (known === undefined) return this.#produceMany(topic, records, acks, producer);
     // A known topic: no await before the coalescer, so calls reach it in call order.
     const retry = (err: unknown): Promise<ProducedRecord[]> => {
       if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
       this.#partitionCounts.delete(topic);
-      return this.#produceMany(topic, records, acks);
+      return this.#produceMany(topic, records, acks, producer);
     };
     if (records.length > 1) {
       try {
@@ -180,40 +186,40 @@ export class Broker {
       } catch (err) {
         return Promise.reject(err);
       }
-      return this.#appendAll(topic, records, known, acks).catch(retry);
+      return this.#appendAll(topic, records, known, acks, producer).catch(retry);
     }
     // One record (every WebSocket/MQTT publish): no Map, no Promise.all.
     const record = records[0]!;
     let partition: number;
     try {
       this.#checkSize(topic, record);
-      partition = this.#partitionFor(topic, record, known, undefined);
+      partition = this.#partitionFor(topic, record, known, undefined, producer);
     } catch (err) {
       return Promise.reject(err);
     }
     const input: RecordInput = { key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp };
-    return this.#coalescer.append(topic, partition, [input], acks ?? 1).then((offset) => [{ partition, offset }], retry);
+    return this.#coalescer.append(topic, partition, [input], acks ?? 1, producer).then((offset) => [{ partition, offset }], retry);
   }
 
-  async #produceMany(topic: string, records: ProduceRecord[], acks: Acks | undefined): Promise<ProducedRecord[]> {
+  async #produceMany(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
     for (const record of records) this.#checkSize(topic, record);
     let partitions = await this.partitions(topic);
     try {
-      return await this.#appendAll(topic, records, partitions, acks);
+      return await this.#appendAll(topic, records, partitions, acks, producer);
     } catch (err) {
       // The topic may have been deleted (or re-created with another partition count).
       if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
       this.#partitionCounts.delete(topic);
       partitions = await this.partitions(topic);
-      return this.#appendAll(topic, records, partitions, acks);
+      return this.#appendAll(topic, records, partitions, acks, producer);
     }
   }
 
-  async #appendAll(topic: string, records: ProduceRecord[], partitions: number, acks: Acks | undefined): Promise<ProducedRecord[]> {
+  async #appendAll(topic: string, records: ProduceRecord[], partitions: number, acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
     const byPartition = new Map<number, { inputs: RecordInput[]; indexes: number[] }>();
     let sticky: number | undefined;
     records.forEach((record, index) => {
-      const partition = this.#partitionFor(topic, record, partitions, sticky);
+      const partition = this.#partitionFor(topic, record, partitions, sticky, producer);
       if (record.partition === undefined && record.key === null) sticky = partition;
       let group = byPartition.get(partition);
       if (!group) byPartition.set(partition, (group = { inputs: [], indexes: [] }));
@@ -223,15 +229,18 @@ export class Broker {
     const results = new Array<ProducedRecord>(records.length);
     await Promise.all(
       [...byPartition].map(async ([partition, group]) => {
-        const baseOffset = await this.#coalescer.append(topic, partition, group.inputs, acks ?? 1);
+        const baseOffset = await this.#coalescer.append(topic, partition, group.inputs, acks ?? 1, producer);
         group.indexes.forEach((index, i) => (results[index] = { partition, offset: baseOffset + i }));
       }),
     );
     return results;
   }
 
-  /** The record's partition: explicit, murmur2 of the key, or the call's sticky one (`sticky`, else a new pick). */
-  #partitionFor(topic: string, record: ProduceRecord, partitions: number, sticky: number | undefined): number {
+  /**
+   * The record's partition: explicit, murmur2 of the key, or the call's sticky one (`sticky`,
+   * else the producer's partition for this sequence, else a new pick).
+   */
+  #partitionFor(topic: string, record: ProduceRecord, partitions: number, sticky: number | undefined, producer: RequestProducer | undefined): number {
     if (record.partition !== undefined) {
       if (!Number.isInteger(record.partition) || record.partition < 0 || record.partition >= partitions) {
         throw new TributaryError("UNKNOWN_PARTITION", `topic "${topic}" has partitions 0..${partitions - 1}, not ${record.partition}`, { topic, partition: record.partition });
@@ -239,7 +248,8 @@ export class Broker {
       return record.partition;
     }
     if (record.key !== null) return this.#partitioner.forKey(record.key, partitions);
-    return sticky ?? this.#partitioner.sticky(topic, partitions);
+    if (sticky !== undefined) return sticky;
+    return producer ? producerPartition(producer.producerId, producer.sequence, partitions) : this.#partitioner.sticky(topic, partitions);
   }
 
   #checkSize(topic: string, record: ProduceRecord): void {

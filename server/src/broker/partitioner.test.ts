@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KafkaPartitioner, murmur2 } from "./partitioner.ts";
+import { KafkaPartitioner, murmur2, producerPartition } from "./partitioner.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -173,5 +173,15 @@ describe("KafkaPartitioner.sticky (null keys)", () => {
   it("returns 0 for a single-partition topic", () => {
     const partitioner = new KafkaPartitioner();
     for (let i = 0; i < 5; i++) expect(partitioner.sticky("t", 1)).toBe(0);
+  });
+});
+
+describe("producerPartition", () => {
+  it("sends a producer's null-keyed requests to one partition per 64 consecutive sequences, the same on every node", () => {
+    const parts = Array.from({ length: 64 * 8 }, (_, seq) => producerPartition("producer-a", seq, 12));
+    for (let bucket = 0; bucket < 8; bucket++) expect(new Set(parts.slice(bucket * 64, bucket * 64 + 64)).size).toBe(1);
+    expect(new Set(parts).size).toBeGreaterThan(1);
+    expect(parts).toEqual(Array.from({ length: 64 * 8 }, (_, seq) => producerPartition("producer-a", seq, 12)));
+    expect(producerPartition("producer-a", 5, 12)).toBe((murmur2(new TextEncoder().encode("producer-a:0")) & 0x7fffffff) % 12);
   });
 });

@@ -47,6 +47,22 @@ export function murmur2(data: Uint8Array): number {
   return h | 0;
 }
 
+/** Consecutive sequences of one producer that share a partition (null-keyed records). */
+export const PRODUCER_STICKY_SEQUENCES = 64;
+
+const utf8 = new TextEncoder();
+
+/**
+ * Partition of a null-keyed request that carries `(producerId, sequence)`: the same on
+ * every node, so a retry that lands on another node reaches the partition that holds the
+ * producer's state. Sticky-ish: 64 consecutive sequences go to one partition, then the
+ * producer moves to `murmur2(producerId + ":" + floor(sequence / 64)) % partitions`.
+ */
+export function producerPartition(producerId: string, sequence: number, partitions: number): number {
+  const bucket = Math.floor(sequence / PRODUCER_STICKY_SEQUENCES);
+  return (murmur2(utf8.encode(`${producerId}:${bucket}`)) & 0x7fffffff) % partitions;
+}
+
 export class KafkaPartitioner implements Partitioner {
   readonly #sticky = new Map<string, number>();
 

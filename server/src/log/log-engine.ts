@@ -74,16 +74,43 @@ export interface LogRecord {
   headers: RecordHeaders;
 }
 
+/**
+ * One produce request inside an append batch, named by its producer: records
+ * `first .. first + count - 1` of the batch are the request `(producerId, sequence)`.
+ */
+export interface ProducerEntry {
+  producerId: string;
+  sequence: number;
+  first: number;
+  count: number;
+}
+
 export interface AppendOptions {
   /** Default 1. `0` may resolve before the write reaches storage. */
   acks?: Acks;
+  /**
+   * Idempotent produce across nodes. An engine that keeps producer state (Redis) stores,
+   * atomically with the append and per partition, the base offset of each entry's
+   * `(producerId, sequence)`; an entry it has already stored is not appended again and is
+   * reported in `AppendResult.duplicates` with the first write's base offset. The window is
+   * bounded (recent sequences per producer, idle producers forgotten): see the engine.
+   * Engines without producer state (file: single node, the broker's in-memory dedupe
+   * covers it) ignore this and append everything.
+   */
+  producers?: ProducerEntry[];
 }
 
 export interface AppendResult {
-  /** Offset of the first record of the batch; the i-th record has baseOffset + i. */
+  /**
+   * Offset of the first appended record. Without duplicates the i-th record has
+   * baseOffset + i; records of duplicate entries are skipped and the others keep their
+   * order, contiguous from baseOffset.
+   */
   baseOffset: number;
   /** Timestamp the engine stored for the batch (max record timestamp). */
   timestamp: number;
+  /** Entries (index into `AppendOptions.producers`) already written: the first write's base offset. */
+  duplicates?: Array<{ entry: number; baseOffset: number }>;
 }
 
 export interface ReadOptions {

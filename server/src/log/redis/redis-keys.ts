@@ -9,6 +9,8 @@
  *   {<prefix>:<topic>:<partition>}:log              stream: records, ID = <offset>-<batch token>
  *   {<prefix>:<topic>:<partition>}:meta             hash: epoch, end, earliest, tok, bytes, maxts
  *   {<prefix>:<topic>:<partition>}:notify           shard channel: new end offset after appends
+ *   {<prefix>:<topic>:<partition>}:producers        hash: producerId -> recent (sequence, base offset) window
+ *   {<prefix>:<topic>:<partition>}:producers:seen   sorted set: producerId by last append time (ms)
  *   {<prefix>:group:<group>}:offsets                hash: "<topic>:<partition>" -> committed
  */
 export class RedisKeys {
@@ -31,6 +33,12 @@ export class RedisKeys {
   }
   meta(topic: string, partition: number): string {
     return `${this.partitionTag(topic, partition)}:meta`;
+  }
+  producers(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:producers`;
+  }
+  producersSeen(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:producers:seen`;
   }
   notifyChannel(topic: string, partition: number): string {
     return `${this.partitionTag(topic, partition)}:notify`;

@@ -42,6 +42,10 @@ export interface RedisLogEngineOptions extends RedisTarget {
   retentionCheckIntervalMs?: number;
   /** Safety wake of tails, in case a notification is lost (default 1000 ms). */
   tailPollMs?: number;
+  /** Idempotent produce: sequences remembered per producer and partition (default 1024). */
+  producerWindow?: number;
+  /** Idempotent produce: a producer that has not appended to a partition for this long is forgotten by the retention pass (default 1 h). */
+  producerIdleMs?: number;
 }
 
 const MAX_PARTITIONS = 10_000;
@@ -92,6 +96,12 @@ const str = (b: unknown): string => (Buffer.isBuffer(b) ? b.toString("latin1") :
  * or record end-1 has another token: a failover or a restart without persistence lost the
  * tail and offsets were reused). A lost meta hash gets a fresh epoch when re-created.
  * Tails started under the old epoch stop with STALE_EPOCH.
+ *
+ * Idempotent produce across nodes: the append script keeps, per partition and under the
+ * same hash tag, each producer's last `producerWindow` (sequence, base offset) pairs, and
+ * skips an entry it already holds (returning the stored offset), atomically with the append.
+ * The state replicates and rolls back with the log it describes. Producers idle for
+ * `producerIdleMs` are dropped by the periodic retention pass.
  */
 export class RedisLogEngine implements LogEngine {
   readonly kind = "redis";
@@ -170,7 +180,7 @@ export class RedisLogEngine implements LogEngine {
       await this.#client.srem(this.#keys.topics(), name);
       const dels: Promise<unknown>[] = [];
       for (let p = 0; p < t.partitions; p++) {
-        dels.push(this.#client.del(this.#keys.log(name, p), this.#keys.meta(name, p)));
+        dels.push(this.#client.del(this.#keys.log(name, p), this.#keys.meta(name, p), this.#keys.producers(name, p), this.#keys.producersSeen(name, p)));
         this.#hwm.delete(`${name}\u0000${p}`);
       }
       await Promise.all(dels);
@@ -225,7 +235,15 @@ export class RedisLogEngine implements LogEngine {
       encoded.length,
     ];
     for (const r of encoded) args.push(r.flags, r.key, r.value, r.headers, r.timestamp);
-    const keys = [this.#keys.log(topic, partition), this.#keys.meta(topic, partition)];
+    const producers = options.producers ?? [];
+    args.push(now, this.#options.producerWindow ?? 1024, producers.length);
+    for (const e of producers) {
+      if (!Number.isSafeInteger(e.sequence) || e.sequence < 0 || !Number.isInteger(e.first) || e.first < 0 || !Number.isInteger(e.count) || e.count < 1 || e.first + e.count > records.length) {
+        throw new TributaryError("BAD_REQUEST", `producer entry ${JSON.stringify(e)} does not fit the batch of ${records.length} records`, { topic, partition });
+      }
+      args.push(e.producerId, e.sequence, e.first, e.count);
+    }
+    const keys = [this.#keys.log(topic, partition), this.#keys.meta(topic, partition), this.#keys.producers(topic, partition), this.#keys.producersSeen(topic, partition)];
     const ctx = { topic, partition };
 
     let reply = await this.#runAppend(keys, args, acks === "all" ? replicas : 0, ctx);
@@ -234,8 +252,11 @@ export class RedisLogEngine implements LogEngine {
       reply = await this.#runAppend(keys, args, acks === "all" ? replicas : 0, ctx);
       if (str(reply[0]) === "NOMETA") throw new TributaryError("UNKNOWN_TOPIC", `topic ${topic} does not exist`, ctx);
     }
-    const [, epoch, base, end] = reply.map(str);
-    this.#observe(key, { epoch: epoch!, end: Number(end), token });
+    const [, epoch, base, end, , lastToken] = reply.slice(0, 6).map(str);
+    this.#observe(key, { epoch: epoch!, end: Number(end), token: lastToken! });
+    const dupReply = (reply[7] as unknown[] | undefined) ?? [];
+    const duplicates: Array<{ entry: number; baseOffset: number }> = [];
+    for (let i = 0; i + 1 < dupReply.length; i += 2) duplicates.push({ entry: Number(str(dupReply[i])), baseOffset: Number(str(dupReply[i + 1])) });
     this.#notifier.notify(topic, partition);
     const timestamp = encoded.reduce((m, r) => Math.max(m, r.timestamp), 0);
     const baseOffset = Number(base);
@@ -249,7 +270,7 @@ export class RedisLogEngine implements LogEngine {
         );
       }
     }
-    return { baseOffset, timestamp };
+    return duplicates.length > 0 ? { baseOffset, timestamp, duplicates } : { baseOffset, timestamp };
   }
 
   /** Runs append.lua, plus WAIT on the same connection (same pipeline) when replicas > 0. */
@@ -503,13 +524,22 @@ export class RedisLogEngine implements LogEngine {
     this.#subscriber.disconnect();
   }
 
-  /** Applies retention to every partition of every topic now (also runs periodically). */
+  /**
+   * Applies retention to every partition of every topic now (also runs periodically), and
+   * forgets the producers idle for `producerIdleMs`.
+   */
   async enforceRetention(): Promise<void> {
     if (this.#closed) return;
     const now = Date.now();
+    const idleBefore = now - (this.#options.producerIdleMs ?? 3_600_000);
     for (const name of await this.listTopics()) {
       const t = await this.#topic(name, true).catch(() => null);
-      if (!t || (t.retentionMs === null && t.retentionBytes === null)) continue;
+      if (!t) continue;
+      for (let p = 0; p < t.partitions; p++) {
+        const producerKeys = [this.#keys.producers(name, p), this.#keys.producersSeen(name, p)];
+        while (Number(await this.#call({ topic: name, partition: p }, () => SCRIPTS.expireProducers.run(this.#client, producerKeys, [idleBefore, 1000]))) === 1000);
+      }
+      if (t.retentionMs === null && t.retentionBytes === null) continue;
       for (let p = 0; p < t.partitions; p++) {
         await this.#call({ topic: name, partition: p }, () =>
           SCRIPTS.trim.run(this.#client, [this.#keys.log(name, p), this.#keys.meta(name, p)], [

@@ -45,11 +45,12 @@ export function isNoScript(err: unknown): boolean {
 
 /** Every script of the engine. */
 export const SCRIPTS = {
-  append: new RedisScript("append.lua", 2),
+  append: new RedisScript("append.lua", 4),
   read: new RedisScript("read.lua", 2),
   offsetForTimestamp: new RedisScript("offset-for-timestamp.lua", 2),
   trim: new RedisScript("trim.lua", 2),
   initPartition: new RedisScript("init-partition.lua", 2),
   createTopic: new RedisScript("create-topic.lua", 1),
   commitOffset: new RedisScript("commit-offset.lua", 1),
+  expireProducers: new RedisScript("expire-producers.lua", 2),
 } as const;
