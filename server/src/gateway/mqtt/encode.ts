@@ -34,3 +34,44 @@ export function encodePacket(packet: Packet, protocolVersion: number): Buffer {
   }
   return out;
 }
+
+/**
+ * PUBLISH without properties (MQTT 3.1.1, or MQTT 5 with an empty property list): the
+ * bytes `mqtt.generate` would produce, written straight into one buffer. Null when the
+ * packet is out of this fast path's range (the caller then uses `encodePacket`).
+ */
+export function encodePlainPublish(topic: string, payload: Uint8Array, qos: number, retain: boolean, dup: boolean, packetId: number, v5: boolean): Buffer | null {
+  const topicLength = topic.length <= 0x3fff && isAscii(topic) ? topic.length : Buffer.byteLength(topic);
+  if (topicLength > 0xffff) return null;
+  const remaining = 2 + topicLength + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
+  if (remaining > 268_435_455) return null;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  const out = Buffer.allocUnsafe(1 + lengthBytes + remaining);
+  out[0] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
+  let pos = 1;
+  let n = remaining;
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out[pos++] = b;
+  } while (n > 0);
+  out[pos++] = topicLength >> 8;
+  out[pos++] = topicLength & 0xff;
+  if (topicLength === topic.length) {
+    for (let i = 0; i < topicLength; i++) out[pos + i] = topic.charCodeAt(i);
+  } else out.write(topic, pos, "utf8");
+  pos += topicLength;
+  if (qos > 0) {
+    out[pos++] = packetId >> 8;
+    out[pos++] = packetId & 0xff;
+  }
+  if (v5) out[pos++] = 0; // property length
+  out.set(payload, pos);
+  return out;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
