@@ -1,3 +1,4 @@
+import { Decoder } from "cbor-x";
 import uWS from "uWebSockets.js";
 import {
   CLOSE_CODES,
@@ -35,6 +36,9 @@ export interface WsGateway extends Gateway {
 }
 
 const SUBPROTOCOLS: Record<string, WireFormat> = { [SUBPROTOCOL_CBOR]: "cbor", [SUBPROTOCOL_JSON]: "json" };
+
+/** `decodeFrame`'s CBOR decoder, but byte strings come out as copies (not views of the input). */
+const cborFromView = new Decoder({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 /**
  * Mounts the SDK WebSocket endpoint (`WS_PATH`) on `app`: subprotocol negotiation
@@ -131,11 +135,11 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
       let frame;
       try {
         if (conn.format === "cbor" && !isBinary) throw new FrameValidationError("MALFORMED_FRAME", `text frame on the binary subprotocol ${SUBPROTOCOL_CBOR}`);
-        // Copy: decoded byte fields are views into the buffer, and uWS neuters it on return.
-        const data = conn.format === "cbor" ? new Uint8Array(message.slice(0)) : Buffer.from(message).toString("utf8");
         let decoded: unknown;
         try {
-          decoded = decodeFrame(data, conn.format);
+          // CBOR is decoded straight from uWS's buffer (valid during this callback only): the
+          // decoder copies byte fields out, so the frame itself is never copied.
+          decoded = conn.format === "cbor" ? cborFromView.decode(new Uint8Array(message)) : decodeFrame(Buffer.from(message).toString("utf8"), "json");
         } catch (err) {
           throw new FrameValidationError("MALFORMED_FRAME", `undecodable ${conn.format.toUpperCase()} frame: ${err instanceof Error ? err.message : String(err)}`);
         }
