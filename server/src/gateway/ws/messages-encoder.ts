@@ -18,7 +18,10 @@ const VALUE = key("value");
 const HEADERS = key("headers");
 /** Most bytes a CBOR head (type + length/uint, float64 beyond 2^32) takes. */
 const HEAD_MAX = 9;
-const RECORD_FIXED = 1 + OFFSET.length + TIMESTAMP.length + KEY.length + VALUE.length + HEADERS.length + 5 * HEAD_MAX;
+/** Bytes of a CBOR head for `n` (as writeCborUint writes it). */
+const headSize = (n: number): number => (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9);
+const bytesSize = (b: Uint8Array | null): number => (b === null ? 1 : headSize(b.length) + b.length);
+const RECORD_KEYS = 1 + OFFSET.length + TIMESTAMP.length + KEY.length + VALUE.length;
 
 const isUint = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
 
@@ -35,8 +38,13 @@ export function encodeMessagesCbor(feed: number, topic: string, partition: numbe
   for (let i = from; i < to; i++) {
     const r = records[i]!;
     if (!isUint(r.offset) || !isUint(r.timestamp)) return null;
-    size += RECORD_FIXED + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    for (const name in r.headers) size += HEAD_MAX + 3 * name.length + HEAD_MAX + r.headers[name]!.length;
+    size += RECORD_KEYS + headSize(r.offset) + headSize(r.timestamp) + bytesSize(r.key) + bytesSize(r.value);
+    let headers = false;
+    for (const name in r.headers) {
+      headers = true;
+      size += HEAD_MAX + 3 * name.length + bytesSize(r.headers[name]!);
+    }
+    if (headers) size += HEADERS.length + HEAD_MAX;
   }
   const out = Buffer.allocUnsafe(size);
   out.set(HEAD, 0);
