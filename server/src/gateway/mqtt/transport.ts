@@ -46,7 +46,7 @@ export class TcpTransport implements MqttTransport {
     this.#pendingBytes += packet.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#flush);
+      process.nextTick(this.#flush);
     }
   }
 
