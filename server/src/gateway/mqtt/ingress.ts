@@ -5,6 +5,8 @@ export interface IngressItem {
   record: ProduceRecord;
   /** Called in arrival order once the record is in the log (err null) or failed. */
   done: (err: unknown) => void;
+  /** Set when the produce of this item failed. */
+  error?: unknown;
 }
 
 /**
@@ -22,6 +24,8 @@ export class IngressPipeline {
   #batch: IngressItem[] = [];
   #scheduled = false;
   #chain: Promise<void> = Promise.resolve();
+  /** Batches produced whose completions have not run yet. */
+  #batches = 0;
 
   constructor(broker: Broker, onTopic: (logTopic: string) => void, onIdle: () => void) {
     this.#broker = broker;
@@ -49,39 +53,57 @@ export class IngressPipeline {
     const items = this.#batch;
     if (items.length === 0) return;
     this.#batch = [];
-    const groups = new Map<string, IngressItem[]>();
-    for (const item of items) {
-      let g = groups.get(item.logTopic);
-      if (!g) groups.set(item.logTopic, (g = []));
-      g.push(item);
+    const first = items[0]!.logTopic;
+    let single = true;
+    for (let i = 1; i < items.length; i++) {
+      if (items[i]!.logTopic !== first) {
+        single = false;
+        break;
+      }
     }
-    const failures = new Map<IngressItem, unknown>();
-    const work: Promise<void>[] = [];
-    for (const [logTopic, group] of groups) {
-      this.#onTopic(logTopic);
-      const records = group.map((i) => i.record);
-      work.push(
-        this.#broker.produce(logTopic, records, { acks: 1 }).then(
-          () => undefined,
-          (err: unknown) => {
-            for (const i of group) failures.set(i, err);
-          },
-        ),
-      );
-    }
-    const settled: Promise<unknown> = work.length === 1 ? work[0]! : Promise.all(work);
-    this.#chain = this.#chain
-      .then(() => settled)
-      .then(() => {
-        for (const item of items) {
-          try {
-            item.done(failures.get(item) ?? null);
-          } catch {
-            // a completion must not break the chain of the next ones
-          }
-        }
-        this.pending -= items.length;
-        if (this.pending === 0) this.#onIdle();
+    let settled: Promise<unknown>;
+    if (single) {
+      // The common case (a client publishing under one first level): no Map, one produce.
+      this.#onTopic(first);
+      const records = new Array<ProduceRecord>(items.length);
+      for (let i = 0; i < items.length; i++) records[i] = items[i]!.record;
+      settled = this.#broker.produce(first, records, ACKS_1).then(undefined, (err: unknown) => {
+        for (const i of items) i.error = err;
       });
+    } else {
+      const groups = new Map<string, IngressItem[]>();
+      for (const item of items) {
+        let g = groups.get(item.logTopic);
+        if (!g) groups.set(item.logTopic, (g = []));
+        g.push(item);
+      }
+      const work: Promise<unknown>[] = [];
+      for (const [logTopic, group] of groups) {
+        this.#onTopic(logTopic);
+        const records = group.map((i) => i.record);
+        work.push(
+          this.#broker.produce(logTopic, records, ACKS_1).then(undefined, (err: unknown) => {
+            for (const i of group) i.error = err;
+          }),
+        );
+      }
+      settled = Promise.all(work);
+    }
+    const complete = (): void => {
+      for (const item of items) {
+        try {
+          item.done(item.error ?? null);
+        } catch {
+          // a completion must not break the chain of the next ones
+        }
+      }
+      this.#batches--;
+      this.pending -= items.length;
+      if (this.pending === 0) this.#onIdle();
+    };
+    // Completions run in arrival order: behind the previous batch's, unless none is pending.
+    this.#chain = this.#batches++ === 0 ? settled.then(complete) : this.#chain.then(() => settled).then(complete);
   };
 }
+
+const ACKS_1 = { acks: 1 } as const;
