@@ -11,20 +11,26 @@
  *   after a reconnect, so the server writes each at most once (see publish-queue.ts).
  *   Publishes failing with a retriable code are retried the same way until their deadline
  *   (`publishTimeoutMs`; see publish-retry.ts).
+ *
+ * Parts (internal): request-channel.ts (ids, pending requests), publish-pipeline.ts,
+ * subscription-router.ts (subscriptions, feeds), presence-watches.ts; this file keeps the
+ * connection lifecycle (connect, hello, ping, reconnect, shutdown) and frame dispatch.
  */
-import { ERROR_CODES, isErrorCode, type ErrorCode } from "../codes.ts";
-import { FEATURES, PROTOCOL_VERSION, type ClientFrame, type MessagesFrame, type PresenceResultFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
+import { isErrorCode, type ErrorCode } from "../codes.ts";
+import { FEATURES, PROTOCOL_VERSION, type ClientFrame, type ResetFrame, type ResetPolicy, type ServerFrame, type ServerLimits, type WireFormat } from "../protocol/index.ts";
 import { backoff } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
-import { TributaryClientError } from "./errors.ts";
-import { Presence, type PresenceHost } from "./presence.ts";
-import { PublishQueue, type PendingPublish } from "./publish-queue.ts";
-import { PublishRetry } from "./publish-retry.ts";
+import { errorFromFrame, TributaryClientError } from "./errors.ts";
+import type { Presence } from "./presence.ts";
+import { PresenceWatches } from "./presence-watches.ts";
+import { PublishPipeline } from "./publish-pipeline.ts";
+import { RequestChannel } from "./request-channel.ts";
 import { State } from "./state.ts";
-import { Subscription, type MessageHandler, type SubscriptionHost } from "./subscription.ts";
+import type { MessageHandler, Subscription } from "./subscription.ts";
+import { SubscriptionRouter } from "./subscription-router.ts";
 import { Transport, endpointUrl, webSocketImpl, type WebSocketConstructor } from "./transport.ts";
 import type { ClientEvents, ClientOptions, PublishOptions, PublishResult, SubscribeOptions } from "./types.ts";
-import { encodeHeaders, encodeKey, resolveCodec, type ValueCodec } from "./value-codec.ts";
+import { resolveCodec, type ValueCodec } from "./value-codec.ts";
 
 const DEFAULTS = {
   minReconnectDelay: 500,
@@ -39,21 +45,10 @@ const DEFAULTS = {
   maxPublishRetryDelay: 1000,
 };
 
-const FALLBACK_CREDIT = 1000;
-
-interface PendingRequest {
-  resolve(frame: ServerFrame): void;
-  reject(err: TributaryClientError): void;
-}
-
 function randomId(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function errorFromFrame(code: unknown, message: string, context: Record<string, unknown> = {}): TributaryClientError {
-  return new TributaryClientError(isErrorCode(code) ? code : "INTERNAL", message, context);
 }
 
 export class TributaryClient extends Emitter<ClientEvents> {
@@ -63,13 +58,10 @@ export class TributaryClient extends Emitter<ClientEvents> {
   readonly #options: Required<Pick<ClientOptions, keyof typeof DEFAULTS>> & ClientOptions;
   readonly #format: WireFormat;
   readonly #codec: ValueCodec<any>;
-  readonly #queue: PublishQueue;
-  readonly #retry: PublishRetry;
-  readonly #subs = new Map<number, Subscription<any>>();
-  /** Feed id → the subscription its `messages` belong to on this connection (`attach` / `detach`). */
-  readonly #feeds = new Map<number, Subscription<any>>();
-  readonly #requests = new Map<number, PendingRequest>();
-  readonly #presences = new Map<string, Set<Presence>>();
+  readonly #requests: RequestChannel;
+  readonly #publishes: PublishPipeline;
+  readonly #subs: SubscriptionRouter;
+  readonly #presences: PresenceWatches;
   /** The clientId the server gave us (no `clientId` option): kept across reconnects, so presence and group membership survive them. */
   #assignedClientId: string | undefined;
 
@@ -77,16 +69,12 @@ export class TributaryClient extends Emitter<ClientEvents> {
   #transport: Transport | undefined;
   #urlIndex = 0;
   #attempt = 0;
-  #nextRequestId = 1;
-  #nextSubId = 1;
   #limits: ServerLimits | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #lastFrameAt = 0;
   #pingSent = false;
   #serverDisconnect: { code: ErrorCode; reason: string; reconnect: boolean } | undefined;
-  readonly #host: SubscriptionHost;
-  readonly #presenceHost: PresenceHost;
 
   constructor(urls: string | readonly string[], options: ClientOptions = {}) {
     super();
@@ -96,38 +84,26 @@ export class TributaryClient extends Emitter<ClientEvents> {
     this.#options = { ...DEFAULTS, ...stripUndefined(options) };
     this.#format = options.format ?? "cbor";
     this.#codec = resolveCodec(options.codec);
-    this.#queue = new PublishQueue(this.#options.maxQueuedPublishes, this.#options.maxInflightPublishes);
-    this.#retry = new PublishRetry(
-      this.#queue,
-      { minDelay: this.#options.minPublishRetryDelay, maxDelay: this.#options.maxPublishRetryDelay, ...(this.#options.random ? { random: this.#options.random } : {}) },
-      () => this.#flushPublishes(),
-    );
-    this.#host = {
-      sendCredit: (sub, credit) => {
-        if (this.#state === State.Connected) this.#send({ op: "credit", sub, credit });
-      },
-      removeSubscription: (subscription) => this.#removeSubscription(subscription),
-      reportError: (err) => this.#emitError(err),
+    const connected = () => this.#state === State.Connected;
+    const send = (frame: ClientFrame) => this.#send(frame);
+    const reportError = (err: TributaryClientError) => this.#emitError(err);
+    this.#requests = new RequestChannel(send);
+    this.#publishes = new PublishPipeline(this.#options, this.#codec, this.producerId, {
+      connected,
+      closed: () => this.#state === State.Closed,
+      send,
+      nextId: () => this.#requests.nextId(),
+    });
+    this.#subs = new SubscriptionRouter({
+      connected,
+      send,
+      requests: this.#requests,
+      requestTimeoutMs: this.#options.connectTimeout,
+      defaultCredit: () => this.#limits?.defaultCredit,
+      reportError,
       reportReset: (subscription, frame, reset) => this.#reportReset(subscription, frame, reset),
-      send: (frame) => this.#state === State.Connected && this.#send(frame),
-      request: (frame) =>
-        this.#state === State.Connected ? this.#request(frame, this.#options.connectTimeout) : Promise.reject(new TributaryClientError("UNAVAILABLE", "not connected")),
-      resubscribe: (subscription) => {
-        if (this.#state === State.Connected && this.#subs.get(subscription.id) === subscription) this.#sendSubscribe(subscription);
-      },
-    };
-    this.#presenceHost = {
-      query: async (topic, watch) => {
-        if (this.#state !== State.Connected) throw new TributaryClientError("UNAVAILABLE", "not connected", { topic });
-        return (await this.#request({ op: "presence", id: 0, topic, ...(watch !== undefined ? { watch } : {}) }, this.#options.connectTimeout)) as PresenceResultFrame;
-      },
-      unwatch: (presence) => {
-        const set = this.#presences.get(presence.topic);
-        if (!set?.delete(presence) || set.size > 0) return;
-        this.#presences.delete(presence.topic);
-        if (this.#state === State.Connected) void this.#presenceHost.query(presence.topic, false).catch(() => undefined);
-      },
-    };
+    });
+    this.#presences = new PresenceWatches({ connected, requests: this.#requests, requestTimeoutMs: this.#options.connectTimeout, reportError });
     void this.#open();
   }
 
@@ -148,12 +124,12 @@ export class TributaryClient extends Emitter<ClientEvents> {
 
   /** Publishes waiting for the connection or the in-flight window. */
   get queuedPublishes(): number {
-    return this.#queue.queuedCount;
+    return this.#publishes.queuedCount;
   }
 
   /** Publishes sent and not yet acknowledged. */
   get inflightPublishes(): number {
-    return this.#queue.inflightCount;
+    return this.#publishes.inflightCount;
   }
 
   // ---- public API ----------------------------------------------------------------------
@@ -166,47 +142,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
    * until `publishTimeoutMs` after this call, then rejects with the last error.
    */
   publish(topic: string, value: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (this.#state === State.Closed) return Promise.reject(new TributaryClientError("UNAVAILABLE", "the client is closed", { topic }));
-    let bytes: Uint8Array | null;
-    try {
-      bytes = value === null && this.#codec.name === "raw" ? null : this.#codec.encode(value);
-    } catch (cause) {
-      return Promise.reject(new TributaryClientError("BAD_REQUEST", `value cannot be encoded with the ${this.#codec.name} codec`, { topic }, { cause }));
-    }
-    const timeoutMs = options.timeoutMs ?? this.#options.publishTimeoutMs;
-    return new Promise<PublishResult>((resolve, reject) => {
-      let entry: PendingPublish | undefined;
-      const settled = () => {
-        if (entry?.deadlineTimer) clearTimeout(entry.deadlineTimer);
-      };
-      try {
-        entry = this.#queue.add(
-          {
-            op: "publish",
-            topic,
-            key: encodeKey(options.key),
-            value: bytes,
-            ...(options.headers ? { headers: encodeHeaders(options.headers) } : {}),
-            ...(options.partition !== undefined ? { partition: options.partition } : {}),
-            ...(options.acks !== undefined ? { acks: options.acks } : {}),
-            producerId: this.producerId,
-          },
-          (result) => {
-            settled();
-            resolve(result);
-          },
-          (err) => {
-            settled();
-            reject(err);
-          },
-          Date.now() + timeoutMs,
-        );
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      this.#flushPublishes();
-    });
+    return this.#publishes.publish(topic, value, options);
   }
 
   /**
@@ -220,11 +156,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
       options = handler;
       handler = undefined;
     }
-    const codec = options.codec === undefined ? this.#codec : resolveCodec(options.codec);
-    const sub = new Subscription<T>(this.#nextSubId++, topic, options, codec, handler, this.#host);
-    this.#subs.set(sub.id, sub);
-    if (this.#state === State.Connected) this.#sendSubscribe(sub);
-    return sub;
+    return this.#subs.subscribe<T>(topic, handler, options, this.#codec);
   }
 
   /**
@@ -233,12 +165,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
    */
   presence(topic: string): Presence {
     if (this.#state === State.Closed) throw new TributaryClientError("UNAVAILABLE", "the client is closed", { topic });
-    const presence = new Presence(topic, this.#presenceHost);
-    let set = this.#presences.get(topic);
-    if (!set) this.#presences.set(topic, (set = new Set()));
-    set.add(presence);
-    if (this.#state === State.Connected) this.#watch(topic, [presence]);
-    return presence;
+    return this.#presences.create(topic);
   }
 
   /**
@@ -253,7 +180,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
       await Promise.all(members.map((sub) => sub.unsubscribe().catch(() => undefined)));
       // Leave presence now rather than after the session timeout (no reply awaited: the
       // server handles frames that precede the close).
-      if ((this.#state as State) === State.Connected) for (const sub of this.#subs.values()) this.#send({ op: "unsubscribe", id: this.#nextRequestId++, sub: sub.id });
+      if ((this.#state as State) === State.Connected) for (const sub of this.#subs.values()) this.#send({ op: "unsubscribe", id: this.#requests.nextId(), sub: sub.id });
     }
     if ((this.#state as State) === State.Closed) return;
     this.#shutdown(new TributaryClientError("UNAVAILABLE", "the client was closed"));
@@ -295,14 +222,14 @@ export class TributaryClient extends Emitter<ClientEvents> {
       },
     });
     this.#transport = transport;
-    this.#feeds.clear(); // feed ids are per connection
+    this.#subs.clearFeeds(); // feed ids are per connection
     try {
       const Impl = (this.#options.WebSocket as WebSocketConstructor | undefined) ?? (await webSocketImpl());
       if (this.#transport !== transport) return;
       await transport.open(Impl, this.#options.connectTimeout);
       if (this.#transport !== transport) return;
       this.#lastFrameAt = Date.now();
-      const welcome = await this.#request(
+      const welcome = await this.#requests.request(
         {
           op: "hello",
           id: 0,
@@ -320,9 +247,9 @@ export class TributaryClient extends Emitter<ClientEvents> {
       this.#attempt = 0;
       this.#setState(State.Connected);
       this.#startPing();
-      for (const sub of this.#subs.values()) this.#sendSubscribe(sub);
-      for (const [topic, set] of this.#presences) this.#watch(topic, [...set]);
-      this.#flushPublishes();
+      this.#subs.resubscribeAll();
+      this.#presences.rewatchAll();
+      this.#publishes.flush();
       this.emit("connected", { url, sessionId: welcome.sessionId, clientId: welcome.clientId, node: welcome.node });
     } catch (err) {
       if (this.#transport !== transport) return;
@@ -341,9 +268,8 @@ export class TributaryClient extends Emitter<ClientEvents> {
     this.#transport = undefined;
     this.#stopPing();
     const lost = new TributaryClientError("UNAVAILABLE", `connection closed (code ${code}${reason ? `: ${reason}` : ""})`, { code });
-    for (const request of this.#requests.values()) request.reject(lost);
-    this.#requests.clear();
-    this.#queue.requeueInflight();
+    this.#requests.rejectAll(lost);
+    this.#publishes.requeueInflight();
     if (this.#state === State.Closed) return;
     const told = this.#serverDisconnect;
     const refused = (code >= 4500 && code <= 4999) || told?.reconnect === false;
@@ -374,15 +300,13 @@ export class TributaryClient extends Emitter<ClientEvents> {
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     this.#stopPing();
-    this.#retry.close();
+    this.#publishes.stopRetries();
     const transport = this.#transport;
     this.#transport = undefined;
     transport?.close(1000, "client closed");
-    for (const request of this.#requests.values()) request.reject(err);
-    this.#requests.clear();
-    this.#queue.rejectAll(err);
-    for (const sub of this.#subs.values()) sub.end();
-    this.#subs.clear();
+    this.#requests.rejectAll(err);
+    this.#publishes.rejectAll(err);
+    this.#subs.endAll();
   }
 
   #startPing(): void {
@@ -412,30 +336,6 @@ export class TributaryClient extends Emitter<ClientEvents> {
     return this.#transport?.send(frame) ?? false;
   }
 
-  /** Sends a request frame with a fresh id; resolves with the reply (rejects on `error`). */
-  #request(frame: ClientFrame & { id?: number }, timeoutMs?: number): Promise<ServerFrame> {
-    const id = this.#nextRequestId++;
-    return new Promise<ServerFrame>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = () => {
-        if (timer) clearTimeout(timer);
-        this.#requests.delete(id);
-      };
-      this.#requests.set(id, {
-        resolve: (reply) => {
-          done();
-          resolve(reply);
-        },
-        reject: (err) => {
-          done();
-          reject(err);
-        },
-      });
-      if (timeoutMs) timer = setTimeout(() => this.#requests.get(id)?.reject(new TributaryClientError("TIMEOUT", `no reply to ${frame.op} in ${timeoutMs} ms`)), timeoutMs);
-      if (!this.#send({ ...frame, id } as ClientFrame)) this.#requests.get(id)?.reject(new TributaryClientError("UNAVAILABLE", "not connected"));
-    });
-  }
-
   #onFrame(frame: ServerFrame): void {
     this.#lastFrameAt = Date.now();
     this.#pingSent = false;
@@ -445,39 +345,26 @@ export class TributaryClient extends Emitter<ClientEvents> {
         this.#subs.get(frame.sub)?.onMessage(frame);
         return;
       case "messages":
-        this.#onMessages(frame);
+        this.#subs.onMessages(frame);
         return;
-      case "attach": {
-        const sub = this.#subs.get(frame.sub);
-        if (sub) this.#feeds.set(frame.feed, sub);
+      case "attach":
+        this.#subs.attach(frame.feed, frame.sub);
         return;
-      }
       case "detach":
-        if (this.#feeds.get(frame.feed) === this.#subs.get(frame.sub)) this.#feeds.delete(frame.feed);
+        this.#subs.detach(frame.feed, frame.sub);
         return;
-      case "ack": {
-        const entry = this.#queue.settle(frame.id);
-        if (entry) {
-          entry.resolve({ partition: frame.partition, offset: frame.offset });
-          this.#retry.succeeded();
-          this.#flushPublishes();
-        } else this.#requests.get(frame.id)?.resolve(frame);
+      case "ack":
+        if (this.#publishes.settle(frame.id, frame.partition, frame.offset)) this.#publishes.acked();
+        else this.#requests.get(frame.id)?.resolve(frame);
         return;
-      }
       case "acks": {
         if (!Array.isArray(frame.acks)) return;
         let settled = false;
         for (const [id, partition, offset] of frame.acks) {
-          const entry = this.#queue.settle(id);
-          if (entry) {
-            entry.resolve({ partition, offset });
-            settled = true;
-          } else this.#requests.get(id)?.resolve({ op: "ack", id, partition, offset });
+          if (this.#publishes.settle(id, partition, offset)) settled = true;
+          else this.#requests.get(id)?.resolve({ op: "ack", id, partition, offset });
         }
-        if (settled) {
-          this.#retry.succeeded();
-          this.#flushPublishes();
-        }
+        if (settled) this.#publishes.acked();
         return;
       }
       case "subscribed":
@@ -502,7 +389,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
         this.#requests.get(frame.id)?.resolve(frame);
         return;
       case "presence_event":
-        for (const presence of this.#presences.get(frame.topic) ?? []) presence.onEvent(frame);
+        this.#presences.onEvent(frame);
         return;
       case "welcome":
       case "unsubscribed":
@@ -520,107 +407,18 @@ export class TributaryClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** A batch of records, addressed to a feed (see `attach`) or to a subscription. */
-  #onMessages(frame: MessagesFrame): void {
-    const sub = frame.feed !== undefined ? this.#feeds.get(frame.feed) : frame.sub !== undefined ? this.#subs.get(frame.sub) : undefined;
-    if (!sub || this.#subs.get(sub.id) !== sub || !Array.isArray(frame.records)) return;
-    for (const r of frame.records) {
-      sub.onMessage({ op: "message", sub: sub.id, topic: frame.topic, partition: frame.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, ...(r.headers ? { headers: r.headers } : {}) });
-    }
-  }
-
   #onErrorFrame(code: ErrorCode, message: string, id: number | undefined, subId: number | undefined): void {
     if (id !== undefined) {
-      const publish = this.#queue.settle(id);
-      if (publish) {
-        const err = errorFromFrame(code, message, { topic: publish.frame.topic, seq: publish.seq });
-        if (this.#state === State.Closed) publish.reject(err);
-        else this.#retry.failed(publish, err);
-        this.#flushPublishes();
-        return;
-      }
+      if (this.#publishes.failed(id, code, message)) return;
       const request = this.#requests.get(id);
       if (request) {
         request.reject(errorFromFrame(code, message));
         if (subId === undefined) return;
       }
     }
-    if (subId !== undefined) {
-      const sub = this.#subs.get(subId);
-      if (sub?.group && code === "UNKNOWN_MEMBER" && id === undefined) {
-        sub.group.onRemoved(); // the session timed out: join again as a new member
-        return;
-      }
-      if (sub) {
-        const err = errorFromFrame(code, message, { topic: sub.topic });
-        if (!ERROR_CODES[err.code]?.retriable || err.code === "QUEUE_FULL") {
-          this.#subs.delete(subId);
-          sub.fail(err);
-        }
-        this.#emitError(err);
-        return;
-      }
-    }
+    if (subId !== undefined && this.#subs.onError(subId, code, message, id)) return;
     // A connection-level error, or the failure of an acks-0 publish (nobody awaits it).
     this.#emitError(errorFromFrame(code, message, id !== undefined ? { id } : {}));
-  }
-
-  #sendSubscribe(sub: Subscription<any>): void {
-    const credit = this.#limits?.defaultCredit ?? FALLBACK_CREDIT;
-    const id = this.#nextRequestId++;
-    this.#send(sub.subscribeFrame(id, credit));
-    this.#requests.set(id, {
-      resolve: () => this.#requests.delete(id),
-      reject: (err) => {
-        this.#requests.delete(id);
-        if (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") return; // connection lost: resubscribed on reconnect
-        if (this.#subs.get(sub.id) === sub) {
-          this.#subs.delete(sub.id);
-          sub.fail(err);
-        }
-      },
-    });
-  }
-
-  async #removeSubscription(sub: Subscription<any>): Promise<void> {
-    if (this.#subs.get(sub.id) !== sub) return;
-    this.#subs.delete(sub.id);
-    if (this.#state !== State.Connected) return;
-    try {
-      await this.#request({ op: "unsubscribe", id: 0, sub: sub.id }, this.#options.connectTimeout);
-    } catch {
-      /* gone with the connection: nothing to undo */
-    }
-  }
-
-  #flushPublishes(): void {
-    // Paused: a failed publish waits for its retry at the head of the queue; nothing may overtake it.
-    if (this.#state !== State.Connected || this.#retry.paused) return;
-    for (;;) {
-      const batch = this.#queue.takeSendable();
-      if (batch.length === 0) return;
-      for (const entry of batch) {
-        const id = this.#nextRequestId++;
-        if (!this.#send({ ...entry.frame, id })) {
-          // The socket went away under us: keep it for the next connection.
-          this.#queue.markInflight(id, entry);
-          continue;
-        }
-        if (entry.frame.acks === 0) entry.resolve({ partition: -1, offset: -1 });
-        else this.#queue.markInflight(id, entry);
-      }
-    }
-  }
-
-  #watch(topic: string, presences: Presence[]): void {
-    this.#presenceHost.query(topic, true).then(
-      (reply) => {
-        for (const presence of presences) presence.resync(reply.members);
-      },
-      (err: TributaryClientError) => {
-        if (err.code !== "UNAVAILABLE" && err.code !== "TIMEOUT") this.#emitError(err);
-      },
-    );
   }
 
   #reportReset(subscription: Subscription<any>, frame: ResetFrame, reset: ResetPolicy): void {

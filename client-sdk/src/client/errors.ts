@@ -1,4 +1,4 @@
-import { ERROR_CODES, type ErrorCode } from "../codes.ts";
+import { ERROR_CODES, isErrorCode, type ErrorCode } from "../codes.ts";
 
 /**
  * The one error type the SDK throws, rejects with and emits. `code` is stable (codes.ts);
@@ -22,4 +22,9 @@ export class TributaryClientError extends Error {
 
 export function isTributaryClientError(err: unknown, code?: ErrorCode): err is TributaryClientError {
   return err instanceof TributaryClientError && (code === undefined || err.code === code);
+}
+
+/** The error an `error` frame stands for (an unknown code becomes INTERNAL). */
+export function errorFromFrame(code: unknown, message: string, context: Record<string, unknown> = {}): TributaryClientError {
+  return new TributaryClientError(isErrorCode(code) ? code : "INTERNAL", message, context);
 }
