@@ -41,12 +41,7 @@ export function encodePacket(packet: Packet, protocolVersion: number): Buffer {
  * packet is out of this fast path's range (the caller then uses `encodePacket`).
  */
 export function encodePlainPublish(topic: string, payload: Uint8Array, qos: number, retain: boolean, dup: boolean, packetId: number, v5: boolean): Buffer | null {
-  if (topic !== lastTopic) {
-    lastTopic = topic;
-    lastTopicBytes = Buffer.from(topic);
-  }
-  const topicBytes = lastTopicBytes;
-  const topicLength = topicBytes.length;
+  const topicLength = topic.length <= 0x3fff && isAscii(topic) ? topic.length : Buffer.byteLength(topic);
   if (topicLength > 0xffff) return null;
   const remaining = 2 + topicLength + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
   if (remaining > 268_435_455) return null;
@@ -63,8 +58,9 @@ export function encodePlainPublish(topic: string, payload: Uint8Array, qos: numb
   } while (n > 0);
   out[pos++] = topicLength >> 8;
   out[pos++] = topicLength & 0xff;
-  if (topicLength < 48) for (let i = 0; i < topicLength; i++) out[pos + i] = topicBytes[i]!;
-  else out.set(topicBytes, pos);
+  if (topicLength === topic.length) {
+    for (let i = 0; i < topicLength; i++) out[pos + i] = topic.charCodeAt(i);
+  } else out.write(topic, pos, "utf8");
   pos += topicLength;
   if (qos > 0) {
     out[pos++] = packetId >> 8;
@@ -75,6 +71,7 @@ export function encodePlainPublish(topic: string, payload: Uint8Array, qos: numb
   return out;
 }
 
-/** UTF-8 of the last topic encoded (deliveries repeat topics). */
-let lastTopic = "";
-let lastTopicBytes: Buffer = Buffer.alloc(0);
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
