@@ -1,7 +1,7 @@
 import mqtt, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
-import { encodePacket, encodePlainPublish } from "./encode.ts";
+import { encodePacket } from "./encode.ts";
 import { IngressPipeline } from "./ingress.ts";
 import type { MqttCore } from "./mqtt-core.ts";
 import { MqttProtocolError } from "./mqtt-error.ts";
@@ -81,11 +81,6 @@ export class MqttConnection implements SessionConnection {
 
   onData(data: Buffer): void {
     if (this.closed) return;
-    if (this.connected && parserIdle(this.parser)) {
-      const at = this.#parseFast(data);
-      if (this.closed || at === data.length) return;
-      if (at > 0) data = data.subarray(at);
-    }
     try {
       this.parser.parse(data);
     } catch (err) {
@@ -98,69 +93,6 @@ export class MqttConnection implements SessionConnection {
     if (length > 0 && 1 + varIntSize(length) + length > this.core.maxPacketBytes) {
       this.fail(new MqttProtocolError(RC.PACKET_TOO_LARGE, `packet of ${length} bytes exceeds the maximum packet size ${this.core.maxPacketBytes}`));
     }
-  }
-
-  /**
-   * The hot packets (PUBLISH without properties, PUBACK), parsed straight from the read
-   * buffer while mqtt-packet holds nothing back: same packet objects, no BufferList, no
-   * per-state bookkeeping. Stops at the first packet that is anything else, incomplete or
-   * unusual (mqtt-packet then parses the rest, with its own checks and errors). Returns the
-   * offset of the first byte not consumed.
-   */
-  #parseFast(data: Buffer): number {
-    const end = data.length;
-    const v5 = this.version === 5;
-    let pos = 0;
-    while (pos + 2 <= end && !this.closed) {
-      const b0 = data[pos]!;
-      const type = b0 >> 4;
-      if (type !== 3 && type !== 4) break;
-      let i = pos + 1;
-      let b = data[i++]!;
-      let length = b & 0x7f;
-      if (b & 0x80) {
-        if (i >= end) break;
-        b = data[i++]!;
-        length += (b & 0x7f) << 7;
-        if (b & 0x80) {
-          if (i >= end) break;
-          b = data[i++]!;
-          length += (b & 0x7f) << 14;
-          if (b & 0x80) break; // ≥ 2 MiB: leave it to mqtt-packet
-        }
-      }
-      const stop = i + length;
-      if (stop > end) break;
-      if (type === 4) {
-        if ((b0 & 0x0f) !== 0 || length !== 2) break;
-        pos = stop;
-        this.#onPacket({ cmd: "puback", messageId: (data[i]! << 8) | data[i + 1]!, length, qos: 0, dup: false, retain: false } as Packet);
-        continue;
-      }
-      const qos = (b0 >> 1) & 3;
-      if (qos === 3 || length < 2) break;
-      const topicLength = (data[i]! << 8) | data[i + 1]!;
-      const topicAt = i + 2;
-      let p = topicAt + topicLength;
-      let messageId: number | undefined;
-      if (qos > 0) {
-        if (p + 2 > stop) break;
-        messageId = (data[p]! << 8) | data[p + 1]!;
-        p += 2;
-      } else if (p > stop) break;
-      if (v5) {
-        if (p >= stop || data[p] !== 0) break; // properties: mqtt-packet
-        p++;
-      }
-      const last = this.lastTopicBytes;
-      const topic =
-        topicLength === last.length && topicLength > 0 && sameBytes(data, topicAt, last) ? this.lastTopic : data.toString("utf8", topicAt, topicAt + topicLength);
-      pos = stop;
-      const packet = { cmd: "publish", retain: (b0 & 1) !== 0, qos, dup: (b0 & 8) !== 0, length, topic, payload: data.subarray(p, stop) } as IPublishPacket;
-      if (qos > 0) packet.messageId = messageId;
-      this.#onPacket(packet);
-    }
-    return pos;
   }
 
   #onParseError(err: Error): void {
@@ -267,10 +199,10 @@ export class MqttConnection implements SessionConnection {
       let buf = msg.encodedVariant === variant ? msg.encoded : null;
       if (!buf) {
         // First subscriber: encode with its packet id; later ones copy and patch the id.
-        const properties = v5 ? msg.properties : undefined;
-        buf =
-          (properties === undefined ? encodePlainPublish(msg.topic, msg.payload, qos, retain, dup, packetId, v5) : null) ??
-          encodePacket({ cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties } as IPublishPacket, this.version);
+        buf = encodePacket(
+          { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
+          this.version,
+        );
         msg.encoded = buf;
         msg.encodedVariant = variant;
         if (buf.length > this.maxPacketOut) return false;
@@ -400,17 +332,6 @@ function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", version: n
     ACK_TEMPLATES.set(key, t);
   }
   return t;
-}
-
-/** mqtt-packet holds no partial packet (its next byte would start a new one). */
-function parserIdle(parser: ReturnType<typeof mqtt.parser>): boolean {
-  const p = parser as unknown as { _list: { length: number }; _stateCounter: number; error: Error | null };
-  return p._stateCounter === 0 && p._list.length === 0 && !p.error;
-}
-
-function sameBytes(data: Buffer, at: number, bytes: Buffer): boolean {
-  for (let i = 0; i < bytes.length; i++) if (data[at + i] !== bytes[i]) return false;
-  return true;
 }
 
 function varIntSize(n: number): number {
