@@ -81,6 +81,48 @@ export class MqttConnection implements SessionConnection {
 
   onData(data: Buffer): void {
     if (this.closed) return;
+    if (this.#deferred.length > 0) {
+      this.#deferred.push(data);
+      this.#deferredBytes += data.length;
+      if (this.#deferredBytes > DEFERRED_MAX) this.#parseDeferred();
+      return;
+    }
+    if (data.length <= FIRST_SLICE) {
+      this.#parse(data);
+      return;
+    }
+    // A large read (many pipelined PUBLISH): parse its first slice now and the rest in the
+    // next event-loop turn, so that the first slice's records are appended and its PUBACK /
+    // PUBLISH written while the peer keeps working, instead of all after the whole read.
+    this.#parse(data.subarray(0, FIRST_SLICE));
+    this.#deferred.push(data.subarray(FIRST_SLICE));
+    this.#deferredBytes = data.length - FIRST_SLICE;
+    // Scheduled after this tick's ingress flush has scheduled the append (nextTick is FIFO),
+    // so that the append of the first slice runs before the rest is parsed.
+    process.nextTick(this.#scheduleDeferred);
+  }
+
+  /** Input received but not parsed yet (the rest of a large read), in arrival order. */
+  #deferred: Buffer[] = [];
+  #deferredBytes = 0;
+
+  readonly #scheduleDeferred = (): void => {
+    setImmediate(this.#parseDeferred);
+  };
+
+  readonly #parseDeferred = (): void => {
+    while (this.#deferred.length > 0 && !this.closed) {
+      const data = this.#deferred.shift()!;
+      this.#deferredBytes -= data.length;
+      this.#parse(data);
+    }
+    if (this.closed) {
+      this.#deferred = [];
+      this.#deferredBytes = 0;
+    }
+  };
+
+  #parse(data: Buffer): void {
     try {
       this.parser.parse(data);
     } catch (err) {
@@ -311,6 +353,9 @@ export class MqttConnection implements SessionConnection {
   /** The peer or the network closed the transport. */
   onTransportClose(): void {
     if (this.closed) return;
+    // What the peer sent before closing is handled as if it had been parsed at once.
+    if (this.#deferred.length > 0) this.#parseDeferred();
+    if (this.closed) return;
     this.#closed("transport-closed");
   }
 
@@ -333,6 +378,11 @@ function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", version: n
   }
   return t;
 }
+
+/** Bytes of a read parsed in the turn it arrives (some 50 small PUBLISH); the rest waits one turn. */
+const FIRST_SLICE = 4096;
+/** Deferred input beyond this is parsed at once (no unbounded buffering for a client that floods). */
+const DEFERRED_MAX = 256 * 1024;
 
 function varIntSize(n: number): number {
   return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
