@@ -1,14 +1,11 @@
 import type { Broker } from "../../broker/broker.ts";
-import { isTributaryError } from "../../errors.ts";
 import type { RecordHeaders } from "../../log/log-engine.ts";
+import { KeyedLogTopic } from "./keyed-log-topic.ts";
 import { OutgoingMessage } from "./record-mapping.ts";
 import type { TopicFilter } from "./topic-filter.ts";
 
 /** Internal log topic holding retained messages (unreachable from MQTT, see topic-mapping.ts). */
 export const RETAINED_TOPIC = "__mqtt.retained";
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 interface Retained {
   payload: Uint8Array;
@@ -25,40 +22,15 @@ interface Retained {
  * that topic from its start when the gateway starts (last record per key wins).
  */
 export class RetainedStore {
-  readonly #broker: Broker;
   readonly #index = new Map<string, Retained>();
-  #ready: Promise<void> | null = null;
+  readonly #log: KeyedLogTopic;
 
   constructor(broker: Broker) {
-    this.#broker = broker;
+    this.#log = new KeyedLogTopic(broker.engine, RETAINED_TOPIC);
   }
 
   async load(): Promise<void> {
-    await this.#ensureTopic();
-    const engine = this.#broker.engine;
-    let offset = (await engine.offsets(RETAINED_TOPIC, 0)).earliestOffset;
-    for (;;) {
-      const records = await engine.read(RETAINED_TOPIC, 0, offset, { maxRecords: 1000 });
-      if (records.length === 0) break;
-      for (const r of records) {
-        if (!r.key) continue;
-        this.#apply(dec.decode(r.key), r.value ?? new Uint8Array(0), r.headers, r.timestamp);
-      }
-      offset = records[records.length - 1]!.offset + 1;
-    }
-  }
-
-  #ensureTopic(): Promise<void> {
-    this.#ready ??= this.#broker.engine.createTopic(RETAINED_TOPIC, { partitions: 1, retentionMs: null, retentionBytes: null }).then(
-      () => undefined,
-      (err: unknown) => {
-        if (!isTributaryError(err, "TOPIC_EXISTS")) {
-          this.#ready = null;
-          throw err;
-        }
-      },
-    );
-    return this.#ready;
+    await this.#log.replay((topic, r) => this.#apply(topic, r.value ?? new Uint8Array(0), r.headers, r.timestamp));
   }
 
   #apply(topic: string, payload: Uint8Array, headers: RecordHeaders, timestamp: number): void {
@@ -70,8 +42,7 @@ export class RetainedStore {
   async put(topic: string, payload: Uint8Array, headers: RecordHeaders): Promise<void> {
     const timestamp = Date.now();
     this.#apply(topic, payload, headers, timestamp);
-    await this.#ensureTopic();
-    await this.#broker.engine.append(RETAINED_TOPIC, 0, [{ key: enc.encode(topic), value: payload, headers, timestamp }], { acks: 1 });
+    await this.#log.put(topic, payload, headers, timestamp);
   }
 
   /** Retained messages whose topic matches `filter` (expired ones skipped). */

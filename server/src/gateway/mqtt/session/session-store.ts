@@ -1,6 +1,6 @@
 import type { Broker } from "../../../broker/broker.ts";
-import { isTributaryError } from "../../../errors.ts";
 import type { Logger } from "../../../logger.ts";
+import { KeyedLogTopic } from "../keyed-log-topic.ts";
 import type { StoredSubscription } from "./subscription.ts";
 
 /** Internal log topic holding session state; MQTT clients cannot name it (see topic-mapping.ts). */
@@ -29,11 +29,12 @@ const dec = new TextDecoder();
 export class SessionStore {
   readonly #broker: Broker;
   readonly #log: Logger;
-  #ready: Promise<void> | null = null;
+  readonly #topic: KeyedLogTopic;
 
   constructor(broker: Broker, log: Logger) {
     this.#broker = broker;
     this.#log = log;
+    this.#topic = new KeyedLogTopic(broker.engine, SESSIONS_TOPIC);
   }
 
   /** An internal group (groups/internal-groups.ts): hidden from admin listings by default. */
@@ -41,54 +42,28 @@ export class SessionStore {
     return `mqtt.session.${clientId}`;
   }
 
-  #ensureTopic(): Promise<void> {
-    this.#ready ??= this.#broker.engine
-      .createTopic(SESSIONS_TOPIC, { partitions: 1, retentionMs: null, retentionBytes: null })
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          if (!isTributaryError(err, "TOPIC_EXISTS")) {
-            this.#ready = null;
-            throw err;
-          }
-        },
-      );
-    return this.#ready;
-  }
-
   async loadAll(): Promise<Map<string, StoredSession>> {
-    await this.#ensureTopic();
     const sessions = new Map<string, StoredSession>();
-    const engine = this.#broker.engine;
-    let offset = (await engine.offsets(SESSIONS_TOPIC, 0)).earliestOffset;
-    for (;;) {
-      const records = await engine.read(SESSIONS_TOPIC, 0, offset, { maxRecords: 1000 });
-      if (records.length === 0) break;
-      for (const r of records) {
-        if (!r.key) continue;
-        const clientId = dec.decode(r.key);
-        if (!r.value || r.value.length === 0) sessions.delete(clientId);
-        else {
-          try {
-            sessions.set(clientId, JSON.parse(dec.decode(r.value)) as StoredSession);
-          } catch (err) {
-            this.#log.warn("mqtt.session.unreadable", { clientId, error: String(err) });
-          }
-        }
+    await this.#topic.replay((clientId, r) => {
+      if (!r.value || r.value.length === 0) {
+        sessions.delete(clientId);
+        return;
       }
-      offset = records[records.length - 1]!.offset + 1;
-    }
+      try {
+        sessions.set(clientId, JSON.parse(dec.decode(r.value)) as StoredSession);
+      } catch (err) {
+        this.#log.warn("mqtt.session.unreadable", { clientId, error: String(err) });
+      }
+    });
     return sessions;
   }
 
   async save(session: StoredSession): Promise<void> {
-    await this.#ensureTopic();
-    await this.#broker.engine.append(SESSIONS_TOPIC, 0, [{ key: enc.encode(session.clientId), value: enc.encode(JSON.stringify(session)) }], { acks: 1 });
+    await this.#topic.put(session.clientId, enc.encode(JSON.stringify(session)));
   }
 
   async remove(clientId: string): Promise<void> {
-    await this.#ensureTopic();
-    await this.#broker.engine.append(SESSIONS_TOPIC, 0, [{ key: enc.encode(clientId), value: null }], { acks: 1 });
+    await this.#topic.put(clientId, null);
   }
 
   async commit(clientId: string, logTopic: string, partition: number, offset: number): Promise<void> {
