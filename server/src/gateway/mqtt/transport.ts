@@ -28,9 +28,12 @@ export class TcpTransport implements MqttTransport {
   readonly remoteAddress: string;
   onDrain: (() => void) | null = null;
   readonly #socket: Socket;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #scheduled = false;
+  readonly #out = new PacketBatcher(
+    (data) => {
+      if (!this.#closed) this.#socket.write(data);
+    },
+    (fn) => process.nextTick(fn),
+  );
   #closed = false;
 
   constructor(socket: Socket) {
@@ -41,31 +44,16 @@ export class TcpTransport implements MqttTransport {
   }
 
   write(packet: Buffer): void {
-    if (this.#closed) return;
-    this.#pending.push(packet);
-    this.#pendingBytes += packet.length;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      process.nextTick(this.#flush);
-    }
+    if (!this.#closed) this.#out.push(packet);
   }
 
-  readonly #flush = (): void => {
-    this.#scheduled = false;
-    if (this.#closed || this.#pending.length === 0) return;
-    const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#socket.write(data);
-  };
-
   bufferedBytes(): number {
-    return this.#socket.writableLength + this.#pendingBytes;
+    return this.#socket.writableLength + this.#out.bytes;
   }
 
   end(): void {
     if (this.#closed) return;
-    this.#flush();
+    this.#out.flush();
     this.#closed = true;
     this.#socket.end();
     // Do not wait forever for a peer that never reads.
@@ -95,9 +83,9 @@ export class WsTransport implements MqttTransport {
   readonly remoteAddress: string;
   onDrain: (() => void) | null = null;
   readonly #ws: WebSocket<WsUserData>;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #scheduled = false;
+  readonly #out = new PacketBatcher((data) => {
+    if (!this.#closed) this.#ws.send(data, true, false);
+  }, (fn) => setImmediate(fn));
   #closed = false;
 
   constructor(ws: WebSocket<WsUserData>) {
@@ -111,31 +99,16 @@ export class WsTransport implements MqttTransport {
   }
 
   write(packet: Buffer): void {
-    if (this.#closed) return;
-    this.#pending.push(packet);
-    this.#pendingBytes += packet.length;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
-    }
+    if (!this.#closed) this.#out.push(packet);
   }
 
-  readonly #flush = (): void => {
-    this.#scheduled = false;
-    if (this.#closed || this.#pending.length === 0) return;
-    const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#ws.send(data, true, false);
-  };
-
   bufferedBytes(): number {
-    return this.#closed ? 0 : this.#ws.getBufferedAmount() + this.#pendingBytes;
+    return this.#closed ? 0 : this.#ws.getBufferedAmount() + this.#out.bytes;
   }
 
   end(): void {
     if (this.#closed) return;
-    this.#flush();
+    this.#out.flush();
     this.#closed = true;
     this.#ws.end(1000);
   }
@@ -149,4 +122,37 @@ export class WsTransport implements MqttTransport {
   pauseReading(): void {}
 
   resumeReading(): void {}
+}
+
+/**
+ * Packets written during one turn leave as one socket write: queued, then sent together
+ * when `schedule` runs the flush (TCP: end of this tick; WebSocket: next loop turn).
+ */
+class PacketBatcher {
+  #pending: Buffer[] = [];
+  bytes = 0;
+  #scheduled = false;
+
+  constructor(
+    readonly send: (data: Buffer) => void,
+    readonly schedule: (fn: () => void) => void,
+  ) {}
+
+  push(packet: Buffer): void {
+    this.#pending.push(packet);
+    this.bytes += packet.length;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      this.schedule(this.flush);
+    }
+  }
+
+  readonly flush = (): void => {
+    this.#scheduled = false;
+    if (this.#pending.length === 0) return;
+    const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.bytes);
+    this.#pending = [];
+    this.bytes = 0;
+    this.send(data);
+  };
 }
