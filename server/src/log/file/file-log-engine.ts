@@ -41,11 +41,11 @@ import {
   fsyncDirSync,
   newEpoch,
   readTopicMetadata,
-  resolveTopicConfig,
-  validateTopicName,
+  resolveFileTopicConfig,
   writeTopicMetadata,
   type TopicMetadata,
 } from "./topic-metadata.ts";
+import { validateTopicName } from "../topic-config.ts";
 
 export type FsyncPolicy = "always" | "never" | { intervalMs: number };
 
@@ -215,7 +215,7 @@ export class FileLogEngine implements LogEngine {
   async createTopic(name: string, config: Partial<TopicConfig>): Promise<TopicDescription> {
     this.#checkOpen();
     validateTopicName(name);
-    const resolved = resolveTopicConfig(name, config);
+    const resolved = resolveFileTopicConfig(name, config);
     return this.#serial(() => {
       this.#checkOpen();
       if (this.#topics.has(name)) throw new TributaryError("TOPIC_EXISTS", `topic ${name} already exists`, { topic: name });

@@ -8,10 +8,10 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { TributaryError } from "../../errors.ts";
-import { DEFAULT_TOPIC_CONFIG, TOPIC_NAME_PATTERN, type TopicConfig } from "../log-engine.ts";
+import type { TopicConfig } from "../log-engine.ts";
+import { resolveTopicConfig } from "../topic-config.ts";
 
 export const TOPIC_FILE = "topic.json";
-export const MAX_PARTITIONS = 10_000;
 
 export interface TopicMetadata {
   version: 1;
@@ -28,35 +28,9 @@ export function newEpoch(): string {
   return randomBytes(8).toString("hex");
 }
 
-export function validateTopicName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !TOPIC_NAME_PATTERN.test(name) || name === "." || name === "..") {
-    throw new TributaryError("INVALID_TOPIC", `invalid topic name ${JSON.stringify(name)}: must match [a-zA-Z0-9._-]{1,249} and not be "." or ".."`, {
-      topic: name,
-    });
-  }
-}
-
-function nullablePositive(value: unknown, field: string, topic: string): number | null {
-  if (value === null) return null;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-    throw new TributaryError("INVALID_CONFIG", `${field} must be a positive integer or null, got ${String(value)}`, { topic, field });
-  }
-  return value;
-}
-
-/** Fills defaults and validates a topic config for the single-node file engine. */
-export function resolveTopicConfig(topic: string, partial: Partial<TopicConfig> | undefined): TopicConfig {
-  const c = { ...DEFAULT_TOPIC_CONFIG, ...(partial ?? {}) };
-  for (const k of Object.keys(c) as (keyof TopicConfig)[]) if (c[k] === undefined) (c as Record<string, unknown>)[k] = DEFAULT_TOPIC_CONFIG[k];
-  if (typeof c.partitions !== "number" || !Number.isInteger(c.partitions) || c.partitions < 1 || c.partitions > MAX_PARTITIONS) {
-    throw new TributaryError("POLICY_VIOLATION", `partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(c.partitions)}`, {
-      topic,
-      partitions: c.partitions,
-    });
-  }
-  if (typeof c.replicationFactor !== "number" || !Number.isInteger(c.replicationFactor) || c.replicationFactor < 1) {
-    throw new TributaryError("POLICY_VIOLATION", `replicationFactor must be an integer >= 1, got ${String(c.replicationFactor)}`, { topic });
-  }
+/** Fills defaults and validates a topic config for the single-node file engine (one copy only). */
+export function resolveFileTopicConfig(topic: string, partial: Partial<TopicConfig> | undefined): TopicConfig {
+  const c = resolveTopicConfig(topic, partial);
   if (c.replicationFactor > 1) {
     throw new TributaryError(
       "POLICY_VIOLATION",
@@ -64,16 +38,7 @@ export function resolveTopicConfig(topic: string, partial: Partial<TopicConfig> 
       { topic, replicationFactor: c.replicationFactor },
     );
   }
-  if (c.cleanupPolicy !== "delete") {
-    throw new TributaryError("POLICY_VIOLATION", `cleanupPolicy ${String(c.cleanupPolicy)} is not supported (only "delete")`, { topic });
-  }
-  return {
-    partitions: c.partitions,
-    retentionMs: nullablePositive(c.retentionMs, "retentionMs", topic),
-    retentionBytes: nullablePositive(c.retentionBytes, "retentionBytes", topic),
-    replicationFactor: 1,
-    cleanupPolicy: "delete",
-  };
+  return c;
 }
 
 /** Writes a file durably and atomically: temp + fsync + rename + fsync of the directory. */

@@ -1,10 +1,10 @@
 import { TributaryError } from "../../errors.ts";
-import { DEFAULT_TOPIC_CONFIG, TOPIC_NAME_PATTERN, type TopicConfig } from "../log-engine.ts";
+import type { TopicConfig } from "../log-engine.ts";
+import { resolveTopicConfig, validateTopicName } from "../topic-config.ts";
 import type { RedisEngineCore } from "./redis-engine-core.ts";
 import type { RedisGroupOffsets } from "./redis-group-offsets.ts";
 import { SCRIPTS } from "./redis-scripts.ts";
 
-const MAX_PARTITIONS = 10_000;
 
 /**
  * Topic creation, deletion and listing of `RedisLogEngine` (internal to it). The config hash
@@ -65,39 +65,4 @@ export class RedisTopicAdmin {
     const names = await core.call({}, () => core.client.smembers(core.keys.topics()));
     return names.sort();
   }
-}
-
-function validateTopicName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !TOPIC_NAME_PATTERN.test(name) || name === "." || name === "..") {
-    throw new TributaryError("INVALID_TOPIC", `invalid topic name ${JSON.stringify(name)}: must match [a-zA-Z0-9._-]{1,249} and not be "." or ".."`, { topic: name });
-  }
-}
-
-function nullablePositive(value: unknown, field: string, topic: string): number | null {
-  if (value === null) return null;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-    throw new TributaryError("INVALID_CONFIG", `${field} must be a positive integer or null, got ${String(value)}`, { topic, field });
-  }
-  return value;
-}
-
-function resolveTopicConfig(topic: string, partial: Partial<TopicConfig> | undefined): TopicConfig {
-  const c = { ...DEFAULT_TOPIC_CONFIG };
-  for (const [k, v] of Object.entries(partial ?? {})) if (v !== undefined) (c as Record<string, unknown>)[k] = v;
-  if (!Number.isInteger(c.partitions) || c.partitions < 1 || c.partitions > MAX_PARTITIONS) {
-    throw new TributaryError("POLICY_VIOLATION", `partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(c.partitions)}`, { topic, partitions: c.partitions });
-  }
-  if (!Number.isInteger(c.replicationFactor) || c.replicationFactor < 1) {
-    throw new TributaryError("POLICY_VIOLATION", `replicationFactor must be an integer >= 1, got ${String(c.replicationFactor)}`, { topic });
-  }
-  if (c.cleanupPolicy !== "delete") {
-    throw new TributaryError("POLICY_VIOLATION", `cleanupPolicy ${String(c.cleanupPolicy)} is not supported (only "delete")`, { topic });
-  }
-  return {
-    partitions: c.partitions,
-    retentionMs: nullablePositive(c.retentionMs, "retentionMs", topic),
-    retentionBytes: nullablePositive(c.retentionBytes, "retentionBytes", topic),
-    replicationFactor: c.replicationFactor,
-    cleanupPolicy: "delete",
-  };
 }
