@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isTributaryError, type ErrorCode } from "../../errors.ts";
-import { runLogEngineContract, valueRecords } from "../contract/log-engine-contract.ts";
+import { runLogEngineContract, valueRecords } from "../../../../test/contract/log-engine-contract.ts";
 import type { LogRecord } from "../log-engine.ts";
 import { FileLogEngine, type FileLogEngineOptions } from "./file-log-engine.ts";
 import { segmentFileName } from "./segment.ts";

@@ -10,7 +10,7 @@ import {
   type SentinelSetup,
 } from "../../../../test/helpers/redis-harness.ts";
 import { isTributaryError, type TributaryError } from "../../errors.ts";
-import { runLogEngineContract } from "../contract/log-engine-contract.ts";
+import { runLogEngineContract } from "../../../../test/contract/log-engine-contract.ts";
 import type { LogRecord } from "../log-engine.ts";
 import { createRedisEngineFromUrl, RedisLogEngine, type RedisLogEngineOptions } from "./redis-log-engine.ts";
 

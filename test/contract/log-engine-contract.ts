@@ -11,9 +11,9 @@
  * release everything the factory created. Each test uses fresh topic names.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isTributaryError } from "../../errors.ts";
-import type { ErrorCode } from "../../errors.ts";
-import type { LogEngine, LogRecord, RecordInput } from "../log-engine.ts";
+import { isTributaryError } from "../../server/src/errors.ts";
+import type { ErrorCode } from "../../server/src/errors.ts";
+import type { LogEngine, LogRecord, RecordInput } from "../../server/src/log/log-engine.ts";
 
 export interface ContractEngine {
   engine: LogEngine;
