@@ -34,7 +34,7 @@ import { RedisLogEngine } from "./log/redis/redis-log-engine.ts";
 import { ClusterGroupCoordinator } from "./cluster/cluster-group-coordinator.ts";
 import type { NodeRegistry } from "./cluster/node-registry.ts";
 import { advertisedUrls, openNodeRegistry } from "./cluster/open-node-registry.ts";
-import { parseRedisUrl } from "./log/redis/redis-url.ts";
+import { parseRedisUrl } from "./redis/redis-url.ts";
 
 export interface StartNodeOptions {
   /** Use this engine instead of opening one from `config` (the node then closes it too). */

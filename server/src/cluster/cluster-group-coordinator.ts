@@ -24,8 +24,9 @@ import { GroupCoordinator, type CommitRequest, type GroupCoordinatorOptions, typ
 import type { GroupStateName } from "../groups/group-store.ts";
 import type { LeaveReason } from "../groups/instrumentation.ts";
 import type { ResetTarget } from "../groups/offsets.ts";
-import { connectClient, createClient, type RedisClient } from "../log/redis/redis-connection.ts";
-import { parseRedisUrl } from "../log/redis/redis-url.ts";
+import { connectClient, createClient, type RedisClient } from "../redis/redis-connection.ts";
+import { keyPrefixOf } from "../redis/redis-key-prefix.ts";
+import { parseRedisUrl } from "../redis/redis-url.ts";
 import { GroupBus, type BusRequest } from "./group-bus.ts";
 import { GroupLeases, type LeaseHolder } from "./group-leases.ts";
 
@@ -85,7 +86,7 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
     try {
       await connectClient(client, target);
       await connectClient(subscriber, target);
-      const prefix = target.keyPrefix ?? "trib";
+      const prefix = keyPrefixOf(target);
       const bus = await GroupBus.open(client, subscriber, prefix, options.nodeId);
       return new ClusterGroupCoordinator(options, client, subscriber, bus, prefix);
     } catch (err) {

@@ -7,7 +7,7 @@
  */
 import { TributaryError, toTributaryError } from "../errors.ts";
 import { isErrorCode } from "@tributary/client/codes";
-import type { RedisClient } from "../log/redis/redis-connection.ts";
+import type { RedisClient } from "../redis/redis-connection.ts";
 
 export interface BusRequest {
   kind: string;

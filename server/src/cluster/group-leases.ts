@@ -12,7 +12,7 @@
  *                                             Redis lost the counter)
  */
 import { readFileSync } from "node:fs";
-import type { RedisClient } from "../log/redis/redis-connection.ts";
+import type { RedisClient } from "../redis/redis-connection.ts";
 
 const lua = (file: string) => readFileSync(new URL(`./scripts/${file}`, import.meta.url), "utf8");
 const ACQUIRE = lua("lease-acquire.lua");

@@ -12,8 +12,9 @@
  * unreachable, heartbeats and `checkStorage()` fail at once instead of queueing.
  */
 import { TributaryError, toTributaryError } from "../errors.ts";
-import { connectClient, createClient, type RedisClient } from "../log/redis/redis-connection.ts";
-import { parseRedisUrl } from "../log/redis/redis-url.ts";
+import { connectClient, createClient, type RedisClient } from "../redis/redis-connection.ts";
+import { keyPrefixOf } from "../redis/redis-key-prefix.ts";
+import { parseRedisUrl } from "../redis/redis-url.ts";
 import { sortNodes, type ClusterStatus, type NodeInfo, type NodeRegistry, type SelfDescriptor } from "./node-registry.ts";
 
 export interface RedisNodeRegistryOptions {
@@ -75,7 +76,7 @@ export class RedisNodeRegistry implements NodeRegistry {
     const client = createClient({ ...target, commandTimeoutMs: Math.max(1000, options.probeTimeoutMs ?? 500) }, "commands");
     client.on("error", () => {}); // surfaced by heartbeats and probes
     await connectClient(client, target);
-    return new RedisNodeRegistry(client, self, options, target.keyPrefix ?? "trib");
+    return new RedisNodeRegistry(client, self, options, keyPrefixOf(target));
   }
 
   get ttlMs(): number {

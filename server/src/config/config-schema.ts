@@ -7,7 +7,7 @@
  * Naming: field `limits.maxRecordBytes` ↔ env `TRIBUTARY_MAX_RECORD_BYTES` ↔ flag
  * `--max-record-bytes`. Values from env and flags are strings; from the JSON file, JSON.
  */
-import { parseRedisUrl } from "../log/redis/redis-url.ts";
+import { parseRedisUrl } from "../redis/redis-url.ts";
 import { parseByteSize, parseDuration } from "./units.ts";
 
 export type Parsed = { ok: true; value: unknown } | { ok: false };

@@ -1,5 +1,5 @@
 import type { AppendNotifier } from "../tail-loop.ts";
-import type { RedisClient } from "./redis-connection.ts";
+import type { RedisClient } from "../../redis/redis-connection.ts";
 
 interface Watched {
   topic: string;

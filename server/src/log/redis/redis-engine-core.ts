@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { TributaryError } from "../../errors.ts";
 import { TOPIC_NAME_PATTERN, type TopicConfig } from "../log-engine.ts";
 import type { AppendNotifier } from "../tail-loop.ts";
-import type { RedisClient } from "./redis-connection.ts";
-import { mapRedisError } from "./redis-errors.ts";
+import type { RedisClient } from "../../redis/redis-connection.ts";
+import { mapRedisError } from "../../redis/redis-errors.ts";
+import { keyPrefixOf } from "../../redis/redis-key-prefix.ts";
 import { RedisKeys } from "./redis-keys.ts";
 import type { RedisLogEngineOptions } from "./redis-log-engine-options.ts";
 import { SCRIPTS } from "./redis-scripts.ts";
@@ -48,7 +49,7 @@ export class RedisEngineCore {
     this.client = client;
     this.options = options;
     this.notifier = notifier;
-    this.keys = new RedisKeys(options.keyPrefix ?? "trib");
+    this.keys = new RedisKeys(keyPrefixOf(options));
   }
 
   assertOpen(): void {

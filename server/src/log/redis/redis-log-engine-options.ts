@@ -1,8 +1,8 @@
-import type { RedisTarget } from "./redis-connection.ts";
+import type { RedisTarget } from "../../redis/redis-connection.ts";
 
 /** Options of `RedisLogEngine.connect`: where Redis is, plus the engine's own settings. */
 export interface RedisLogEngineOptions extends RedisTarget {
-  /** Prefix of every key (default "trib"). Engines sharing a prefix share the data. */
+  /** Prefix of every key (default "trib", redis/redis-key-prefix.ts). Engines sharing a prefix share the data. */
   keyPrefix?: string;
   /**
    * Replicas that must acknowledge an acks=all append (WAIT). The topic's

@@ -15,7 +15,7 @@ import type {
   TopicDescription,
 } from "../log-engine.ts";
 import { AppendNotifier } from "../tail-loop.ts";
-import { connectClient, createClient, type RedisClient, type RedisTarget } from "./redis-connection.ts";
+import { connectClient, createClient, type RedisClient, type RedisTarget } from "../../redis/redis-connection.ts";
 import { RedisAppender } from "./redis-appender.ts";
 import { hwKey, RedisEngineCore, str } from "./redis-engine-core.ts";
 import { RedisGroupOffsets } from "./redis-group-offsets.ts";
@@ -26,7 +26,7 @@ import { SCRIPTS } from "./redis-scripts.ts";
 import { startRedisTail } from "./redis-tail.ts";
 import { RedisTopicAdmin } from "./redis-topic-admin.ts";
 import { PartitionWatcher } from "./partition-watcher.ts";
-import { parseRedisUrl } from "./redis-url.ts";
+import { parseRedisUrl } from "../../redis/redis-url.ts";
 
 export type { RedisLogEngineOptions } from "./redis-log-engine-options.ts";
 
@@ -281,7 +281,7 @@ async function preloadScripts(client: RedisClient): Promise<void> {
   await Promise.all(nodes.flatMap((n) => Object.values(SCRIPTS).map((s) => n.script("LOAD", s.lua))));
 }
 
-/** Builds an engine from one URL (for `--engine redis --redis <url>`); forms in redis-url.ts. */
+/** Builds an engine from one URL (for `--engine redis --redis <url>`); forms in redis/redis-url.ts. */
 export async function createRedisEngineFromUrl(url: string): Promise<RedisLogEngine> {
   return RedisLogEngine.connect(parseRedisUrl(url));
 }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ChainableCommander } from "ioredis";
-import type { RedisClient } from "./redis-connection.ts";
+import type { RedisClient } from "../../redis/redis-connection.ts";
 
 const SCRIPTS_DIR = new URL("./scripts/", import.meta.url);
 const INCLUDE = /^--!include\s+(\S+)\s*$/m;

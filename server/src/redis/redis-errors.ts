@@ -1,4 +1,4 @@
-import { TributaryError } from "../../errors.ts";
+import { TributaryError } from "../errors.ts";
 
 /** Replies that mean "this node cannot serve the write now; another may, soon". */
 const UNAVAILABLE_REPLY = /^(READONLY|LOADING|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MOVED|ASK|BUSY|NOAUTH)\b/;

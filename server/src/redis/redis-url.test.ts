@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isTributaryError } from "../../errors.ts";
+import { isTributaryError } from "../errors.ts";
 import { parseRedisUrl } from "./redis-url.ts";
 
 describe("parseRedisUrl", () => {

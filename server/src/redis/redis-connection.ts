@@ -1,5 +1,10 @@
+/**
+ * Redis connections of a node, one factory for every user (log engine, node registry,
+ * group leases and bus): fail-fast command connections, patient subscriber connections,
+ * standalone / Sentinel / Cluster from one `RedisTarget`.
+ */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
-import { TributaryError } from "../../errors.ts";
+import { TributaryError } from "../errors.ts";
 import { mapRedisError } from "./redis-errors.ts";
 
 export type RedisClient = Redis | Cluster;

@@ -8,18 +8,30 @@
  *
  * Query parameters: prefix, replicas, waitTimeoutMs, maxBatchBytes.
  */
-import { TributaryError } from "../../errors.ts";
-import type { RedisLogEngineOptions } from "./redis-log-engine.ts";
+import { TributaryError } from "../errors.ts";
+import type { RedisTarget } from "./redis-connection.ts";
+
+/** What a Redis URL says: where Redis is, plus the query parameters every user of it reads. */
+export interface RedisUrlOptions extends RedisTarget {
+  /** `prefix`: prefix of every key (default "trib", see redis-key-prefix.ts). */
+  keyPrefix?: string;
+  /** `replicas`: replicas that must acknowledge an acks=all append (log engine). */
+  replicas?: number;
+  /** `waitTimeoutMs`: WAIT timeout of acks=all (log engine). */
+  waitTimeoutMs?: number;
+  /** `maxBatchBytes`: largest accepted batch (log engine). */
+  maxBatchBytes?: number;
+}
 
 const URL_PATTERN = /^([a-z][a-z+]*):\/\/(?:([^@/?]*)@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/i;
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\[\],]+)?(?::(\d{1,5}))?$/;
 
 /**
- * Parses a Redis URL into engine options; throws INVALID_CONFIG naming the problem.
+ * Parses a Redis URL into connection and engine options; throws INVALID_CONFIG naming the problem.
  * (Not WHATWG `new URL`: it refuses the comma-separated host lists of the cluster and
  * sentinel forms.)
  */
-export function parseRedisUrl(url: string): RedisLogEngineOptions {
+export function parseRedisUrl(url: string): RedisUrlOptions {
   const invalid = (why: string) => new TributaryError("INVALID_CONFIG", `invalid Redis URL ${url}: ${why}`, { url });
   const m = URL_PATTERN.exec(url.trim());
   if (!m) throw invalid("expected <scheme>://[:password@]host:port[,host:port...][/name][?query]");
@@ -33,7 +45,7 @@ export function parseRedisUrl(url: string): RedisLogEngineOptions {
     return n;
   };
   const password = userinfo?.includes(":") ? decodeURIComponent(userinfo.slice(userinfo.indexOf(":") + 1)) : undefined;
-  const common: RedisLogEngineOptions = {
+  const common: RedisUrlOptions = {
     keyPrefix: q.get("prefix") || undefined,
     replicas: num("replicas"),
     waitTimeoutMs: num("waitTimeoutMs"),
