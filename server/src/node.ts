@@ -34,6 +34,7 @@ import { RedisLogEngine } from "./log/redis/redis-log-engine.ts";
 import { ClusterGroupCoordinator } from "./cluster/cluster-group-coordinator.ts";
 import type { NodeRegistry } from "./cluster/node-registry.ts";
 import { advertisedUrls, openNodeRegistry } from "./cluster/open-node-registry.ts";
+import { RedisErrorReporter } from "./redis/redis-error-reporter.ts";
 import { parseRedisUrl } from "./redis/redis-url.ts";
 
 export interface StartNodeOptions {
@@ -72,8 +73,11 @@ export interface TributaryNode {
   close(): Promise<void>;
 }
 
-/** Opens the log engine configured in `config`: the file engine in `dataDir`, or the Redis engine at `redis.url`. */
-export async function openEngine(config: TributaryConfig, log: Logger): Promise<LogEngine> {
+/**
+ * Opens the log engine configured in `config`: the file engine in `dataDir`, or the Redis engine
+ * at `redis.url` (its background failures logged to `log` and counted in `metrics`).
+ */
+export async function openEngine(config: TributaryConfig, log: Logger, metrics?: Metrics): Promise<LogEngine> {
   switch (config.engine) {
     case "file":
       return FileLogEngine.open({
@@ -86,7 +90,7 @@ export async function openEngine(config: TributaryConfig, log: Logger): Promise<
       });
     case "redis":
       if (!config.redis.url) throw new TributaryError("INVALID_CONFIG", 'redis.url: required when engine is "redis" (--redis <url>, env TRIBUTARY_REDIS_URL)');
-      return RedisLogEngine.connect({ maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes), ...parseRedisUrl(config.redis.url) });
+      return RedisLogEngine.connect({ maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes), ...parseRedisUrl(config.redis.url), reporter: new RedisErrorReporter(log, metrics) });
     default:
       throw new TributaryError("INVALID_CONFIG", `engine: unknown log engine "${String(config.engine)}"`);
   }
@@ -95,8 +99,10 @@ export async function openEngine(config: TributaryConfig, log: Logger): Promise<
 export async function startNode(config: TributaryConfig, options: StartNodeOptions = {}): Promise<TributaryNode> {
   const log = options.logger ?? createLogger(config.log.level);
   const nodeId = options.nodeId ?? randomUUID();
-  const engine = options.engine ?? (await openEngine(config, log));
   const metrics = options.metrics ?? new Metrics();
+  const engine = options.engine ?? (await openEngine(config, log, metrics));
+  // Redis connections, leases, heartbeats and node messages: failures nobody awaits are logged and counted.
+  const redisErrors = new RedisErrorReporter(log, metrics);
   const broker = new Broker(engine, {
     autoCreateTopics: config.topics.autoCreate,
     topicDefaults: {
@@ -118,7 +124,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   try {
     groups =
       engine.kind === "redis" && config.redis.url
-        ? await ClusterGroupCoordinator.connect({ ...groupOptions, redisUrl: config.redis.url, nodeId, leaseTtlMs: config.cluster.nodeTtlMs })
+        ? await ClusterGroupCoordinator.connect({ ...groupOptions, redisUrl: config.redis.url, nodeId, leaseTtlMs: config.cluster.nodeTtlMs, reporter: redisErrors })
         : new GroupCoordinator(groupOptions);
   } catch (err) {
     await engine.close().catch(() => {});
@@ -173,7 +179,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
       startedAt,
       urls: advertisedUrls(config, boundPort, mqttPort),
       connections: () => connectionCounts(gateways),
-    }, log);
+    }, redisErrors);
     await registry.start();
   } catch (err) {
     if (listenSocket) uWS.us_listen_socket_close(listenSocket);

@@ -18,13 +18,21 @@
  * node, which starts the group afresh: members get UNKNOWN_MEMBER and join again (the SDK
  * does this by itself), resuming from the committed offsets. A clean shutdown releases the
  * leases at once.
+ *
+ * Lost events: an `assign` for a member on another node that is not answered within the
+ * rebalance timeout removes the member (see #assignFailed); a lost `removed` is caught up by
+ * the member's next heartbeat (UNKNOWN_MEMBER); a lost `revoke` counts as not confirmed, as
+ * locally. Each is logged and counted (task `group-event`), as are failures of the group
+ * index and of dropping a lost group's state (task `group-state`).
  */
 import { TributaryError, isTributaryError } from "../errors.ts";
 import { GroupCoordinator, type CommitRequest, type GroupCoordinatorOptions, type GroupDescription, type GroupListing, type GroupMemberChannel, type JoinRequest, type MemberAssignment, type MemberRevocation, type ResetOffsetsResult } from "../groups/group-coordinator.ts";
-import type { GroupStateName } from "../groups/group-store.ts";
+import type { GroupState, GroupStateName } from "../groups/group-store.ts";
 import type { LeaveReason } from "../groups/instrumentation.ts";
+import type { MemberRecord } from "../groups/membership-store.ts";
 import type { ResetTarget } from "../groups/offsets.ts";
 import { connectClient, createClient, type RedisClient } from "../redis/redis-connection.ts";
+import { RedisErrorReporter } from "../redis/redis-error-reporter.ts";
 import { keyPrefixOf } from "../redis/redis-key-prefix.ts";
 import { parseRedisUrl } from "../redis/redis-url.ts";
 import { GroupBus, type BusRequest } from "./group-bus.ts";
@@ -38,6 +46,8 @@ export interface ClusterGroupCoordinatorOptions extends GroupCoordinatorOptions 
   leaseTtlMs?: number;
   /** Timeout of one request to the coordinating node (default 1500 ms). */
   requestTimeoutMs?: number;
+  /** Where failures nobody awaits go (connections, leases, bus, lost events). Default: logged to stderr, not counted. */
+  reporter?: RedisErrorReporter;
 }
 
 type Held = (channel: GroupMemberChannel) => void;
@@ -51,6 +61,7 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
   readonly #prefix: string;
   readonly #requestTimeoutMs: number;
   readonly #rebalanceTimeoutMs: number;
+  readonly #reporter: RedisErrorReporter;
   /** Local members of groups coordinated elsewhere: group → memberId → their channel. */
   readonly #members = new Map<string, Map<string, GroupMemberChannel>>();
   /** Events that arrived before the join answer registered the member: "group\0memberId" → actions. */
@@ -61,7 +72,7 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
   #emptyBefore = new Set<string>();
   #shutdown: Promise<void> | undefined;
 
-  private constructor(options: ClusterGroupCoordinatorOptions, client: RedisClient, subscriber: RedisClient, bus: GroupBus, prefix: string) {
+  private constructor(options: ClusterGroupCoordinatorOptions, client: RedisClient, subscriber: RedisClient, bus: GroupBus, prefix: string, reporter: RedisErrorReporter) {
     super(options);
     this.nodeId = options.nodeId;
     this.#client = client;
@@ -70,25 +81,26 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
     this.#prefix = prefix;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 1500;
     this.#rebalanceTimeoutMs = options.rebalanceTimeoutMs ?? 30_000;
-    this.#leases = new GroupLeases({ client, prefix, nodeId: options.nodeId, ttlMs: options.leaseTtlMs, onLost: (group) => void this.#forget(group) });
+    this.#reporter = reporter;
+    this.#leases = new GroupLeases({ client, prefix, nodeId: options.nodeId, ttlMs: options.leaseTtlMs, reporter, onLost: (group) => void this.#forget(group) });
     bus.serve((request, from) => this.#serve(request, from));
-    // Leases of groups that emptied out are given back, so the next member's node takes them.
-    this.#sweep = setInterval(() => void this.#releaseEmpty(), this.#leases.ttlMs);
+    // Leases of groups that emptied out are given back, so the next member's node takes them;
+    // the groups still held are (re-)written to the group index.
+    this.#sweep = setInterval(() => void this.#sweepHeld(), this.#leases.ttlMs);
     this.#sweep.unref();
   }
 
   static async connect(options: ClusterGroupCoordinatorOptions): Promise<ClusterGroupCoordinator> {
     const target = parseRedisUrl(options.redisUrl);
-    const client = createClient(target, "commands");
-    const subscriber = createClient(target, "subscriber");
-    client.on("error", () => {});
-    subscriber.on("error", () => {});
+    const reporter = options.reporter ?? RedisErrorReporter.standalone();
+    const client = createClient(target, { role: "commands", component: "group-coordinator", reporter });
+    const subscriber = createClient(target, { role: "subscriber", component: "group-coordinator", reporter });
     try {
       await connectClient(client, target);
       await connectClient(subscriber, target);
       const prefix = keyPrefixOf(target);
-      const bus = await GroupBus.open(client, subscriber, prefix, options.nodeId);
-      return new ClusterGroupCoordinator(options, client, subscriber, bus, prefix);
+      const bus = await GroupBus.open(client, subscriber, prefix, options.nodeId, reporter);
+      return new ClusterGroupCoordinator(options, client, subscriber, bus, prefix, reporter);
     } catch (err) {
       client.disconnect();
       subscriber.disconnect();
@@ -143,7 +155,8 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
         out.push({ group, state: d.state, generation: d.generation, members: d.members.length });
       } catch (err) {
         if (!isTributaryError(err, "UNKNOWN_GROUP")) throw err;
-        await this.#client.srem(this.#groupsKey(), group).catch(() => {});
+        // Index housekeeping: on failure the name stays listed-but-skipped and the next listing prunes it again.
+        await this.#client.srem(this.#groupsKey(), group).catch((err: unknown) => this.#reporter.report("group-state", "group.index_prune_failed", err, { group }));
       }
     }
     return out;
@@ -206,7 +219,10 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
     } catch (err) {
       throw new TributaryError("UNAVAILABLE", `cannot reach Redis to find the coordinator of group "${group}": ${(err as Error).message}`, { group }, { cause: err });
     }
-    if (holder.nodeId === this.nodeId) await this.#client.sadd(this.#groupsKey(), group).catch(() => {});
+    if (holder.nodeId === this.nodeId) {
+      // On failure the group is missing from listGroups() until the next sweep re-indexes the held groups.
+      await this.#client.sadd(this.#groupsKey(), group).catch((err: unknown) => this.#reporter.report("group-state", "group.index_add_failed", err, { group }));
+    }
     return holder;
   }
 
@@ -260,19 +276,55 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
     let memberId = "";
     const epoch = () => this.#leases.heldEpoch(group) ?? 0;
     const send = (body: BusRequest, timeoutMs = this.#requestTimeoutMs) => this.#bus.request<unknown>(node, { ...body, group, epoch: epoch() }, timeoutMs);
+    const failed = (kind: string, err: unknown, fields: Record<string, unknown> = {}) => {
+      if (!this.#shutdown) this.#reporter.report("group-event", "group.event_failed", err, { group, kind, memberId, node, ...fields });
+    };
     return {
+      // The member's node answers once the member has it; without an answer within the
+      // rebalance timeout the member is removed (#assignFailed).
       assign: (assignment: MemberAssignment) => {
         memberId = assignment.memberId;
-        void send({ kind: "assign", assignment }).catch(() => {});
+        const sentIn = this.#leases.heldEpoch(group);
+        send({ kind: "assign", assignment }, this.#rebalanceTimeoutMs + 1000).catch((err: unknown) => {
+          failed("assign", err, { generation: assignment.generation });
+          void this.#assignFailed(group, assignment.memberId, sentIn);
+        });
       },
       // The member's node answers once the member confirmed; no answer within the rebalance
-      // timeout counts as a timeout for the coordinator too.
+      // timeout counts as a timeout for the coordinator too (the rebalance goes on without it).
       revoke: async (revocation: MemberRevocation) => {
         memberId = revocation.memberId;
-        await send({ kind: "revoke", revocation }, this.#rebalanceTimeoutMs + 1000);
+        try {
+          await send({ kind: "revoke", revocation }, this.#rebalanceTimeoutMs + 1000);
+        } catch (err) {
+          failed("revoke", err, { generation: revocation.generation });
+          throw err;
+        }
       },
-      removed: (reason: LeaveReason) => void send({ kind: "removed", memberId, reason }).catch(() => {}),
+      // Lost: the member's node still thinks the member is in; its next heartbeat gets
+      // UNKNOWN_MEMBER, which ends the subscription the same way.
+      removed: (reason: LeaveReason) => void send({ kind: "removed", memberId, reason }).catch((err: unknown) => failed("removed", err, { reason })),
     };
+  }
+
+  /**
+   * An `assign` did not reach a member on another node (its node is gone, the inbox message
+   * was lost while that node's subscriber reconnected, Redis was unreachable). Later assigns
+   * only carry what changes, so the member would never start the partitions it missed: it is
+   * removed from the group instead. The rebalance that follows hands its partitions to the
+   * other members; if its node is alive, the member's next heartbeat gets UNKNOWN_MEMBER and
+   * it joins again with a full assignment (records after its last commit are delivered again,
+   * as in any rebalance). Nothing to do when this node no longer coordinates the group (the
+   * new coordinator starts it afresh) or is shutting down.
+   */
+  async #assignFailed(group: string, memberId: string, sentIn: number | undefined): Promise<void> {
+    if (this.#shutdown || sentIn === undefined || this.#leases.heldEpoch(group) !== sentIn) return;
+    try {
+      if (await super.leave(group, memberId)) this.#reporter.note("group.member_removed_after_lost_assign", { group, memberId });
+    } catch (err) {
+      // Left to the member's session timeout, which removes it the same way.
+      this.#reporter.report("group-event", "group.member_remove_failed", err, { group, memberId });
+    }
   }
 
   /** On a member's node: an event from the coordinator for one of its members. */
@@ -319,33 +371,58 @@ export class ClusterGroupCoordinator extends GroupCoordinator {
     for (const action of held ?? []) action(channel);
   }
 
-  /** The lease was lost (another node coordinates now): drop the group's state here. */
+  /**
+   * The lease was lost (another node coordinates now): drop the group's state here. A failure
+   * leaves stale state behind (logged and counted); it is only read again if this node
+   * re-acquires the lease, and then members it does not know get UNKNOWN_MEMBER and rejoin.
+   */
   async #forget(group: string): Promise<void> {
-    await this.store.delete(group).catch(() => {});
-    for (const m of await this.membership.members(group).catch(() => [])) await this.membership.store.remove(group, m.id).catch(() => {});
+    const failed = (what: string, err: unknown, fields: Record<string, unknown> = {}) =>
+      this.#reporter.report("group-state", "group.forget_failed", err, { group, what, ...fields });
+    await this.store.delete(group).catch((err: unknown) => failed("group state", err));
+    let members: MemberRecord[] = [];
+    try {
+      members = await this.membership.members(group);
+    } catch (err) {
+      failed("member list", err);
+    }
+    for (const m of members) await this.membership.store.remove(group, m.id).catch((err: unknown) => failed("member", err, { memberId: m.id }));
+  }
+
+  /** One sweep: re-indexes the groups this node holds, then releases the ones that emptied out. */
+  async #sweepHeld(): Promise<void> {
+    const held = this.#leases.heldGroups();
+    if (held.length > 0) {
+      await this.#client.sadd(this.#groupsKey(), ...held).catch((err: unknown) => this.#reporter.report("group-state", "group.index_add_failed", err, { groups: held.length }));
+    }
+    await this.#releaseEmpty(held);
   }
 
   /** Releases the leases of groups found without members on two sweeps in a row (a join may be under way on the first). */
-  async #releaseEmpty(): Promise<void> {
+  async #releaseEmpty(held: string[]): Promise<void> {
     const empty = new Set<string>();
-    for (const group of await this.#heldGroups()) {
-      const state = await this.store.load(group).catch(() => null);
-      if (state && Object.keys(state.members).length > 0) continue;
+    for (const group of held) {
+      const state = await this.#loadForSweep(group);
+      if (state === undefined || (state && Object.keys(state.members).length > 0)) continue;
       if (!this.#emptyBefore.has(group)) {
         empty.add(group);
         continue;
       }
       await this.settled(group);
-      const again = await this.store.load(group).catch(() => null);
-      if (!again || Object.keys(again.members).length === 0) await this.#leases.release(group);
+      const again = await this.#loadForSweep(group);
+      if (again === null || (again && Object.keys(again.members).length === 0)) await this.#leases.release(group);
     }
     this.#emptyBefore = empty;
   }
 
-  async #heldGroups(): Promise<string[]> {
-    const out: string[] = [];
-    for (const group of await this.#client.smembers(this.#groupsKey()).catch(() => [] as string[])) if (this.#leases.heldEpoch(group) !== undefined) out.push(group);
-    return out;
+  /** The group's state for the sweep; undefined when it cannot be read (the lease is then kept: members may be there). */
+  async #loadForSweep(group: string): Promise<GroupState | null | undefined> {
+    try {
+      return await this.store.load(group);
+    } catch (err) {
+      this.#reporter.report("group-state", "group.state_load_failed", err, { group });
+      return undefined;
+    }
   }
 
   #groupsKey(): string {

@@ -4,10 +4,15 @@
  * the sender's node, and the answer comes back to the sender's inbox. Pub/sub is
  * at-most-once: a request whose answer does not come within `timeoutMs` fails with
  * UNAVAILABLE (the caller re-resolves the coordinator and retries).
+ *
+ * What no caller sees is logged and counted (task `group-bus`) through the `reporter`: an
+ * inbox message that is not an envelope, an answer that could not be published (its
+ * requester then times out and retries).
  */
 import { TributaryError, toTributaryError } from "../errors.ts";
 import { isErrorCode } from "@tributary/client/codes";
 import type { RedisClient } from "../redis/redis-connection.ts";
+import type { RedisErrorReporter } from "../redis/redis-error-reporter.ts";
 
 export interface BusRequest {
   kind: string;
@@ -31,6 +36,7 @@ export class GroupBus {
   readonly #publisher: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #prefix: string;
+  readonly #reporter: RedisErrorReporter;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #handler: BusHandler = async () => {
     throw new TributaryError("UNAVAILABLE", "this node does not serve group requests");
@@ -38,16 +44,17 @@ export class GroupBus {
   #nextId = 1;
   #closed = false;
 
-  private constructor(publisher: RedisClient, subscriber: RedisClient, prefix: string, nodeId: string) {
+  private constructor(publisher: RedisClient, subscriber: RedisClient, prefix: string, nodeId: string, reporter: RedisErrorReporter) {
     this.#publisher = publisher;
+    this.#reporter = reporter;
     this.#subscriber = subscriber;
     this.#prefix = prefix;
     this.nodeId = nodeId;
   }
 
   /** Subscribes to this node's inbox on `subscriber` (a connection dedicated to it). */
-  static async open(publisher: RedisClient, subscriber: RedisClient, prefix: string, nodeId: string): Promise<GroupBus> {
-    const bus = new GroupBus(publisher, subscriber, prefix, nodeId);
+  static async open(publisher: RedisClient, subscriber: RedisClient, prefix: string, nodeId: string, reporter: RedisErrorReporter): Promise<GroupBus> {
+    const bus = new GroupBus(publisher, subscriber, prefix, nodeId, reporter);
     const inbox = bus.#inbox(nodeId);
     subscriber.on("message", (channel: string, message: string) => {
       if (channel === inbox) bus.#onMessage(message);
@@ -85,6 +92,8 @@ export class GroupBus {
       p.reject(new TributaryError("UNAVAILABLE", "the node is shutting down"));
     }
     this.#pending.clear();
+    // Best-effort cleanup on close: the owner disconnects the subscriber right after, which
+    // ends the subscription anyway.
     await this.#subscriber.unsubscribe(this.#inbox(this.nodeId)).catch(() => {});
   }
 
@@ -100,7 +109,9 @@ export class GroupBus {
     let envelope: Envelope;
     try {
       envelope = JSON.parse(message) as Envelope;
-    } catch {
+    } catch (err) {
+      // Not from a Tributary node of this version (nothing to answer: no id, no sender).
+      this.#reporter.report("group-bus", "group.bus_message_unreadable", err, { nodeId: this.nodeId, bytes: message.length });
       return;
     }
     if (envelope.t === "res") {
@@ -116,12 +127,17 @@ export class GroupBus {
       return;
     }
     if (envelope.t !== "req" || !envelope.body || this.#closed) return;
-    this.#handler(envelope.body, envelope.from).then(
-      (result) => this.#send(envelope.from, { t: "res", id: envelope.id, from: this.nodeId, ok: true, result: result ?? null }),
+    const { from, id, body } = envelope;
+    this.#handler(body, from).then(
+      (result) => this.#send(from, { t: "res", id, from: this.nodeId, ok: true, result: result ?? null }),
       (err: unknown) => {
         const e = toTributaryError(err);
-        return this.#send(envelope.from, { t: "res", id: envelope.id, from: this.nodeId, ok: false, error: { code: e.code, message: e.message } });
+        return this.#send(from, { t: "res", id, from: this.nodeId, ok: false, error: { code: e.code, message: e.message } });
       },
-    ).catch(() => {});
+    ).catch((err: unknown) => {
+      // The answer was not published (Redis unreachable): the requester times out with
+      // UNAVAILABLE and retries; the request itself was handled here.
+      this.#reporter.report("group-bus", "group.bus_reply_failed", err, { nodeId: this.nodeId, to: from, kind: body.kind, group: body.group });
+    });
   }
 }

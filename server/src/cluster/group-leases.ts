@@ -10,9 +10,13 @@
  *   {<prefix>:cluster}:lease-epoch:<group>    integer, INCR per acquisition (never below the
  *                                             acquirer's clock in ms: epochs keep growing even if
  *                                             Redis lost the counter)
+ *
+ * Renewals and releases run in the background: their failures are logged and counted
+ * (task `group-lease`) through the `reporter`; what each one means is said where it happens.
  */
 import { readFileSync } from "node:fs";
 import type { RedisClient } from "../redis/redis-connection.ts";
+import { RedisErrorReporter, type FailureSeries } from "../redis/redis-error-reporter.ts";
 
 const lua = (file: string) => readFileSync(new URL(`./scripts/${file}`, import.meta.url), "utf8");
 const ACQUIRE = lua("lease-acquire.lua");
@@ -32,6 +36,8 @@ export interface GroupLeasesOptions {
   ttlMs?: number;
   /** The node lost a lease it held (a renewal found it gone or taken). */
   onLost?: (group: string, held: LeaseHolder) => void;
+  /** Where renewal and release failures go. Default: logged to stderr, not counted. */
+  reporter?: RedisErrorReporter;
 }
 
 function parse(value: unknown): LeaseHolder | null {
@@ -50,6 +56,8 @@ export class GroupLeases {
   /** Leases this node holds: group → epoch. */
   readonly #held = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
+  readonly #reporter: RedisErrorReporter;
+  readonly #renewFailures: FailureSeries;
   #closed = false;
 
   constructor(options: GroupLeasesOptions) {
@@ -58,8 +66,15 @@ export class GroupLeases {
     this.nodeId = options.nodeId;
     this.ttlMs = options.ttlMs ?? 5000;
     this.#onLost = options.onLost ?? (() => {});
+    this.#reporter = options.reporter ?? RedisErrorReporter.standalone();
+    this.#renewFailures = this.#reporter.series("group-lease", "group.lease_renew_failed", "group.lease_renew_recovered", { nodeId: this.nodeId });
     this.#timer = setInterval(() => void this.#renewAll(), Math.max(50, Math.floor(this.ttlMs / 3)));
     this.#timer.unref();
+  }
+
+  /** Groups whose lease this node holds. */
+  heldGroups(): string[] {
+    return [...this.#held.keys()];
   }
 
   /** The epoch of this node's lease on `group`, or undefined when it holds none. */
@@ -86,7 +101,7 @@ export class GroupLeases {
     clearInterval(this.#timer);
     const held = [...this.#held];
     this.#held.clear();
-    await Promise.all(held.map(([group, epoch]) => this.#client.eval(RELEASE, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`).catch(() => {})));
+    await Promise.all(held.map(([group, epoch]) => this.#release(group, epoch)));
   }
 
   /** Drops a lease this node holds (it has nothing left to coordinate in the group). */
@@ -94,7 +109,21 @@ export class GroupLeases {
     const epoch = this.#held.get(group);
     if (epoch === undefined) return;
     this.#held.delete(group);
-    await this.#client.eval(RELEASE, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`).catch(() => {});
+    await this.#release(group, epoch);
+  }
+
+  /**
+   * Deletes the lease if it is still ours. On failure it is no longer renewed (forgotten
+   * locally), so it expires by itself within `ttlMs`: until then other nodes' requests for the
+   * group get UNAVAILABLE here (not a lease this node holds) and their senders retry until they
+   * can acquire it, which is how a lost release is absorbed.
+   */
+  async #release(group: string, epoch: number): Promise<void> {
+    try {
+      await this.#client.eval(RELEASE, 1, this.#leaseKey(group), `${this.nodeId}|${epoch}`);
+    } catch (err) {
+      this.#reporter.report("group-lease", "group.lease_release_failed", err, { group, epoch, nodeId: this.nodeId, expiresInMs: this.ttlMs });
+    }
   }
 
   async #renewAll(): Promise<void> {
@@ -102,8 +131,13 @@ export class GroupLeases {
       let renewed: unknown;
       try {
         renewed = await this.#client.eval(RENEW, 2, this.#leaseKey(group), this.#epochKey(group), `${this.nodeId}|${epoch}`, this.ttlMs, epoch);
-      } catch {
-        continue; // Redis unreachable: retry next tick; if it stays away the lease expires and the next renewal says so
+        this.#renewFailures.recovered();
+      } catch (err) {
+        // Redis unreachable: logged and counted, retried at the next tick (a third of the TTL);
+        // if it stays away the lease expires, and the first renewal that reaches Redis either
+        // takes it back (nobody acquired it meanwhile) or reports it lost (onLost).
+        if (!this.#closed) this.#renewFailures.failed(err, { group, epoch });
+        continue;
       }
       if (Number(renewed) !== 1 && this.#held.get(group) === epoch) {
         this.#held.delete(group);

@@ -5,19 +5,14 @@
 import { hostname } from "node:os";
 import type { TributaryConfig } from "../config/config.ts";
 import type { LogEngine } from "../log/log-engine.ts";
-import type { Logger } from "../logger.ts";
+import type { RedisErrorReporter } from "../redis/redis-error-reporter.ts";
 import { LocalNodeRegistry } from "./local-node-registry.ts";
 import type { NodeRegistry, NodeUrls, SelfDescriptor } from "./node-registry.ts";
 import { RedisNodeRegistry } from "./redis-node-registry.ts";
 
-export async function openNodeRegistry(config: TributaryConfig, engine: LogEngine, self: SelfDescriptor, log: Logger): Promise<NodeRegistry> {
+export async function openNodeRegistry(config: TributaryConfig, engine: LogEngine, self: SelfDescriptor, reporter: RedisErrorReporter): Promise<NodeRegistry> {
   if (engine.kind === "redis" && config.redis.url) {
-    return RedisNodeRegistry.connect(self, {
-      redisUrl: config.redis.url,
-      ttlMs: config.cluster.nodeTtlMs,
-      onHeartbeatError: (err) =>
-        err ? log.warn("cluster.heartbeat_failed", { nodeId: self.nodeId, message: err.message }) : log.info("cluster.heartbeat_recovered", { nodeId: self.nodeId }),
-    });
+    return RedisNodeRegistry.connect(self, { redisUrl: config.redis.url, ttlMs: config.cluster.nodeTtlMs, reporter });
   }
   return new LocalNodeRegistry(self, engine);
 }

@@ -10,9 +10,15 @@
  *
  * The registry has its own fail-fast connection (no offline queue): while Redis is
  * unreachable, heartbeats and `checkStorage()` fail at once instead of queueing.
+ *
+ * Failures nobody awaits go to the `reporter` (logged and counted): connection errors,
+ * heartbeats (task `cluster-heartbeat`: `cluster.heartbeat_failed` when they start failing,
+ * `cluster.heartbeat_recovered` when one succeeds again), pruning expired ids and
+ * deregistering on close (task `cluster-registry`).
  */
 import { TributaryError, toTributaryError } from "../errors.ts";
 import { connectClient, createClient, type RedisClient } from "../redis/redis-connection.ts";
+import { RedisErrorReporter, type FailureSeries } from "../redis/redis-error-reporter.ts";
 import { keyPrefixOf } from "../redis/redis-key-prefix.ts";
 import { parseRedisUrl } from "../redis/redis-url.ts";
 import { sortNodes, type ClusterStatus, type NodeInfo, type NodeRegistry, type SelfDescriptor } from "./node-registry.ts";
@@ -26,8 +32,8 @@ export interface RedisNodeRegistryOptions {
   probeTimeoutMs?: number;
   /** How long a `checkStorage()` result is reused (default 1000 ms). */
   probeCacheMs?: number;
-  /** Called when a heartbeat fails or recovers (for logs). */
-  onHeartbeatError?: (err: Error | null) => void;
+  /** Where failures nobody awaits go (see the module comment). Default: logged to stderr, not counted. */
+  reporter?: RedisErrorReporter;
 }
 
 export const DEFAULT_NODE_TTL_MS = 10_000;
@@ -49,22 +55,23 @@ export class RedisNodeRegistry implements NodeRegistry {
   readonly #ttlMs: number;
   readonly #probeTimeoutMs: number;
   readonly #probeCacheMs: number;
-  readonly #onHeartbeatError: (err: Error | null) => void;
+  readonly #reporter: RedisErrorReporter;
+  readonly #heartbeatFailures: FailureSeries;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<void> | undefined;
-  #lastBeatFailed = false;
   #health: NodeInfo["health"] = "ready";
   #probe: { at: number; result: Promise<void> } | undefined;
   #closed = false;
 
-  private constructor(client: RedisClient, self: SelfDescriptor | null, options: RedisNodeRegistryOptions, prefix: string) {
+  private constructor(client: RedisClient, self: SelfDescriptor | null, options: RedisNodeRegistryOptions, prefix: string, reporter: RedisErrorReporter) {
     this.#client = client;
     this.#self = self;
     this.#keys = new ClusterKeys(prefix);
     this.#ttlMs = options.ttlMs ?? DEFAULT_NODE_TTL_MS;
     this.#probeTimeoutMs = options.probeTimeoutMs ?? 500;
     this.#probeCacheMs = options.probeCacheMs ?? 1000;
-    this.#onHeartbeatError = options.onHeartbeatError ?? (() => {});
+    this.#reporter = reporter;
+    this.#heartbeatFailures = reporter.series("cluster-heartbeat", "cluster.heartbeat_failed", "cluster.heartbeat_recovered", { nodeId: self?.nodeId });
   }
 
   /**
@@ -73,10 +80,10 @@ export class RedisNodeRegistry implements NodeRegistry {
    */
   static async connect(self: SelfDescriptor | null, options: RedisNodeRegistryOptions): Promise<RedisNodeRegistry> {
     const target = parseRedisUrl(options.redisUrl);
-    const client = createClient({ ...target, commandTimeoutMs: Math.max(1000, options.probeTimeoutMs ?? 500) }, "commands");
-    client.on("error", () => {}); // surfaced by heartbeats and probes
+    const reporter = options.reporter ?? RedisErrorReporter.standalone();
+    const client = createClient({ ...target, commandTimeoutMs: Math.max(1000, options.probeTimeoutMs ?? 500) }, { role: "commands", component: "node-registry", reporter });
     await connectClient(client, target);
-    return new RedisNodeRegistry(client, self, options, keyPrefixOf(target));
+    return new RedisNodeRegistry(client, self, options, keyPrefixOf(target), reporter);
   }
 
   get ttlMs(): number {
@@ -101,7 +108,10 @@ export class RedisNodeRegistry implements NodeRegistry {
         if (json === null) gone.push(ids[i]!);
         else nodes.push(JSON.parse(json) as NodeInfo);
       });
-      if (gone.length > 0) await this.#client.srem(this.#keys.nodes(), ...gone).catch(() => {});
+      if (gone.length > 0) {
+        // Housekeeping of the index only: the expired ids stay in it and the next list prunes them.
+        await this.#client.srem(this.#keys.nodes(), ...gone).catch((err: unknown) => this.#reporter.report("cluster-registry", "cluster.registry_prune_failed", err, { nodes: gone }));
+      }
       return sortNodes(nodes);
     } catch (err) {
       throw unavailable("cannot read the node registry from Redis", err);
@@ -117,7 +127,9 @@ export class RedisNodeRegistry implements NodeRegistry {
     const now = Date.now();
     if (this.#probe && now - this.#probe.at < this.#probeCacheMs) return this.#probe.result;
     const result = this.#ping();
-    result.catch(() => {}); // cached; each caller observes it
+    // Not dropped: the promise is cached and every caller awaits it (and sees the failure);
+    // this only keeps a probe nobody awaited any more from being an unhandled rejection.
+    result.catch(() => undefined);
     this.#probe = { at: now, result };
     return result;
   }
@@ -134,7 +146,10 @@ export class RedisNodeRegistry implements NodeRegistry {
     await this.#beating;
     if (this.#self && this.#timer) {
       const id = this.#self.nodeId;
-      await Promise.all([this.#client.del(this.#keys.node(id)), this.#client.srem(this.#keys.nodes(), id)]).catch(() => {});
+      // On failure the entry stays until its TTL runs out: other nodes list this one for up to ttlMs more.
+      await Promise.all([this.#client.del(this.#keys.node(id)), this.#client.srem(this.#keys.nodes(), id)]).catch((err: unknown) =>
+        this.#reporter.report("cluster-registry", "cluster.deregister_failed", err, { nodeId: id, expiresInMs: this.#ttlMs }),
+      );
     }
     this.#client.disconnect();
   }
@@ -176,12 +191,12 @@ export class RedisNodeRegistry implements NodeRegistry {
       .then((replies) => {
         const failed = replies?.find(([err]) => err)?.[0];
         if (failed) throw failed;
-        if (this.#lastBeatFailed) this.#onHeartbeatError(null);
-        this.#lastBeatFailed = false;
+        this.#heartbeatFailures.recovered();
       })
       .catch((err: unknown) => {
-        if (!this.#lastBeatFailed) this.#onHeartbeatError(toTributaryError(err));
-        this.#lastBeatFailed = true;
+        // The entry expires after ttlMs without a successful beat (other nodes then stop listing
+        // this node); the next beat, a third of the TTL later, tries again.
+        this.#heartbeatFailures.failed(err, { ttlMs: this.#ttlMs });
       })
       .finally(() => (this.#beating = undefined));
     return this.#beating;

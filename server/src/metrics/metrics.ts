@@ -4,6 +4,39 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export type GatewayLabel = "http" | "ws" | "mqtt" | "mqtt-ws";
 
 /**
+ * Work a node does on its own, whose failures no request sees: the `task` label of
+ * `tributary_background_errors_total` (bounded set; every value is exported from zero).
+ */
+export const BACKGROUND_TASKS = [
+  /** A Redis connection emitted `error` (connection lost, refused, failover): the log engine's, the registry's, the group coordinator's. */
+  "redis-connection",
+  /** The Redis engine's periodic retention pass (trim by time/bytes, idle producers). */
+  "redis-retention",
+  /** The Redis engine could not preload its Lua scripts (commands fall back to EVAL). */
+  "redis-script-preload",
+  /** SSUBSCRIBE / SUNSUBSCRIBE of a partition's append notifications. */
+  "redis-partition-watch",
+  /** The node's heartbeat into the Redis node registry. */
+  "cluster-heartbeat",
+  /** Node registry housekeeping: pruning expired ids, deregistering on close. */
+  "cluster-registry",
+  /** Renewing or releasing a consumer-group coordinator lease. */
+  "group-lease",
+  /** Node-to-node group messages: an unreadable inbox message, an answer that could not be sent. */
+  "group-bus",
+  /** An assign / revoke / removed for a member on another node that did not arrive. */
+  "group-event",
+  /** The coordinator's group bookkeeping: the group index in Redis, dropping a lost group's state. */
+  "group-state",
+  /** Deleting an ended MQTT session from the session store. */
+  "mqtt-session-remove",
+  /** Building the SDK browser bundle for the web console. */
+  "console-bundle",
+] as const;
+
+export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
+
+/**
  * The node's Prometheus instruments, `tributary_` prefix, one registry per node (tests
  * run several nodes in one process). Labels are bounded: gateway, acks and error code
  * only, never topic or client names (MQTT auto-creates topics; their number is unbounded).
@@ -89,7 +122,16 @@ export class Metrics {
     },
   });
 
+  readonly backgroundErrors = new Counter({
+    name: "tributary_background_errors_total",
+    help: `Failures of work the node does on its own (no request to fail), by task: ${BACKGROUND_TASKS.join(", ")}. Each is also logged.`,
+    labelNames: ["task"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
+    // Every task exported from zero, so rate() and alerts work before the first failure.
+    for (const task of BACKGROUND_TASKS) this.backgroundErrors.labels({ task }).inc(0);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "tributary_" });
   }
 

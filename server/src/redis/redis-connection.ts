@@ -5,6 +5,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { TributaryError } from "../errors.ts";
+import type { RedisErrorReporter } from "./redis-error-reporter.ts";
 import { mapRedisError } from "./redis-errors.ts";
 
 export type RedisClient = Redis | Cluster;
@@ -61,13 +62,30 @@ function subscriberOptions(target: RedisTarget): RedisOptions {
   };
 }
 
+/** Where the target is, for logs and error context (a password in the URL is masked). */
 function describeTarget(t: RedisTarget): string {
   if (t.cluster) return `cluster ${t.cluster.map((n) => `${n.host}:${n.port}`).join(",")}`;
   if (t.sentinel) return `sentinel ${t.sentinel.name} via ${t.sentinel.sentinels.map((n) => `${n.host}:${n.port}`).join(",")}`;
-  return t.url ?? "redis://127.0.0.1:6379";
+  return (t.url ?? "redis://127.0.0.1:6379").replace(/\/\/[^@/]*@/, "//***@");
 }
 
-export function createClient(target: RedisTarget, role: "commands" | "subscriber"): RedisClient {
+export interface ClientOptions {
+  /** `commands`: fail-fast; `subscriber`: waits while disconnected (pub/sub, re-subscribes on reconnect). */
+  role: "commands" | "subscriber";
+  /** Who uses the connection, for logs ("log-engine", "node-registry", "group-coordinator"). */
+  component: string;
+  /** Gets the connection's `error` events (logged and counted, never dropped). */
+  reporter: RedisErrorReporter;
+}
+
+/** A lazily connecting client (call connectClient); its `error` events go to `options.reporter`. */
+export function createClient(target: RedisTarget, options: ClientOptions): RedisClient {
+  const client = newClient(target, options.role);
+  options.reporter.watch(client, { component: options.component, role: options.role, target: describeTarget(target) });
+  return client;
+}
+
+function newClient(target: RedisTarget, role: ClientOptions["role"]): RedisClient {
   const opts = role === "commands" ? failFastOptions(target) : subscriberOptions(target);
   const count = [target.url, target.cluster, target.sentinel].filter((x) => x !== undefined).length;
   if (count > 1) throw new TributaryError("INVALID_CONFIG", "give exactly one of url, cluster, sentinel", {});

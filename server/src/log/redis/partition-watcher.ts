@@ -1,10 +1,13 @@
 import type { AppendNotifier } from "../tail-loop.ts";
 import type { RedisClient } from "../../redis/redis-connection.ts";
+import type { FailureSeries, RedisErrorReporter } from "../../redis/redis-error-reporter.ts";
 
 interface Watched {
   topic: string;
   partition: number;
   refs: number;
+  /** False while the SSUBSCRIBE failed: retried at the next periodic wake. */
+  subscribed: boolean;
 }
 
 /**
@@ -18,23 +21,34 @@ interface Watched {
  * Pub/sub is fire-and-forget, so two safety nets keep a tail from stalling: every tail is
  * woken when the subscriber (re)connects, and every watched partition is woken every
  * `pollMs` (a wake with nothing new costs one small read).
+ *
+ * A failed SSUBSCRIBE is logged and counted (task `redis-partition-watch`) and retried at every
+ * periodic wake until it succeeds; meanwhile the partition's tails see new records up to
+ * `pollMs` late, never lose them.
  */
 export class PartitionWatcher {
   readonly #subscriber: RedisClient;
   readonly #notifier: AppendNotifier;
   readonly #watched = new Map<string, Watched>();
   readonly #timer: NodeJS.Timeout;
+  readonly #reporter: RedisErrorReporter;
+  readonly #subscribeFailures: FailureSeries;
   #closed = false;
 
-  constructor(subscriber: RedisClient, notifier: AppendNotifier, pollMs: number) {
+  constructor(subscriber: RedisClient, notifier: AppendNotifier, pollMs: number, reporter: RedisErrorReporter) {
     this.#subscriber = subscriber;
     this.#notifier = notifier;
+    this.#reporter = reporter;
+    this.#subscribeFailures = reporter.series("redis-partition-watch", "redis.partition_watch_failed", "redis.partition_watch_recovered", { component: "log-engine" });
     subscriber.on("smessage", (channel: string) => {
       const w = this.#watched.get(channel);
       if (w) notifier.notify(w.topic, w.partition);
     });
     subscriber.on("ready", () => this.wakeAll());
-    this.#timer = setInterval(() => this.wakeAll(), pollMs);
+    this.#timer = setInterval(() => {
+      this.#resubscribeFailed();
+      this.wakeAll();
+    }, pollMs);
     this.#timer.unref();
   }
 
@@ -42,10 +56,9 @@ export class PartitionWatcher {
   acquire(channel: string, topic: string, partition: number): () => void {
     let w = this.#watched.get(channel);
     if (!w) {
-      w = { topic, partition, refs: 0 };
+      w = { topic, partition, refs: 0, subscribed: true };
       this.#watched.set(channel, w);
-      // Errors are covered by the periodic wake; a tail never depends on one message.
-      this.#subscriber.ssubscribe(channel).catch(() => {});
+      this.#subscribe(channel, w);
     }
     w.refs++;
     let released = false;
@@ -57,9 +70,31 @@ export class PartitionWatcher {
       cur.refs--;
       if (cur.refs === 0) {
         this.#watched.delete(channel);
-        if (!this.#closed) this.#subscriber.sunsubscribe(channel).catch(() => {});
+        if (!this.#closed) {
+          // Left subscribed on failure: its notifications find no watched partition and are
+          // ignored; a later acquire of the partition subscribes again (idempotent).
+          this.#subscriber.sunsubscribe(channel).catch((err: unknown) => {
+            if (!this.#closed) this.#reporter.report("redis-partition-watch", "redis.partition_unwatch_failed", err, { component: "log-engine", channel, topic, partition });
+          });
+        }
       }
     };
+  }
+
+  #subscribe(channel: string, w: Watched): void {
+    w.subscribed = true;
+    this.#subscriber.ssubscribe(channel).then(
+      () => this.#subscribeFailures.recovered(),
+      (err: unknown) => {
+        if (this.#closed || this.#watched.get(channel) !== w) return; // released meanwhile
+        w.subscribed = false; // the periodic wake covers the partition and retries
+        this.#subscribeFailures.failed(err, { channel, topic: w.topic, partition: w.partition });
+      },
+    );
+  }
+
+  #resubscribeFailed(): void {
+    for (const [channel, w] of this.#watched) if (!w.subscribed) this.#subscribe(channel, w);
   }
 
   wakeAll(): void {

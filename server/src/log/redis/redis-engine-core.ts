@@ -3,6 +3,7 @@ import { TributaryError } from "../../errors.ts";
 import { TOPIC_NAME_PATTERN, type TopicConfig } from "../log-engine.ts";
 import type { AppendNotifier } from "../tail-loop.ts";
 import type { RedisClient } from "../../redis/redis-connection.ts";
+import { RedisErrorReporter } from "../../redis/redis-error-reporter.ts";
 import { mapRedisError } from "../../redis/redis-errors.ts";
 import { keyPrefixOf } from "../../redis/redis-key-prefix.ts";
 import { RedisKeys } from "./redis-keys.ts";
@@ -33,7 +34,7 @@ export const str = (b: unknown): string => (Buffer.isBuffer(b) ? b.toString("lat
 
 /**
  * State shared by the parts of `RedisLogEngine` (internal to it): the command connection,
- * key layout and options, the open/closed flag, error mapping of every command, the cache of
+ * key layout and options, the error reporter, the open/closed flag, error mapping of every command, the cache of
  * topic configs and the per-partition high-water marks of the epoch rule.
  */
 export class RedisEngineCore {
@@ -41,6 +42,8 @@ export class RedisEngineCore {
   readonly keys: RedisKeys;
   readonly options: RedisLogEngineOptions;
   readonly notifier: AppendNotifier;
+  /** Failures of the engine's own work (no caller to fail): logged and counted. */
+  readonly reporter: RedisErrorReporter;
   readonly #topics = new Map<string, StoredTopic>();
   readonly #hwm = new Map<string, HighWater>();
   closed = false;
@@ -49,6 +52,7 @@ export class RedisEngineCore {
     this.client = client;
     this.options = options;
     this.notifier = notifier;
+    this.reporter = options.reporter ?? RedisErrorReporter.standalone();
     this.keys = new RedisKeys(keyPrefixOf(options));
   }
 

@@ -1,4 +1,5 @@
 import type { RedisTarget } from "../../redis/redis-connection.ts";
+import type { RedisErrorReporter } from "../../redis/redis-error-reporter.ts";
 
 /** Options of `RedisLogEngine.connect`: where Redis is, plus the engine's own settings. */
 export interface RedisLogEngineOptions extends RedisTarget {
@@ -21,4 +22,9 @@ export interface RedisLogEngineOptions extends RedisTarget {
   producerWindow?: number;
   /** Idempotent produce: a producer that has not appended to a partition for this long is forgotten by the retention pass (default 1 h). */
   producerIdleMs?: number;
+  /**
+   * Where failures no caller sees go (connection errors, the retention pass, notification
+   * subscriptions): logged and counted. Default: logged to stderr, not counted.
+   */
+  reporter?: RedisErrorReporter;
 }

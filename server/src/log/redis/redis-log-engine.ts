@@ -16,6 +16,7 @@ import type {
 } from "../log-engine.ts";
 import { AppendNotifier } from "../tail-loop.ts";
 import { connectClient, createClient, type RedisClient, type RedisTarget } from "../../redis/redis-connection.ts";
+import { RedisErrorReporter, type FailureSeries } from "../../redis/redis-error-reporter.ts";
 import { RedisAppender } from "./redis-appender.ts";
 import { hwKey, RedisEngineCore, str } from "./redis-engine-core.ts";
 import { RedisGroupOffsets } from "./redis-group-offsets.ts";
@@ -75,6 +76,8 @@ export class RedisLogEngine implements LogEngine {
   readonly #topicAdmin: RedisTopicAdmin;
   readonly #appender: RedisAppender;
   readonly #retentionTimer: NodeJS.Timeout;
+  readonly #retentionFailures: FailureSeries;
+  #retentionRunning = false;
 
   private constructor(client: RedisClient, subscriber: RedisClient, options: RedisLogEngineOptions) {
     const notifier = new AppendNotifier();
@@ -83,21 +86,44 @@ export class RedisLogEngine implements LogEngine {
     this.#groupOffsets = new RedisGroupOffsets(this.#core);
     this.#topicAdmin = new RedisTopicAdmin(this.#core, this.#groupOffsets);
     this.#appender = new RedisAppender(this.#core);
-    this.#watcher = new PartitionWatcher(subscriber, notifier, options.tailPollMs ?? 1000);
-    this.#retentionTimer = setInterval(() => void this.enforceRetention().catch(() => {}), options.retentionCheckIntervalMs ?? 30_000);
+    this.#watcher = new PartitionWatcher(subscriber, notifier, options.tailPollMs ?? 1000, this.#core.reporter);
+    this.#retentionFailures = this.#core.reporter.series("redis-retention", "redis.retention_failed", "redis.retention_recovered", { component: "log-engine" });
+    this.#retentionTimer = setInterval(() => void this.#retentionPass(), options.retentionCheckIntervalMs ?? 30_000);
     this.#retentionTimer.unref();
   }
 
-  /** Connects to Redis (fails with UNAVAILABLE if it cannot) and returns the engine. */
+  /**
+   * The periodic retention pass. A failure (Redis unreachable, a script error) is logged and
+   * counted; the pass stops at the partition that failed, so records past retention and idle
+   * producers stay until the next pass, which starts over. Not run twice at once.
+   */
+  async #retentionPass(): Promise<void> {
+    if (this.#retentionRunning) return;
+    this.#retentionRunning = true;
+    try {
+      await this.enforceRetention();
+      this.#retentionFailures.recovered();
+    } catch (err) {
+      if (!this.#core.closed) this.#retentionFailures.failed(err);
+    } finally {
+      this.#retentionRunning = false;
+    }
+  }
+
+  /**
+   * Connects to Redis (fails with UNAVAILABLE if it cannot) and returns the engine. Failures of
+   * the engine's own work (connection errors, retention pass, notification subscriptions) go
+   * to `options.reporter`.
+   */
   static async connect(options: RedisLogEngineOptions): Promise<RedisLogEngine> {
     const target: RedisTarget = {
       ...options,
       commandTimeoutMs: Math.max(options.commandTimeoutMs ?? 5000, (options.waitTimeoutMs ?? 1000) + 1000),
     };
-    const client = createClient(target, "commands");
-    const subscriber = createClient(target, "subscriber");
-    client.on("error", () => {}); // surfaced per command as UNAVAILABLE
-    subscriber.on("error", () => {});
+    const reporter = options.reporter ?? RedisErrorReporter.standalone();
+    // Connection errors are logged and counted by the reporter; commands meanwhile fail with UNAVAILABLE for their callers.
+    const client = createClient(target, { role: "commands", component: "log-engine", reporter });
+    const subscriber = createClient(target, { role: "subscriber", component: "log-engine", reporter });
     try {
       await connectClient(client, target);
       await connectClient(subscriber, target);
@@ -106,8 +132,10 @@ export class RedisLogEngine implements LogEngine {
       subscriber.disconnect();
       throw err;
     }
-    await preloadScripts(client).catch(() => {}); // EVALSHA falls back to EVAL anyway
-    return new RedisLogEngine(client, subscriber, options);
+    // Not fatal: a script that is not loaded runs by EVAL (RedisScript.run falls back on NOSCRIPT
+    // and loads it that way), so only the first call of each script on each node costs more.
+    await preloadScripts(client).catch((err: unknown) => reporter.report("redis-script-preload", "redis.script_preload_failed", err, { component: "log-engine" }));
+    return new RedisLogEngine(client, subscriber, { ...options, reporter });
   }
 
   // --- topics ------------------------------------------------------------------------------
