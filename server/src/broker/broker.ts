@@ -2,6 +2,9 @@ import { TributaryError, isTributaryError } from "../errors.ts";
 import type {
   Acks,
   LogEngine,
+  LogRecord,
+  PartitionInfo,
+  ReadOptions,
   RecordHeaders,
   RecordInput,
   Tail,
@@ -13,6 +16,7 @@ import { AppendCoalescer, type RequestProducer } from "./append-coalescer.ts";
 import { KafkaPartitioner, producerPartition, type Partitioner } from "./partitioner.ts";
 import { ProducerDedupe } from "./producer-dedupe.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { FeedRegistry } from "./delivery/partition-feed.ts";
 
 export interface ProduceRecord {
   key: Uint8Array | null;
@@ -28,6 +32,12 @@ export interface ProduceOptions {
   /** With `sequence`: deduplicates retries of the same request (idempotent produce). */
   producerId?: string;
   sequence?: number;
+}
+
+/** A topic created or deleted through this node. */
+export interface TopicEvent {
+  kind: "created" | "deleted";
+  topic: string;
 }
 
 export interface ProducedRecord {
@@ -63,7 +73,7 @@ export interface BrokerOptions {
  * to `producerPartition(producerId, sequence)`, the same partition on every node.
  */
 export class Broker {
-  readonly engine: LogEngine;
+  readonly #engine: LogEngine;
   readonly options: BrokerOptions;
   readonly metrics: Metrics;
   readonly #partitioner: Partitioner;
@@ -72,13 +82,17 @@ export class Broker {
   readonly #partitionCounts = new Map<string, number>();
   readonly #creating = new Map<string, Promise<TopicDescription>>();
   readonly #coalescer: AppendCoalescer;
+  /** The node's shared live feeds, one per partition with subscribers at its live edge (delivery/). */
+  readonly feeds: FeedRegistry;
+  readonly #topicListeners = new Set<(event: TopicEvent) => void>();
   readonly #byAcks = new Map<string, { duration: { observe(v: number): void }; records: { inc(n?: number): void }; ok: { inc(n?: number): void } }>();
 
   constructor(engine: LogEngine, options: BrokerOptions) {
-    this.engine = engine;
+    this.#engine = engine;
     this.options = options;
     this.#partitioner = options.partitioner ?? new KafkaPartitioner();
     this.metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
+    this.feeds = new FeedRegistry(this);
     this.#coalescer = new AppendCoalescer(engine, { maxBatchRecords: 4096, maxBatchBytes: 512 * 1024, onDuplicate: () => this.metrics.duplicatePublishes.inc() });
   }
 
@@ -88,15 +102,30 @@ export class Broker {
   }
 
   async createTopic(name: string, config: Partial<TopicConfig> = {}): Promise<TopicDescription> {
-    const description = await this.engine.createTopic(name, { ...this.options.topicDefaults, ...config });
+    const description = await this.#engine.createTopic(name, { ...this.options.topicDefaults, ...config });
     this.#partitionCounts.set(name, description.partitions);
+    this.#emit({ kind: "created", topic: name });
     return description;
   }
 
   async deleteTopic(name: string): Promise<void> {
     this.#partitionCounts.delete(name);
-    await this.engine.deleteTopic(name);
+    await this.#engine.deleteTopic(name);
     this.#partitionCounts.delete(name);
+    this.#emit({ kind: "deleted", topic: name });
+  }
+
+  /**
+   * Topics created or deleted through this node (other nodes' changes are not seen here:
+   * listeners that must see them also poll). Returns the unsubscribe function.
+   */
+  onTopicEvent(listener: (event: TopicEvent) => void): () => void {
+    this.#topicListeners.add(listener);
+    return () => this.#topicListeners.delete(listener);
+  }
+
+  #emit(event: TopicEvent): void {
+    for (const listener of [...this.#topicListeners]) listener(event);
   }
 
   /** Partition count of `topic`, creating the topic if allowed and missing. */
@@ -110,16 +139,20 @@ export class Broker {
 
   async describeOrCreate(topic: string, create = this.options.autoCreateTopics): Promise<TopicDescription> {
     try {
-      return await this.engine.describeTopic(topic);
+      return await this.#engine.describeTopic(topic);
     } catch (err) {
       if (!create || !isTributaryError(err, "UNKNOWN_TOPIC")) throw err;
     }
     let pending = this.#creating.get(topic);
     if (!pending) {
-      pending = this.engine
+      pending = this.#engine
         .createTopic(topic, this.options.topicDefaults)
+        .then((created) => {
+          this.#emit({ kind: "created", topic });
+          return created;
+        })
         .catch((err: unknown) => {
-          if (isTributaryError(err, "TOPIC_EXISTS")) return this.engine.describeTopic(topic);
+          if (isTributaryError(err, "TOPIC_EXISTS")) return this.#engine.describeTopic(topic);
           throw err;
         })
         .finally(() => this.#creating.delete(topic));
@@ -264,8 +297,46 @@ export class Broker {
     }
   }
 
-  /** Tails one partition from `fromOffset` (see LogEngine.tail). */
+  // ---- reads and topic metadata: the gateways' door to the log (LogEngine semantics) ----
+
+  /** The engine's name ("file", "redis"), for health and status output. */
+  get engineKind(): string {
+    return this.#engine.kind;
+  }
+
+  describeTopic(name: string): Promise<TopicDescription> {
+    return this.#engine.describeTopic(name);
+  }
+
+  listTopics(): Promise<string[]> {
+    return this.#engine.listTopics();
+  }
+
+  offsets(topic: string, partition: number): Promise<PartitionInfo> {
+    return this.#engine.offsets(topic, partition);
+  }
+
+  /** Records from `offset` (inclusive); see LogEngine.read. */
+  read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]> {
+    return this.#engine.read(topic, partition, offset, options);
+  }
+
+  offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {
+    return this.#engine.offsetForTimestamp(topic, partition, timestamp);
+  }
+
+  /** Tails one partition from `fromOffset` (see LogEngine.tail). Delivery to subscribers goes through `delivery/`. */
   tail(topic: string, partition: number, fromOffset: number, handler: TailHandler): Tail {
-    return this.engine.tail(topic, partition, fromOffset, handler);
+    return this.#engine.tail(topic, partition, fromOffset, handler);
+  }
+
+  /** Offsets stored under an internal group name (MQTT session positions); consumer groups commit through their coordinator. */
+  commitOffset(...args: Parameters<LogEngine["commitOffset"]>): Promise<void> {
+    return this.#engine.commitOffset(...args);
+  }
+
+  fetchGroupOffsets(group: string): ReturnType<LogEngine["fetchGroupOffsets"]> {
+    return this.#engine.fetchGroupOffsets(group);
   }
 }
+export { TOPIC_NAME_PATTERN } from "../log/log-engine.ts";

@@ -2,7 +2,7 @@
  * The LogEngine contract: the only door to storage.
  *
  * Everything above this interface (broker, gateways, groups) is engine-agnostic and is
- * tested against every engine with the same suite (`contract/log-engine-contract.ts`).
+ * tested against every engine with the same suite (`test/contract/log-engine-contract.ts`).
  *
  * Guarantees every engine keeps:
  * - Offsets are integers, contiguous per partition, starting at 0 and never reused
@@ -18,7 +18,7 @@
  *   catch-up then live, with no gap and no duplicate.
  * - Each partition has an epoch (an opaque string) that changes whenever its history may
  *   have been rewritten (topic re-created, a tail lost by the storage). A position is
- *   (epoch, offset).
+ *   (epoch, offset); committed group positions carry their epoch (`commitOffset`).
  *
  * Errors are TributaryError with codes: UNKNOWN_TOPIC, UNKNOWN_PARTITION, INVALID_TOPIC,
  * TOPIC_EXISTS, OFFSET_OUT_OF_RANGE, RECORD_TOO_LARGE, POLICY_VIOLATION, CORRUPT_RECORD,
@@ -126,8 +126,13 @@ export interface ReadOptions {
  */
 export interface TailHandler {
   onRecords(records: LogRecord[], partition: PartitionPosition): void | Promise<void>;
-  /** The tail stopped with this error (e.g. OFFSET_OUT_OF_RANGE after retention, UNKNOWN_TOPIC after delete). */
+  /** The tail stopped with this error (e.g. OFFSET_OUT_OF_RANGE after retention, UNKNOWN_TOPIC after delete, STALE_EPOCH when the partition's history changed under it). */
   onError(err: Error): void;
+  /**
+   * Optional: the tail reached the partition's end (a read found nothing after `nextOffset`)
+   * and now waits for appends. Called once per catch-up, not on every wake-up.
+   */
+  onCaughtUp?(nextOffset: number, partition: PartitionPosition): void;
 }
 
 export interface PartitionPosition {
@@ -141,9 +146,27 @@ export interface Tail {
   close(): void;
 }
 
+/** What a commit stores besides the offset (see `LogEngine.commitOffset`). */
+export interface CommitOptions {
+  /**
+   * Epoch of the partition history the offset belongs to: the epoch under which the
+   * committer read the records before `offset` (the epoch of its assignment or position),
+   * not the partition's epoch at commit time. Omitted or null: unknown.
+   */
+  epoch?: string | null;
+  /** Free text kept with the commit (Kafka's offset metadata). Default "". */
+  metadata?: string;
+}
+
 export interface CommittedOffset {
   /** The next offset the group will consume (Kafka semantics). */
   offset: number;
+  /**
+   * Epoch of the history `offset` belongs to, as committed; null = unknown (committed
+   * without one, e.g. before commits carried epochs). A reader compares it with the
+   * partition's current epoch: another epoch means the offset may name other records now.
+   */
+  epoch: string | null;
   metadata: string;
   committedAt: number;
 }
@@ -166,9 +189,23 @@ export interface LogEngine {
   /** Delivers records from `fromOffset` on, catch-up then live. */
   tail(topic: string, partition: number, fromOffset: number, handler: TailHandler): Tail;
 
-  commitOffset(group: string, topic: string, partition: number, offset: number, metadata?: string): Promise<void>;
+  /**
+   * Commits a group's position on a partition: `offset` (the next offset to consume) and
+   * the epoch it belongs to, `(epoch, offset)`, as one value. Resolves once durable (file:
+   * fsynced; Redis: written on the primary). The position is stored and returned as given:
+   * the engine does not check the epoch against the partition's (a commit from an old
+   * history is kept, so the reader can tell it is stale). Per (group, topic, partition)
+   * the last commit wins, with one exception on engines that repair a rolled-back store
+   * (Redis): within one epoch (or with an unknown epoch) a commit never lowers the stored
+   * offset; a commit under another known epoch replaces it, whatever its offset.
+   * Callers serialise commits of one (group, partition) (the group coordinator does).
+   * Errors: UNKNOWN_TOPIC / UNKNOWN_PARTITION, BAD_REQUEST (group, offset, epoch,
+   * metadata), STORAGE_ERROR, UNAVAILABLE.
+   */
+  commitOffset(group: string, topic: string, partition: number, offset: number, options?: CommitOptions): Promise<void>;
+  /** The group's position on a partition with its epoch (null epoch: committed without one); null when none. */
   fetchOffset(group: string, topic: string, partition: number): Promise<CommittedOffset | null>;
-  /** All committed offsets of a group: topic → partition → committed. */
+  /** All committed positions of a group: topic → partition → committed (epochs as in `fetchOffset`). */
   fetchGroupOffsets(group: string): Promise<Map<string, Map<number, CommittedOffset>>>;
   listGroups(): Promise<string[]>;
 

@@ -1,3 +1,4 @@
+import { TributaryError } from "../errors.ts";
 import type { LogRecord, ReadOptions, Tail, TailHandler } from "./log-engine.ts";
 
 /**
@@ -46,6 +47,12 @@ export interface TailSource {
    */
   readNow?(topic: string, partition: number, offset: number, options?: ReadOptions): LogRecord[];
   epoch(topic: string, partition: number): Promise<string>;
+  /**
+   * The partition's current epoch, synchronously, for engines that know it locally (file):
+   * the loop checks it after each synchronous read, so a topic deleted and re-created under
+   * a running tail ends it with STALE_EPOCH instead of reading the new history at old offsets.
+   */
+  epochNow?(topic: string, partition: number): string;
 }
 
 /**
@@ -108,15 +115,27 @@ export function startTailLoop(
     const where = { topic, partition, epoch };
     const readNow = retry === undefined ? source.readNow : undefined;
     const sleep = (resolve: () => void) => (wake = resolve);
+    let caughtUp = false;
     while (!closed) {
       if (!dirty) {
         await new Promise<void>(sleep);
         continue;
       }
       dirty = false;
+      if (source.epochNow !== undefined) {
+        const now = source.epochNow(topic, partition);
+        if (now !== epoch) throw new TributaryError("STALE_EPOCH", `partition ${partition} of "${topic}" has a new history (epoch ${now}, was ${epoch})`, { topic, partition, epoch: now });
+      }
       const records = readNow !== undefined ? readNow.call(source, topic, partition, position, options) : await attempt(() => source.read(topic, partition, position, options));
       if (closed || records === undefined) return;
-      if (records.length === 0) continue;
+      if (records.length === 0) {
+        if (!caughtUp && handler.onCaughtUp) {
+          caughtUp = true;
+          handler.onCaughtUp(position, where);
+        }
+        continue;
+      }
+      caughtUp = false;
       dirty = true; // there may be more right behind this batch
       const handled = handler.onRecords(records, where);
       if (handled !== undefined) await handled;

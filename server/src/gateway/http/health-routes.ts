@@ -19,12 +19,12 @@ export function mountHealthRoutes(router: HttpRouter, ctx: GatewayContext, isRea
     if (checkStorage) await checkStorage();
     else {
       try {
-        await ctx.broker.engine.listTopics();
+        await ctx.broker.listTopics();
       } catch (err) {
         const error = toTributaryError(err);
-        throw new TributaryError("UNAVAILABLE", `the ${ctx.broker.engine.kind} log engine does not answer: ${error.message}`, {}, { cause: err });
+        throw new TributaryError("UNAVAILABLE", `the ${ctx.broker.engineKind} log engine does not answer: ${error.message}`, {}, { cause: err });
       }
     }
-    return { status: 200, body: { status: "ready", nodeId: ctx.nodeId, engine: ctx.broker.engine.kind } };
+    return { status: 200, body: { status: "ready", nodeId: ctx.nodeId, engine: ctx.broker.engineKind } };
   });
 }

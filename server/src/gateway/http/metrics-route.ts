@@ -4,7 +4,7 @@ import type { GatewayContext } from "../gateway-context.ts";
 /** Serves the node's Prometheus metrics at GET /metrics. */
 export function attachMetricsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): void {
   const metrics = ctx.broker.metrics;
-  metrics.gaugeFromCallback("tributary_topics", "Topics in the log.", async () => (await ctx.broker.engine.listTopics()).length);
+  metrics.gaugeFromCallback("tributary_topics", "Topics in the log.", async () => (await ctx.broker.listTopics()).length);
   app.get("/metrics", (res) => {
     let aborted = false;
     res.onAborted(() => (aborted = true));

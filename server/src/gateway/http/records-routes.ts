@@ -43,7 +43,7 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
     const maxBytes = optionalInt(req.query.get("maxBytes"), "maxBytes", 1, Number.MAX_SAFE_INTEGER);
     const waitMs = optionalInt(req.query.get("waitMs"), "waitMs", 0, MAX_WAIT_MS) ?? 0;
 
-    const before = await broker.engine.offsets(topic, partition);
+    const before = await broker.offsets(topic, partition);
     const offset = resolveOffset(req.query.get("offset"), before.earliestOffset, before.endOffset);
     if (offset < before.earliestOffset || offset > before.endOffset) {
       throw new TributaryError(
@@ -52,9 +52,9 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
         { topic, partition, offset, earliest: before.earliestOffset, end: before.endOffset },
       );
     }
-    let records = await broker.engine.read(topic, partition, offset, { maxRecords: max, maxBytes });
+    let records = await broker.read(topic, partition, offset, { maxRecords: max, maxBytes });
     if (records.length === 0 && waitMs > 0) records = await waitForRecords(broker, topic, partition, offset, max, waitMs, req.signal);
-    const after = await broker.engine.offsets(topic, partition);
+    const after = await broker.offsets(topic, partition);
 
     const cbor = req.accept.includes("application/cbor");
     return {

@@ -2,7 +2,8 @@
  * Topic admin routes: list, create, describe, delete (docs/http-api.md).
  */
 import { TributaryError } from "../../errors.ts";
-import { TOPIC_NAME_PATTERN, type TopicConfig, type TopicDescription } from "../../log/log-engine.ts";
+import { TOPIC_NAME_PATTERN } from "../../broker/broker.ts";
+import type { TopicConfig, TopicDescription } from "../../log/log-engine.ts";
 import { parseDuration, parseByteSize, closest } from "../../config/units.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import type { HttpRouter } from "./http-router.ts";
@@ -77,7 +78,7 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
   const { broker } = ctx;
 
   router.route("get", "/topics", async () => {
-    const topics = (await broker.engine.listTopics()).sort();
+    const topics = (await broker.listTopics()).sort();
     return { status: 200, body: { topics } };
   });
 
@@ -95,7 +96,7 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
 
   router.route("get", "/topics/:topic", async (req) => {
     const topic = checkTopicName(req.params[0]!);
-    return { status: 200, body: renderTopic(await broker.engine.describeTopic(topic)) };
+    return { status: 200, body: renderTopic(await broker.describeTopic(topic)) };
   });
 
   router.route("delete", "/topics/:topic", async (req) => {

@@ -1,4 +1,5 @@
 import mqtt, { type IPublishPacket, type Packet } from "mqtt-packet";
+import { SendBudget } from "../../broker/delivery/send-budget.ts";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
 import { encodePacket } from "./encode.ts";
@@ -57,7 +58,8 @@ export class MqttConnection implements SessionConnection {
   #queue: Packet[] = [];
   #busy = false;
   #readingPaused = false;
-  #drainWaiters: (() => void)[] = [];
+  /** Bytes budget of what we send (the broker's one delivery policy): pause, then disconnect a slow consumer. */
+  readonly budget: SendBudget;
 
   constructor(core: MqttCore, transport: MqttTransport) {
     this.core = core;
@@ -70,11 +72,15 @@ export class MqttConnection implements SessionConnection {
       (logTopic) => core.directory.note(logTopic),
       () => this.#maybeResumeReading(),
     );
-    transport.onDrain = () => {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const fn of waiters) fn();
-    };
+    // The transports' drain events are not reliable for small overruns (uWS reports drain
+    // only after a failed send): the budget also re-measures every 10 ms while paused.
+    this.budget = new SendBudget(
+      { maxBufferedBytes: core.maxBufferedBytes, slowConsumerGraceMs: core.slowConsumerGraceMs },
+      () => this.transport.bufferedBytes(),
+      (reason) => this.#slowConsumer(reason),
+      10,
+    );
+    transport.onDrain = () => this.budget.drained();
   }
 
   // ---- input --------------------------------------------------------------------------
@@ -306,18 +312,25 @@ export class MqttConnection implements SessionConnection {
   }
 
   congested(): boolean {
-    return this.transport.bufferedBytes() > this.core.maxBufferedBytes;
+    return !this.budget.check();
   }
 
   whenDrained(fn: () => void): void {
-    this.#drainWaiters.push(fn);
-    // uWS reports drain only after a failed send; poll as a fallback.
-    const check = () => {
-      if (this.closed) return;
-      if (!this.congested()) this.transport.onDrain?.();
-      else setTimeout(check, 10).unref();
-    };
-    setTimeout(check, 10).unref();
+    void this.budget.whenOpen().then(() => {
+      if (!this.closed) fn();
+    });
+  }
+
+  /**
+   * The client stopped reading for longer than the grace period: MQTT 5 DISCONNECT 0x97
+   * (Quota exceeded) with the reason, 3.1.1 a plain close. Its persistent session keeps
+   * its position (nothing acknowledged is lost; what was in flight is sent again).
+   */
+  #slowConsumer(reason: string): void {
+    const gateway = this.transport.kind === "ws" ? "mqtt-ws" : "mqtt";
+    this.core.broker.metrics.slowConsumerDisconnects.inc({ gateway });
+    this.core.log.info("mqtt.slow_consumer", { client: this.clientId, remote: this.transport.remoteAddress, reason });
+    this.disconnect(RC.QUOTA_EXCEEDED, `slow consumer: ${reason}`);
   }
 
   // ---- closing ------------------------------------------------------------------------
@@ -362,6 +375,7 @@ export class MqttConnection implements SessionConnection {
   #closed(why: string): void {
     if (this.closed) return; // a WebSocket may report its close while we are closing it
     this.closed = true;
+    this.budget.close();
     this.#queue = [];
     this.core.connectionClosed(this, why);
   }

@@ -3,7 +3,6 @@ import type { TributaryConfig } from "../../config/config.ts";
 import type { Logger } from "../../logger.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import { MqttConnection } from "./connection.ts";
-import { FanoutRegistry } from "./delivery/fanout.ts";
 import { TopicDirectory } from "./delivery/topic-directory.ts";
 import { RC } from "./reason-codes.ts";
 import { headersForPublish } from "./record-mapping.ts";
@@ -26,8 +25,8 @@ export class MqttCore {
   readonly maxPacketBytes: number;
   readonly receiveMaximum: number;
   readonly maxBufferedBytes: number;
+  readonly slowConsumerGraceMs: number;
   readonly maxPendingPublishes: number;
-  readonly registry: FanoutRegistry;
   readonly directory: TopicDirectory;
   readonly retained: RetainedStore;
   readonly sessions: SessionManager;
@@ -46,11 +45,11 @@ export class MqttCore {
     this.maxPacketBytes = ctx.config.mqtt.maxPacketBytes;
     this.receiveMaximum = ctx.config.mqtt.receiveMaximum;
     this.maxBufferedBytes = ctx.config.limits.maxBufferedBytes;
+    this.slowConsumerGraceMs = ctx.config.limits.slowConsumerGraceMs;
     this.maxPendingPublishes = ctx.config.limits.maxPendingPublishes;
-    this.registry = new FanoutRegistry(this.broker, this.log);
     this.directory = new TopicDirectory(this.broker, this.log);
     this.retained = new RetainedStore(this.broker);
-    const deps = { broker: this.broker, registry: this.registry, log: this.log };
+    const deps = { broker: this.broker, delivery: { broker: this.broker, feeds: this.broker.feeds, log: this.log }, log: this.log };
     const shareGroups = ctx.groups ? { coordinator: ctx.groups, nodeId: ctx.nodeId } : null; // `$share` = consumer groups (docs/mqtt.md)
     this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will), shareGroups);
     const metrics = this.broker.metrics;
@@ -129,7 +128,6 @@ export class MqttCore {
     for (const conn of [...this.connections]) conn.disconnect(RC.SERVER_SHUTTING_DOWN, "server shutting down");
     await this.sessions.shutdown();
     this.directory.close();
-    this.registry.closeAll();
   }
 }
 

@@ -1,7 +1,7 @@
 import type { IPublishPacket } from "mqtt-packet";
 import type { LogRecord, RecordHeaders } from "../../log/log-engine.ts";
 import { levelForLogTopic } from "./topic-mapping.ts";
-import { isValidTopicName } from "./topic-filter.ts";
+import { isValidTopicName } from "../../broker/topic-filter.ts";
 
 /**
  * PUBLISH ↔ log record (docs/mqtt.md, "Records"). Value = payload bytes; key = the full

@@ -1,8 +1,8 @@
 import type { Broker } from "../../broker/broker.ts";
 import type { RecordHeaders } from "../../log/log-engine.ts";
-import { KeyedLogTopic } from "./keyed-log-topic.ts";
+import { KeyedTopic } from "../../broker/keyed-topic.ts";
 import { OutgoingMessage } from "./record-mapping.ts";
-import type { TopicFilter } from "./topic-filter.ts";
+import type { TopicFilter } from "../../broker/topic-filter.ts";
 
 /** Internal log topic holding retained messages (unreachable from MQTT, see topic-mapping.ts). */
 export const RETAINED_TOPIC = "__mqtt.retained";
@@ -23,10 +23,10 @@ interface Retained {
  */
 export class RetainedStore {
   readonly #index = new Map<string, Retained>();
-  readonly #log: KeyedLogTopic;
+  readonly #log: KeyedTopic;
 
   constructor(broker: Broker) {
-    this.#log = new KeyedLogTopic(broker.engine, RETAINED_TOPIC);
+    this.#log = new KeyedTopic(broker, RETAINED_TOPIC);
   }
 
   async load(): Promise<void> {

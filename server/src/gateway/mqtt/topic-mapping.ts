@@ -1,4 +1,4 @@
-import { TOPIC_NAME_PATTERN } from "../../log/log-engine.ts";
+import { TOPIC_NAME_PATTERN } from "../../broker/broker.ts";
 
 /**
  * MQTT topic ↔ log topic mapping (docs/mqtt.md, "Topic mapping").

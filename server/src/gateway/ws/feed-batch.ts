@@ -1,4 +1,5 @@
 import { encodeFrame, type BatchRecord, type MessagesFrame, type WireFormat } from "@tributary/client/protocol";
+import type { BatchView, DeliveryBatch } from "../../broker/delivery/delivery-batch.ts";
 import type { LogRecord } from "../../log/log-engine.ts";
 import { encodeMessagesCbor } from "./messages-encoder.ts";
 import { plainBytes, PreparedMessage } from "./prepared-message.ts";
@@ -8,29 +9,30 @@ const MAX_FRAME_BYTES = 64 * 1024;
 const RECORD_OVERHEAD = 48;
 
 /**
- * One batch of a partition feed (records contiguous in offset order), in the two shapes
- * delivery needs: per-record `message` frames patched per subscription (PreparedMessage,
- * for members on the JS path), and `messages` frames addressed to the feed, encoded once
- * per wire format and published to every attached member at once (uWS pub/sub).
+ * A DeliveryBatch in the two shapes WebSocket delivery needs, made once per batch and
+ * shared by every subscription of the partition: per-record `message` frames patched per
+ * subscription (PreparedMessage, for the JS path), and `messages` frames addressed to the
+ * feed, encoded once per wire format and published to every attached member at once (uWS
+ * pub/sub; feed batches only).
  */
 export class FeedBatch {
   readonly firstOffset: number;
   readonly #feedId: number;
   readonly #topic: string;
   readonly #partition: number;
-  readonly #records: LogRecord[];
+  readonly #records: readonly LogRecord[];
   #cbor: Uint8Array[] | null = null;
   #cborBytes = 0;
   #json: Uint8Array[] | null = null;
   #jsonBytes = 0;
   #messages: PreparedMessage[] | null = null;
 
-  constructor(feedId: number, topic: string, partition: number, records: LogRecord[]) {
-    this.#feedId = feedId;
-    this.#topic = topic;
-    this.#partition = partition;
-    this.#records = records;
-    this.firstOffset = records[0]!.offset;
+  constructor(batch: DeliveryBatch) {
+    this.#feedId = batch.feedId ?? 0;
+    this.#topic = batch.topic;
+    this.#partition = batch.partition;
+    this.#records = batch.records;
+    this.firstOffset = batch.firstOffset;
   }
 
   /** Per-record frames for members on the JS path (made on first use: attached members never need them). */
@@ -101,3 +103,6 @@ export class FeedBatch {
     return typeof encoded === "string" ? Buffer.from(encoded) : encoded;
   }
 }
+
+/** The WebSocket shape of a delivery batch (see DeliveryBatch.view). */
+export const WS_BATCH: BatchView<FeedBatch> = { make: (batch) => new FeedBatch(batch) };

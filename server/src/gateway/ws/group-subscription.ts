@@ -1,10 +1,10 @@
 import type { SubscribeFrame } from "@tributary/client/protocol";
 import { isTributaryError, toTributaryError } from "../../errors.ts";
 import type { GroupCoordinator, GroupMemberChannel, MemberAssignment, MemberRevocation } from "../../groups/index.ts";
-import { PartitionCursor, type DeliveryEnv } from "./partition-cursor.ts";
+import { DeliveryCursor } from "../../broker/delivery/delivery-cursor.ts";
 import type { KeyFilter } from "./topic-filter.ts";
 import type { WsConnection } from "./ws-connection.ts";
-import { WsSubscription } from "./ws-subscription.ts";
+import { WsSubscription, type WsDeliveryEnv } from "./ws-subscription.ts";
 
 interface PendingRevoke {
   generation: number;
@@ -34,11 +34,10 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
   readonly group: string;
   readonly sessionTimeoutMs: number | undefined;
   readonly #coordinator: GroupCoordinator;
-  readonly #env: DeliveryEnv;
   memberId = "";
   /** Generation of the latest `assign` sent. */
   generation = 0;
-  readonly #byPartition = new Map<number, PartitionCursor>();
+  readonly #byPartition = new Map<number, DeliveryCursor>();
   #pendingRevokes: PendingRevoke[] = [];
   #beforeJoined: (() => void)[] | null = [];
   #heartbeat: NodeJS.Timeout | null = null;
@@ -54,13 +53,12 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     credit: number;
     maxCredit: number;
     coordinator: GroupCoordinator;
-    env: DeliveryEnv;
+    env: WsDeliveryEnv;
   }) {
     super({ ...init, reset: init.frame.reset === "earliest" ? "earliest" : "latest" });
     this.group = init.frame.group!;
     this.sessionTimeoutMs = init.frame.sessionTimeoutMs;
     this.#coordinator = init.coordinator;
-    this.#env = init.env;
   }
 
   /** The member joined: sends `joined`, then whatever the coordinator sent meanwhile; starts heartbeating. */
@@ -92,7 +90,7 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     const keep = new Set(a.partitions.filter((tp) => tp.topic === this.topic).map((tp) => tp.partition));
     for (const [partition, cursor] of this.#byPartition) {
       if (!keep.has(partition)) {
-        cursor.stop();
+        cursor.close();
         this.#byPartition.delete(partition);
       }
     }
@@ -107,10 +105,10 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     });
     for (const p of a.added) {
       if (p.topic !== this.topic) continue;
-      this.#byPartition.get(p.partition)?.stop();
-      const cursor = new PartitionCursor(this, p.partition, p.epoch, p.offset, this.#env);
+      this.#byPartition.get(p.partition)?.close();
+      const cursor = new DeliveryCursor(this.env, this, this.topic, p.partition, p.epoch, p.offset);
       this.#byPartition.set(p.partition, cursor);
-      cursor.start(false);
+      cursor.start();
     }
     this.cursors = [...this.#byPartition.values()];
   }
@@ -120,7 +118,7 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     if (!this.active || !this.conn.open) return Promise.resolve();
     for (const tp of r.partitions) {
       if (tp.topic !== this.topic) continue;
-      this.#byPartition.get(tp.partition)?.stop();
+      this.#byPartition.get(tp.partition)?.close();
       this.#byPartition.delete(tp.partition);
     }
     this.cursors = [...this.#byPartition.values()];

@@ -1,5 +1,8 @@
 import { TributaryError } from "../../errors.ts";
-import { TOPIC_NAME_PATTERN } from "../../log/log-engine.ts";
+import { TOPIC_NAME_PATTERN } from "../../broker/broker.ts";
+import { keyFilter, TopicFilter, type KeyFilter } from "../../broker/topic-filter.ts";
+
+export type { KeyFilter };
 
 /**
  * What a subscription's `topic` names: a log topic, optionally narrowed by an MQTT-style
@@ -18,9 +21,6 @@ export interface TopicSelector {
   filter: KeyFilter | null;
 }
 
-export type KeyFilter = (key: Uint8Array | null) => boolean;
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function parseTopicSelector(spec: string): TopicSelector {
   const levels = spec.split("/");
@@ -40,29 +40,5 @@ export function parseTopicSelector(spec: string): TopicSelector {
       throw new TributaryError("BAD_REQUEST", `a wildcard must fill a whole level in "${spec}"`, { topic: spec });
     }
   });
-  return { topic, filter: compileFilter(levels) };
-}
-
-function compileFilter(filter: string[]): KeyFilter {
-  return (key) => {
-    if (key === null) return false;
-    let text: string;
-    try {
-      text = utf8.decode(key);
-    } catch {
-      return false;
-    }
-    return matchLevels(filter, text.split("/"));
-  };
-}
-
-/** MQTT topic-filter matching, level by level. */
-export function matchLevels(filter: string[], topic: string[]): boolean {
-  for (let i = 0; i < filter.length; i++) {
-    const f = filter[i]!;
-    if (f === "#") return true;
-    if (i >= topic.length) return false;
-    if (f !== "+" && f !== topic[i]) return false;
-  }
-  return filter.length === topic.length;
+  return { topic, filter: keyFilter(new TopicFilter(spec)) };
 }

@@ -1,5 +1,6 @@
 import type uWS from "uWebSockets.js";
 import { CLOSE_CODES, encodeFrame, type AckFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
+import { SendBudget, type SendBudgetLimits } from "../../broker/delivery/send-budget.ts";
 import type { ErrorCode } from "../../errors.ts";
 import { encodeAck, encodeAcks } from "./ack-encoder.ts";
 import type { WsSubscription } from "./ws-subscription.ts";
@@ -18,19 +19,16 @@ export interface WsGatewayStats {
   onSlowConsumer(): void;
 }
 
-export interface ConnectionLimits {
-  /** Pause delivery when the socket's send buffer passes this many bytes... */
-  maxBufferedBytes: number;
-  /** ...and drop the connection with SLOW_CONSUMER if it stays paused this long. */
-  slowConsumerGraceMs: number;
-}
+/** Pause delivery past `maxBufferedBytes` in the socket's send buffer, drop with SLOW_CONSUMER after `slowConsumerGraceMs`. */
+export type ConnectionLimits = SendBudgetLimits;
 
 /**
  * One SDK connection: its socket, wire format, subscriptions and write-side flow control.
  *
- * Memory stays bounded: frames are never queued in JS. Delivery paths check `canWrite`
- * before sending and wait on `whenWritable()` (resolved by uWS `drain`) when the socket's
- * buffered amount passed `maxBufferedBytes`; a socket that stays over the limit for
+ * Memory stays bounded: frames are never queued in JS. The connection's SendBudget (the
+ * broker's one delivery policy) pauses delivery when the socket's buffered amount passed
+ * `maxBufferedBytes`: delivery paths check `canWrite` before sending and wait on
+ * `whenWritable()` (uWS `drain`); a socket that stays over the limit for
  * `slowConsumerGraceMs` is told SLOW_CONSUMER and closed. Control replies (acks, errors)
  * are always sent: their number is bounded by the pending-publish limit.
  */
@@ -52,14 +50,12 @@ export class WsConnection {
   feedFrames = false;
   /** The client announced feature `acks` in `hello`: acks due together go in one `acks` frame. */
   ackBatches = false;
-  /** True while the socket's send buffer is over the limit: delivery waits for `drain`. */
-  paused = false;
+  /** The bytes budget of this socket's send buffer. */
+  readonly budget: SendBudget;
   /** Buffered bytes at the last exact measurement (right after a send, which drains uWS pub/sub first)... */
   #measured = 0;
   /** ...plus bytes published to this socket's feed topics since: an upper bound of what uWS will buffer. */
   #publishedSince = 0;
-  #slowTimer: NodeJS.Timeout | null = null;
-  #writableWaiters: (() => void)[] = [];
   /** Replies queued by `sendSoon`, written in one corked batch once the current microtasks ran (acks encoded then). */
   #outbox: (Uint8Array | string | AckFrame)[] = [];
 
@@ -72,10 +68,16 @@ export class WsConnection {
     this.isBinary = this.format === "cbor";
     this.#limits = limits;
     this.#onGone = onGone;
+    this.budget = new SendBudget(limits, () => this.ws.getBufferedAmount(), (reason) => this.disconnect("SLOW_CONSUMER", reason, true, CLOSE_CODES.SLOW_CONSUMER));
+  }
+
+  /** True while the socket's send buffer is over the limit: delivery waits for `drain`. */
+  get paused(): boolean {
+    return this.budget.paused;
   }
 
   get canWrite(): boolean {
-    return this.open && !this.paused;
+    return this.open && this.budget.open;
   }
 
   /** Encodes and sends one frame (corked: one syscall). False if the connection is gone. */
@@ -143,7 +145,7 @@ export class WsConnection {
       this.disconnect("SLOW_CONSUMER", "send buffer overflow", true, CLOSE_CODES.SLOW_CONSUMER);
       return;
     }
-    if (!this.paused && this.#measured > this.#limits.maxBufferedBytes) this.#pause();
+    this.budget.check(this.#measured);
   }
 
   /**
@@ -178,35 +180,13 @@ export class WsConnection {
 
   /** Resolves when delivery may continue (socket drained) or the connection closed. */
   whenWritable(): Promise<void> {
-    if (this.canWrite || !this.open) return Promise.resolve();
-    return new Promise((resolve) => this.#writableWaiters.push(resolve));
+    if (!this.open) return Promise.resolve();
+    return this.budget.whenOpen();
   }
 
   /** uWS `drain`: resume delivery once the buffer is back under half the limit. */
   onDrain(): void {
-    if (!this.paused || !this.open) return;
-    if (this.ws.getBufferedAmount() > this.#limits.maxBufferedBytes / 2) return;
-    this.paused = false;
-    if (this.#slowTimer) clearTimeout(this.#slowTimer);
-    this.#slowTimer = null;
-    this.#wakeWriters();
-  }
-
-  #pause(): void {
-    this.paused = true;
-    this.#slowTimer = setTimeout(() => {
-      this.#slowTimer = null;
-      if (this.open && this.paused) {
-        this.disconnect("SLOW_CONSUMER", `send buffer over ${this.#limits.maxBufferedBytes} bytes for ${this.#limits.slowConsumerGraceMs} ms`, true, CLOSE_CODES.SLOW_CONSUMER);
-      }
-    }, this.#limits.slowConsumerGraceMs);
-    this.#slowTimer.unref?.();
-  }
-
-  #wakeWriters(): void {
-    const waiters = this.#writableWaiters;
-    this.#writableWaiters = [];
-    for (const w of waiters) w();
+    if (this.open) this.budget.drained();
   }
 
   /** Sends `disconnect` and closes the socket with `closeCode`. */
@@ -245,11 +225,9 @@ export class WsConnection {
     if (!this.open) return;
     this.open = false;
     this.#outbox = [];
-    if (this.#slowTimer) clearTimeout(this.#slowTimer);
-    this.#slowTimer = null;
+    this.budget.close();
     for (const sub of this.subscriptions.values()) sub.stop();
     this.subscriptions.clear();
-    this.#wakeWriters();
     this.#onGone(this);
   }
 }

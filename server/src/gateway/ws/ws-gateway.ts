@@ -12,7 +12,7 @@ import {
 } from "@tributary/client/protocol";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
 import { dispatch, type HandlerContext } from "./handlers/index.ts";
-import { FeedRegistry } from "./partition-feed.ts";
+import { NativeFanout } from "./native-fanout.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
 import { WsConnection, type SocketData, type WsGatewayStats } from "./ws-connection.ts";
 
@@ -54,11 +54,12 @@ const cborFromView = new Decoder({ useRecords: false, mapsAsObjects: true, copyB
  */
 export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, options: WsGatewayOptions = {}): WsGateway {
   const { limits } = ctx.config;
-  const feeds = new FeedRegistry(ctx.broker, ctx.log, (topic, message, isBinary) => {
+  const native = new NativeFanout((topic, message, isBinary) => {
     app.publish(topic, message, isBinary);
   });
+  const delivery = { broker: ctx.broker, feeds: ctx.broker.feeds, log: ctx.log, native };
   const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log);
-  const handlerCtx: HandlerContext = { ...ctx, feeds, presenceHub };
+  const handlerCtx: HandlerContext = { ...ctx, delivery, presenceHub };
   const connections = new Set<WsConnection>();
   let closing = false;
   const connectionLimits = { maxBufferedBytes: limits.maxBufferedBytes, slowConsumerGraceMs: limits.slowConsumerGraceMs };
@@ -178,10 +179,10 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
       return connections.size;
     },
     get feedCount() {
-      return feeds.size;
+      return ctx.broker.feeds.size;
     },
     get nativeFeedMembers() {
-      return feeds.nativeSize;
+      return native.size;
     },
     terminateAll() {
       for (const conn of [...connections]) conn.terminate();
@@ -198,7 +199,6 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     async close() {
       closing = true;
       for (const conn of [...connections]) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
-      feeds.closeAll();
       presenceHub.close();
     },
   };

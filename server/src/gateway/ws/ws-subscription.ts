@@ -1,18 +1,29 @@
 import type { ResetPolicy } from "@tributary/client/protocol";
-import type { ErrorCode } from "../../errors.ts";
-import type { PartitionCursor } from "./partition-cursor.ts";
+import type { DeliveryBatch } from "../../broker/delivery/delivery-batch.ts";
+import type { CursorReset, DeliveryConsumer, DeliveryCursor, DeliveryEnv } from "../../broker/delivery/delivery-cursor.ts";
+import type { PartitionFeed } from "../../broker/delivery/partition-feed.ts";
+import type { ErrorCode, TributaryError } from "../../errors.ts";
+import { WS_BATCH } from "./feed-batch.ts";
+import type { NativeFanout } from "./native-fanout.ts";
 import type { KeyFilter } from "./topic-filter.ts";
 import type { WsConnection } from "./ws-connection.ts";
 
+/** What WebSocket subscriptions deliver with: the broker's delivery plus the gateway's native fan-out. */
+export interface WsDeliveryEnv extends DeliveryEnv {
+  native: NativeFanout;
+}
+
 /**
  * One client subscription (`sub`): a log topic, an optional key filter, a reset policy, a
- * credit window shared by its partitions, and one cursor per partition.
+ * credit window shared by its partitions, and one DeliveryCursor per partition; the
+ * DeliveryConsumer the broker's cursors hand batches to.
  *
  * Credit counts messages the server may still send before the client grants more with a
- * `credit` frame; at 0, every cursor of the subscription stops pulling from the log (its
- * tail waits) and resumes on the next grant. Credit never exceeds `maxCredit`.
+ * `credit` frame (the records budget); the connection's SendBudget is the bytes budget. At
+ * 0 credit or a paused socket every cursor of the subscription stops pulling from the log
+ * and resumes on the next grant or drain. Credit never exceeds `maxCredit`.
  */
-export class WsSubscription {
+export class WsSubscription implements DeliveryConsumer {
   readonly id: number;
   readonly conn: WsConnection;
   /** The log topic. */
@@ -26,9 +37,10 @@ export class WsSubscription {
   /** False once stopped (unsubscribe, error, connection closed). */
   active = true;
   /** Cursors start after `subscribed` is sent; empty while the subscription resolves. */
-  cursors: PartitionCursor[] = [];
+  cursors: DeliveryCursor[] = [];
   /** Called once when the subscription stops (presence bookkeeping). */
   onStop: (() => void) | null = null;
+  readonly env: WsDeliveryEnv;
   #waiters: (() => void)[] = [];
 
   constructor(init: {
@@ -40,6 +52,7 @@ export class WsSubscription {
     reset: ResetPolicy;
     credit: number;
     maxCredit: number;
+    env: WsDeliveryEnv;
   }) {
     this.id = init.id;
     this.conn = init.conn;
@@ -49,11 +62,56 @@ export class WsSubscription {
     this.reset = init.reset;
     this.maxCredit = init.maxCredit;
     this.credit = Math.min(init.credit, init.maxCredit);
+    this.env = init.env;
+  }
+
+  get resetPolicy(): ResetPolicy {
+    return this.reset;
   }
 
   /** True when a message may be sent now: active, credit left, socket not paused. */
   get canDeliver(): boolean {
     return this.active && this.credit > 0 && this.conn.canWrite;
+  }
+
+  // ---- DeliveryConsumer ------------------------------------------------------------------
+
+  take(cursor: DeliveryCursor, batch: DeliveryBatch, from: number): number {
+    const conn = this.conn;
+    if (!this.active || !conn.open) return 0;
+    const view = batch.view(WS_BATCH);
+    const feed = cursor.feed;
+    if (batch.feedId !== null && feed !== null) {
+      const n = batch.length;
+      const whole = from === 0 && this.filter === null && this.credit >= n;
+      const { native } = this.env;
+      if (native.isAttached(cursor)) {
+        if (whole && conn.reserveNative(view.bytes(conn.format))) return this.#tookNatively(n);
+        native.detach(cursor);
+      } else if (whole && conn.feedFrames && conn.canWrite && native.attach(feed, cursor, conn, { sub: this.id, partition: cursor.partition }, batch)) {
+        return this.#tookNatively(n);
+      }
+    }
+    const messages = view.messages;
+    let i = from;
+    conn.ws.cork(() => {
+      for (; i < messages.length; i++) {
+        const pm = messages[i]!;
+        if (this.filter !== null && !this.filter(pm.key)) continue;
+        if (!this.canDeliver) break;
+        conn.sendEncoded(pm.bytesFor(this.id, conn.format));
+        this.credit--;
+        conn.stats.delivered++;
+      }
+    });
+    return i - from;
+  }
+
+  /** The feed publishes the batch to our socket after every member took it: account for it now. */
+  #tookNatively(n: number): number {
+    this.credit -= n;
+    this.conn.stats.delivered += n;
+    return n;
   }
 
   /** Waits until `canDeliver` or the subscription/connection stopped. */
@@ -62,6 +120,27 @@ export class WsSubscription {
       if (this.credit <= 0) await new Promise<void>((resolve) => this.#waiters.push(resolve));
       else await this.conn.whenWritable();
     }
+  }
+
+  leftFeed(cursor: DeliveryCursor, _feed: PartitionFeed): void {
+    this.env.native.detach(cursor);
+  }
+
+  /** The reset policy moved a partition: the client hears it before any message from the new position. */
+  resetTo(cursor: DeliveryCursor, r: CursorReset): void {
+    this.conn.send({ op: "reset", sub: this.id, partition: cursor.partition, reason: r.reason, requested: r.requested, offset: r.offset, epoch: r.epoch });
+  }
+
+  failed(cursor: DeliveryCursor, err: TributaryError): void {
+    this.fail(err.code, `partition ${cursor.partition}: ${err.message}`);
+  }
+
+  // ---- client side -----------------------------------------------------------------------
+
+  /** Starts a cursor per partition (after `subscribed` went out). */
+  startCursors(cursors: DeliveryCursor[], atEnd: boolean[]): void {
+    this.cursors = cursors;
+    cursors.forEach((c, i) => c.start(atEnd[i]));
   }
 
   addCredit(n: number): void {
@@ -73,7 +152,7 @@ export class WsSubscription {
   stop(): void {
     if (!this.active) return;
     this.active = false;
-    for (const cursor of this.cursors) cursor.stop();
+    for (const cursor of this.cursors) cursor.close();
     this.#wake();
     const onStop = this.onStop;
     this.onStop = null;

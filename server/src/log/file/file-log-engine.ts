@@ -23,6 +23,7 @@ import { TributaryError } from "../../errors.ts";
 import type {
   AppendOptions,
   AppendResult,
+  CommitOptions,
   CommittedOffset,
   LogEngine,
   LogRecord,
@@ -34,6 +35,7 @@ import type {
   TopicConfig,
   TopicDescription,
 } from "../log-engine.ts";
+import { validateCommit } from "../commit-options.ts";
 import { AppendNotifier, startTailLoop } from "../tail-loop.ts";
 import { GroupOffsetStore } from "./group-offsets.ts";
 import { PartitionLog, type PartitionOptions } from "./partition-log.ts";
@@ -343,18 +345,15 @@ export class FileLogEngine implements LogEngine {
       read: (t: string, p: number, offset: number, options?: ReadOptions) => this.read(t, p, offset, options),
       readNow: (t: string, p: number, offset: number, options?: ReadOptions) => this.#read(t, p, offset, options),
       epoch: async (t: string, p: number) => this.#partition(t, p).epoch,
+      epochNow: (t: string, p: number) => this.#partition(t, p).epoch,
     };
     return startTailLoop(source, this.#notifier, topic, partition, fromOffset, handler);
   }
 
-  async commitOffset(group: string, topic: string, partition: number, offset: number, metadata = ""): Promise<void> {
+  async commitOffset(group: string, topic: string, partition: number, offset: number, options?: CommitOptions): Promise<void> {
     this.#partition(topic, partition);
-    if (typeof group !== "string" || group === "") throw new TributaryError("BAD_REQUEST", "group must be a non-empty string", { group });
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new TributaryError("BAD_REQUEST", `committed offset must be a non-negative integer, got ${String(offset)}`, { group, topic, partition, offset });
-    }
-    if (typeof metadata !== "string") throw new TributaryError("BAD_REQUEST", "metadata must be a string", { group, topic, partition });
-    await this.#offsets.commit(group, topic, partition, offset, metadata, Date.now());
+    const c = validateCommit(group, topic, partition, offset, options);
+    await this.#offsets.commit(group, topic, partition, c.offset, c.epoch, c.metadata, Date.now());
   }
 
   async fetchOffset(group: string, topic: string, partition: number): Promise<CommittedOffset | null> {

@@ -40,6 +40,7 @@ export function startRedisTail(
   const retry = { isTransient: (err: unknown) => !core.closed && err instanceof TributaryError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") };
   const inner = startTailLoop(source, core.notifier, topic, partition, fromOffset, {
     onRecords: (records, where) => handler.onRecords(records, where),
+    onCaughtUp: handler.onCaughtUp && ((next, where) => handler.onCaughtUp!(next, where)),
     onError: (err) => {
       release();
       handler.onError(err);

@@ -4,7 +4,7 @@ import { levelFor, type OutgoingMessage, type QoS } from "../record-mapping.ts";
 import type { Session } from "../session/session.ts";
 import type { Subscription } from "../session/subscription.ts";
 import type { CursorDeps } from "./cursor-set.ts";
-import { PartitionCursor, type DeliveryTarget } from "./partition-cursor.ts";
+import { MqttCursor, type DeliveryTarget } from "./mqtt-cursor.ts";
 
 export interface MqttGroupMemberDeps extends CursorDeps {
   coordinator: GroupCoordinator;
@@ -21,7 +21,7 @@ export interface MqttGroupMemberDeps extends CursorDeps {
 const MAX_GROUP_SESSION_MS = 300_000;
 
 interface PendingRevoke {
-  cursors: PartitionCursor[];
+  cursors: MqttCursor[];
   done: () => void;
 }
 
@@ -29,7 +29,7 @@ interface PendingRevoke {
  * One MQTT session's membership in the consumer group behind a `$share/<share>/<filter>`
  * subscription (docs/mqtt.md, "Shared subscriptions"), and the coordinator's channel to it.
  *
- * - `assign` → one PartitionCursor per added partition of the log topic, at its start offset;
+ * - `assign` → one MqttCursor per added partition of the log topic, at its start offset;
  *   it runs while the session is connected. Records whose key does not match the filter are
  *   skipped and count as processed.
  * - Commits: per partition, the acknowledged prefix (QoS 0: written to the socket; QoS 1:
@@ -51,7 +51,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
   generation = -1;
   readonly #deps: MqttGroupMemberDeps;
   readonly #level: string;
-  readonly #cursors = new Map<number, PartitionCursor>();
+  readonly #cursors = new Map<number, MqttCursor>();
   #revokes: PendingRevoke[] = [];
   #heartbeat: NodeJS.Timeout | null = null;
   #commitTimer: NodeJS.Timeout | null = null;
@@ -118,7 +118,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
     for (const p of a.added) {
       if (p.topic !== this.logTopic) continue;
       this.#cursors.get(p.partition)?.close();
-      const cursor = new PartitionCursor({ ...this.#deps, target: this, logTopic: this.logTopic, partition: p.partition, level: this.#level, next: p.offset });
+      const cursor = new MqttCursor({ target: this, env: this.#deps.delivery, logTopic: this.logTopic, partition: p.partition, level: this.#level, epoch: p.epoch, next: p.offset, atEnd: false });
       // a reset-policy start is committed at the next tick, so the group has a position even before traffic
       cursor.lastCommitted = p.committed ? p.offset : -1;
       this.#cursors.set(p.partition, cursor);
@@ -127,7 +127,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
   }
 
   revoke(r: MemberRevocation): Promise<void> {
-    const cursors: PartitionCursor[] = [];
+    const cursors: MqttCursor[] = [];
     for (const tp of r.partitions) {
       if (tp.topic !== this.logTopic) continue;
       const cursor = this.#cursors.get(tp.partition);
@@ -150,12 +150,17 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
 
   // ---- DeliveryTarget ----------------------------------------------------------------------
 
-  offer(msg: OutgoingMessage, cursor: PartitionCursor): boolean {
+  offer(msg: OutgoingMessage, cursor: MqttCursor): boolean {
     const sub = this.sub;
     if (!sub.topicFilter.matches(msg.topic)) return true; // not for this filter: processed
     if (msg.expiresAt !== null && msg.expiresAt <= Date.now()) return true;
     const qos = (msg.publishedQos === null ? sub.qos : Math.min(sub.qos, msg.publishedQos)) as QoS;
     return this.session.offerShared(msg, qos, cursor, sub.id === undefined ? undefined : [sub.id], true);
+  }
+
+  /** The partition's delivery ended (e.g. its topic was deleted): logged; the coordinator's next assignment decides what follows. */
+  cursorFailed(cursor: MqttCursor, err: TributaryError): void {
+    this.#deps.log.warn("mqtt.group.cursor_failed", { group: this.group, topic: cursor.logTopic, partition: cursor.partition, code: err.code, error: err.message });
   }
 
   positionChanged(): void {
@@ -233,7 +238,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
     });
   }
 
-  #pendingOffsets(cursors: PartitionCursor[]): Array<{ topic: string; partition: number; offset: number }> {
+  #pendingOffsets(cursors: MqttCursor[]): Array<{ topic: string; partition: number; offset: number }> {
     const out: Array<{ topic: string; partition: number; offset: number }> = [];
     for (const c of cursors) {
       const offset = c.committed();
@@ -243,7 +248,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
   }
 
   /** Commits the acknowledged prefix of `cursors` with `generation`; commits of one member never overlap. */
-  #commit(cursors: PartitionCursor[], generation: number): Promise<void> {
+  #commit(cursors: MqttCursor[], generation: number): Promise<void> {
     const run = async (): Promise<void> => {
       const memberId = this.memberId;
       if (memberId === "" || generation < 0) return;
@@ -283,7 +288,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
   }
 
   /** Resolves when every cursor has no unacknowledged delivery, the connection is gone, or the revoke timeout passed. */
-  #awaitAcked(cursors: PartitionCursor[]): Promise<void> {
+  #awaitAcked(cursors: MqttCursor[]): Promise<void> {
     if (cursors.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => finish(), this.#deps.revokeTimeoutMs);

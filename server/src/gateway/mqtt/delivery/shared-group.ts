@@ -1,9 +1,10 @@
 import type { OutgoingMessage, QoS } from "../record-mapping.ts";
 import type { Session } from "../session/session.ts";
 import type { Subscription } from "../session/subscription.ts";
-import { TopicFilter } from "../topic-filter.ts";
+import { TopicFilter } from "../../../broker/topic-filter.ts";
 import { CursorSet, type CursorDeps } from "./cursor-set.ts";
-import type { DeliveryTarget, PartitionCursor } from "./partition-cursor.ts";
+import type { DeliveryTarget, MqttCursor } from "./mqtt-cursor.ts";
+import type { TributaryError } from "../../../errors.ts";
 
 /**
  * A shared subscription `$share/<group>/<filter>`: the group has ONE cursor per
@@ -54,7 +55,11 @@ export class SharedGroup implements DeliveryTarget {
 
   positionChanged(): void {}
 
-  offer(msg: OutgoingMessage, cursor: PartitionCursor): boolean {
+  cursorFailed(cursor: MqttCursor, err: TributaryError): void {
+    this.cursors.cursorFailed(cursor, err);
+  }
+
+  offer(msg: OutgoingMessage, cursor: MqttCursor): boolean {
     if (!this.topicFilter.matches(msg.topic)) return true;
     if (msg.expiresAt !== null && msg.expiresAt <= Date.now()) return true;
     const order = this.#order;

@@ -29,7 +29,7 @@ export class TopicDirectory {
 
   #load(): Promise<Set<string>> {
     if (this.#known) return Promise.resolve(this.#known);
-    this.#loading ??= this.#broker.engine.listTopics().then((names) => {
+    this.#loading ??= this.#broker.listTopics().then((names) => {
       const known = this.#known ?? new Set<string>();
       for (const n of names) if (levelFor(n) !== null) known.add(n);
       this.#known = known;
@@ -66,7 +66,7 @@ export class TopicDirectory {
   async #poll(): Promise<void> {
     try {
       await this.#load();
-      for (const name of await this.#broker.engine.listTopics()) this.note(name);
+      for (const name of await this.#broker.listTopics()) this.note(name);
     } catch (err) {
       this.#log.debug("mqtt.directory.poll_failed", { error: String(err) });
     }

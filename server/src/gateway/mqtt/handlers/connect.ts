@@ -6,7 +6,7 @@ import { MqttProtocolError } from "../mqtt-error.ts";
 import { RC, V3_CONNACK } from "../reason-codes.ts";
 import type { QoS } from "../record-mapping.ts";
 import { NEVER_EXPIRES } from "../session/session-manager.ts";
-import { isValidTopicName } from "../topic-filter.ts";
+import { isValidTopicName } from "../../../broker/topic-filter.ts";
 import { logTopicFor } from "../topic-mapping.ts";
 
 const enc = new TextEncoder();

@@ -4,7 +4,7 @@ import { TOPIC_ALIAS_MAXIMUM } from "../connection.ts";
 import { MqttProtocolError } from "../mqtt-error.ts";
 import { RC } from "../reason-codes.ts";
 import { headersForPublish, type QoS } from "../record-mapping.ts";
-import { isValidTopicName } from "../topic-filter.ts";
+import { isValidTopicName } from "../../../broker/topic-filter.ts";
 import { logTopicFor } from "../topic-mapping.ts";
 
 /**

@@ -4,7 +4,7 @@ import { MqttProtocolError } from "../mqtt-error.ts";
 import { RC } from "../reason-codes.ts";
 import type { QoS } from "../record-mapping.ts";
 import { makeSubscription, type Subscription } from "../session/subscription.ts";
-import { isValidTopicFilter, parseSharedFilter } from "../topic-filter.ts";
+import { isValidTopicFilter, parseSharedFilter } from "../../../broker/topic-filter.ts";
 
 /**
  * SUBSCRIBE: each filter gets cursors on the log topic(s) it reads (starting at the end:

@@ -1,6 +1,7 @@
 import type { Broker } from "../../../broker/broker.ts";
 import type { Logger } from "../../../logger.ts";
-import { KeyedLogTopic } from "../keyed-log-topic.ts";
+import { KeyedTopic } from "../../../broker/keyed-topic.ts";
+import type { StoredPosition } from "../delivery/cursor-set.ts";
 import type { StoredSubscription } from "./subscription.ts";
 
 /** Internal log topic holding session state; MQTT clients cannot name it (see topic-mapping.ts). */
@@ -24,17 +25,18 @@ const dec = new TextDecoder();
  *   keyed by client id (last record per key wins; a null value deletes it), read back in
  *   full when the gateway starts;
  * - positions are the committed offsets of the consumer group `mqtt.session.<clientId>`
- *   per (log topic, partition): the lowest offset the client has not acknowledged.
+ *   per (log topic, partition): the lowest offset the client has not acknowledged, with
+ *   the epoch it belongs to (a position of an older epoch is stale, see CursorSet).
  */
 export class SessionStore {
   readonly #broker: Broker;
   readonly #log: Logger;
-  readonly #topic: KeyedLogTopic;
+  readonly #topic: KeyedTopic;
 
   constructor(broker: Broker, log: Logger) {
     this.#broker = broker;
     this.#log = log;
-    this.#topic = new KeyedLogTopic(broker.engine, SESSIONS_TOPIC);
+    this.#topic = new KeyedTopic(broker, SESSIONS_TOPIC);
   }
 
   /** An internal group (groups/internal-groups.ts): hidden from admin listings by default. */
@@ -66,16 +68,18 @@ export class SessionStore {
     await this.#topic.put(clientId, null);
   }
 
-  async commit(clientId: string, logTopic: string, partition: number, offset: number): Promise<void> {
-    await this.#broker.engine.commitOffset(SessionStore.groupOf(clientId), logTopic, partition, offset);
+  /** Stores the session's position `(epoch, offset)` in a partition. */
+  async commit(clientId: string, logTopic: string, partition: number, offset: number, epoch: string): Promise<void> {
+    await this.#broker.commitOffset(SessionStore.groupOf(clientId), logTopic, partition, offset, { epoch });
   }
 
-  async positions(clientId: string): Promise<Map<string, Map<number, number>>> {
-    const all = await this.#broker.engine.fetchGroupOffsets(SessionStore.groupOf(clientId));
-    const out = new Map<string, Map<number, number>>();
+  /** The session's stored positions: log topic → partition → (epoch, offset). */
+  async positions(clientId: string): Promise<Map<string, Map<number, StoredPosition>>> {
+    const all = await this.#broker.fetchGroupOffsets(SessionStore.groupOf(clientId));
+    const out = new Map<string, Map<number, StoredPosition>>();
     for (const [topic, parts] of all) {
-      const m = new Map<number, number>();
-      for (const [p, c] of parts) m.set(p, c.offset);
+      const m = new Map<number, StoredPosition>();
+      for (const [p, c] of parts) m.set(p, { offset: c.offset, epoch: c.epoch });
       out.set(topic, m);
     }
     return out;

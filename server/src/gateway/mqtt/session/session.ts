@@ -1,6 +1,7 @@
 import type { OutgoingMessage, QoS } from "../record-mapping.ts";
-import { CursorSet, type CursorDeps } from "../delivery/cursor-set.ts";
-import type { DeliveryTarget, PartitionCursor } from "../delivery/partition-cursor.ts";
+import { CursorSet, type CursorDeps, type StoredPosition } from "../delivery/cursor-set.ts";
+import type { DeliveryTarget, MqttCursor } from "../delivery/mqtt-cursor.ts";
+import type { TributaryError } from "../../../errors.ts";
 import type { MqttGroupMember } from "../delivery/group-member.ts";
 import { firstLevel, logTopicForLevel } from "../topic-mapping.ts";
 import type { Subscription } from "./subscription.ts";
@@ -24,7 +25,7 @@ export interface Inflight {
   qos: 1 | 2;
   /** "publish": waiting for PUBACK/PUBREC; "pubrel": PUBREL sent, waiting for PUBCOMP. */
   stage: "publish" | "pubrel";
-  cursor: PartitionCursor | null;
+  cursor: MqttCursor | null;
   retain: boolean;
   subIds: number[] | undefined;
   /** QoS 2 of a consumer-group delivery: the position moves on PUBCOMP, not PUBREC. */
@@ -70,7 +71,7 @@ export class Session implements DeliveryTarget {
   expiryTimer: NodeJS.Timeout | null = null;
   willTimer: NodeJS.Timeout | null = null;
   /** Positions loaded from the store, used when cursors are first created after a restart. */
-  storedPositions: Map<string, Map<number, number>> | null = null;
+  storedPositions: Map<string, Map<number, StoredPosition>> | null = null;
   /** The session record (subscriptions, expiry) must be written again. */
   subsDirty = false;
   /** Subscriptions with No Local: while > 0 this client's publishes carry its client id. */
@@ -187,8 +188,12 @@ export class Session implements DeliveryTarget {
     if (this.expiry > 0) this.#hooks.changed(this);
   }
 
+  cursorFailed(cursor: MqttCursor, err: TributaryError): void {
+    this.cursors.cursorFailed(cursor, err);
+  }
+
   /** DeliveryTarget: a record from one of this session's own cursors. */
-  offer(msg: OutgoingMessage, cursor: PartitionCursor): boolean {
+  offer(msg: OutgoingMessage, cursor: MqttCursor): boolean {
     const conn = this.connection;
     if (!conn) return false;
     let maxQos = -1;
@@ -216,7 +221,7 @@ export class Session implements DeliveryTarget {
     return sub.topicFilter.matches(msg.topic) && !(sub.nl && msg.origin === this.clientId);
   }
 
-  #rap(msg: OutgoingMessage, cursor: PartitionCursor): boolean {
+  #rap(msg: OutgoingMessage, cursor: MqttCursor): boolean {
     const literal = this.#literal.get(cursor.logTopic) ?? [];
     for (const sub of literal) if (sub.rap && sub.topicFilter.matches(msg.topic)) return true;
     for (const sub of this.#wild) if (sub.rap && sub.topicFilter.matches(msg.topic)) return true;
@@ -227,7 +232,7 @@ export class Session implements DeliveryTarget {
    * A message of a shared group this session is a member of. `ackOnComplete`: a QoS 2
    * delivery counts as acknowledged on PUBCOMP (consumer groups) instead of PUBREC.
    */
-  offerShared(msg: OutgoingMessage, qos: QoS, cursor: PartitionCursor, subIds: number[] | undefined, ackOnComplete = false): boolean {
+  offerShared(msg: OutgoingMessage, qos: QoS, cursor: MqttCursor, subIds: number[] | undefined, ackOnComplete = false): boolean {
     const conn = this.connection;
     if (!conn) return false;
     return this.#send(conn, msg, qos, cursor, false, subIds, ackOnComplete);
@@ -251,7 +256,7 @@ export class Session implements DeliveryTarget {
     conn: SessionConnection,
     msg: OutgoingMessage,
     qos: QoS,
-    cursor: PartitionCursor | null,
+    cursor: MqttCursor | null,
     retain: boolean,
     subIds: number[] | undefined,
     ackOnComplete = false,

@@ -1,5 +1,5 @@
 import type { QoS } from "../record-mapping.ts";
-import { TopicFilter } from "../topic-filter.ts";
+import { TopicFilter } from "../../../broker/topic-filter.ts";
 
 /** One subscription of a session, with its MQTT 5 options. */
 export interface Subscription {

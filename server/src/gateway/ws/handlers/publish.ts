@@ -1,6 +1,6 @@
 import type { PublishFrame } from "@tributary/client/protocol";
 import { toTributaryError } from "../../../errors.ts";
-import { TOPIC_NAME_PATTERN } from "../../../log/log-engine.ts";
+import { TOPIC_NAME_PATTERN } from "../../../broker/broker.ts";
 import type { WsConnection } from "../ws-connection.ts";
 import type { HandlerContext } from "./context.ts";
 

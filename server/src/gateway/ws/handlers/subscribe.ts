@@ -1,8 +1,8 @@
 import type { SubscribeFrame } from "@tributary/client/protocol";
 import { toTributaryError } from "../../../errors.ts";
 import { GroupSubscription } from "../group-subscription.ts";
-import { PartitionCursor } from "../partition-cursor.ts";
-import { resolveStarts } from "../start-position.ts";
+import { DeliveryCursor } from "../../../broker/delivery/delivery-cursor.ts";
+import { resolveStarts } from "../../../broker/delivery/start-position.ts";
 import { parseTopicSelector } from "../topic-filter.ts";
 import type { WsConnection } from "../ws-connection.ts";
 import { WsSubscription } from "../ws-subscription.ts";
@@ -54,6 +54,7 @@ export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: 
     reset: frame.reset ?? "latest",
     credit: frame.credit ?? limits.defaultCredit,
     maxCredit: limits.maxCredit,
+    env: ctx.delivery,
   });
   // Registered at once so an unsubscribe (or a close) during resolution cancels it.
   conn.subscriptions.set(frame.sub, sub);
@@ -72,7 +73,7 @@ async function start(ctx: HandlerContext, sub: WsSubscription, frame: SubscribeF
   const { broker } = ctx;
   const description = await broker.describeOrCreate(sub.topic, ctx.config.topics.autoCreate);
   if (!sub.active) return;
-  const { partitions, resets } = await resolveStarts(broker.engine, sub.topic, description.partitionInfo, frame.from ?? "latest", sub.reset);
+  const { partitions, resets } = await resolveStarts(broker, sub.topic, description.partitionInfo, frame.from ?? "latest", sub.reset);
   if (!sub.active) return;
   const conn = sub.conn;
   conn.send({
@@ -83,9 +84,10 @@ async function start(ctx: HandlerContext, sub: WsSubscription, frame: SubscribeF
     partitions: partitions.map(({ partition, offset, epoch }) => ({ partition, offset, epoch })),
   });
   for (const reset of resets) conn.send({ ...reset, sub: sub.id });
-  const env = { broker, feeds: ctx.feeds };
-  sub.cursors = partitions.map((p) => new PartitionCursor(sub, p.partition, p.epoch, p.offset, env));
-  partitions.forEach((p, i) => sub.cursors[i]!.start(p.atEnd));
+  sub.startCursors(
+    partitions.map((p) => new DeliveryCursor(ctx.delivery, sub, sub.topic, p.partition, p.epoch, p.offset)),
+    partitions.map((p) => p.atEnd),
+  );
 }
 
 function startGroup(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFrame, selector: ReturnType<typeof parseTopicSelector>): void {
@@ -106,7 +108,7 @@ function startGroup(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFra
     credit: frame.credit ?? limits.defaultCredit,
     maxCredit: limits.maxCredit,
     coordinator,
-    env: { broker: ctx.broker, feeds: ctx.feeds },
+    env: ctx.delivery,
   });
   conn.subscriptions.set(frame.sub, sub);
   if (frame.presence) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));

@@ -1,6 +1,7 @@
 import type { ResetFrame, ResetPolicy, StartPosition, SubscribedPartition } from "@tributary/client/protocol";
 import { TributaryError } from "../../errors.ts";
-import type { LogEngine, PartitionInfo } from "../../log/log-engine.ts";
+import type { PartitionInfo } from "../../log/log-engine.ts";
+import type { Broker } from "../broker.ts";
 
 export interface ResolvedStart extends SubscribedPartition {
   /** True when `offset` is the partition's end offset (delivery starts at the live edge). */
@@ -25,7 +26,7 @@ export interface ResolvedStarts {
  *   a TributaryError with that code instead.
  */
 export async function resolveStarts(
-  engine: LogEngine,
+  broker: Broker,
   topic: string,
   infos: PartitionInfo[],
   from: StartPosition,
@@ -39,7 +40,7 @@ export async function resolveStarts(
     if (from === "earliest") offset = earliestOffset;
     else if (from === "latest") offset = endOffset;
     else if ("timestamp" in from) {
-      offset = Math.max(earliestOffset, await engine.offsetForTimestamp(topic, partition, from.timestamp));
+      offset = Math.max(earliestOffset, await broker.offsetForTimestamp(topic, partition, from.timestamp));
     } else {
       const requested = from.offsets[partition];
       if (requested === undefined) {

@@ -1,5 +1,7 @@
 /**
- * MQTT topic names and filters: validation and matching (MQTT 3.1.1 §4.7, 5.0 §4.7).
+ * MQTT topic names and filters: validation and matching (MQTT 3.1.1 §4.7, 5.0 §4.7), the
+ * one matcher of the node: MQTT subscriptions match topic names with it, and WebSocket
+ * subscriptions with a filter (`sensor-data/+/temp`) match record keys with it.
  * `$`-topics are not matched by a filter starting with `#` or `+` [MQTT-4.7.2-1].
  */
 
@@ -71,4 +73,22 @@ export function parseSharedFilter(filter: string): { group: string; filter: stri
   const inner = rest.slice(slash + 1);
   if (group.includes("+") || group.includes("#") || !isValidTopicFilter(inner)) return "invalid";
   return { group, filter: inner };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Matches a record key read as an MQTT topic name; a null or non-UTF-8 key never matches. */
+export type KeyFilter = (key: Uint8Array | null) => boolean;
+
+export function keyFilter(filter: TopicFilter): KeyFilter {
+  return (key) => {
+    if (key === null) return false;
+    let text: string;
+    try {
+      text = utf8.decode(key);
+    } catch {
+      return false; // not UTF-8: not an MQTT topic name, so no filter matches it
+    }
+    return filter.matches(text);
+  };
 }

@@ -1,0 +1,59 @@
+import type { LogRecord } from "../../log/log-engine.ts";
+
+/** A lazily computed, cached shape of a batch for one protocol (e.g. encoded WebSocket frames, MQTT messages). */
+export interface BatchView<T> {
+  make(batch: DeliveryBatch): T;
+}
+
+/**
+ * Records of one partition, contiguous in offset order, as handed to consumers. A batch
+ * from a shared feed (`feedId` set) is offered to every member of the feed: protocol
+ * gateways derive what they need from it once (`view`) and every subscriber reuses it,
+ * so 1,000 subscribers of a partition decode and encode each record once, not 1,000 times.
+ */
+export class DeliveryBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly epoch: string;
+  readonly records: readonly LogRecord[];
+  /** The feed that produced the batch; null for a cursor's own catch-up read. */
+  readonly feedId: number | null;
+  readonly firstOffset: number;
+  #views: Map<BatchView<unknown>, unknown> | null = null;
+
+  constructor(topic: string, partition: number, epoch: string, records: readonly LogRecord[], feedId: number | null) {
+    this.topic = topic;
+    this.partition = partition;
+    this.epoch = epoch;
+    this.records = records;
+    this.feedId = feedId;
+    this.firstOffset = records[0]!.offset;
+  }
+
+  get length(): number {
+    return this.records.length;
+  }
+
+  /** Offset after the batch's last record. */
+  get endOffset(): number {
+    return this.firstOffset + this.records.length;
+  }
+
+  /** Bytes of keys and values (a budget estimate; headers and framing not counted). */
+  get payloadBytes(): number {
+    let n = 0;
+    for (const r of this.records) n += (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    return n;
+  }
+
+  /** `view.make(this)`, computed on first use and cached for the batch's life. */
+  view<T>(view: BatchView<T>): T {
+    const views = (this.#views ??= new Map());
+    let value = views.get(view) as T | undefined;
+    if (value === undefined) {
+      value = view.make(this);
+      views.set(view, value);
+    }
+    return value;
+  }
+}
