@@ -43,7 +43,7 @@ export async function loadBrowserBundle(): Promise<Uint8Array> {
   try {
     if (statSync(dist).mtimeMs >= newestMtime(join(sdkDir, "src"))) return readFileSync(dist);
   } catch {
-    /* no dist: build below */
+    // No dist (or it cannot be read): build the bundle below; a failed build is logged and counted by attachConsole.
   }
   const { browserBundleOptions } = (await import(pathToFileURL(join(sdkDir, "build.mjs")).href)) as {
     browserBundleOptions(format: "iife" | "esm"): Record<string, unknown>;
@@ -61,14 +61,16 @@ export function attachConsole(app: uWS.TemplatedApp, ctx: GatewayContext): void 
     const asset: Asset = { body: readFileSync(join(here, "console", file)), type: TYPES[file.split(".").pop()!]! };
     app.get(route, (res) => send(res, "200 OK", asset));
   }
+  // Never rejects: a failed build is logged, counted (task `console-bundle`) and served as a
+  // script that says so in the browser console; the rest of the console keeps working.
   const bundle = loadBrowserBundle().then(
     (body): Asset => ({ body, type: TYPES.js! }),
     (err: unknown): Asset => {
       ctx.log.error("console.bundle_failed", { message: err instanceof Error ? err.message : String(err) });
+      ctx.broker.metrics.backgroundErrors.inc({ task: "console-bundle" });
       return { body: `console.error(${JSON.stringify(`tributary.min.js could not be built: ${String(err)}`)});`, type: TYPES.js! };
     },
   );
-  bundle.catch(() => {});
   app.get("/tributary.min.js", (res) => {
     let aborted = false;
     res.onAborted(() => {

@@ -1,14 +1,14 @@
 import type { IPublishPacket } from "mqtt-packet";
 import type { GroupCoordinator } from "../../../groups/index.ts";
 import type { Logger } from "../../../logger.ts";
-import type { CursorDeps, StoredPosition } from "../delivery/cursor-set.ts";
+import type { CursorDeps } from "../delivery/cursor-set.ts";
 import { MqttGroupMember, type MqttGroupMemberDeps } from "../delivery/group-member.ts";
 import { shareGroupName } from "../delivery/share-group-name.ts";
 import { SharedGroup } from "../delivery/shared-group.ts";
 import type { TopicDirectory } from "../delivery/topic-directory.ts";
 import type { QoS } from "../record-mapping.ts";
 import { firstLevel, logTopicForLevel } from "../topic-mapping.ts";
-import { parseSharedFilter } from "../../../broker/topic-filter.ts";
+import { parseSharedFilter } from "../topic-filter.ts";
 import { Session, type SessionConnection } from "./session.ts";
 import { SessionStore, type StoredSession } from "./session-store.ts";
 import { makeSubscription, toStored, type StoredSubscription, type Subscription } from "./subscription.ts";
@@ -95,7 +95,7 @@ export class SessionManager {
     for (const s of stored.values()) {
       const disconnectedAt = s.disconnectedAt ?? now;
       if (s.expiry !== NEVER_EXPIRES && disconnectedAt + s.expiry * 1000 <= now) {
-        void this.#store.remove(s.clientId).catch(() => undefined);
+        this.#removeStored(s.clientId);
         continue;
       }
       const session = new Session(s.clientId, s.expiry, this.#deps, this.#hooks);
@@ -213,7 +213,7 @@ export class SessionManager {
   async #ensureCursors(
     cursors: Session["cursors"],
     sub: Subscription,
-    positions: Map<string, Map<number, StoredPosition>> | null,
+    positions: Map<string, Map<number, number>> | null,
     owner: Session | SharedGroup,
   ): Promise<boolean> {
     if (sub.topicFilter.literalFirstLevel) {
@@ -315,7 +315,26 @@ export class SessionManager {
     for (const entry of session.inflight.values()) entry.cursor?.ack(entry.msg.offset);
     session.close();
     this.#restored.delete(session.clientId);
-    void this.#store.remove(session.clientId).catch(() => undefined);
+    this.#removeStored(session.clientId);
+  }
+
+  /** Client ids whose ended session could not be deleted from the store: retried at the next flush. */
+  readonly #unremoved = new Set<string>();
+
+  /**
+   * Deletes an ended session's record. A failure (the log unavailable) is logged and counted
+   * (task `mqtt-session-remove`); until the record is gone a gateway restart would restore the
+   * ended session (an expired one is dropped at load). So it is retried at the next flush (the
+   * next session change, at the latest at shutdown), unless the client has a session again by
+   * then: that one is saved or removed in its turn.
+   */
+  #removeStored(clientId: string): void {
+    this.#unremoved.delete(clientId);
+    this.#store.remove(clientId).catch((err: unknown) => {
+      this.#log.warn("mqtt.session.remove_failed", { clientId, error: String(err), retry: !this.sessions.has(clientId) });
+      this.#deps.broker.metrics.backgroundErrors.inc({ task: "mqtt-session-remove" });
+      if (!this.sessions.has(clientId)) this.#unremoved.add(clientId);
+    });
   }
 
   /** Wills waiting for their delay (published early if the session ends first). */
@@ -334,6 +353,10 @@ export class SessionManager {
     this.#commitTimer = null;
     const sessions = [...this.#dirty];
     this.#dirty.clear();
+    for (const clientId of [...this.#unremoved]) {
+      if (this.sessions.has(clientId)) this.#unremoved.delete(clientId);
+      else this.#removeStored(clientId);
+    }
     await Promise.all(
       sessions.map(async (session) => {
         try {
@@ -343,11 +366,9 @@ export class SessionManager {
           }
           for (const cursor of session.cursors.all()) {
             const committed = cursor.committed();
-            const epoch = cursor.epoch;
-            if (committed === cursor.lastCommitted && epoch === cursor.lastCommittedEpoch) continue;
+            if (committed === cursor.lastCommitted) continue;
             cursor.lastCommitted = committed;
-            cursor.lastCommittedEpoch = epoch;
-            await this.#store.commit(session.clientId, cursor.logTopic, cursor.partition, committed, epoch);
+            await this.#store.commit(session.clientId, cursor.logTopic, cursor.partition, committed);
           }
         } catch (err) {
           this.#log.warn("mqtt.session.persist_failed", { clientId: session.clientId, error: String(err) });
