@@ -3,7 +3,8 @@ import fc from "fast-check";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttClient } from "mqtt";
-import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { collect, connectClient, endClient, flushLog, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { waitFor, within } from "./helpers/wait.ts";
 
 let node: MqttTestNode;
 let observer: MqttClient;
@@ -52,17 +53,13 @@ async function raw(version: 4 | 5 | null, parserVersion: 4 | 5 = version ?? 5): 
   const r: Raw = { socket, packets, closed, send: (b) => socket.write(Buffer.from(b as Uint8Array)) };
   if (version !== null) {
     r.send(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: version, clientId: `raw-${Math.random()}`, clean: true, keepalive: 0 }, { protocolVersion: version }));
-    const deadline = Date.now() + 2000;
-    while (!packets.some((p) => p.cmd === "connack")) {
-      if (Date.now() > deadline) throw new Error("no CONNACK");
-      await new Promise((res) => setTimeout(res, 5));
-    }
+    await waitFor(() => packets.some((p) => p.cmd === "connack"), { timeoutMs: 2000, what: "CONNACK", intervalMs: 5 });
   }
   return r;
 }
 
 async function expectClosedWith(r: Raw, reasonCode: number | null): Promise<void> {
-  await Promise.race([r.closed, new Promise((_, reject) => setTimeout(() => reject(new Error("connection not closed")), 3000))]);
+  await within(r.closed, 3000, "the gateway to close the connection");
   const disconnect = r.packets.find((p) => p.cmd === "disconnect") as { reasonCode?: number } | undefined;
   if (reasonCode === null) expect(disconnect).toBeUndefined();
   else expect(disconnect?.reasonCode).toBe(reasonCode);
@@ -120,7 +117,7 @@ describe("bad input closes only the offending connection (MQTT 5 reason codes)",
     const whole = await raw(5);
     whole.send(pub); // the whole oversized packet in one write
     await expectClosedWith(whole, 0x95);
-    await sleep(100);
+    await flushLog(node, "probe/marker", [observed]); // had it been stored, it would come before the markers
     expect(observed.messages.map((m) => m.topic)).not.toContain("probe/big");
     await brokerStillWorks();
   });
@@ -167,7 +164,7 @@ describe("bad input closes only the offending connection (MQTT 5 reason codes)",
     const connect = mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clientId: "lvl", clean: true, keepalive: 0 });
     connect[8] = 9; // protocol level byte
     bad.send(connect);
-    await Promise.race([bad.closed, new Promise((_, reject) => setTimeout(() => reject(new Error("not closed")), 3000))]);
+    await within(bad.closed, 3000, "the gateway to close the connection");
     expect(bad.packets[0]).toMatchObject({ cmd: "connack", returnCode: 1 });
     await brokerStillWorks();
   });
@@ -196,8 +193,9 @@ describe("random bytes (property)", () => {
       fc.asyncProperty(fc.boolean(), fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 5 }), async (afterConnect, chunks) => {
         const r = await raw(afterConnect ? 5 : null);
         for (const c of chunks) r.send(c);
-        await Promise.race([r.closed, new Promise((res) => setTimeout(res, 30))]);
-        r.socket.destroy();
+        // FIN after the bytes: the gateway handles every byte, then closes (if it had not already)
+        r.socket.end();
+        await within(r.closed, 3000, "the gateway to close the connection");
       }),
       { numRuns: 150 },
     );

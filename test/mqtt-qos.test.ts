@@ -2,7 +2,8 @@ import net from "node:net";
 import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttClient } from "mqtt";
-import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { closeAndWait, collect, connectClient, endClient, flushLog, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let node: MqttTestNode;
 const clients: MqttClient[] = [];
@@ -20,11 +21,15 @@ afterAll(async () => {
 class Raw {
   readonly socket: net.Socket;
   readonly packets: Packet[] = [];
+  readonly #arrivals: Array<() => void> = [];
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
     const parser = mqttPacket.parser(v5);
-    parser.on("packet", (p: Packet) => this.packets.push(p));
+    parser.on("packet", (p: Packet) => {
+      this.packets.push(p);
+      for (const w of this.#arrivals.splice(0)) w();
+    });
     socket.on("data", (d) => parser.parse(d));
     socket.on("error", () => undefined);
   }
@@ -42,14 +47,33 @@ class Raw {
     this.socket.write(mqttPacket.generate(p, v5));
   }
 
+  /** Resolves once `count` packets match, checked on every arrival; rejects at the deadline. */
   async waitFor(pred: (p: Packet) => boolean, count = 1, timeoutMs = 3000): Promise<Packet[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hits = this.packets.filter(pred);
       if (hits.length >= count) return hits;
-      if (Date.now() > deadline) throw new Error(`expected ${count} packets, got ${hits.length}: ${this.packets.map((p) => p.cmd).join(",")}`);
-      await sleep(5);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`expected ${count} packets, got ${hits.length}: ${this.packets.map((p) => p.cmd).join(",")}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#arrivals.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
     }
+  }
+
+  /**
+   * PINGREQ → PINGRESP: the gateway handles a connection's packets in order and writes in
+   * order, so everything it sent this connection before the PINGRESP has arrived.
+   */
+  async roundTrip(): Promise<void> {
+    const pong = (p: Packet) => p.cmd === "pingresp";
+    const n = this.packets.filter(pong).length;
+    this.send({ cmd: "pingreq" } as Packet);
+    await this.waitFor(pong, n + 1);
   }
 
   publishes(): IPublishPacket[] {
@@ -77,7 +101,7 @@ describe("QoS 2 ingress", () => {
     pub.send({ cmd: "pubrel", messageId: 7 });
     await pub.waitFor((p) => p.cmd === "pubcomp", 2);
     await got.waitFor(2);
-    await sleep(200);
+    await flushLog(node, "q2in/marker", [got]); // the re-sent PUBLISH was not stored twice
     expect(got.messages.map((m) => m.payload)).toEqual(["first", "second"]);
     // PUBREL for an id that is not pending → PUBCOMP 0x92
     pub.send({ cmd: "pubrel", messageId: 99 });
@@ -92,15 +116,21 @@ describe("egress flow control and redelivery", () => {
     const sub = await Raw.connect("narrow", { receiveMaximum: 2 });
     sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "narrow/#", qos: 1 }] } as Packet);
     await sub.waitFor((p) => p.cmd === "suback");
+    // a witness with room to spare: once it has m0..m4, the gateway has offered them to every subscriber
+    const witness = await connectClient(node.tcpUrl, { protocolVersion: 5 });
+    clients.push(witness);
+    const seen = collect(witness);
+    await witness.subscribeAsync("narrow/#", { qos: 1 });
     const pub = await connectClient(node.tcpUrl);
     clients.push(pub);
     for (let i = 0; i < 5; i++) await pub.publishAsync("narrow/t", `m${i}`, { qos: 1 });
     await sub.waitFor((p) => p.cmd === "publish", 2);
-    await sleep(200);
+    await seen.waitFor(5);
+    await sub.roundTrip();
     expect(sub.publishes().map((p) => p.payload.toString())).toEqual(["m0", "m1"]);
     sub.send({ cmd: "puback", messageId: sub.publishes()[0]!.messageId! });
     await sub.waitFor((p) => p.cmd === "publish", 3);
-    await sleep(100);
+    await sub.roundTrip(); // the PUBACK freed one slot: one more, not two
     expect(sub.publishes().map((p) => p.payload.toString())).toEqual(["m0", "m1", "m2"]);
     for (const p of sub.publishes().slice(1)) sub.send({ cmd: "puback", messageId: p.messageId! });
     await sub.waitFor((p) => p.cmd === "publish", 5);
@@ -121,8 +151,7 @@ describe("egress flow control and redelivery", () => {
     const sent = (await first.waitFor((p) => p.cmd === "publish", 3)) as IPublishPacket[];
     first.send({ cmd: "pubrec", messageId: sent[2]!.messageId! }); // third: client has it, PUBREL pending
     await first.waitFor((p) => p.cmd === "pubrel");
-    first.socket.destroy();
-    await sleep(100);
+    await closeAndWait(node, () => void first.socket.destroy()); // the gateway saw the old connection go: a resume, not a takeover
     const second = await Raw.connect("redeliver", props, false);
     expect((second.packets[0] as { sessionPresent?: boolean }).sessionPresent).toBe(true);
     const again = (await second.waitFor((p) => p.cmd === "publish", 2)) as IPublishPacket[];
@@ -161,15 +190,16 @@ describe("slow consumers", () => {
       await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
       const parser = mqttPacket.parser({ protocolVersion: 4 });
       const seen: number[] = [];
-      let subacked = false;
+      let subacked!: () => void;
+      const suback = new Promise<void>((resolve) => (subacked = resolve));
       parser.on("packet", (p: Packet) => {
-        if (p.cmd === "suback") subacked = true;
+        if (p.cmd === "suback") subacked();
         if (p.cmd === "publish") seen.push(((p as IPublishPacket).payload as Buffer).readUInt32BE(0));
       });
       socket.on("data", (d) => parser.parse(d));
       socket.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clientId: "sleeper", clean: true, keepalive: 0 }));
       socket.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "slow/#", qos: 0 }] }));
-      while (!subacked) await sleep(5);
+      await suback;
       socket.pause(); // stop reading: the gateway's socket buffer fills up
       const pub = await connectClient(local.tcpUrl);
       const payload = Buffer.alloc(2048);
@@ -187,8 +217,7 @@ describe("slow consumers", () => {
       expect(Date.now() - t0).toBeLessThan(15_000);
       expect(seen.length).toBeLessThan(count);
       socket.resume();
-      const deadline = Date.now() + 20_000;
-      while (seen.length < count && Date.now() < deadline) await sleep(20);
+      await waitFor(() => seen.length >= count, { timeoutMs: 20_000, what: `all ${count} messages` });
       expect(seen.length).toBe(count);
       expect(seen).toEqual(Array.from({ length: count }, (_, i) => i));
       await endClient(pub, true);

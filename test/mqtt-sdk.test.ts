@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Message, type TributaryClient } from "@tributary/client";
 import type { MqttClient } from "mqtt";
-import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { collect, connectClient, endClient, flushLog, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let node: MqttTestNode;
 const mqttClients: MqttClient[] = [];
@@ -23,14 +24,6 @@ function sdk(): TributaryClient {
   return c;
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(10);
-  }
-}
-
 describe("SDK ↔ MQTT on the same log", () => {
   it("an MQTT publish reaches SDK subscribers of the log topic, key = MQTT topic, properties as headers", async () => {
     const c = sdk();
@@ -40,7 +33,7 @@ describe("SDK ↔ MQTT on the same log", () => {
     const device = await connectClient(node.tcpUrl, { protocolVersion: 5 });
     mqttClients.push(device);
     await device.publishAsync("sensor-data/d42/temp", '{"t":21.5}', { qos: 1, properties: { contentType: "application/json", userProperties: { unit: "C" } } });
-    await until(() => got.length === 1);
+    await waitFor(() => got.length === 1, { timeoutMs: 5000, what: "the MQTT publish at the SDK subscriber" });
     const m = got[0]!;
     expect(m.topic).toBe("sensor-data");
     expect(m.key).toBe("sensor-data/d42/temp");
@@ -61,7 +54,7 @@ describe("SDK ↔ MQTT on the same log", () => {
     const msgs = await got.waitFor(1);
     expect(msgs[0]).toMatchObject({ topic: "commands/d7/reboot", payload: "now", qos: 1 });
     expect(msgs[0]!.properties).toMatchObject({ userProperties: { origin: "console" } });
-    await sleep(200);
+    await flushLog(node, "commands/marker/reboot", [got]); // commands/d7/update is not delivered
     expect(got.messages).toHaveLength(1);
   });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttClient } from "mqtt";
-import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { closeAndWait, collect, connectClient, endClient, flushLog, roundTrip, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let node: MqttTestNode;
 const clients: MqttClient[] = [];
@@ -28,12 +29,13 @@ describe("will messages", () => {
     const got = collect(watcher);
     await watcher.subscribeAsync("wills/#", { qos: 1 });
     const polite = await client(node.tcpUrl, { clientId: "polite", will: { topic: "wills/polite", payload: Buffer.from("should not appear"), qos: 1, retain: false } });
-    await endClient(polite);
+    await closeAndWait(node, () => endClient(polite));
     const rude = await client(node.wsUrl, { clientId: "rude", will: { topic: "wills/rude", payload: Buffer.from("rude went away"), qos: 1, retain: true } });
-    cutSocket(rude);
+    await closeAndWait(node, () => cutSocket(rude));
     const msgs = await got.waitFor(1);
     expect(msgs[0]).toMatchObject({ topic: "wills/rude", payload: "rude went away", qos: 1 });
-    await sleep(200);
+    // both closes were handled (wills published then): markers after them in every partition of `wills`
+    await flushLog(node, "wills/marker", [got]);
     expect(got.messages).toHaveLength(1);
     // retained will: a later subscriber sees it
     const late = await client(node.tcpUrl);
@@ -50,19 +52,29 @@ describe("will messages", () => {
     const resumer = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-resumer", clean: false, properties: { sessionExpiryInterval: 30 }, will: will("wd/resumer", 1) });
     const delayed = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-delayed", clean: false, properties: { sessionExpiryInterval: 30 }, will: will("wd/delayed", 1) });
     const instant = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-instant", properties: { sessionExpiryInterval: 0 }, will: will("wd/instant", 5) });
+    // the positive marker for "the resumer's will never comes": a will due a second after the resumer's would have been
+    const later = await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-later", clean: false, properties: { sessionExpiryInterval: 30 }, will: will("wd/later", 2) });
     const t0 = Date.now();
-    cutSocket(resumer);
-    cutSocket(delayed);
-    cutSocket(instant);
+    await closeAndWait(
+      node,
+      () => {
+        cutSocket(resumer);
+        cutSocket(delayed);
+        cutSocket(instant);
+        cutSocket(later);
+      },
+      4,
+    );
     expect((await got.waitFor(1))[0]!.topic).toBe("wd/instant");
     expect(Date.now() - t0).toBeLessThan(900);
-    await sleep(200);
+    // the gateway has seen the resumer's socket close: this CONNECT resumes a disconnected session
     await client(node.tcpUrl, { protocolVersion: 5, clientId: "wd-resumer", clean: false, properties: { sessionExpiryInterval: 30 } });
     const msgs = await got.waitFor(2, 4000);
     expect(msgs[1]!.topic).toBe("wd/delayed");
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
-    await sleep(500);
-    expect(got.messages.map((m) => m.topic)).toEqual(["wd/instant", "wd/delayed"]);
+    await got.waitFor(3, 4000);
+    await flushLog(node, "wd/marker", [got]); // a will published before wd/later is in by now
+    expect(got.messages.map((m) => m.topic)).toEqual(["wd/instant", "wd/delayed", "wd/later"]);
   });
 });
 
@@ -84,7 +96,7 @@ describe("persistent sessions", () => {
     expect(msgs.map((m) => m.payload).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `off-${i}`).sort());
     // per MQTT topic, publish order is kept
     expect(msgs.filter((m) => m.topic === "offline3/d1").map((m) => m.payload)).toEqual(["off-1", "off-5", "off-9"]);
-    await sleep(200);
+    await flushLog(node, "offline3/marker", [got2]); // no replay of "online", no duplicate
     expect(got2.messages).toHaveLength(10);
   });
 
@@ -94,9 +106,12 @@ describe("persistent sessions", () => {
     await endClient(first);
     const pub = await client(node.tcpUrl);
     await pub.publishAsync("clean5/x", "lost", { qos: 1 });
-    const second = await client(node.tcpUrl, { protocolVersion: 5, clientId: "clean5", clean: true });
-    const got = collect(second);
-    await sleep(300);
+    let got!: ReturnType<typeof collect>;
+    const second = await client(node.tcpUrl, { protocolVersion: 5, clientId: "clean5", clean: true }, (c) => (got = collect(c)));
+    // A kept session would read `clean5` from its old position (before "lost"); a new subscription starts at the end.
+    // A session has one reader per partition, so the markers come after "lost" if the old session survived.
+    await second.subscribeAsync("clean5/#", { qos: 1 });
+    await flushLog(node, "clean5/marker", [got]);
     expect(got.messages).toHaveLength(0);
   });
 
@@ -111,7 +126,7 @@ describe("persistent sessions", () => {
       await pub.publishAsync("rs/a/t", "before-1", { qos: 1 });
       await pub.publishAsync("rs/b/t", "before-2", { qos: 1 });
       await got1.waitFor(2);
-      await sleep(300);
+      // MQTT.js sends each PUBACK right after the message event, so both precede DISCONNECT, which the gateway handles after them
       await endClient(first);
       await pub.publishAsync("rs/a/t", "offline-1", { qos: 1 });
       await pub.publishAsync("rs-other/z", "offline-2", { qos: 1 });
@@ -128,7 +143,8 @@ describe("persistent sessions", () => {
       // live delivery continues on the restored subscriptions
       await pub2.publishAsync("rs/d/t", "live", { qos: 1 });
       await got2.waitFor(4);
-      await sleep(200);
+      await flushLog(local, "rs/marker/t", [got2]);
+      await flushLog(local, "rs-other/marker", [got2]);
       expect(got2.messages.map((m) => m.payload)).not.toContain("before-1");
       expect(got2.messages).toHaveLength(4);
       // the retained index is rebuilt from the log
@@ -155,7 +171,7 @@ describe("persistent sessions", () => {
       const pub = await connectClient(local.tcpUrl);
       for (let i = 0; i < 3; i++) await pub.publishAsync("thr/x", `acked-${i}`, { qos: 1 });
       await got1.waitFor(3);
-      await sleep(50); // PUBACKs reach the gateway
+      await roundTrip(first); // its PUBACKs (sent before) have been handled by the gateway
       await endClient(pub, true);
       await local.restart();
       expect(await reason).toBe(0x8b);
@@ -166,7 +182,7 @@ describe("persistent sessions", () => {
       let got2!: ReturnType<typeof collect>;
       const second = await connectClient(local.tcpUrl, opts, (c) => (got2 = collect(c)));
       await got2.waitFor(2);
-      await sleep(300);
+      await flushLog(local, "thr/marker", [got2]); // no replay of acked-*, no duplicate
       expect(got2.messages.map((m) => m.payload)).toEqual(["new-1", "new-2"]);
       await endClient(second, true);
       await endClient(pub2, true);
@@ -199,9 +215,11 @@ describe("shared subscriptions", () => {
     const pub = await client(node.tcpUrl);
     for (let i = 0; i < 30; i++) await pub.publishAsync(`jobs/j${i % 5}`, `job-${i}`, { qos: 1 });
     await gotAll.waitFor(30);
-    const deadline = Date.now() + 5000;
-    while (gots.reduce((n, g) => n + g.messages.length, 0) < 30 && Date.now() < deadline) await sleep(20);
-    await sleep(200);
+    await waitFor(() => gots.reduce((n, g) => n + g.messages.length, 0) >= 30, { timeoutMs: 5000, what: "30 jobs at the members" });
+    // each partition's marker reached a member: the group has handed out everything before it; and each member's
+    // connection has delivered what was sent to it before
+    await flushLog(node, "jobs/marker", gots, { any: true });
+    await Promise.all(members.map((m) => roundTrip(m)));
     const received = gots.flatMap((g) => g.messages.map((m) => m.payload));
     expect(received.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `job-${i}`).sort());
     // a consumer group: each partition (so each MQTT topic, the record key) has one owner
@@ -249,11 +267,12 @@ describe("MQTT 5 properties", () => {
     const pub = await client(node.tcpUrl, { protocolVersion: 5 });
     await pub.publishAsync("exp/short", "expires", { qos: 1, properties: { messageExpiryInterval: 1 } });
     await pub.publishAsync("exp/long", "stays", { qos: 1, properties: { messageExpiryInterval: 100 } });
-    await sleep(1300);
+    // The subject is time itself: the 1 s expiry interval must run out while the session is offline.
+    await new Promise((r) => setTimeout(r, 1300));
     let got!: ReturnType<typeof collect>;
     await client(node.tcpUrl, opts, (c) => (got = collect(c)));
     const msgs = await got.waitFor(1);
-    await sleep(200);
+    await flushLog(node, "exp/marker", [got]);
     expect(got.messages.map((m) => m.payload)).toEqual(["stays"]);
     const left = msgs[0]!.properties!.messageExpiryInterval as number;
     expect(left).toBeGreaterThan(95);
@@ -287,7 +306,7 @@ describe("MQTT 5 properties", () => {
     await pub.publishAsync("maxp/big", "x".repeat(500), { qos: 1 });
     await pub.publishAsync("maxp/small", "fits", { qos: 1 });
     expect((await got.waitFor(1))[0]!.payload).toBe("fits");
-    await sleep(200);
+    await flushLog(node, "maxp/marker", [got]);
     expect(got.messages).toHaveLength(1);
   });
 
@@ -299,7 +318,7 @@ describe("MQTT 5 properties", () => {
     await c.publishAsync("nl/self", "mine", { qos: 1 });
     await other.publishAsync("nl/other", "theirs", { qos: 1 });
     expect((await got.waitFor(1))[0]!.payload).toBe("theirs");
-    await sleep(200);
+    await flushLog(node, "nl/marker", [got]);
     expect(got.messages).toHaveLength(1);
   });
 });

@@ -11,7 +11,8 @@ import { connect, type TributaryClient } from "@tributary/client";
 import type { IClientOptions, MqttClient } from "mqtt";
 import type { GroupDescription, GroupListing } from "../server/src/groups/index.ts";
 import { describeGroup } from "./helpers/groups.ts";
-import { collect, connectClient, endClient, sleep, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { closeAndWait, collect, connectClient, endClient, flushLog, roundTrip, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const BIN = fileURLToPath(new URL("../server/bin/tributary.mjs", import.meta.url));
 let node: MqttTestNode;
@@ -39,13 +40,7 @@ function cutSocket(c: MqttClient): void {
   (c.stream as unknown as { destroy(): void }).destroy();
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(25);
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => waitFor(check, { what, timeoutMs, intervalMs: 25 });
 
 /**
  * Produces records keyed by MQTT topics `<topic>/d<k>` (value `<topic>/d<k>:<seq>`, unique)
@@ -111,7 +106,9 @@ describe("$share/<group>/<filter> is a consumer group", () => {
     const feed = new DeviceFeed("sh-split", 24);
     await feed.produce(600);
     await until("600 records delivered", () => gots.reduce((n, g) => n + g.messages.length, 0) >= 600);
-    await sleep(300);
+    // each partition's marker reached its owner after everything before it; each member's connection delivered what it was sent
+    await flushLog(node, "sh-split/marker", gots, { any: true });
+    await Promise.all(members.map((m) => roundTrip(m)));
 
     const seen = new Map<string, number>();
     gots.forEach((g, i) => {
@@ -138,25 +135,36 @@ describe("$share/<group>/<filter> is a consumer group", () => {
     for (const m of members) await m.subscribeAsync("$share/move/sh-move/#", { qos: 1 });
     const before = await stableWith("move", 3, 2);
     const victimPartitions = partitionsOf(before, "victim");
+    const victimId = before.members.find((m) => m.clientId === "victim")!.memberId;
 
     const feed = new DeviceFeed("sh-move", 24);
     let producing = true;
     const stream = (async () => {
       while (producing) {
         await feed.produce(20);
-        await sleep(40);
+        await new Promise((r) => setTimeout(r, 40)); // pacing a steady trickle, not a synchronisation
       }
     })();
     await until("the victim receives records", () => gots[2]!.messages.length > 50);
+    // It acknowledges nothing more; its last acknowledged prefix is committed within a commit interval, long before
+    // its session timeout. The offsets the new owners start from: the group's commits when the victim is removed.
+    const committedAtRemoval = new Promise<Map<number, number | null>>((resolve, reject) => {
+      const off = node.node.groups.instrumentation.on("group.leave", (e) => {
+        if (e.payload.group !== "move" || e.payload.memberId !== victimId) return;
+        off();
+        describeGroup(node.node, "move").then((d) => resolve(new Map(d.partitions.map((p) => [p.partition, p.committedOffset]))), reject);
+      });
+    });
     cutSocket(members[2]!);
     const cutAt = Date.now();
-    // It acknowledges nothing more; its last acknowledged prefix is committed within a commit interval.
-    await sleep(1500);
-    const committedAtDeath = new Map((await describeGroup(node.node, "move")).partitions.map((p) => [p.partition, p.committedOffset]));
     const after = await stableWith("move", 2, 3);
     expect(Date.now() - cutAt).toBeGreaterThanOrEqual(2500); // not before the session timeout
     expect(after.members.map((m) => m.clientId).sort()).toEqual(["move-0", "move-1"]);
-    await sleep(500);
+    const committedAtDeath = await committedAtRemoval;
+    // the new owners have taken over: records of every moved partition reach a survivor
+    await until("the survivors deliver every moved partition", () =>
+      victimPartitions.every((p) => gots.slice(0, 2).some((g) => g.messages.some((m) => feed.where.get(m.payload)?.p === p))),
+    );
     producing = false;
     await stream;
 
@@ -192,8 +200,7 @@ describe("$share/<group>/<filter> is a consumer group", () => {
     await first.subscribeAsync("$share/resume/sh-resume/#", { qos: 1 });
     const before = await stableWith("resume", 2, 3);
     const me = before.members.find((m) => m.clientId === "resume-me")!;
-    cutSocket(first);
-    await sleep(300);
+    await closeAndWait(node, () => cutSocket(first)); // the gateway saw it go before anything is published
     const feed = new DeviceFeed("sh-resume", 24);
     await feed.produce(120); // while it is away: its partitions wait for it
     let gotAgain!: ReturnType<typeof collect>;

@@ -1,14 +1,14 @@
 import type { IPublishPacket } from "mqtt-packet";
 import type { GroupCoordinator } from "../../../groups/index.ts";
 import type { Logger } from "../../../logger.ts";
-import type { CursorDeps } from "../delivery/cursor-set.ts";
+import type { CursorDeps, StoredPosition } from "../delivery/cursor-set.ts";
 import { MqttGroupMember, type MqttGroupMemberDeps } from "../delivery/group-member.ts";
 import { shareGroupName } from "../delivery/share-group-name.ts";
 import { SharedGroup } from "../delivery/shared-group.ts";
 import type { TopicDirectory } from "../delivery/topic-directory.ts";
 import type { QoS } from "../record-mapping.ts";
 import { firstLevel, logTopicForLevel } from "../topic-mapping.ts";
-import { parseSharedFilter } from "../topic-filter.ts";
+import { parseSharedFilter } from "../../../broker/topic-filter.ts";
 import { Session, type SessionConnection } from "./session.ts";
 import { SessionStore, type StoredSession } from "./session-store.ts";
 import { makeSubscription, toStored, type StoredSubscription, type Subscription } from "./subscription.ts";
@@ -213,7 +213,7 @@ export class SessionManager {
   async #ensureCursors(
     cursors: Session["cursors"],
     sub: Subscription,
-    positions: Map<string, Map<number, number>> | null,
+    positions: Map<string, Map<number, StoredPosition>> | null,
     owner: Session | SharedGroup,
   ): Promise<boolean> {
     if (sub.topicFilter.literalFirstLevel) {
@@ -366,9 +366,11 @@ export class SessionManager {
           }
           for (const cursor of session.cursors.all()) {
             const committed = cursor.committed();
-            if (committed === cursor.lastCommitted) continue;
+            const epoch = cursor.epoch;
+            if (committed === cursor.lastCommitted && epoch === cursor.lastCommittedEpoch) continue;
             cursor.lastCommitted = committed;
-            await this.#store.commit(session.clientId, cursor.logTopic, cursor.partition, committed);
+            cursor.lastCommittedEpoch = epoch;
+            await this.#store.commit(session.clientId, cursor.logTopic, cursor.partition, committed, epoch);
           }
         } catch (err) {
           this.#log.warn("mqtt.session.persist_failed", { clientId: session.clientId, error: String(err) });
