@@ -5,7 +5,8 @@ export type GatewayLabel = "http" | "ws" | "mqtt" | "mqtt-ws";
 
 /**
  * Work a node does on its own, whose failures no request sees: the `task` label of
- * `tributary_background_errors_total` (bounded set; every value is exported from zero).
+ * `tributary_background_errors_total` (bounded set; every value is exported from zero). The
+ * group layer's values are its GROUP_BACKGROUND_TASKS (groups/instrumentation.ts).
  */
 export const BACKGROUND_TASKS = [
   /** A Redis connection emitted `error` (connection lost, refused, failover): the log engine's, the registry's, the group coordinator's. */
@@ -26,8 +27,16 @@ export const BACKGROUND_TASKS = [
   "group-bus",
   /** An assign / revoke / removed for a member on another node that did not arrive. */
   "group-event",
-  /** The coordinator's group bookkeeping: the group index in Redis, dropping a lost group's state. */
+  /** Group state: the store failed a load or save; the cluster's group index in Redis; dropping a lost group's state. */
   "group-state",
+  /** A rebalance round or a re-bound member's resync failed (retried after a backoff). */
+  "group-rebalance",
+  /** A member channel threw when handed its assignment or removal, or could not take a revoke. */
+  "group-channel",
+  /** The session-timeout sweep, removing a timed-out member, or a membership listener failed. */
+  "group-membership",
+  /** Counting a topic's members for a presence event failed. */
+  "presence-event",
   /** Deleting an ended MQTT session from the session store. */
   "mqtt-session-remove",
   /** Building the SDK browser bundle for the web console. */
