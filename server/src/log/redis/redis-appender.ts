@@ -132,6 +132,8 @@ export class RedisAppender {
   #sharedWait(replicas: number): Promise<number> {
     if (this.#nextWait && this.#nextWait.replicas === replicas) return this.#nextWait.promise;
     const before = this.#waitInFlight ?? Promise.resolve();
+    // Only orders this WAIT after the one in flight: that one's failure is its own callers'
+    // (they await it), not this WAIT's, so here it is not an error.
     const next = {
       replicas,
       promise: before.catch(() => {}).then(async () => {
