@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, State, TributaryClientError, type ClientOptions, type Message, type TributaryClient } from "@tributary/client";
-import { startSdkTestNode, until } from "./helpers/sdk-node.ts";
+import { hasMarks, publishMarks, startSdkTestNode, until } from "./helpers/sdk-node.ts";
 import { startTcpProxy } from "./helpers/tcp-proxy.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -22,15 +23,33 @@ function client(url: string, options: ClientOptions = {}): TributaryClient {
   return c;
 }
 
-/** Records what a subscriber saw, per partition, and checks it is gap-free and duplicate-free. */
+const MARKER = "__marker__";
+
+/**
+ * Records what a subscriber saw, per partition, and checks it is gap-free and
+ * duplicate-free. Markers (`flush`) are kept apart: they only prove that nothing more is
+ * on its way.
+ */
 class Tally {
   readonly offsets = new Map<number, number[]>();
+  readonly markers: Array<{ partition: number; offset: number }> = [];
   count = 0;
-  add(m: Message): void {
+  /** False for a marker. */
+  add(m: Message): boolean {
+    if (m.value === MARKER) {
+      this.markers.push({ partition: m.partition, offset: m.offset });
+      return false;
+    }
     let list = this.offsets.get(m.partition);
     if (!list) this.offsets.set(m.partition, (list = []));
     list.push(m.offset);
     this.count++;
+    return true;
+  }
+  /** Publishes a marker to each partition and waits until they arrived. */
+  async flush(publisher: TributaryClient, topic: string, partitions: number[]): Promise<void> {
+    const marks = await publishMarks(publisher, topic, partitions, MARKER);
+    await until(() => hasMarks(this.markers, marks), "the markers");
   }
   expectContiguousFromZero(total: number): void {
     let sum = 0;
@@ -52,7 +71,7 @@ describe("SDK resume", () => {
     const tally = new Tally();
     let connects = 0;
     subscriber.on("connected", () => connects++);
-    subscriber.subscribe("stream", (m) => tally.add(m), { from: "earliest", credit: 200 });
+    subscriber.subscribe("stream", (m) => void tally.add(m), { from: "earliest", credit: 200 });
     await until(() => subscriber.state === State.Connected, "subscriber connected");
 
     const TOTAL = 10_000;
@@ -72,7 +91,7 @@ describe("SDK resume", () => {
       }
     }
     await publishing;
-    await new Promise((r) => setTimeout(r, 100)); // nothing extra arrives late
+    await tally.flush(publisher, "stream", [0, 1, 2, 3]); // nothing extra arrives late
     expect(cuts).toBeGreaterThanOrEqual(4);
     expect(connects).toBeGreaterThanOrEqual(cuts);
     tally.expectContiguousFromZero(TOTAL);
@@ -87,8 +106,7 @@ describe("SDK resume", () => {
     const states: State[] = [];
     subscriber.on("state", ({ state }) => states.push(state));
     const sub = subscriber.subscribe("restart", (m) => {
-      tally.add(m);
-      values.push(m.value as number);
+      if (tally.add(m)) values.push(m.value as number);
     }, { from: "earliest", credit: 50 });
     await until(() => subscriber.state === State.Connected, "connected");
     for (let i = 0; i < 1000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => publisher.publish("restart", i + j, { partition: (i + j) % 2 })));
@@ -96,12 +114,12 @@ describe("SDK resume", () => {
     await node.restart();
     for (let i = 1000; i < 2000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => publisher.publish("restart", i + j, { partition: (i + j) % 2 })));
     await until(() => tally.count >= 2000, "all records");
-    await new Promise((r) => setTimeout(r, 100));
+    expect(sub.position()[0]!.offset).toBe(1000);
+    expect(sub.position()[1]!.offset).toBe(1000);
+    await tally.flush(publisher, "restart", [0, 1]); // nothing extra arrives late
     expect(states).toContain(State.Disconnected);
     tally.expectContiguousFromZero(2000);
     expect([...values].sort((a, b) => a - b)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
-    expect(sub.position()[0]!.offset).toBe(1000);
-    expect(sub.position()[1]!.offset).toBe(1000);
   });
 
   it("re-sends publishes whose acks were lost with the same seq, so each is written once", async () => {
@@ -114,8 +132,7 @@ describe("SDK resume", () => {
     // Wait until the node has written them all, then cut the connection: no ack ever arrived.
     await until(() => publisher.inflightPublishes === N, "in flight");
     const end = async () => (await node.node.engine.offsets("dedupe", 0)).endOffset;
-    const deadline = Date.now() + 10_000;
-    while ((await end().catch(() => -1)) < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(async () => (await end().catch(() => -1)) >= N, { timeoutMs: 10_000, what: `the node to write all ${N}` });
     expect(await end()).toBe(N);
     proxy.dropDownstream = false;
     proxy.sever();
@@ -142,7 +159,8 @@ describe("SDK resume", () => {
     await until(() => publisher.state !== State.Connected, "disconnected");
     const pending = Array.from({ length: 50 }, (_, i) => publisher.publish("offline", { i }));
     expect(publisher.queuedPublishes).toBe(50);
-    await new Promise((r) => setTimeout(r, 150)); // a few failed reconnects
+    const refusedBefore = proxy.refused;
+    await waitFor(() => proxy.refused >= refusedBefore + 3, { timeoutMs: 5000, what: "a few failed reconnects" });
     proxy.refuse = false;
     const acked = await Promise.all(pending);
     expect(acked.map((r) => r.offset)).toEqual(Array.from({ length: 50 }, (_, i) => i));

@@ -2,7 +2,8 @@ import type { Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLOSE_CODES } from "@tributary/client/protocol";
 import { startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
-import { WsTestClient } from "./helpers/ws-test-client.ts";
+import { beforeMarks, publishMarks, WsTestClient } from "./helpers/ws-test-client.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let server: WsTestServer | undefined;
 const clients: WsTestClient[] = [];
@@ -16,7 +17,6 @@ async function connect(s: WsTestServer): Promise<WsTestClient> {
   clients.push(c);
   return c;
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function publishMany(pub: WsTestClient, topic: string, count: number, size: number, window = 200): Promise<void> {
   const value = new Uint8Array(size).fill(7);
@@ -33,12 +33,15 @@ describe("WebSocket gateway: flow control", () => {
     server = await startWsTestServer();
     const c = await connect(server);
     await c.subscribeOk({ sub: 1, topic: "credit", from: "earliest", credit: 3, autoCredit: false });
+    // a witness on the same feed with room to spare: once it has all 10, each was offered to sub 1 as well
+    await c.subscribeOk({ sub: 2, topic: "credit", from: "earliest", credit: 1000 });
     await publishMany(c, "credit", 10, 8);
-    await sleep(100);
+    await c.waitForMessages(2, 10);
+    await c.roundTrip(); // and whatever was sent to this connection before has arrived
     expect(c.messagesOf(1).map((m) => m.offset)).toEqual([0, 1, 2]);
     c.send({ op: "credit", sub: 1, credit: 4 });
     await c.waitForMessages(1, 7);
-    await sleep(50);
+    await c.roundTrip(); // the credit frame was handled before the ping: 4 more, not 5
     expect(c.messagesOf(1)).toHaveLength(7);
     c.send({ op: "credit", sub: 1, credit: 100 });
     expect((await c.waitForMessages(1, 10)).map((m) => m.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -54,8 +57,8 @@ describe("WebSocket gateway: flow control", () => {
     await c.subscribeOk({ sub: 1, topic: "edge", credit: 5, autoCredit: false });
     await fast.subscribeOk({ sub: 1, topic: "edge" });
     await publishMany(fast, "edge", 20, 8);
-    await fast.waitForMessages(1, 20);
-    await sleep(50);
+    await fast.waitForMessages(1, 20); // the witness: the feed has offered all 20 to c too
+    await c.roundTrip();
     expect(c.messagesOf(1).map((m) => m.offset)).toEqual([0, 1, 2, 3, 4]);
     c.send({ op: "credit", sub: 1, credit: 1000 });
     expect((await c.waitForMessages(1, 20)).map((m) => m.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i));
@@ -79,8 +82,7 @@ describe("WebSocket gateway: flow control", () => {
     expect(got.map((m) => m.offset)).toEqual(Array.from({ length: count }, (_, i) => i));
 
     // The slow connection was dropped by the server (only pub and fast remain).
-    const deadline = Date.now() + 5000;
-    while (server.gateway.connectionCount > 2 && Date.now() < deadline) await sleep(20);
+    await waitFor(() => server!.gateway.connectionCount <= 2, { timeoutMs: 5000, what: "the slow connection to be dropped" });
     expect(server.gateway.connectionCount).toBe(2);
 
     // Once it reads again it finds the reason: a disconnect frame and the close code.
@@ -112,8 +114,10 @@ describe("WebSocket gateway: shared live feed", () => {
       }
       expect(got).toHaveLength(total);
     }
-    await sleep(50);
-    for (const c of subs) expect(c.messagesOf(1)).toHaveLength(total);
+    // a marker after the last record of each partition: once every subscriber has both, nothing else is on its way
+    const marks = await publishMarks(pub, "seam", [0, 1]);
+    for (const c of subs) await c.waitForMarks(1, marks);
+    for (const c of subs) expect(beforeMarks(c.messagesOf(1), marks)).toHaveLength(total);
     // Everyone caught up: one shared feed per partition serves them all.
     expect(server.gateway.feedCount).toBe(2);
   });

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { connect as sdkConnect, type Message } from "@tributary/client";
 import { CLOSE_CODES, FEATURES, type MessageFrame, type WireFormat } from "@tributary/client/protocol";
 import { startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
-import { text, WsTestClient } from "./helpers/ws-test-client.ts";
+import { beforeMarks, publishMarks, text, WsTestClient } from "./helpers/ws-test-client.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let server: WsTestServer | undefined;
 const clients: WsTestClient[] = [];
@@ -21,7 +22,6 @@ async function connect(s: WsTestServer, options: { format?: WireFormat; feed?: b
   clients.push(c);
   return c;
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function publishMany(pub: WsTestClient, topic: string, from: number, to: number, window = 100, size = 16): Promise<void> {
   for (let i = from; i < to; i += window) {
@@ -82,10 +82,11 @@ describe("WebSocket gateway: native feed fan-out", () => {
     for (const c of steady) c.keepFrames = true;
 
     const total = 3000;
-    const publishing = publishMany(pub, topic, 0, total, 50);
+    let published = false;
+    const publishing = publishMany(pub, topic, 0, total, 50).finally(() => (published = true));
     // Meanwhile subscribers come and go: each joins from the earliest offset (catch-up on its
-    // own tail, then the feed, then native), leaves after a while (unsubscribe), and
-    // resubscribes from where it stopped.
+    // own tail, then the feed, then native), leaves after a number of records that differs per
+    // subscriber and round (unsubscribe), and resubscribes from where it stopped.
     const churners = await Promise.all(Array.from({ length: 8 }, () => connect(server!)));
     const churnSeen = churners.map(() => [] as MessageFrame[]);
     const churning = Promise.all(
@@ -97,7 +98,8 @@ describe("WebSocket gateway: native feed fan-out", () => {
         ]);
         for (let round = 0; round < 4; round++) {
           await c.subscribeOk({ sub, topic, from: { offsets: Object.fromEntries(next) }, reset: "error", credit: windows[(k + round) % windows.length] });
-          await sleep(20 + ((k * 13 + round * 7) % 40));
+          const leaveAfter = 20 + ((k * 13 + round * 7) % 40) * 5;
+          await waitFor(() => c.messagesOf(sub).length >= leaveAfter || published, { timeoutMs: 30_000, what: `churner ${k} round ${round}: ${leaveAfter} records` });
           await c.request({ op: "unsubscribe", sub });
           for (const m of c.messagesOf(sub)) {
             churnSeen[k]!.push(m);
@@ -127,8 +129,10 @@ describe("WebSocket gateway: native feed fan-out", () => {
       expect(all).toHaveLength(total);
       expectGaplessPerPartition(all, [0, 1], new Map([[0, 0], [1, 0]]));
     }
-    await sleep(50);
-    for (const c of steady) expect(c.messagesOf(1)).toHaveLength(total);
+    // a marker after the last record of each partition: once every steady subscriber has both, nothing else is on its way
+    const marks = await publishMarks(pub, topic, [0, 1]);
+    for (const c of steady) await c.waitForMarks(1, marks, 30_000);
+    for (const c of steady) expect(beforeMarks(c.messagesOf(1), marks)).toHaveLength(total);
     // The native path carried records, and members left it and came back at the seams.
     const viaFeed = steady.reduce((n, c) => n + (c.feedRecords.get(1) ?? 0), 0);
     expect(viaFeed).toBeGreaterThan(total);
@@ -156,8 +160,7 @@ describe("WebSocket gateway: native feed fan-out", () => {
     const got = await fast.waitForMessages(1, count, 30_000);
     expect(got.map((m) => m.offset)).toEqual(Array.from({ length: count }, (_, i) => i));
 
-    const deadline = Date.now() + 5000;
-    while (server.gateway.connectionCount > 2 && Date.now() < deadline) await sleep(20);
+    await waitFor(() => server!.gateway.connectionCount <= 2, { timeoutMs: 5000, what: "the slow connection to be dropped" });
     expect(server.gateway.connectionCount).toBe(2);
     socket.resume();
     const closed = await slow.closed;
@@ -178,8 +181,8 @@ describe("WebSocket gateway: native feed fan-out", () => {
     await c.waitForMessages(1, 10);
     expect(c.feedRecords.get(1)).toBeGreaterThan(0); // on the native path now
     await publishMany(pub, "edge", 10, 100, 20);
-    await fast.waitForMessages(1, 100);
-    await sleep(50);
+    await fast.waitForMessages(1, 100); // the witness: the feed has offered all 100 to c too
+    await c.roundTrip(); // and whatever was sent to c before has arrived
     expect(c.messagesOf(1).map((m) => m.offset)).toEqual(Array.from({ length: 25 }, (_, i) => i));
     c.send({ op: "credit", sub: 1, credit: 1000 });
     expect((await c.waitForMessages(1, 100)).map((m) => m.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i));
@@ -220,23 +223,20 @@ describe("WebSocket gateway: native feed fan-out", () => {
       }),
     );
     await publishMany(pub, "sdk-native", 0, 1000, 50);
-    const deadline = Date.now() + 10_000;
-    while (results.some((r) => r.got.length < 1000) && Date.now() < deadline) await sleep(10);
+    await waitFor(() => results.every((r) => r.got.length >= 1000), { timeoutMs: 10_000, what: "the first 1000 records at both SDK clients" });
     expect(server.gateway.nativeFeedMembers).toBeGreaterThanOrEqual(2);
     // Kill every socket mid-stream while records keep coming: the SDK reconnects and resumes from its position.
     // (Through the broker: the gateway drops every socket, publishers' too.)
     const broker = server.broker;
-    const more = (async () => {
-      for (let i = 1000; i < 3000; i += 50) {
-        await broker.produce("sdk-native", Array.from({ length: 50 }, (_, j) => ({ key: null, value: new TextEncoder().encode(`m${i + j}`) })));
-        await sleep(1);
+    for (let i = 1000; i < 3000; i += 50) {
+      if (i === 1500) {
+        // mid-stream by construction: after some of the new records reached the clients, before the rest is produced
+        await waitFor(() => results.every((r) => r.got.length > 1000), { timeoutMs: 10_000, what: "new records at both SDK clients" });
+        server.gateway.terminateAll();
       }
-    })();
-    await sleep(30);
-    server.gateway.terminateAll();
-    await more;
-    const deadline2 = Date.now() + 20_000;
-    while (results.some((r) => r.got.length < 3000) && Date.now() < deadline2) await sleep(10);
+      await broker.produce("sdk-native", Array.from({ length: 50 }, (_, j) => ({ key: null, value: new TextEncoder().encode(`m${i + j}`) })));
+    }
+    await waitFor(() => results.every((r) => r.got.length >= 3000), { timeoutMs: 20_000, what: "all 3000 records at both SDK clients" });
     for (const { c, got } of results) {
       const values = got.map((m) => new TextDecoder().decode(m.value as Uint8Array).replace(/\.+$/, ""));
       expect(new Set(values).size).toBe(values.length);

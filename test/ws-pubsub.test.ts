@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { openTempFileEngine, startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
-import { text, WsTestClient } from "./helpers/ws-test-client.ts";
+import { beforeMarks, publishMarks, text, WsTestClient } from "./helpers/ws-test-client.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let server: WsTestServer;
 const clients: WsTestClient[] = [];
@@ -95,9 +96,10 @@ describe("WebSocket gateway: publish and subscribe", () => {
     await server.broker.createTopic("pos", { partitions: 1 });
     const pub = await connect();
     for (let i = 0; i < 10; i++) await pub.publish("pos", `old${i}`);
-    await new Promise((r) => setTimeout(r, 20));
-    const t = Date.now();
-    await new Promise((r) => setTimeout(r, 5));
+    // t: just after the newest old record; the new ones are appended once the clock has reached it
+    const [lastOld] = await server.engine.read("pos", 0, 9, { maxRecords: 1 });
+    const t = lastOld!.timestamp + 1;
+    await waitFor(() => Date.now() >= t, { timeoutMs: 1000, what: "the clock to pass the last old record" });
     for (let i = 0; i < 3; i++) await pub.publish("pos", `new${i}`);
 
     const c = await connect();
@@ -124,11 +126,14 @@ describe("WebSocket gateway: publish and subscribe", () => {
     await pub.publish("sensor-data", "end", { key: new TextEncoder().encode("sensor-data/d3/temp") });
     const temps = await c.waitForMessages(1, 3);
     await c.waitForMessages(2, 4);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(new Set(c.messagesOf(1).map((m) => text(m.key)))).toEqual(new Set(["sensor-data/d1/temp", "sensor-data/d2/temp", "sensor-data/d3/temp"]));
-    expect(temps).toHaveLength(3);
-    expect(new Set(c.messagesOf(2).map((m) => text(m.key)))).toEqual(new Set(["sensor-data/d1/temp", "sensor-data/d1/hum", "sensor-data/d1/temp/x", "sensor-data/d1"]));
-    expect(c.messagesOf(2)).toHaveLength(4);
+    // markers (keyed to match both filters) after everything in both partitions
+    const marks = await publishMarks(pub, "sensor-data", [0, 1], "sensor-data/d1/temp");
+    await c.waitForMarks(1, marks);
+    await c.waitForMarks(2, marks);
+    expect(new Set(beforeMarks(c.messagesOf(1), marks).map((m) => text(m.key)))).toEqual(new Set(["sensor-data/d1/temp", "sensor-data/d2/temp", "sensor-data/d3/temp"]));
+    expect(beforeMarks(temps, marks)).toHaveLength(3); // temps is the live list of sub 1
+    expect(new Set(beforeMarks(c.messagesOf(2), marks).map((m) => text(m.key)))).toEqual(new Set(["sensor-data/d1/temp", "sensor-data/d1/hum", "sensor-data/d1/temp/x", "sensor-data/d1"]));
+    expect(beforeMarks(c.messagesOf(2), marks)).toHaveLength(4);
   });
 
   it("auto-creates a subscribed topic, or answers UNKNOWN_TOPIC when auto-create is off", async () => {
@@ -147,12 +152,14 @@ describe("WebSocket gateway: publish and subscribe", () => {
   it("stops delivery after unsubscribe and answers ping with pong", async () => {
     const c = await connect();
     await c.subscribeOk({ sub: 5, topic: "u" });
+    // a witness on the same connection and partition: once it has "two", "two" was offered to every subscriber of `u`
+    await c.subscribeOk({ sub: 6, topic: "u" });
     await c.publish("u", "one");
     await c.waitForMessages(5, 1);
     expect(await c.request({ op: "unsubscribe", sub: 5 })).toMatchObject({ op: "unsubscribed", sub: 5 });
     await c.publish("u", "two");
+    await c.waitForMessages(6, 2);
     expect(await c.request({ op: "ping" })).toMatchObject({ op: "pong" });
-    await new Promise((r) => setTimeout(r, 50));
     expect(c.messagesOf(5)).toHaveLength(1);
   });
 

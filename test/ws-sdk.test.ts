@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type Message, type TributaryClient } from "@tributary/client";
 import { startWsTestServer, type WsTestServer } from "./helpers/ws-harness.ts";
+import { hasMarks, publishMarks } from "./helpers/sdk-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let server: WsTestServer | undefined;
 const clients: TributaryClient[] = [];
@@ -14,13 +16,7 @@ function client(s: WsTestServer, options: Parameters<typeof connect>[1] = {}): T
   clients.push(c);
   return c;
 }
-async function until(cond: () => boolean, timeoutMs = 15_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (cond: () => boolean, timeoutMs = 15_000, what = "condition"): Promise<void> => waitFor(cond, { timeoutMs, what });
 
 describe("WebSocket gateway with the SDK", () => {
   for (const format of ["cbor"] as const) {
@@ -42,7 +38,8 @@ describe("WebSocket gateway with the SDK", () => {
     await server.broker.createTopic("sdk-resume", { partitions: 2 });
     const sub = client(server);
     const seen: string[] = [];
-    sub.subscribe("sdk-resume", (m) => void seen.push(`${m.partition}:${m.offset}`), { from: "earliest", credit: 100 });
+    const markers: Array<{ partition: number; offset: number }> = [];
+    sub.subscribe("sdk-resume", (m) => void (m.value === "__marker__" ? markers.push(m) : seen.push(`${m.partition}:${m.offset}`)), { from: "earliest", credit: 100 });
     const pub = client(server);
     const total = 3000;
     const sent: Promise<unknown>[] = [];
@@ -55,15 +52,17 @@ describe("WebSocket gateway with the SDK", () => {
       if (i % 200 === 199) await Promise.all(sent.splice(0));
     }
     await Promise.all(sent);
-    await until(() => seen.length >= total, 20_000, `all ${total} messages (have ${seen.length})`);
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => seen.length >= total, 20_000, `all ${total} messages`);
+    const end = (await server.engine.offsets("sdk-resume", 0)).endOffset + (await server.engine.offsets("sdk-resume", 1)).endOffset;
+    expect(end).toBe(total);
+    // nothing extra arrives late: a marker after the last record of each partition
+    const marks = await publishMarks(pub, "sdk-resume", [0, 1]);
+    await until(() => hasMarks(markers, marks), 10_000, "the markers");
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen).toHaveLength(total);
     for (const p of [0, 1]) {
       const offsets = seen.filter((s) => s.startsWith(`${p}:`)).map((s) => Number(s.split(":")[1]));
       expect(offsets).toEqual(offsets.map((_, i) => i));
     }
-    const end = (await server.engine.offsets("sdk-resume", 0)).endOffset + (await server.engine.offsets("sdk-resume", 1)).endOffset;
-    expect(end).toBe(total);
   });
 });

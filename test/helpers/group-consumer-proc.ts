@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { waitFor as waitUntil } from "./wait.ts";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/group-consumer.ts", import.meta.url));
 
@@ -97,11 +98,7 @@ export class ConsumerProcess {
   }
 }
 
-/** Polls `check` every 20 ms until true; throws after `timeoutMs` naming `what`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** `waitFor` of test/helpers/wait.ts with this file's argument order: polls `check` every 20 ms until true; throws after `timeoutMs` naming `what`. */
+export function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  return waitUntil(check, { what, timeoutMs, intervalMs: 20 });
 }

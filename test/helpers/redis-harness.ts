@@ -16,6 +16,7 @@ import { createServer, createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { waitFor as waitUntil } from "./wait.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -85,10 +86,6 @@ export async function rawCommand(port: number, command: string, timeoutMs = 1000
       } else if (buf.endsWith("\r\n")) done(buf);
     });
   });
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, ms));
 }
 
 export interface RedisServerOptions {
@@ -185,19 +182,18 @@ export class RedisServer {
     );
     let spawnError: Error | null = null;
     child.once("error", (err) => (spawnError = err));
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (spawnError) throw new Error(`cannot start ${bin}: ${(spawnError as Error).message}`);
-      if (!this.#child) {
-        throw new Error(`${bin} on port ${this.port} exited at startup: ${stderr}${this.log().slice(-2000)}`);
-      }
-      const reply = await rawCommand(this.port, "PING", 300);
-      if (reply.startsWith("+PONG")) return;
-      if (Date.now() > deadline) {
-        await this.stop("SIGKILL");
-        throw new Error(`${bin} on port ${this.port} did not answer PING in 10s: ${this.log().slice(-2000)}`);
-      }
-      await sleep(30);
+    try {
+      await waitUntil(
+        async () => {
+          if (spawnError) throw new Error(`cannot start ${bin}: ${(spawnError as Error).message}`);
+          if (!this.#child) throw new Error(`${bin} on port ${this.port} exited at startup: ${stderr}`);
+          return (await rawCommand(this.port, "PING", 300)).startsWith("+PONG");
+        },
+        { timeoutMs: 10_000, what: `${bin} on port ${this.port} to answer PING`, intervalMs: 30 },
+      );
+    } catch (err) {
+      await this.stop("SIGKILL");
+      throw new Error(`${(err as Error).message}\n${this.log().slice(-2000)}`);
     }
   }
 
@@ -262,12 +258,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   return server;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  return waitUntil(check, { what, timeoutMs, intervalMs: 50 });
 }
 
 async function waitReplicaInSync(replica: RedisServer): Promise<void> {

@@ -4,11 +4,13 @@
  * node restart), `close()` stops it and removes the dir.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import type { TributaryClient } from "@tributary/client";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, type TributaryConfig } from "../../server/src/config/config.ts";
 import { createLogger } from "../../server/src/logger.ts";
 import { startNode, type StartNodeOptions, type TributaryNode } from "../../server/src/node.ts";
+import { retryUntilOk, waitFor } from "./wait.ts";
 
 export interface SdkTestNode {
   node: TributaryNode;
@@ -66,16 +68,8 @@ export async function startSdkTestNode(options: SdkTestNodeOptions = {}): Promis
       node = undefined;
     },
     async start() {
-      // The old listen socket may take a moment to be released.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          node = await startNode(pinned, nodeOptions);
-          return;
-        } catch (err) {
-          if (attempt > 50) throw err;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
+      // retried while the old listen socket is still being released
+      node = await retryUntilOk(() => startNode(pinned, nodeOptions), { timeoutMs: 5000, what: `the node to listen on port ${port} again` });
     },
     async restart() {
       await handle.stop();
@@ -89,11 +83,26 @@ export async function startSdkTestNode(options: SdkTestNodeOptions = {}): Promis
   return handle;
 }
 
-/** Polls `check` every 10 ms until true; throws after `timeoutMs` naming `what`. */
-export async function until(check: () => boolean, what = "condition", timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** `waitFor` (test/helpers/wait.ts) with this file's argument order: polls `check` until true; throws after `timeoutMs` naming `what`. */
+export function until(check: () => boolean, what = "condition", timeoutMs = 20_000): Promise<void> {
+  return waitFor(check, { what, timeoutMs });
+}
+
+/**
+ * The positive marker behind "nothing extra arrives late": publishes one marker record to
+ * each of `partitions` through `client` and returns partition → marker offset. A
+ * subscription delivers each partition in offset order, so a subscriber that has received
+ * every marker (`hasMarks`) has everything it was going to get from before them.
+ */
+export async function publishMarks(client: TributaryClient, topic: string, partitions: number[], value: unknown = "__marker__"): Promise<Map<number, number>> {
+  const marks = new Map<number, number>();
+  for (const partition of partitions) marks.set(partition, (await client.publish(topic, value, { partition })).offset);
+  return marks;
+}
+
+/** True once `received` (partition, offset) pairs include every marker of `marks`. */
+export function hasMarks(received: Iterable<{ partition: number; offset: number }>, marks: Map<number, number>): boolean {
+  const missing = new Set([...marks].map(([p, o]) => `${p}:${o}`));
+  for (const r of received) missing.delete(`${r.partition}:${r.offset}`);
+  return missing.size === 0;
 }

@@ -16,14 +16,17 @@ export interface TcpProxy {
   dropDownstream: boolean;
   /** While true, new connections are reset at once (the node looks unreachable). */
   refuse: boolean;
+  /** Connections reset because of `refuse` so far (failed connect attempts). */
+  readonly refused: number;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
-  const state = { dropDownstream: false, refuse: false };
+  const state = { dropDownstream: false, refuse: false, refused: 0 };
   const server = net.createServer((client) => {
     if (state.refuse) {
+      state.refused++;
       client.on("error", () => {});
       client.resetAndDestroy();
       return;
@@ -62,6 +65,9 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     },
     set refuse(value: boolean) {
       state.refuse = value;
+    },
+    get refused() {
+      return state.refused;
     },
     sever() {
       for (const { client, upstream } of [...pairs]) {

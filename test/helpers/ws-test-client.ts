@@ -35,6 +35,8 @@ export class WsTestClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   closeInfo: { code: number; reason: string } | null = null;
   #waiters: Waiter[] = [];
+  /** Woken after every frame (waitForMessages). */
+  #arrivals: Array<() => void> = [];
   #nextId = 1;
   /** sub → credit window to keep topped up (auto credit). */
   #autoCredit = new Map<number, { window: number; unacked: number }>();
@@ -59,6 +61,10 @@ export class WsTestClient {
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const frame = decodeFrame(isBinary ? new Uint8Array(data) : data.toString("utf8"), format) as AnyFrame;
       this.#onFrame(frame);
+      for (const w of this.#arrivals.splice(0)) w();
+    });
+    void this.closed.then(() => {
+      for (const w of this.#arrivals.splice(0)) w();
     });
     ws.on("error", () => {});
   }
@@ -140,13 +146,39 @@ export class WsTestClient {
 
   /** Resolves once `sub` has at least `count` messages. */
   async waitForMessages(sub: number, count: number, timeoutMs = 10_000): Promise<MessageFrame[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.messagesOf(sub).length < count) {
-      if (Date.now() > deadline) throw new Error(`timed out: sub ${sub} has ${this.messagesOf(sub).length}/${count} messages`);
-      if (this.closeInfo) throw new Error(`connection closed (${this.closeInfo.code}) with ${this.messagesOf(sub).length}/${count} messages`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await this.#until(() => this.messagesOf(sub).length >= count, timeoutMs, () => `sub ${sub} has ${this.messagesOf(sub).length}/${count} messages`);
     return this.messagesOf(sub);
+  }
+
+  /** Resolves once `sub` has received every marker of `marks` (see `publishMarks`). */
+  async waitForMarks(sub: number, marks: Map<number, number>, timeoutMs = 10_000): Promise<void> {
+    await this.#until(() => hasMarks(this.messagesOf(sub), marks), timeoutMs, () => `sub ${sub} to receive the markers at ${JSON.stringify([...marks])}`);
+  }
+
+  /**
+   * ping → pong: the gateway answers a connection's requests in order and writes to its
+   * socket in order, so whatever it sent this connection before the pong has arrived.
+   */
+  async roundTrip(): Promise<void> {
+    const reply = await this.request({ op: "ping" });
+    if (reply.op !== "pong") throw new Error(`ping answered with ${JSON.stringify(reply)}`);
+  }
+
+  /** Waits until `check()` holds, re-checked after every frame; fails at the deadline or when the connection closes first. */
+  async #until(check: () => boolean, timeoutMs: number, state: () => string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (this.closeInfo) throw new Error(`connection closed (${this.closeInfo.code}): ${state()}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out: ${state()}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#arrivals.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
   }
 
   /** The first frame (already received or future) matching `pred`. */
@@ -224,3 +256,30 @@ function bigSafe(_k: string, v: unknown): unknown {
 }
 
 export const text = (bytes: Uint8Array | null): string | null => (bytes === null ? null : new TextDecoder().decode(bytes));
+
+/**
+ * The positive marker behind "nothing more arrives" on a subscription: publishes one
+ * marker record to each of `partitions` (keyed `key`, so that key filters match it) and
+ * returns partition → marker offset. A subscription delivers each partition in offset
+ * order, so once a reader has the markers (`WsTestClient.waitForMarks`), it has everything
+ * it was going to get before them; `beforeMarks` leaves the markers out again.
+ */
+export async function publishMarks(pub: WsTestClient, topic: string, partitions: number[], key?: string): Promise<Map<number, number>> {
+  const marks = new Map<number, number>();
+  for (const partition of partitions) {
+    const ack = await pub.publish(topic, "__marker__", { partition, ...(key === undefined ? {} : { key: new TextEncoder().encode(key) }) });
+    if (ack.op !== "ack") throw new Error(`marker publish failed: ${JSON.stringify(ack, bigSafe)}`);
+    marks.set(partition, ack.offset as number);
+  }
+  return marks;
+}
+
+/** True once `messages` hold the marker of every partition of `marks`. */
+export function hasMarks(messages: Array<{ partition: number; offset: number }>, marks: Map<number, number>): boolean {
+  return [...marks].every(([p, offset]) => messages.some((m) => m.partition === p && m.offset === offset));
+}
+
+/** The messages before the markers (what a subscriber got from what was published before them). */
+export function beforeMarks<M extends { partition: number; offset: number }>(messages: M[], marks: Map<number, number>): M[] {
+  return messages.filter((m) => m.offset < (marks.get(m.partition) ?? Infinity));
+}
