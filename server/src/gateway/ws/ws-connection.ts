@@ -16,7 +16,8 @@ export interface WsGatewayStats {
   delivered: number;
   /** Error frames and error closes sent, by code. */
   onError(code: ErrorCode): void;
-  onSlowConsumer(): void;
+  /** The connection is dropped as a slow consumer, for `reason`. */
+  onSlowConsumer(conn: WsConnection, reason: string): void;
 }
 
 /** Pause delivery past `maxBufferedBytes` in the socket's send buffer, drop with SLOW_CONSUMER after `slowConsumerGraceMs`. */
@@ -192,7 +193,7 @@ export class WsConnection {
   /** Sends `disconnect` and closes the socket with `closeCode`. */
   disconnect(code: ErrorCode, reason: string, reconnect: boolean, closeCode: number): void {
     if (!this.open) return;
-    if (code === "SLOW_CONSUMER") this.stats.onSlowConsumer();
+    if (code === "SLOW_CONSUMER") this.stats.onSlowConsumer(this, reason);
     const frame = encodeFrame({ op: "disconnect", code, reason, reconnect }, this.format);
     this.ws.cork(() => {
       this.ws.send(frame, this.isBinary);

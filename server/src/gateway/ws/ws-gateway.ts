@@ -67,7 +67,10 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
   const stats: WsGatewayStats = {
     delivered: 0,
     onError: (code) => metrics.protocolErrors.inc({ gateway: "ws", code }),
-    onSlowConsumer: () => metrics.slowConsumerDisconnects.inc({ gateway: "ws" }),
+    onSlowConsumer: (conn, reason) => {
+      metrics.slowConsumerDisconnects.inc({ gateway: "ws" });
+      ctx.log.info("ws.slow_consumer", { client: conn.clientId, session: conn.sessionId, reason });
+    },
   };
   metrics.addDeliverySource("ws", () => stats.delivered);
   metrics.connections.set({ gateway: "ws" }, 0);
