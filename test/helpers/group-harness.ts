@@ -1,11 +1,16 @@
-/** Test support for the group layer (used by *.test.ts only): a real FileLogEngine in a temp dir and a recording member channel. */
+/**
+ * Test support for the group layer's unit tests (server/src/groups/*.test.ts): a real
+ * FileLogEngine in a temp dir and a recording member channel. Test-only: it lives outside
+ * server/src so nothing in production can import it.
+ */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { FileLogEngine } from "../log/file/file-log-engine.ts";
-import type { GroupMemberChannel, MemberAssignment, MemberRevocation } from "./group-coordinator.ts";
-import type { LeaveReason } from "./instrumentation.ts";
-import { tpKey, type TopicPartition } from "./types.ts";
+import { FileLogEngine } from "../../server/src/log/file/file-log-engine.ts";
+import type { GroupMemberChannel, MemberAssignment, MemberRevocation } from "../../server/src/groups/group-coordinator.ts";
+import type { LeaveReason } from "../../server/src/groups/instrumentation.ts";
+import { tpKey, type TopicPartition } from "../../server/src/groups/types.ts";
+import { waitFor as waitUntil } from "./wait.ts";
 
 export interface TempEngine {
   engine: FileLogEngine;
@@ -65,11 +70,7 @@ export class RecordingChannel implements GroupMemberChannel {
   }
 }
 
-/** Waits until `check` returns true (polling), or fails after `timeoutMs`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** `waitFor` of test/helpers/wait.ts with this file's argument order: polls `check` until true, fails after `timeoutMs` naming `what`. */
+export function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
+  return waitUntil(check, { timeoutMs, what });
 }

@@ -9,7 +9,7 @@ import { isTributaryError } from "../errors.ts";
 import { registerGroupRoutes } from "../gateway/http/groups-routes.ts";
 import { createLogger } from "../logger.ts";
 import { GroupCoordinator } from "./group-coordinator.ts";
-import { openTempEngine, RecordingChannel, type TempEngine } from "./test-harness.ts";
+import { openTempEngine, RecordingChannel, type TempEngine } from "../../../test/helpers/group-harness.ts";
 
 let temp: TempEngine;
 let coordinator: GroupCoordinator;

@@ -4,7 +4,7 @@ import { isTributaryError } from "../errors.ts";
 import { ManualClock } from "./clock.ts";
 import { GroupCoordinator } from "./group-coordinator.ts";
 import { Membership } from "./membership.ts";
-import { openTempEngine, RecordingChannel, type TempEngine } from "./test-harness.ts";
+import { openTempEngine, RecordingChannel, type TempEngine } from "../../../test/helpers/group-harness.ts";
 import { tpKey } from "./types.ts";
 
 const PARTITIONS = 6;

@@ -3,7 +3,7 @@ import { isTributaryError } from "../errors.ts";
 import { GroupCoordinator, type JoinRequest } from "./group-coordinator.ts";
 import { Membership } from "./membership.ts";
 import type { GroupInstrumentationEvent } from "./instrumentation.ts";
-import { openTempEngine, RecordingChannel, waitFor, type TempEngine } from "./test-harness.ts";
+import { openTempEngine, RecordingChannel, waitFor, type TempEngine } from "../../../test/helpers/group-harness.ts";
 import { tpKey } from "./types.ts";
 
 let temp: TempEngine;

@@ -1,6 +1,7 @@
 /**
  * Public entry of the group layer: what gateways, the node and the CLI use.
- * Internals (stores' details, KeyedMutex, test harness) are imported by path only.
+ * Internals (stores' details, KeyedMutex) are imported by path only; the unit tests'
+ * harness is test/helpers/group-harness.ts.
  */
 export { GroupCoordinator } from "./group-coordinator.ts";
 export type {

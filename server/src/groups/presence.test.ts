@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.ts";
 import type { LeaveReason } from "./instrumentation.ts";
 import { PresenceRegistry } from "./presence.ts";
-import { waitFor } from "./test-harness.ts";
+import { waitFor } from "../../../test/helpers/group-harness.ts";
 
 let registry: PresenceRegistry;
 afterEach(() => registry?.close());
