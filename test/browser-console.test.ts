@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { connect, type TributaryClient } from "@tributary/client";
-import { startSdkTestNode, until, type SdkTestNode } from "./helpers/sdk-node.ts";
+import { hasMarks, publishMarks, startSdkTestNode, until, type SdkTestNode } from "./helpers/sdk-node.ts";
 import { startTcpProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let node: SdkTestNode;
 let proxy: TcpProxy;
@@ -36,14 +37,13 @@ const received = () => page.evaluate(() => (window as unknown as { __tributary: 
 const pageState = () => page.evaluate(() => (window as unknown as { __tributary: { client: { state: string } } }).__tributary.client.state);
 
 async function pageUntil(check: (r: Received[]) => boolean, what: string, timeoutMs = 20_000): Promise<Received[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await received();
-    if (check(r)) return r;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (page has ${r.length})`);
-    await new Promise((res) => setTimeout(res, 25));
-  }
+  let r: Received[] = [];
+  await waitFor(async () => check((r = await received())), { timeoutMs, what: `${what} (the page shows what it received)`, intervalMs: 25 });
+  return r;
 }
+
+const MARKER = "__marker__";
+const notMarker = (m: Received) => m.value !== MARKER;
 
 async function publishRange(from: number, to: number): Promise<void> {
   await Promise.all(Array.from({ length: to - from }, (_, i) => publisher.publish("browser-tail", { n: from + i }, { key: `k${(from + i) % 7}` })));
@@ -52,25 +52,24 @@ async function publishRange(from: number, to: number): Promise<void> {
 describe("web console in a real headless Chromium", () => {
   it("tails a topic live and resumes with no gap and no duplicate after its connection is cut", async () => {
     await page.goto(`http://127.0.0.1:${proxy.port}/?topic=browser-tail&from=earliest`);
-    const deadline = Date.now() + 15_000;
-    while ((await pageState()) !== "connected") {
-      if (Date.now() > deadline) throw new Error("page never connected");
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitFor(async () => (await pageState()) === "connected", { timeoutMs: 15_000, what: "the page to connect", intervalMs: 25 });
     await publishRange(0, 300);
     await pageUntil((r) => r.length >= 300, "first 300");
 
     // Cut the page's WebSocket abruptly (TCP reset) and keep the node unreachable while more is published.
     proxy.refuse = true;
+    const refusedBefore = proxy.refused;
     proxy.sever();
     await publishRange(300, 600);
-    await new Promise((r) => setTimeout(r, 300));
+    // the page noticed and tried again, in vain
+    await waitFor(() => proxy.refused > refusedBefore, { timeoutMs: 15_000, what: "the page to try to reconnect" });
     expect(["disconnected", "connecting"]).toContain(await pageState());
     proxy.refuse = false;
 
     const all = await pageUntil((r) => r.length >= 600, "all 600");
-    await new Promise((r) => setTimeout(r, 200));
-    const final = await received();
+    // nothing extra arrives late: a marker after the last record of each partition
+    const marks = await publishMarks(publisher, "browser-tail", [0, 1], MARKER);
+    const final = (await pageUntil((r) => hasMarks(r.filter((m) => !notMarker(m)), marks), "the markers")).filter(notMarker);
     expect(final.length).toBe(600);
     for (const partition of [0, 1]) {
       const offsets = final.filter((m) => m.partition === partition).map((m) => m.offset);

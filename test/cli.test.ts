@@ -6,10 +6,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { waitFor } from "./helpers/wait.ts";
 
 const BIN = fileURLToPath(new URL("../server/bin/tributary.mjs", import.meta.url));
 const LISTENING = /^tributary listening http=127\.0\.0\.1:(\d+) mqtt=(127\.0\.0\.1:\d+|off)$/;
@@ -105,6 +107,32 @@ async function startServer(dataDir: string, extraArgs: string[] = []): Promise<S
   if (!match) throw new Error(`unexpected listening line: ${JSON.stringify(line)}`);
   const port = Number(match[1]);
   return { child, port, url: `http://127.0.0.1:${port}`, line, stderr: () => stderr, exited };
+}
+
+/**
+ * An HTTP proxy in front of the node that records every request it forwards, so a test
+ * can see where a client is in its sequence of requests (e.g. that `consume` has resolved
+ * `latest` and now polls from a numeric offset).
+ */
+async function startRecordingProxy(target: string): Promise<{ url: string; requests: URL[]; close(): Promise<void> }> {
+  const requests: URL[] = [];
+  const proxy = http.createServer((req, res) => {
+    const to = new URL(req.url!, target);
+    requests.push(to);
+    const upstream = http.request(to, { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode!, up.headers);
+      up.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const { port } = proxy.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
+  };
 }
 
 let server: ServerProcess;
@@ -283,22 +311,24 @@ describe("tributary produce / consume", () => {
   it("follows new records like tail -f until --max, starting from latest", async () => {
     expect((await run(["topics", "create", "live", "--url", url])).code).toBe(0);
     await run(["produce", "live", "--url", url], { input: "old\n" });
-    const consumer = spawnCli(["consume", "live", "--max", "2", "--url", url]);
+    const proxy = await startRecordingProxy(url);
+    onTestFinished(() => proxy.close());
+    const consumer = spawnCli(["consume", "live", "--max", "2", "--url", proxy.url]);
     const done = collect(consumer);
-    // Keep producing until it has two: however long it takes to reach the live edge, it
-    // must print two consecutive new records and never the old one.
-    let exited = false;
-    void done.then(() => (exited = true));
-    for (let i = 1; !exited && i < 100; i++) {
-      await run(["produce", "live", "--url", url], { input: `new${i}\n` });
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    // It is at the live edge once its read from `latest` was answered: it then polls from a numeric offset (the end).
+    const reads = "/topics/live/partitions/0/records";
+    await waitFor(() => proxy.requests.some((u) => u.pathname === reads && /^\d+$/.test(u.searchParams.get("offset") ?? "")), {
+      timeoutMs: 20_000,
+      what: "the consumer to poll from the end offset",
+    });
+    for (const value of ["new1", "new2"]) await run(["produce", "live", "--url", url], { input: `${value}\n` });
     const result = await done;
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split("\n");
     expect(lines).toHaveLength(2);
     const [a, b] = lines.map((l) => Number(/^new(\d+)$/.exec(l)?.[1]));
     expect(b).toBe(a! + 1);
+    expect(lines).toEqual(["new1", "new2"]); // never the old one, nothing skipped
   });
 
   it("stops following on SIGINT with exit 0", async () => {
@@ -314,7 +344,7 @@ describe("tributary produce / consume", () => {
         if (out.includes("only-one")) resolve();
       });
     });
-    await new Promise((r) => setTimeout(r, 200));
+    // it counts the record right after writing it: the count is 1 by the time the line arrives here
     consumer.kill("SIGINT");
     const result = await done;
     expect(result.code).toBe(0);

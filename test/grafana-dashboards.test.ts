@@ -9,6 +9,7 @@ import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@tributary/client";
 import { startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const DASHBOARD_DIR = join(import.meta.dirname, "..", "grafana", "dashboards");
 
@@ -72,8 +73,7 @@ describe("grafana dashboards", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ value: "x" }),
     });
-    const deadline = Date.now() + 5000;
-    while (received.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => received.length >= 3, { timeoutMs: 5000, what: "the SDK, MQTT and HTTP records at the subscriber" });
     expect(received.length).toBe(3);
     exposition = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
     await device.endAsync();

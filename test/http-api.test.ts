@@ -6,10 +6,11 @@ import { decode as decodeCbor, encode as encodeCbor } from "cbor-x";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { DEFAULT_CONFIG, type TributaryConfig } from "../server/src/config/config.ts";
 import { createLogger } from "../server/src/logger.ts";
 import { startNode, type TributaryNode } from "../server/src/node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const dirs: string[] = [];
 const nodes: TributaryNode[] = [];
@@ -257,9 +258,12 @@ describe("produce and read (JSON)", () => {
 
   it("long-polls with waitMs: answers as soon as a record arrives, or empty at the deadline", async () => {
     const topic = await newTopic();
+    // the long poll is waiting once the node tails the partition for it (the log was empty)
+    const tail = vi.spyOn(node.broker, "tail");
+    onTestFinished(() => tail.mockRestore());
     const started = Date.now();
     const polling = call("GET", `/topics/${topic}/partitions/0/records?offset=0&waitMs=10000`);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => tail.mock.calls.some(([t]) => t === topic), { timeoutMs: 5000, what: "the long poll to wait on the partition" });
     await call("POST", `/topics/${topic}/records`, { value: "late" });
     const reply = await polling;
     expect(reply.json.records.map((r: { value: string }) => r.value)).toEqual(["late"]);

@@ -6,9 +6,16 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, State, type TributaryClient } from "@tributary/client";
+import type { TributaryNode } from "../server/src/node.ts";
 import { startRedisNode } from "./helpers/cluster-nodes.ts";
 import { startRedis } from "./helpers/redis-harness.ts";
 import { until } from "./helpers/sdk-node.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+/** Produce requests the node answered UNAVAILABLE (tributary_produce_requests_total{code="UNAVAILABLE"}). */
+async function unavailableProduces(node: TributaryNode): Promise<number> {
+  return (await node.broker.metrics.produceRequests.get()).values.find((v) => v.labels.code === "UNAVAILABLE")?.value ?? 0;
+}
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -34,11 +41,15 @@ describe("SDK publish retries across a Redis outage", () => {
     await until(() => publisher.state === State.Connected, "connected");
 
     const TOTAL = 1500;
+    const GATE_AT = 1200; // the producer never gets this far before the outage: it happens mid-stream
     let issued = 0;
     let failures = 0;
     const acked = new Map<number, { partition: number; offset: number }>();
+    let outageStarted!: () => void;
+    const outage = new Promise<void>((resolve) => (outageStarted = resolve));
     const producing = (async () => {
       while (issued < TOTAL) {
+        if (issued === GATE_AT) await outage;
         const batch = Array.from({ length: 25 }, (_, j) => issued + j);
         issued += batch.length;
         await Promise.all(
@@ -52,14 +63,16 @@ describe("SDK publish retries across a Redis outage", () => {
             ),
           ),
         );
-        await new Promise((r) => setTimeout(r, 5));
       }
     })();
 
     await until(() => acked.size >= 300, "publishing before the outage");
+    const failedBefore = await unavailableProduces(node);
     await redis.stop("SIGKILL");
     const issuedAtKill = issued;
-    await new Promise((r) => setTimeout(r, 1500)); // Redis away: publishes fail UNAVAILABLE and are retried
+    outageStarted();
+    // Redis away: publishes fail UNAVAILABLE and are retried (a batch of 25 failing at least twice)
+    await waitFor(async () => (await unavailableProduces(node)) >= failedBefore + 50, { timeoutMs: 15_000, what: "publishes failing UNAVAILABLE and being retried" });
     const ackedDuringOutage = acked.size;
     await redis.start(); // same port, AOF appendfsync always: nothing acknowledged is lost
     await producing;

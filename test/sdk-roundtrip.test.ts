@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, State, type Message, type TributaryClient } from "@tributary/client";
 import { startSdkTestNode, type SdkTestNode } from "./helpers/sdk-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let server: SdkTestNode;
 const clients: TributaryClient[] = [];
@@ -18,13 +19,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (check: () => boolean, timeoutMs = 10_000): Promise<void> => waitFor(check, { timeoutMs });
 
 describe("SDK against a real node", () => {
   it("round-trips a CBOR value with key and headers from publish to a live subscriber", async () => {
@@ -78,8 +73,8 @@ describe("SDK against a real node", () => {
     };
     expect(await collect({ from: "earliest" }, 10)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(await collect({ from: { offsets: { 0: 7 } } }, 3)).toEqual([7, 8, 9]);
-    const t = Date.now() + 1;
-    await new Promise((r) => setTimeout(r, 5));
+    const t = Date.now() + 1; // after every record so far
+    await until(() => Date.now() >= t); // so the next one is stamped at t or later
     await c.publish("positions", 10, { partition: 0 });
     expect(await collect({ from: { timestamp: t } }, 1)).toEqual([10]);
   });
@@ -87,13 +82,16 @@ describe("SDK against a real node", () => {
   it("delivers a filter subscription only the keys that match", async () => {
     const c = client();
     const got: string[] = [];
-    const sub = c.subscribe("sensor-data/+/temp", (m) => void got.push(m.key!), { from: "earliest" });
+    let markers = 0;
+    const sub = c.subscribe("sensor-data/+/temp", (m) => void (m.value === "__marker__" ? markers++ : got.push(m.key!)), { from: "earliest" });
     await new Promise<void>((resolve) => sub.once("subscribed", () => resolve()));
     await c.publish("sensor-data", 1, { key: "sensor-data/d1/temp" });
     await c.publish("sensor-data", 2, { key: "sensor-data/d1/humidity" });
     await c.publish("sensor-data", 3, { key: "sensor-data/d2/temp" });
     await until(() => got.length === 2);
-    await new Promise((r) => setTimeout(r, 100));
+    // a matching marker after everything in each of the 3 partitions: the humidity record has been passed over by then
+    for (const partition of [0, 1, 2]) await c.publish("sensor-data", "__marker__", { key: "sensor-data/marker/temp", partition });
+    await until(() => markers === 3);
     expect(got.sort()).toEqual(["sensor-data/d1/temp", "sensor-data/d2/temp"]);
   });
 
