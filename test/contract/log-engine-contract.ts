@@ -467,12 +467,12 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
       expect(await engine.fetchOffset(g, t, 0)).toBeNull();
       expect((await engine.fetchGroupOffsets(g)).size).toBe(0);
       const before = Date.now();
-      await engine.commitOffset(g, t, 0, 10, "meta-0");
+      await engine.commitOffset(g, t, 0, 10, { metadata: "meta-0" });
       await engine.commitOffset(g, t, 2, 7);
-      await engine.commitOffset(g, u, 0, 3, "u");
-      await engine.commitOffset(g, t, 0, 12, "meta-1"); // overwrites
+      await engine.commitOffset(g, u, 0, 3, { metadata: "u" });
+      await engine.commitOffset(g, t, 0, 12, { metadata: "meta-1" }); // overwrites
       const c = await engine.fetchOffset(g, t, 0);
-      expect(c).toMatchObject({ offset: 12, metadata: "meta-1" });
+      expect(c).toMatchObject({ offset: 12, epoch: null, metadata: "meta-1" });
       expect(c!.committedAt).toBeGreaterThanOrEqual(before - 1000);
       expect(await engine.fetchOffset(g, t, 2)).toMatchObject({ offset: 7, metadata: "" });
       expect(await engine.fetchOffset(g, t, 1)).toBeNull();
@@ -489,6 +489,34 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
       expect(groups).toContain(g);
       expect(groups).toContain(g2);
       expect(await engine.fetchOffset(g2, t, 0)).toBeNull();
+    });
+
+    it("committed-epoch-round-trips-per-partition-and-a-new-epoch-replaces-an-old-position", async () => {
+      const t = topicName();
+      await engine.createTopic(t, { partitions: 3 });
+      const g = `group-${topicName()}`;
+      const epoch0 = (await engine.offsets(t, 0)).epoch;
+      await engine.commitOffset(g, t, 0, 10, { epoch: epoch0, metadata: "m" });
+      await engine.commitOffset(g, t, 1, 4, { epoch: "an|old@epoch%" }); // opaque: any characters
+      await engine.commitOffset(g, t, 2, 7); // unknown epoch
+      expect(await engine.fetchOffset(g, t, 0)).toMatchObject({ offset: 10, epoch: epoch0, metadata: "m" });
+      expect(await engine.fetchOffset(g, t, 1)).toMatchObject({ offset: 4, epoch: "an|old@epoch%", metadata: "" });
+      expect(await engine.fetchOffset(g, t, 2)).toMatchObject({ offset: 7, epoch: null });
+      const all = (await engine.fetchGroupOffsets(g)).get(t)!;
+      expect([...all].map(([p, o]) => [p, o.offset, o.epoch]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+        [0, 10, epoch0],
+        [1, 4, "an|old@epoch%"],
+        [2, 7, null],
+      ]);
+      // the same epoch moves on; another epoch is another history: it replaces the position even when lower
+      await engine.commitOffset(g, t, 0, 15, { epoch: epoch0 });
+      expect(await engine.fetchOffset(g, t, 0)).toMatchObject({ offset: 15, epoch: epoch0 });
+      await engine.commitOffset(g, t, 1, 2, { epoch: "new-history" });
+      expect(await engine.fetchOffset(g, t, 1)).toMatchObject({ offset: 2, epoch: "new-history" });
+      await engine.commitOffset(g, t, 2, 3, { epoch: epoch0 }); // a known epoch replaces an unknown one
+      expect(await engine.fetchOffset(g, t, 2)).toMatchObject({ offset: 3, epoch: epoch0 });
+      expect((await engine.fetchOffset(g, t, 0))!.epoch).toBe(epoch0); // per partition: untouched by the others
+      await expectCode(engine.commitOffset(g, t, 0, 1, { epoch: "" }), "BAD_REQUEST");
     });
 
     it("concurrent-commits-are-all-kept", async () => {

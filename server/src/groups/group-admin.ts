@@ -116,7 +116,7 @@ export class GroupAdmin {
       for (const partition of targets) {
         const previous = (await d.engine.fetchOffset(group, topic, partition))?.offset ?? null;
         const offset = await resolveResetTarget(d.engine, { topic, partition }, to);
-        await d.engine.commitOffset(group, topic, partition, offset, "reset-offsets");
+        await d.engine.commitOffset(group, topic, partition, offset, { metadata: "reset-offsets" });
         out.partitions.push({ partition, previous, offset });
       }
       return out;

@@ -209,7 +209,7 @@ export class GroupCoordinator {
     await this.#lock.run(group, async () => {
       assertCommitAllowed(group, (await this.store.load(group))?.members[request.memberId], request);
       await this.membership.heartbeat(group, request.memberId);
-      await Promise.all(request.offsets.map((o) => this.engine.commitOffset(group, o.topic, o.partition, o.offset, o.metadata)));
+      await Promise.all(request.offsets.map((o) => this.engine.commitOffset(group, o.topic, o.partition, o.offset, { metadata: o.metadata })));
     });
     this.instrumentation.emit("group.commit", { group, memberId: request.memberId, count: request.offsets.length, durationMs: this.clock.now() - started });
   }

@@ -288,7 +288,7 @@ describe("FileLogEngine", () => {
     let engine = await open(dir);
     const created = await engine.createTopic("meta", { partitions: 4, retentionMs: 123_000, retentionBytes: 1 << 20 });
     await engine.append("meta", 3, valueRecords("x", 2));
-    await engine.commitOffset("g1", "meta", 3, 2, "hello");
+    await engine.commitOffset("g1", "meta", 3, 2, { epoch: created.partitionInfo[3]!.epoch, metadata: "hello" });
     await engine.commitOffset("g1", "meta", 1, 0);
     await engine.commitOffset("g2", "meta", 0, 0);
     await engine.close();
@@ -296,7 +296,8 @@ describe("FileLogEngine", () => {
     expect(await engine.listTopics()).toEqual(["meta"]);
     const d = await engine.describeTopic("meta");
     expect(d).toEqual({ ...created, partitionInfo: created.partitionInfo.map((p) => (p.partition === 3 ? { ...p, endOffset: 2 } : p)) });
-    expect(await engine.fetchOffset("g1", "meta", 3)).toMatchObject({ offset: 2, metadata: "hello" });
+    expect(await engine.fetchOffset("g1", "meta", 3)).toMatchObject({ offset: 2, epoch: created.partitionInfo[3]!.epoch, metadata: "hello" });
+    expect(await engine.fetchOffset("g1", "meta", 1)).toMatchObject({ offset: 0, epoch: null });
     expect(await engine.listGroups()).toEqual(["g1", "g2"]);
   });
 

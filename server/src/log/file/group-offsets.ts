@@ -3,8 +3,10 @@
  * `<dataDir>/offsets.log`.
  *
  * Each line is `<crc32c as 8 hex digits> <json>\n`, the CRC over the JSON text:
- *   {"g":group,"t":topic,"p":partition,"o":offset,"m":metadata,"c":committedAt}   a commit
- *   {"d":topic}                                                                  topic deleted
+ *   {"g":group,"t":topic,"p":partition,"o":offset,"e":epoch,"m":metadata,"c":committedAt}   a commit
+ *   {"d":topic}                                                                             topic deleted
+ * `e` is absent when the epoch is unknown (and in lines written before commits carried
+ * epochs): such a commit reads back with epoch null.
  * A commit resolves once its line is fdatasynced (group commit: concurrent commits share
  * one sync). On open the file is replayed; a torn or corrupt last line (crash mid-write) is
  * dropped, a corrupt line in the middle is skipped (the group then resumes from an earlier
@@ -29,6 +31,8 @@ interface CommitLine {
   t: string;
   p: number;
   o: number;
+  /** Epoch of the committed position; absent = unknown. */
+  e?: string;
   m: string;
   c: number;
 }
@@ -86,8 +90,8 @@ export class GroupOffsetStore {
   }
 
   /** Records a commit; resolves once it is durable. */
-  commit(group: string, topic: string, partition: number, offset: number, metadata: string, now: number): Promise<void> {
-    const line: CommitLine = { g: group, t: topic, p: partition, o: offset, m: metadata, c: now };
+  commit(group: string, topic: string, partition: number, offset: number, epoch: string | null, metadata: string, now: number): Promise<void> {
+    const line: CommitLine = { g: group, t: topic, p: partition, o: offset, ...(epoch === null ? {} : { e: epoch }), m: metadata, c: now };
     this.#append(line);
     apply(this.#offsets, line);
     return this.#commit.request();
@@ -163,7 +167,7 @@ export class GroupOffsetStore {
     const tmp = `${this.#file}.tmp`;
     const parts: string[] = [];
     for (const [g, topics] of this.#offsets) {
-      for (const [t, ps] of topics) for (const [p, c] of ps) parts.push(encodeLine({ g, t, p, o: c.offset, m: c.metadata, c: c.committedAt }));
+      for (const [t, ps] of topics) for (const [p, c] of ps) parts.push(encodeLine(commitLine(g, t, p, c)));
     }
     const fd = fs.openSync(tmp, "w", 0o644);
     try {
@@ -192,5 +196,9 @@ function apply(offsets: Offsets, line: CommitLine | { d: string }): void {
   if (!topics) offsets.set(line.g, (topics = new Map()));
   let parts = topics.get(line.t);
   if (!parts) topics.set(line.t, (parts = new Map()));
-  parts.set(line.p, { offset: line.o, metadata: line.m, committedAt: line.c });
+  parts.set(line.p, { offset: line.o, epoch: typeof line.e === "string" ? line.e : null, metadata: line.m, committedAt: line.c });
+}
+
+function commitLine(g: string, t: string, p: number, c: CommittedOffset): CommitLine {
+  return { g, t, p, o: c.offset, ...(c.epoch === null ? {} : { e: c.epoch }), m: c.metadata, c: c.committedAt };
 }

@@ -234,9 +234,9 @@ describe("RedisLogEngine, Redis-specific behaviour (standalone)", () => {
     const raw = new Redis(standalone.port, "127.0.0.1");
     try {
       await engine.createTopic("cmt", {});
-      await engine.commitOffset("g", "cmt", 0, 50, "m50");
-      await engine.commitOffset("g", "cmt", 0, 40, "m40");
-      expect(await engine.fetchOffset("g", "cmt", 0)).toMatchObject({ offset: 50, metadata: "m50" });
+      await engine.commitOffset("g", "cmt", 0, 50, { metadata: "m50" });
+      await engine.commitOffset("g", "cmt", 0, 40, { metadata: "m40" });
+      expect(await engine.fetchOffset("g", "cmt", 0)).toMatchObject({ offset: 50, epoch: null, metadata: "m50" });
       // another engine (no memory) cannot lower it either: the compare-and-set only raises
       const other = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: p });
       await other.commitOffset("g", "cmt", 0, 10);
@@ -249,8 +249,44 @@ describe("RedisLogEngine, Redis-specific behaviour (standalone)", () => {
       await raw.hset(`{${p}:group:g}:offsets`, "cmt:0", `10|${Date.now()}|old`);
       await engine.commitOffset("g", "cmt", 0, 20);
       expect((await engine.fetchGroupOffsets("g")).get("cmt")!.get(0)!.offset).toBe(50);
-      await engine.commitOffset("g", "cmt", 0, 60, "m60");
-      expect(await engine.fetchOffset("g", "cmt", 0)).toMatchObject({ offset: 60, metadata: "m60" });
+      await engine.commitOffset("g", "cmt", 0, 60, { metadata: "m60" });
+      expect(await engine.fetchOffset("g", "cmt", 0)).toMatchObject({ offset: 60, epoch: null, metadata: "m60" });
+    } finally {
+      raw.disconnect();
+      await engine.close();
+    }
+  });
+
+  it("a-rolled-back-commit-is-repaired-under-the-epoch-it-was-committed-in-and-a-new-epoch-may-lower-it", async () => {
+    const p = prefix();
+    const engine = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: p });
+    const raw = new Redis(standalone.port, "127.0.0.1");
+    const key = `{${p}:group:g}:offsets`;
+    try {
+      await engine.createTopic("ep", {});
+      const e1 = (await engine.offsets("ep", 0)).epoch;
+      await engine.commitOffset("g", "ep", 0, 50, { epoch: e1, metadata: "m|x" });
+      expect(await raw.hget(key, "ep:0")).toMatch(new RegExp(`^50\\|\\d+@${e1}\\|m\\|x$`));
+      // within the epoch the offset only rises, from this engine and from one without memory
+      await engine.commitOffset("g", "ep", 0, 40, { epoch: e1 });
+      const other = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: p });
+      await other.commitOffset("g", "ep", 0, 30, { epoch: e1 });
+      expect(await other.fetchOffset("g", "ep", 0)).toMatchObject({ offset: 50, epoch: e1, metadata: "m|x" });
+      await other.close();
+      // the commits are lost (restart without persistence): repaired with their epoch, never as a position of today's history
+      await raw.del(key);
+      expect(await engine.fetchOffset("g", "ep", 0)).toMatchObject({ offset: 50, epoch: e1 });
+      expect(await raw.hget(key, "ep:0")).toMatch(new RegExp(`^50\\|\\d+@${e1}\\|`));
+      // a commit under another epoch is another history: it replaces the position, lower or not, and the floor follows it
+      await engine.commitOffset("g", "ep", 0, 3, { epoch: "e2" });
+      expect(await engine.fetchOffset("g", "ep", 0)).toMatchObject({ offset: 3, epoch: "e2" });
+      await raw.hset(key, "ep:0", `1|${Date.now()}@e2|`);
+      expect(await engine.fetchOffset("g", "ep", 0)).toMatchObject({ offset: 3, epoch: "e2" });
+      // a value written before commits had epochs reads as epoch unknown
+      await raw.hset(key, "ep:0", `7|123|legacy|meta`);
+      const fresh = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: p });
+      expect(await fresh.fetchOffset("g", "ep", 0)).toEqual({ offset: 7, epoch: null, committedAt: 123, metadata: "legacy|meta" });
+      await fresh.close();
     } finally {
       raw.disconnect();
       await engine.close();

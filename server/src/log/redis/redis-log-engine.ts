@@ -3,6 +3,7 @@ import { TributaryError } from "../../errors.ts";
 import type {
   AppendOptions,
   AppendResult,
+  CommitOptions,
   CommittedOffset,
   LogEngine,
   LogRecord,
@@ -255,8 +256,8 @@ export class RedisLogEngine implements LogEngine {
 
   // --- committed offsets ------------------------------------------------------------------
 
-  commitOffset(group: string, topic: string, partition: number, offset: number, metadata = ""): Promise<void> {
-    return this.#groupOffsets.commit(group, topic, partition, offset, metadata);
+  commitOffset(group: string, topic: string, partition: number, offset: number, options?: CommitOptions): Promise<void> {
+    return this.#groupOffsets.commit(group, topic, partition, offset, options);
   }
 
   fetchOffset(group: string, topic: string, partition: number): Promise<CommittedOffset | null> {
