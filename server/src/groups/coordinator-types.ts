@@ -5,6 +5,7 @@
 import type { LogEngine } from "../log/log-engine.ts";
 import type { PartitionAssigner } from "./assigners/index.ts";
 import type { Clock } from "./clock.ts";
+import type { GroupErrorHandler } from "./group-errors.ts";
 import type { GroupStateName, GroupStore } from "./group-store.ts";
 import type { GroupInstrumentation, LeaveReason } from "./instrumentation.ts";
 import type { Membership } from "./membership.ts";
@@ -88,8 +89,14 @@ export interface GroupCoordinatorOptions {
   maxSessionTimeoutMs?: number;
   /** How long a revoke may take before the partitions are taken anyway. Default 30 s. */
   rebalanceTimeoutMs?: number;
-  /** Called when a rebalance round fails (it is retried after `retryBackoffMs`). */
-  onError?: (err: unknown, group: string) => void;
+  /**
+   * Failures no caller sees, or that must be logged with their context: a rebalance round
+   * that failed (retried after a backoff), a group state store failure, a member channel
+   * that threw or could not take a revoke, a failed session-timeout sweep. `group` is null
+   * when the work spans groups; `task` is the label to count it under
+   * (`tributary_background_errors_total{task}`). Default: a warn line on stderr.
+   */
+  onError?: GroupErrorHandler;
 }
 
 export interface GroupMemberDescription {

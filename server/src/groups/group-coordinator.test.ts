@@ -1,7 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isTributaryError } from "../errors.ts";
 import { GroupCoordinator, type JoinRequest } from "./group-coordinator.ts";
+import { ManualClock } from "./clock.ts";
+import { InMemoryGroupStore } from "./group-store.ts";
 import { Membership } from "./membership.ts";
+import { InMemoryMembershipStore } from "./membership-store.ts";
 import type { GroupInstrumentationEvent } from "./instrumentation.ts";
 import { openTempEngine, RecordingChannel, waitFor, type TempEngine } from "../../../test/helpers/group-harness.ts";
 import { tpKey } from "./types.ts";
@@ -255,6 +258,120 @@ describe("GroupCoordinator", () => {
     expect(reconnected.assignments[0]!.added.length).toBe(3);
     expect(b.channel.assignments.length).toBe(bAssignments);
     expect(b.channel.revocations.length).toBe(0);
+  });
+
+  it("a revoke a disconnected member could not receive waits for it to re-bind, goes to its new channel, and its commit is where the next owner starts", async () => {
+    make();
+    await temp.engine.append("orders", 0, Array.from({ length: 20 }, () => ({ key: null, value: new Uint8Array([4]) })));
+    const a = await join("g", "a", { reset: "earliest", strategies: ["range"] });
+    await coordinator.settled("g");
+    const generation = a.channel.generation;
+    a.channel.crashed = true; // its connection dropped: nothing it is sent gets an answer
+    const b = await join("g", "b", { reset: "earliest", strategies: ["range"] });
+    await waitFor(() => a.channel.revocations.length === 1, 5000, "the revoke sent to the dropped connection");
+    const rebalances = coordinator.instrumentation.counts()["group.rebalance"];
+    // a reconnects within its session timeout and re-binds; it commits what it processed on revoke
+    const reconnected = new RecordingChannel();
+    reconnected.onRevoke = (r) => coordinator.commit("g", { memberId: a.memberId, generation: r.generation, offsets: r.partitions.map((tp) => ({ ...tp, offset: tp.partition === 0 ? 13 : 0 })) });
+    expect(coordinator.instrumentation.counts()["group.rebalance"]).toBe(rebalances); // nothing moved while a was away
+    expect(b.channel.assignments).toEqual([]);
+    await coordinator.join("g", { clientId: "a", node: "n1", topics: ["orders"], strategies: ["range"], reset: "earliest", memberId: a.memberId, channel: reconnected });
+    await coordinator.settled("g");
+    expect(reconnected.revocations.map((r) => [r.generation, r.partitions.length])).toEqual([[generation, 6]]);
+    const p0 = [...b.channel.assignments, ...reconnected.assignments].flatMap((x) => x.added).find((p) => p.partition === 0)!;
+    expect(p0).toMatchObject({ offset: 13, committed: true });
+    expect(b.channel.partitions().length + reconnected.partitions().length).toBe(6);
+  });
+
+  it("a disconnected member that does not come back gives up its revoked partitions at its session timeout, not before", async () => {
+    make({ sessionTimeoutMs: 400, rebalanceTimeoutMs: 10_000 });
+    const a = await join("g", "a", { sessionTimeoutMs: 400 });
+    const stopA = keepAlive("g", a.memberId);
+    await coordinator.settled("g");
+    a.channel.crashed = true;
+    stopA();
+    const dropped = Date.now();
+    const b = await join("g", "b", { sessionTimeoutMs: 400 });
+    keepAlive("g", b.memberId);
+    await coordinator.settled("g");
+    expect(Date.now() - dropped).toBeGreaterThanOrEqual(300);
+    expect(Date.now() - dropped).toBeLessThan(5000);
+    expect(b.channel.partitions().length).toBe(6);
+    expect(await code(coordinator.heartbeat("g", a.memberId))).toBe("UNKNOWN_MEMBER");
+  });
+
+  it("a failing group state store fails the operation with a retriable UNAVAILABLE naming the group, reported as group-state, never as an empty group", async () => {
+    const failures: Array<{ group: string | null; task: string; code: string }> = [];
+    const store = new InMemoryGroupStore();
+    let broken = false;
+    const load = store.load.bind(store);
+    store.load = async (group) => {
+      if (broken) throw new Error("disk on fire");
+      return load(group);
+    };
+    coordinator = new GroupCoordinator({ engine: temp.engine, groupStore: store, onError: (err, group, task) => failures.push({ group, task, code: (err as { code: string }).code }) });
+    const errors: string[] = [];
+    coordinator.instrumentation.on("group.error", (e) => errors.push(`${e.payload.task}:${e.payload.code}`));
+    const a = await join("g", "a");
+    await coordinator.settled("g");
+    broken = true;
+    const failed = await coordinator.join("g", { clientId: "b", node: "n1", topics: ["orders"], channel: new RecordingChannel() }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(isTributaryError(failed, "UNAVAILABLE")).toBe(true);
+    expect((failed as { retriable: boolean }).retriable).toBe(true);
+    expect((failed as { context: object }).context).toMatchObject({ group: "g", operation: "load" });
+    expect(await code(coordinator.heartbeat("g", a.memberId))).toBe("UNAVAILABLE");
+    expect(await code(coordinator.commit("g", { memberId: a.memberId, generation: a.channel.generation, offsets: [{ topic: "orders", partition: 0, offset: 0 }] }))).toBe("UNAVAILABLE");
+    expect(failures).toContainEqual({ group: "g", task: "group-state", code: "UNAVAILABLE" });
+    expect(errors).toContain("group-state:UNAVAILABLE");
+    broken = false;
+    // the group was not reset by the failures: a keeps its partitions and generation
+    expect((await coordinator.describeGroup("g")).members.map((m) => [m.memberId, m.assignment.length, m.generation])).toEqual([[a.memberId, 6, a.channel.generation]]);
+  });
+
+  it("a rebalance round that fails on the state store is reported as group-rebalance and runs again", async () => {
+    const clock = new ManualClock(Date.now());
+    const store = new InMemoryGroupStore();
+    let failSaves = 0;
+    const save = store.save.bind(store);
+    store.save = async (state) => {
+      if (state.state === "Rebalancing" && failSaves > 0) {
+        failSaves--;
+        throw new Error("write refused");
+      }
+      return save(state);
+    };
+    const tasks: string[] = [];
+    coordinator = new GroupCoordinator({ engine: temp.engine, groupStore: store, clock, membership: new Membership({ clock }), onError: (_err, _group, task) => tasks.push(task) });
+    failSaves = 1;
+    const a = await join("g", "a");
+    await coordinator.settled("g");
+    expect(tasks).toEqual(["group-state", "group-rebalance"]);
+    expect(a.channel.assignments).toEqual([]);
+    clock.advance(1000); // the retry backoff
+    await coordinator.settled("g");
+    expect(a.channel.partitions().length).toBe(6);
+  });
+
+  it("a failing session-timeout sweep is reported as group-membership and retried at the next interval", async () => {
+    const store = new InMemoryMembershipStore();
+    let failures = 1;
+    const expire = store.expire.bind(store);
+    store.expire = async (now) => {
+      if (failures > 0) {
+        failures--;
+        throw new Error("store unreachable");
+      }
+      return expire(now);
+    };
+    const tasks: string[] = [];
+    coordinator = new GroupCoordinator({ engine: temp.engine, membership: new Membership({ store, sweepIntervalMs: 20, onError: (_err, task) => tasks.push(task) }), sessionTimeoutMs: 100 });
+    const a = await join("g", "a", { sessionTimeoutMs: 100 });
+    await coordinator.settled("g");
+    await waitFor(async () => (await coordinator.membership.get("g", a.memberId)) === null, 5000, "a to expire after the failed sweep");
+    expect(tasks).toEqual(["group-membership"]);
   });
 
   it("members with no strategy in common are refused", async () => {

@@ -3,6 +3,7 @@ import { TributaryError, isTributaryError } from "../errors.ts";
 import type { LogEngine } from "../log/log-engine.ts";
 import { defaultAssigners, type PartitionAssigner } from "./assigners/index.ts";
 import { systemClock, type Clock } from "./clock.ts";
+import { CheckedGroupStore } from "./checked-group-store.ts";
 import { assertCommitAllowed, validateCommitOffsets } from "./commit-fencing.ts";
 import type {
   CommitRequest,
@@ -13,9 +14,10 @@ import type {
   ResetOffsetsResult,
 } from "./coordinator-types.ts";
 import { GroupAdmin } from "./group-admin.ts";
+import { reportGroupError, warnOnStderr, type GroupErrorHandler } from "./group-errors.ts";
 import { checkGroupName } from "./group-name.ts";
 import { InMemoryGroupStore, type GroupState, type GroupStateName, type GroupStore } from "./group-store.ts";
-import { GroupInstrumentation, type LeaveReason } from "./instrumentation.ts";
+import { GroupInstrumentation, type GroupBackgroundTask, type LeaveReason } from "./instrumentation.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
 import { MemberChannels } from "./member-channels.ts";
 import { Membership } from "./membership.ts";
@@ -52,7 +54,12 @@ export type {
  *   latest assignment, for partitions it owns (revoking ones included); otherwise it fails
  *   with UNKNOWN_MEMBER, ILLEGAL_GENERATION or PARTITION_NOT_OWNED and nothing is written.
  * - Delivery is at-least-once: a new owner starts at the last committed offset.
- *
+ * - A member whose connection dropped keeps its partitions until its session timeout; a
+ *   revoke it could not receive waits (up to the rebalance timeout) for it to re-bind, then
+ *   goes to its new channel, so it commits what it processed before its partitions move.
+ * - A failure of the group state store fails the operation that needed it with UNAVAILABLE
+ *   (retriable); it is never taken for an empty group. Failures no caller sees (rounds,
+ *   sweeps, channels) go to `onError` with a task and to a `group.error` event.
  *
  * Parts (internal): rebalance-scheduler.ts (rounds: plan, revoke-then-assign),
  * member-channels.ts (this node's member channels), commit-fencing.ts, group-admin.ts
@@ -67,20 +74,22 @@ export class GroupCoordinator {
   readonly #assigners: Map<string, PartitionAssigner>;
   readonly #partitionCount: (topic: string) => Promise<number>;
   readonly #lock = new KeyedMutex();
-  readonly #channels = new MemberChannels();
+  readonly #channels: MemberChannels;
   readonly #rebalancer: RebalanceScheduler;
   readonly #admin: GroupAdmin;
   readonly #options: Required<Pick<GroupCoordinatorOptions, "sessionTimeoutMs" | "minSessionTimeoutMs" | "maxSessionTimeoutMs" | "rebalanceTimeoutMs">>;
-  readonly #onError: (err: unknown, group: string) => void;
+  readonly #onError: GroupErrorHandler;
   readonly #unlisten: () => void;
   #closed = false;
 
   constructor(options: GroupCoordinatorOptions) {
     this.engine = options.engine;
     this.clock = options.clock ?? systemClock;
-    this.store = options.groupStore ?? new InMemoryGroupStore();
-    this.membership = options.membership ?? new Membership({ clock: this.clock });
     this.instrumentation = options.instrumentation ?? new GroupInstrumentation(() => this.clock.now());
+    this.#onError = options.onError ?? warnOnStderr("group.error");
+    this.store = new CheckedGroupStore(options.groupStore ?? new InMemoryGroupStore(), (err, group) => this.#report(err, group, "group-state"));
+    this.membership = options.membership ?? new Membership({ clock: this.clock, onError: (err, task) => this.#report(err, null, task) });
+    this.#channels = new MemberChannels((err, group, task) => this.#report(err, group, task));
     this.#assigners = options.assigners ?? defaultAssigners();
     this.#partitionCount =
       options.partitionCount ??
@@ -98,7 +107,6 @@ export class GroupCoordinator {
       maxSessionTimeoutMs: options.maxSessionTimeoutMs ?? 300_000,
       rebalanceTimeoutMs: options.rebalanceTimeoutMs ?? 30_000,
     };
-    this.#onError = options.onError ?? (() => undefined);
     this.#rebalancer = new RebalanceScheduler({
       engine: this.engine,
       store: this.store,
@@ -109,7 +117,7 @@ export class GroupCoordinator {
       partitionCount: this.#partitionCount,
       channels: this.#channels,
       rebalanceTimeoutMs: this.#options.rebalanceTimeoutMs,
-      onError: this.#onError,
+      onError: (err, group) => this.#report(err, group, "group-rebalance"),
       isClosed: () => this.#closed,
     });
     this.#admin = new GroupAdmin({
@@ -123,7 +131,7 @@ export class GroupCoordinator {
     });
     this.#unlisten = this.membership.listen({
       leave: (group, member, reason) => {
-        if (reason === "timeout") void this.#removeMember(group, member.id, "timeout").catch((err) => this.#onError(err, group));
+        if (reason === "timeout") void this.#removeMember(group, member.id, "timeout").catch((err) => this.#report(err, group, "group-membership"));
       },
     });
   }
@@ -209,7 +217,7 @@ export class GroupCoordinator {
     await this.#lock.run(group, async () => {
       assertCommitAllowed(group, (await this.store.load(group))?.members[request.memberId], request);
       await this.membership.heartbeat(group, request.memberId);
-      await Promise.all(request.offsets.map((o) => this.engine.commitOffset(group, o.topic, o.partition, o.offset, { metadata: o.metadata })));
+      await Promise.all(request.offsets.map((o) => this.engine.commitOffset(group, o.topic, o.partition, o.offset, o.metadata)));
     });
     this.instrumentation.emit("group.commit", { group, memberId: request.memberId, count: request.offsets.length, durationMs: this.clock.now() - started });
   }
@@ -263,6 +271,11 @@ export class GroupCoordinator {
     if (this.#closed) throw new TributaryError("UNAVAILABLE", "the group coordinator is closed");
   }
 
+  /** A failure no caller sees (or one to log with its context): to `onError` and a `group.error` event. */
+  #report(err: unknown, group: string | null, task: GroupBackgroundTask): void {
+    reportGroupError(this.#onError, this.instrumentation, err, group, task);
+  }
+
   async #removeMember(group: string, memberId: string, reason: LeaveReason): Promise<boolean> {
     const removed = await this.#lock.run(group, async () => {
       const state = await this.store.load(group);
@@ -274,8 +287,8 @@ export class GroupCoordinator {
       if (reason === "timeout") {
         try {
           channel?.removed?.(reason);
-        } catch {
-          // the gateway's problem
+        } catch (err) {
+          this.#report(err, group, "group-channel");
         }
       }
       this.instrumentation.emit("group.leave", { group, memberId, clientId: record?.clientId ?? memberId.replace(/-[0-9a-f-]{36}$/, ""), reason, members: Object.keys(state.members).length });

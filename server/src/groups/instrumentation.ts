@@ -25,11 +25,32 @@ export interface GroupInstrumentationPayloads {
   };
   /** Offsets were committed (by a member, or by an admin reset). */
   "group.commit": { group: string; memberId: string | null; count: number; durationMs: number };
+  /**
+   * Work the coordinator or presence does on its own failed (no request saw it): logged by
+   * the `onError` hook and counted in `tributary_background_errors_total{task}`.
+   */
+  "group.error": { group: string | null; task: GroupBackgroundTask; code: string; message: string };
   "presence.join": { topic: string; clientId: string; node: string; members: number };
   "presence.leave": { topic: string; clientId: string; reason: LeaveReason; members: number };
 }
 
 export type LeaveReason = "leave" | "timeout";
+
+/**
+ * Background work of the group layer: the `task` of a `group.error` (and the label of
+ * `tributary_background_errors_total`), a bounded set.
+ * - `group-state`: the group state store failed a load or save (the operation that needed it
+ *   failed with UNAVAILABLE: a request's caller retries, a rebalance round runs again).
+ * - `group-rebalance`: a rebalance round or a re-bound member's resync failed (retried after a backoff).
+ * - `group-channel`: a member channel threw when handed its assignment or its removal, or could not
+ *   take a revoke (the revoke stays pending: a re-bind, the member's removal or the rebalance timeout ends it).
+ * - `group-membership`: the session-timeout sweep, removing a timed-out member, or a membership
+ *   listener failed (groups and presence; the sweep runs again at its next interval).
+ * - `presence-event`: counting a topic's members for a presence event failed (the listeners were told anyway).
+ */
+export const GROUP_BACKGROUND_TASKS = ["group-state", "group-rebalance", "group-channel", "group-membership", "presence-event"] as const;
+
+export type GroupBackgroundTask = (typeof GROUP_BACKGROUND_TASKS)[number];
 
 export type GroupInstrumentationType = keyof GroupInstrumentationPayloads;
 
@@ -80,7 +101,7 @@ export class GroupInstrumentation {
   /** Events emitted so far, per type. */
   counts(): Record<GroupInstrumentationType, number> {
     const out = {} as Record<GroupInstrumentationType, number>;
-    for (const type of ["group.join", "group.leave", "group.rebalance", "group.commit", "presence.join", "presence.leave"] as const) {
+    for (const type of ["group.join", "group.leave", "group.rebalance", "group.commit", "group.error", "presence.join", "presence.leave"] as const) {
       out[type] = this.#counts.get(type) ?? 0;
     }
     return out;

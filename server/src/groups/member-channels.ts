@@ -1,88 +1,123 @@
 import type { Clock } from "./clock.ts";
-import type { GroupMemberChannel, MemberAssignment } from "./coordinator-types.ts";
-import type { TopicPartition } from "./types.ts";
+import type { GroupMemberChannel, MemberAssignment, MemberRevocation } from "./coordinator-types.ts";
+import type { GroupErrorHandler } from "./group-errors.ts";
+
+/** How a revoke ended: the member confirmed it, the member is gone (left, timed out, coordinator closed), or the rebalance timeout passed. */
+export type RevokeOutcome = "confirmed" | "gone" | "timeout";
+
+interface PendingRevoke {
+  revocation: MemberRevocation;
+  settle(outcome: RevokeOutcome): void;
+}
 
 interface LocalMember {
+  /** The member's current channel (the latest bind). */
   channel: GroupMemberChannel;
-  /** Resolves when the member leaves, is removed, or re-binds to a new channel. */
-  gone: Promise<void>;
-  release: () => void;
+  /** Revokes the member has not confirmed yet; a re-bound channel gets them again. */
+  revokes: Set<PendingRevoke>;
 }
 
 /**
  * Channels of the members connected to this node, per group (internal to `GroupCoordinator`).
- * A member has at most one live channel: re-binding releases the old one, which ends its
- * pending revokes.
+ *
+ * A member has one current channel. A revoke is settled only by the member confirming it
+ * (on any of its channels), by the member leaving or timing out (`unbind`), or by the
+ * rebalance timeout: a channel that cannot deliver it (its connection dropped) leaves it
+ * pending, and when the member re-binds after a reconnect, the pending revokes are sent to
+ * the new channel, so the member commits what it processed before its partitions move.
  */
 export class MemberChannels {
   readonly #local = new Map<string, Map<string, LocalMember>>();
+  readonly #onError: GroupErrorHandler;
 
+  constructor(onError: GroupErrorHandler) {
+    this.#onError = onError;
+  }
+
+  /** Binds the member's channel; a re-bound member gets its pending revokes again on the new channel. */
   bind(group: string, memberId: string, channel: GroupMemberChannel): void {
     let members = this.#local.get(group);
     if (!members) this.#local.set(group, (members = new Map()));
-    members.get(memberId)?.release(); // a re-bound member's old channel is dead: its pending revokes end now
-    let release!: () => void;
-    const gone = new Promise<void>((resolve) => (release = resolve));
-    members.set(memberId, { channel, gone, release });
+    const known = members.get(memberId);
+    if (!known) {
+      members.set(memberId, { channel, revokes: new Set() });
+      return;
+    }
+    known.channel = channel;
+    for (const pending of known.revokes) this.#send(group, known, pending);
   }
 
-  /** Forgets the member's channel (its pending revokes end) and returns it. */
+  /** Forgets the member's channel (it left or timed out: its pending revokes end as "gone") and returns it. */
   unbind(group: string, memberId: string): GroupMemberChannel | undefined {
     const local = this.#local.get(group)?.get(memberId);
     this.#local.get(group)?.delete(memberId);
-    local?.release();
+    if (local) for (const pending of [...local.revokes]) pending.settle("gone");
     return local?.channel;
   }
 
   /** Forgets an emptied group. */
   dropGroup(group: string): void {
+    for (const memberId of [...(this.#local.get(group)?.keys() ?? [])]) this.unbind(group, memberId);
     this.#local.delete(group);
   }
 
-  /** Releases every channel (coordinator closed). */
+  /** Ends every pending revoke (coordinator closed). */
   releaseAll(): void {
-    for (const members of this.#local.values()) for (const local of members.values()) local.release();
-    this.#local.clear();
+    for (const group of [...this.#local.keys()]) this.dropGroup(group);
   }
 
   /**
-   * Asks the member to give up `partitions`: "confirmed" when its revoke resolves, "gone"
-   * when it has no channel here, the revoke fails or the member leaves, "timeout" after
-   * `timeoutMs`.
+   * Asks the member to give up `partitions` and waits: "confirmed" when it confirms (after
+   * committing), "gone" when it has no channel here or leaves / times out meanwhile,
+   * "timeout" after `timeoutMs`. A disconnected member is waited for: its revoke is sent
+   * again when it re-binds within its session timeout.
    */
-  async revoke(
-    group: string,
-    memberId: string,
-    generation: number,
-    partitions: TopicPartition[],
-    clock: Clock,
-    timeoutMs: number,
-  ): Promise<"confirmed" | "gone" | "timeout"> {
+  revoke(group: string, memberId: string, generation: number, partitions: MemberRevocation["partitions"], clock: Clock, timeoutMs: number): Promise<RevokeOutcome> {
     const local = this.#local.get(group)?.get(memberId);
-    if (!local) return "gone";
-    let timer: { cancel(): void } | undefined;
-    const timeout = new Promise<"timeout">((resolve) => (timer = clock.setTimeout(() => resolve("timeout"), timeoutMs)));
-    let confirmed: Promise<"confirmed" | "gone">;
-    try {
-      confirmed = local.channel.revoke({ group, memberId, generation, partitions }).then(
-        () => "confirmed" as const,
-        () => "gone" as const,
-      );
-    } catch {
-      confirmed = Promise.resolve("gone");
-    }
-    const outcome = await Promise.race([confirmed, local.gone.then(() => "gone" as const), timeout]);
-    timer?.cancel();
-    return outcome;
+    if (!local) return Promise.resolve("gone");
+    return new Promise<RevokeOutcome>((resolve) => {
+      let timer: { cancel(): void } | undefined;
+      const pending: PendingRevoke = {
+        revocation: { group, memberId, generation, partitions },
+        settle: (outcome) => {
+          if (!local.revokes.delete(pending)) return; // settled already
+          timer?.cancel();
+          resolve(outcome);
+        },
+      };
+      local.revokes.add(pending);
+      timer = clock.setTimeout(() => pending.settle("timeout"), timeoutMs);
+      this.#send(group, local, pending);
+    });
   }
 
-  /** Hands the member its assignment, if its channel is here; a throwing channel goes to `onError`. */
-  deliver(group: string, memberId: string, assignment: MemberAssignment, onError: (err: unknown, group: string) => void): void {
+  /** Hands the member its assignment, if its channel is here; a throwing channel is reported. */
+  deliver(group: string, memberId: string, assignment: MemberAssignment): void {
     const local = this.#local.get(group)?.get(memberId);
     try {
       local?.channel.assign(assignment);
     } catch (err) {
-      onError(err, group);
+      this.#onError(err, group, "group-channel");
     }
+  }
+
+  /**
+   * Sends a pending revoke to the member's current channel. Its confirmation settles the
+   * revoke; a channel that fails is reported and the revoke stays pending (a re-bind, the
+   * member's removal or the timeout settles it).
+   */
+  #send(group: string, local: LocalMember, pending: PendingRevoke): void {
+    let answer: Promise<void>;
+    try {
+      answer = local.channel.revoke(pending.revocation);
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    answer.then(
+      () => pending.settle("confirmed"),
+      (err: unknown) => {
+        if (local.revokes.has(pending)) this.#onError(err, group, "group-channel");
+      },
+    );
   }
 }

@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import type { LeaveReason } from "./instrumentation.ts";
+import type { GroupBackgroundTask, LeaveReason } from "./instrumentation.ts";
+import { warnOnStderr } from "./group-errors.ts";
 import { InMemoryMembershipStore, type MemberRecord, type MembershipStore } from "./membership-store.ts";
 
 export type { MemberRecord, MembershipStore } from "./membership-store.ts";
@@ -19,13 +20,18 @@ export type { MemberRecord, MembershipStore } from "./membership-store.ts";
  * - Expiry is detected by a sweep every `sweepIntervalMs` (an unref'd timer, started on the
  *   first join, stopped by `close`), so a dead member goes within
  *   `sessionTimeoutMs + sweepIntervalMs`.
- * - Listener errors are swallowed; listeners run after the store changed.
+ * - A sweep that fails (the store's `expire`) is reported to `onError` (task `group-expiry`)
+ *   and tried again at the next interval: nobody is removed by a failed sweep.
+ * - Listeners run after the store changed; a throwing listener is reported to `onError` and
+ *   does not stop the others.
  */
 export interface MembershipOptions {
   store?: MembershipStore;
   clock?: Clock;
   /** How often expired members are looked for; default 250 ms. */
   sweepIntervalMs?: number;
+  /** Failures of the background sweep and of listeners (the owner logs and counts them). Default: logged at warn. */
+  onError?: (err: unknown, task: GroupBackgroundTask) => void;
 }
 
 export interface JoinInput {
@@ -45,6 +51,7 @@ export class Membership {
   readonly store: MembershipStore;
   readonly clock: Clock;
   readonly #sweepIntervalMs: number;
+  readonly #onError: (err: unknown, task: GroupBackgroundTask) => void;
   readonly #listeners = new Set<MembershipListener>();
   #timer: TimerHandle | null = null;
   #closed = false;
@@ -54,6 +61,8 @@ export class Membership {
     this.store = options.store ?? new InMemoryMembershipStore();
     this.clock = options.clock ?? systemClock;
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 250;
+    const warn = warnOnStderr("membership.error");
+    this.#onError = options.onError ?? ((err, task) => warn(err, null, task));
   }
 
   listen(listener: MembershipListener): () => void {
@@ -126,10 +135,13 @@ export class Membership {
       this.#timer = null;
       if (this.#closed) return;
       void this.sweep()
-        .catch(() => undefined)
-        .then(async () => {
-          if (this.#closed) return;
-          if ((await this.store.scopes()).length > 0) this.#ensureSweep();
+        .then(async () => (await this.store.scopes()).length > 0)
+        .catch((err: unknown) => {
+          this.#onError(err, "group-membership");
+          return true; // try again at the next interval
+        })
+        .then((again) => {
+          if (again && !this.#closed) this.#ensureSweep();
         });
     };
     this.#timer = this.clock.setTimeout(tick, this.#sweepIntervalMs);
@@ -139,8 +151,8 @@ export class Membership {
     for (const listener of [...this.#listeners]) {
       try {
         fn(listener);
-      } catch {
-        // listeners must not break membership
+      } catch (err) {
+        this.#onError(err, "group-membership"); // a listener must not break membership (nor the other listeners)
       }
     }
   }

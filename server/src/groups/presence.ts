@@ -1,5 +1,6 @@
 import type { Clock } from "./clock.ts";
-import { GroupInstrumentation, type LeaveReason } from "./instrumentation.ts";
+import { reportGroupError, warnOnStderr, type GroupErrorHandler } from "./group-errors.ts";
+import { GroupInstrumentation, type GroupBackgroundTask, type LeaveReason } from "./instrumentation.ts";
 import { Membership, type MemberRecord, type MembershipStore } from "./membership.ts";
 
 /** One client present on a topic. */
@@ -26,6 +27,8 @@ export interface PresenceRegistryOptions {
   sessionTimeoutMs?: number;
   sweepIntervalMs?: number;
   instrumentation?: GroupInstrumentation;
+  /** Failures no caller sees (the session-timeout sweep, counting members for an event), with the topic and a task. Default: a warn line on stderr. */
+  onError?: GroupErrorHandler;
 }
 
 /**
@@ -45,18 +48,21 @@ export class PresenceRegistry {
   readonly #sessionTimeoutMs: number;
   readonly #listeners = new Set<PresenceListener>();
   readonly #unlisten: () => void;
+  readonly #onError: GroupErrorHandler;
 
   constructor(options: PresenceRegistryOptions = {}) {
-    this.membership = options.membership ?? new Membership({ store: options.store, clock: options.clock, sweepIntervalMs: options.sweepIntervalMs });
+    this.#onError = options.onError ?? warnOnStderr("presence.error");
+    this.membership =
+      options.membership ?? new Membership({ store: options.store, clock: options.clock, sweepIntervalMs: options.sweepIntervalMs, onError: (err, task) => this.#report(err, null, task) });
     this.instrumentation = options.instrumentation ?? new GroupInstrumentation();
     this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 15_000;
     this.#unlisten = this.membership.listen({
       join: (topic, member) => {
-        void this.#count(topic).then((members) => this.instrumentation.emit("presence.join", { topic, clientId: member.clientId, node: member.node, members }));
+        void this.#count(topic).then((members) => this.instrumentation.emit("presence.join", { topic, clientId: member.clientId, node: member.node, members }), (err: unknown) => this.#report(err, topic, "presence-event"));
         this.#emit((l) => l.join?.(topic, entryOf(member)));
       },
       leave: (topic, member, reason) => {
-        void this.#count(topic).then((members) => this.instrumentation.emit("presence.leave", { topic, clientId: member.clientId, reason, members }));
+        void this.#count(topic).then((members) => this.instrumentation.emit("presence.leave", { topic, clientId: member.clientId, reason, members }), (err: unknown) => this.#report(err, topic, "presence-event"));
         this.#emit((l) => l.leave?.(topic, entryOf(member), reason));
       },
     });
@@ -113,6 +119,10 @@ export class PresenceRegistry {
     this.membership.close();
   }
 
+  #report(err: unknown, topic: string | null, task: GroupBackgroundTask): void {
+    reportGroupError(this.#onError, this.instrumentation, err, topic, task);
+  }
+
   async #count(topic: string): Promise<number> {
     return (await this.membership.members(topic)).length;
   }
@@ -121,8 +131,8 @@ export class PresenceRegistry {
     for (const listener of [...this.#listeners]) {
       try {
         fn(listener);
-      } catch {
-        // a listener must not break presence
+      } catch (err) {
+        this.#report(err, null, "group-membership"); // a listener must not break presence (nor the other listeners)
       }
     }
   }

@@ -87,7 +87,7 @@ export class RebalanceScheduler {
       const added = await Promise.all(partitions.map((tp) => resolveStartOffset(d.engine, group, tp, m.reset)));
       m.resync = false;
       await d.store.save(state);
-      d.channels.deliver(group, memberId, { group, memberId, generation: m.generation, strategy: state.strategy ?? "", partitions, added }, d.onError);
+      d.channels.deliver(group, memberId, { group, memberId, generation: m.generation, strategy: state.strategy ?? "", partitions, added });
     });
   }
 
@@ -167,7 +167,7 @@ export class RebalanceScheduler {
       }
       state.state = "Stable";
       await d.store.save(state);
-      for (const { memberId, assignment } of out) d.channels.deliver(group, memberId, assignment, d.onError);
+      for (const { memberId, assignment } of out) d.channels.deliver(group, memberId, assignment);
       d.instrumentation.emit("group.rebalance", {
         group,
         generation: plan.generation,

@@ -19,11 +19,16 @@ interface PendingRevoke {
  *   its start offset (messages of a partition never precede its `assign`).
  * - `revoke` → stops the cursors of those partitions at once (no `message` of them follows
  *   the `revoke` frame), sends `revoke`, and resolves when the client confirms with
- *   `revoked` (after committing) or the subscription stops (socket closed, unsubscribed).
+ *   `revoked` (after committing). A closed socket confirms nothing: a revoke that finds the
+ *   socket closed, or is pending when it closes, stays unanswered here; the coordinator
+ *   sends it again to the member's next subscription when the client re-binds, or ends it
+ *   when the member leaves, times out, or the rebalance timeout passes. So a member whose
+ *   connection dropped commits what it processed before its partitions move.
  * - While the subscription is live it heartbeats the member every third of its session
  *   timeout. When the socket closes the member is NOT removed: it stays until its session
  *   timeout, so a reconnect that re-subscribes with the same `memberId` re-binds without
- *   a rebalance. An explicit `unsubscribe` leaves the group at once.
+ *   a rebalance (also when that socket closes before the join completed). An explicit
+ *   `unsubscribe` leaves the group at once.
  * - `removed` (session timed out) → `error` {sub, UNKNOWN_MEMBER}; the subscription ends and
  *   the client subscribes again (a new member).
  *
@@ -42,6 +47,10 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
   #beforeJoined: (() => void)[] | null = [];
   #heartbeat: NodeJS.Timeout | null = null;
   #left = false;
+  /** `unsubscribe` (or a failure) asked to leave; a join completing afterwards leaves at once. */
+  #leaveRequested = false;
+  /** The memberId the client asked to re-bind, if any. */
+  readonly #requestedMemberId: string | undefined;
 
   constructor(init: {
     id: number;
@@ -58,6 +67,7 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     super({ ...init, reset: init.frame.reset === "earliest" ? "earliest" : "latest" });
     this.group = init.frame.group!;
     this.sessionTimeoutMs = init.frame.sessionTimeoutMs;
+    this.#requestedMemberId = init.frame.memberId;
     this.#coordinator = init.coordinator;
   }
 
@@ -65,7 +75,9 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
   joined(requestId: number, memberId: string): void {
     this.memberId = memberId;
     if (!this.active) {
-      void this.leave();
+      // Unsubscribed meanwhile, or a new member whose client never learns its id: leave now.
+      // A re-bind whose socket closed meanwhile stays, like any member whose socket closed.
+      if (this.#leaveRequested || memberId !== this.#requestedMemberId) void this.leave();
       return;
     }
     this.conn.send({ op: "joined", id: requestId, sub: this.id, group: this.group, memberId });
@@ -115,7 +127,8 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
 
   revoke(r: MemberRevocation): Promise<void> {
     if (this.#beforeJoined) return new Promise((resolve) => this.#beforeJoined!.push(() => void this.revoke(r).then(resolve)));
-    if (!this.active || !this.conn.open) return Promise.resolve();
+    // The member cannot be asked through this subscription: no answer (see the class comment).
+    if (!this.active || !this.conn.open) return new Promise<void>(() => undefined);
     for (const tp of r.partitions) {
       if (tp.topic !== this.topic) continue;
       this.#byPartition.get(tp.partition)?.close();
@@ -144,15 +157,17 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     for (const r of done) r.resolve();
   }
 
-  /** Leaves the group now (explicit unsubscribe or a failed subscription). Idempotent. */
+  /** Leaves the group now (explicit unsubscribe or a failed subscription), or as soon as the join completes. Idempotent. */
   async leave(): Promise<void> {
+    this.#leaveRequested = true;
     this.stop();
     if (this.#left || this.memberId === "") return;
     this.#left = true;
     try {
       await this.#coordinator.leave(this.group, this.memberId);
-    } catch {
-      // coordinator closed: nothing to leave
+    } catch (err) {
+      // The member stays until its session timeout (a closed coordinator has nothing to leave).
+      if (!isTributaryError(err, "UNAVAILABLE")) this.env.log?.warn("ws.group_leave_failed", { group: this.group, memberId: this.memberId, ...toTributaryError(err).toJSON() });
     }
   }
 
@@ -162,9 +177,8 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     this.#byPartition.clear();
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
-    const pending = this.#pendingRevokes;
+    // Pending revokes stay unanswered: the coordinator re-sends them on a re-bind or ends them (leave, timeout).
     this.#pendingRevokes = [];
-    for (const r of pending) r.resolve();
   }
 
   override fail(code: Parameters<WsSubscription["fail"]>[0], message: string): void {

@@ -36,7 +36,10 @@ interface PendingRevoke {
  *   PUBACK; QoS 2: PUBCOMP), every `commitIntervalMs` while it moved, on revoke and on leave.
  *   Never past a record that was not acknowledged (at-least-once).
  * - `revoke` → stops the cursors at once, waits until their in-flight deliveries are
- *   acknowledged (or the connection drops, or `revokeTimeoutMs`), commits, confirms.
+ *   acknowledged (or `revokeTimeoutMs`, or the session ends), commits, confirms. A dropped
+ *   connection does not end the wait: a persistent session resends its unacknowledged
+ *   PUBLISHes when the client reconnects, and their acknowledgements are committed before
+ *   the partitions move (docs/consumer-groups.md, "A member whose connection dropped").
  * - Liveness: heartbeats every third of the member's session timeout while the MQTT
  *   connection is open. A persistent session that disconnects keeps its partitions until the
  *   group session timeout (`min(session expiry, 300 s)`); a reconnect carries on as the same
@@ -176,7 +179,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
     for (const c of this.#cursors.values()) c.start();
   }
 
-  /** The connection dropped (the session lives on): stop delivering and heartbeating; revokes finish now. */
+  /** The connection dropped (the session lives on): stop delivering and heartbeating; pending revokes wait for the acks after a reconnect. */
   detached(): void {
     for (const c of this.#cursors.values()) c.stop();
     this.#checkRevokes();
@@ -305,9 +308,8 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
   }
 
   #checkRevokes(): void {
-    const offline = this.session.connection === null || this.session.closed;
     for (const r of [...this.#revokes]) {
-      if (offline || r.cursors.every((c) => c.committed() === c.next)) r.done();
+      if (this.session.closed || r.cursors.every((c) => c.committed() === c.next)) r.done();
     }
   }
 
