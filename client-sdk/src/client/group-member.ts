@@ -9,9 +9,16 @@
  *   the group's committed offset (or the reset policy's). Emits `assigned`.
  * - `revoke`: stops handing those partitions to the application (buffered messages are
  *   dropped), waits for the handler to finish its current message of them, commits the
- *   processed positions (`autoCommit`), confirms with `revoked`, emits `revoked`.
+ *   processed positions (`autoCommit`), confirms with `revoked`, emits `revoked`. The revoke
+ *   is confirmed only once that commit landed or was fenced (then reported on the client's
+ *   `error`: the partition's next owner gets those records again). A commit that cannot
+ *   reach the server (connection lost, node unavailable) is retried with backoff while the
+ *   connection lasts; after a reconnect the server sends the revoke again to the re-bound
+ *   member, which commits then: a dropped connection costs no duplicates.
  * - Auto-commit: every `autoCommitIntervalMs` (default 5 s) commits, per owned partition,
- *   the offset after the last message the handler finished; also on revoke and leave.
+ *   the offset after the last message the handler finished; also on revoke and leave. A
+ *   failed commit before leaving is reported on `error` (a stale generation because an
+ *   `assign` crossed it is retried once with the new one).
  * - Fenced commits: ILLEGAL_GENERATION (a rebalance is under way: the next `assign` brings
  *   the new generation), PARTITION_NOT_OWNED (the partition moved on), UNKNOWN_MEMBER (the
  *   session timed out: the server also sends `error` {sub, UNKNOWN_MEMBER} and the SDK joins
@@ -21,6 +28,7 @@
  * last commit, so what was processed after it is delivered again.
  */
 import type { AssignFrame, JoinedFrame, RevokeFrame, SubscribeFrame } from "../protocol/index.ts";
+import { backoff } from "./backoff.ts";
 import { TributaryClientError, isTributaryClientError } from "./errors.ts";
 import type { Subscription, SubscriptionHost } from "./subscription.ts";
 import type { SubscribeOptions, SubscriptionEvents } from "./types.ts";
@@ -41,6 +49,10 @@ export interface GroupPartitionControl {
 
 const FENCED = new Set(["ILLEGAL_GENERATION", "PARTITION_NOT_OWNED", "UNKNOWN_MEMBER", "UNAVAILABLE", "TIMEOUT"]);
 
+/** Backoff bounds of a commit on revoke that could not reach the server (ms). */
+const REVOKE_COMMIT_RETRY_MIN_MS = 50;
+const REVOKE_COMMIT_RETRY_MAX_MS = 1000;
+
 export class GroupMember {
   readonly group: string;
   readonly autoCommit: boolean;
@@ -58,6 +70,11 @@ export class GroupMember {
   readonly #owned = new Set<number>();
   /** Per partition: the last offset committed (or the start offset it was assigned at). */
   readonly #committed = new Map<number, number>();
+  /** Partitions given up on a revoke that is not confirmed yet (its commit did not land). */
+  readonly #revoking = new Set<number>();
+  /** Counts `joined` frames; a revoke task that sees it change knows the server re-sends its revoke. */
+  #joins = 0;
+  #onJoined: (() => void)[] = [];
   /** Revokes are completed (commit, confirm) one after the other. */
   #queue: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -95,6 +112,8 @@ export class GroupMember {
   onJoined(frame: JoinedFrame): void {
     if (this.memberId !== undefined && frame.memberId !== this.memberId) this.#lose(); // a new member: nothing carries over
     this.memberId = frame.memberId;
+    this.#joins++;
+    for (const wake of this.#onJoined.splice(0)) wake();
     this.#control.emit("joined", { group: this.group, memberId: frame.memberId });
     if (this.autoCommit && this.#timer === undefined && !this.#sub.closed) {
       this.#timer = setInterval(() => void this.#autoCommit(), this.autoCommitIntervalMs);
@@ -106,14 +125,18 @@ export class GroupMember {
     // Synchronously: the partitions' messages may follow in the same network read. (The
     // server sends an `assign` only after this member confirmed every revoke of the round.)
     {
+      this.generation = frame.generation; // also while leaving: the leave commit carries it
       if (this.#sub.closed) return;
-      this.generation = frame.generation;
       const keep = new Set(frame.partitions.filter((tp) => tp.topic === this.#sub.topic).map((tp) => tp.partition));
       const dropped = [...this.#owned].filter((p) => !keep.has(p));
       if (dropped.length > 0) {
         for (const p of dropped) this.#owned.delete(p);
         this.#control.drop(dropped);
       }
+      // Revokes the server stopped waiting for (rebalance timeout): those partitions moved on without this member's commit.
+      const moved = [...this.#revoking].filter((p) => !keep.has(p));
+      for (const p of this.#revoking) if (keep.has(p)) this.#revoking.delete(p);
+      if (moved.length > 0) this.#emitLost(moved, frame.generation);
       const added: Array<{ partition: number; offset: number; committed: boolean }> = [];
       for (const a of frame.added) {
         if (a.topic !== this.#sub.topic) continue;
@@ -132,12 +155,16 @@ export class GroupMember {
   onRevoke(frame: RevokeFrame): void {
     // Stop at once: messages of these partitions already received are not handed out any more.
     const partitions = frame.partitions.filter((tp) => tp.topic === this.#sub.topic).map((tp) => tp.partition);
-    for (const p of partitions) this.#owned.delete(p);
+    for (const p of partitions) {
+      if (this.#owned.delete(p)) this.#revoking.add(p);
+    }
     this.#control.drop(partitions);
+    const joins = this.#joins;
     this.#serially(async () => {
       await this.#control.whenIdle(partitions);
-      if (this.autoCommit) await this.#commitPartitions(partitions, frame.generation).catch(() => undefined);
+      if (this.autoCommit && !(await this.#commitOnRevoke(partitions, frame.generation, joins))) return;
       this.#host.send({ op: "revoked", sub: this.#sub.id, generation: frame.generation, partitions: frame.partitions });
+      for (const p of partitions) this.#revoking.delete(p);
       this.#control.emit("revoked", { group: this.group, generation: frame.generation, partitions, lost: false });
     });
   }
@@ -154,12 +181,22 @@ export class GroupMember {
     return this.#commitPartitions([...this.#owned], this.generation);
   }
 
-  /** Before an explicit leave: let the handler finish, commit (with autoCommit). */
+  /** Before an explicit leave: let the handler finish, commit (with autoCommit); a failed commit is reported. */
   async beforeLeave(): Promise<void> {
     this.stopTimers();
-    const partitions = [...this.#owned];
-    await this.#control.whenIdle(partitions);
-    if (this.autoCommit) await this.#commitPartitions(partitions, this.generation).catch(() => undefined);
+    await this.#control.whenIdle([...this.#owned]);
+    if (this.autoCommit) {
+      const generation = this.generation;
+      try {
+        await this.#commitPartitions([...this.#owned], generation);
+      } catch (err) {
+        // An `assign` crossed the commit: frames arrive in order, so its generation is known now.
+        const retry = isTributaryClientError(err, "ILLEGAL_GENERATION") && this.generation !== generation;
+        await (retry ? this.#commitPartitions([...this.#owned], this.generation) : Promise.reject(err)).catch((e: unknown) =>
+          this.#report(e, "commit before leaving", [...this.#owned], "their records processed since the last commit go to the next owners again"),
+        );
+      }
+    }
     this.#owned.clear();
   }
 
@@ -188,15 +225,66 @@ export class GroupMember {
     for (const o of offsets) if ((this.#committed.get(o.partition) ?? -1) < o.offset) this.#committed.set(o.partition, o.offset);
   }
 
+  /**
+   * Commits the processed positions of revoked partitions. True when the revoke may be
+   * confirmed: the commit landed, or it was fenced (the partitions moved on already: reported).
+   * A commit that could not reach the server is retried with backoff; false when the member
+   * re-joined meanwhile (the server sends the revoke again, to be completed then) or the
+   * subscription closed.
+   */
+  async #commitOnRevoke(partitions: number[], generation: number, joins: number): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#commitPartitions(partitions, generation);
+        return true;
+      } catch (err) {
+        if (!isTributaryClientError(err) || !err.retriable) {
+          this.#report(err, "commit on revoke", partitions, "their records processed since the last commit go to the next owner again");
+          return true;
+        }
+        if (attempt === 0) this.#report(err, "commit on revoke", partitions, "retrying; the revoke is confirmed once it lands (after a reconnect, on the re-sent revoke)");
+      }
+      await this.#rejoinedOrAfter(backoff(attempt, REVOKE_COMMIT_RETRY_MIN_MS, REVOKE_COMMIT_RETRY_MAX_MS));
+      if (this.#sub.closed || this.#joins !== joins) return false;
+    }
+  }
+
+  /** Resolves at the next `joined` or after `ms`, whichever comes first. */
+  #rejoinedOrAfter(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#onJoined = this.#onJoined.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#onJoined.push(done);
+    });
+  }
+
+  /** Reports a failed group commit on the client's `error`, naming the group, the partitions and what follows. */
+  #report(err: unknown, what: string, partitions: number[], consequence: string): void {
+    const e = isTributaryClientError(err) ? err : new TributaryClientError("INTERNAL", String(err), {}, { cause: err });
+    this.#host.reportError(
+      new TributaryClientError(e.code, `group "${this.group}": ${what} of partitions [${partitions.join(", ")}] of "${this.#sub.topic}" failed (${e.message}); ${consequence}`, { ...e.context, group: this.group, topic: this.#sub.topic, partitions, memberId: this.memberId }, { cause: e }),
+    );
+  }
+
   #lose(): void {
-    const lost = this.partitions;
+    const lost = [...new Set([...this.partitions, ...this.#revoking])].sort((a, b) => a - b);
     this.#owned.clear();
     this.#committed.clear();
     this.generation = 0;
     if (lost.length > 0) {
       this.#control.drop(lost);
-      this.#control.emit("revoked", { group: this.group, generation: this.generation, partitions: lost, lost: true });
+      this.#emitLost(lost, this.generation);
     }
+  }
+
+  /** Partitions that moved on without this member's commit. */
+  #emitLost(partitions: number[], generation: number): void {
+    for (const p of partitions) this.#revoking.delete(p);
+    this.#control.emit("revoked", { group: this.group, generation, partitions, lost: true });
   }
 
   #serially(task: () => Promise<void>): void {
