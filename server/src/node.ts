@@ -130,6 +130,8 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     await engine.close().catch(() => {});
     throw err;
   }
+  // A member given a partition whose committed position is of an older epoch (history rewritten): reset by its policy.
+  groups.instrumentation.on("group.stale_epoch", (e) => log.warn("group.stale_epoch", e.payload));
   const presence = new PresenceRegistry({ ...options.presence, instrumentation: groups.instrumentation });
   const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence };
 

@@ -80,7 +80,9 @@ export interface SubscribeFrame {
   /**
    * Consumer group: the server joins this subscription as a member of `group` (reply
    * `joined`, then `assign` / `revoke`); `from` is ignored (members start at the group's
-   * committed offsets), `reset` ("earliest" | "latest") applies when there is none.
+   * committed positions), `reset` ("earliest" | "latest") applies when there is none, or
+   * when it is unusable: retention passed it, or it belongs to another epoch (`assign`
+   * then says `committed: false`).
    */
   group?: string;
   /** Assignment strategies the member supports, preferred first (default ["cooperative-sticky", "range"]). */
@@ -105,14 +107,20 @@ export interface RevokedFrame {
   partitions: TopicPartitionRef[];
 }
 
-/** Commits a group member's positions; `offset` is the next offset to consume. Reply `committed`. */
+/**
+ * Commits a group member's positions `(epoch, offset)`; `offset` is the next offset to
+ * consume, `epoch` the partition epoch it belongs to: the `epoch` of the partition's
+ * `assign` (or of a `reset` frame since). Optional: without it the server stores the epoch
+ * of the member's latest assignment of the partition. A position of another epoch than the
+ * partition's current one is stale: the next owner starts by its reset policy. Reply `committed`.
+ */
 export interface CommitFrame {
   op: "commit";
   id: number;
   sub: number;
   /** The generation of the member's latest `assign` (fencing). */
   generation: number;
-  offsets: Array<{ topic: string; partition: number; offset: number; metadata?: string }>;
+  offsets: Array<{ topic: string; partition: number; offset: number; epoch?: string; metadata?: string }>;
 }
 
 /** Keeps a group member alive (optional: the server heartbeats members of live connections itself). */

@@ -251,6 +251,9 @@ function commit(f: Obj): CommitFrame {
   frame.offsets = f.offsets.map((o, i) => {
     if (!isObject(o)) throw bad(`offsets[${i}]`, "{topic, partition, offset}", o);
     const out: CommitFrame["offsets"][number] = { topic: str(o, "topic", true, 249), partition: uint(o, "partition", true), offset: uint(o, "offset", true) };
+    const epoch = str(o, "epoch", false, 128);
+    if (epoch === "") throw bad("epoch", "a non-empty string", epoch);
+    if (epoch !== undefined) out.epoch = epoch;
     const metadata = str(o, "metadata", false, 4096);
     if (metadata !== undefined) out.metadata = metadata;
     return out;

@@ -1,13 +1,17 @@
 import { TributaryError } from "../errors.ts";
+import { MAX_COMMIT_EPOCH_LENGTH } from "../log/commit-options.ts";
 import type { CommitRequest } from "./coordinator-types.ts";
 import type { GroupMemberState } from "./group-store.ts";
 import { tpKey } from "./types.ts";
 
-/** Fails BAD_REQUEST unless every offset of a commit names a topic, a partition >= 0 and an integer offset >= 0. */
+/** Fails BAD_REQUEST unless every offset of a commit names a topic, a partition >= 0, an integer offset >= 0 and, if any, a non-empty epoch. */
 export function validateCommitOffsets(group: string, request: CommitRequest): void {
   for (const o of request.offsets) {
     if (typeof o.topic !== "string" || !Number.isSafeInteger(o.partition) || o.partition < 0 || !Number.isSafeInteger(o.offset) || o.offset < 0) {
       throw new TributaryError("BAD_REQUEST", "each committed offset needs a topic, a partition >= 0 and an integer offset >= 0", { group });
+    }
+    if (o.epoch !== undefined && (typeof o.epoch !== "string" || o.epoch.length === 0 || o.epoch.length > MAX_COMMIT_EPOCH_LENGTH)) {
+      throw new TributaryError("BAD_REQUEST", `a committed epoch must be a non-empty string of at most ${MAX_COMMIT_EPOCH_LENGTH} characters`, { group, topic: o.topic, partition: o.partition });
     }
   }
 }

@@ -71,7 +71,12 @@ export interface JoinRequest {
 export interface CommitRequest {
   memberId: string;
   generation: number;
-  offsets: Array<{ topic: string; partition: number; offset: number; metadata?: string }>;
+  /**
+   * `offset`: the next offset to consume. `epoch`: the partition epoch the offset belongs to
+   * (the epoch of the member's assignment, or of a `reset` it followed since); when absent
+   * the coordinator stores the epoch of the partition in the member's latest assignment.
+   */
+  offsets: Array<{ topic: string; partition: number; offset: number; epoch?: string; metadata?: string }>;
 }
 
 export interface GroupCoordinatorOptions {

@@ -115,8 +115,8 @@ export class GroupAdmin {
       const out: ResetOffsetsResult = { group, topic, partitions: [] };
       for (const partition of targets) {
         const previous = (await d.engine.fetchOffset(group, topic, partition))?.offset ?? null;
-        const offset = await resolveResetTarget(d.engine, { topic, partition }, to);
-        await d.engine.commitOffset(group, topic, partition, offset, { metadata: "reset-offsets" });
+        const { offset, epoch } = await resolveResetTarget(d.engine, { topic, partition }, to);
+        await d.engine.commitOffset(group, topic, partition, offset, { epoch, metadata: "reset-offsets" });
         out.partitions.push({ partition, previous, offset });
       }
       return out;

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { TributaryError, isTributaryError } from "../errors.ts";
 import type { LogEngine } from "../log/log-engine.ts";
 import { defaultAssigners, type PartitionAssigner } from "./assigners/index.ts";
+import { AssignmentEpochs } from "./assignment-epochs.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { CheckedGroupStore } from "./checked-group-store.ts";
 import { assertCommitAllowed, validateCommitOffsets } from "./commit-fencing.ts";
@@ -75,6 +76,8 @@ export class GroupCoordinator {
   readonly #partitionCount: (topic: string) => Promise<number>;
   readonly #lock = new KeyedMutex();
   readonly #channels: MemberChannels;
+  /** Epoch of each member's assigned partitions: the epoch of commits that carry none. */
+  readonly #epochs: AssignmentEpochs;
   readonly #rebalancer: RebalanceScheduler;
   readonly #admin: GroupAdmin;
   readonly #options: Required<Pick<GroupCoordinatorOptions, "sessionTimeoutMs" | "minSessionTimeoutMs" | "maxSessionTimeoutMs" | "rebalanceTimeoutMs">>;
@@ -86,6 +89,7 @@ export class GroupCoordinator {
     this.engine = options.engine;
     this.clock = options.clock ?? systemClock;
     this.instrumentation = options.instrumentation ?? new GroupInstrumentation(() => this.clock.now());
+    this.#epochs = new AssignmentEpochs(this.instrumentation);
     this.#onError = options.onError ?? warnOnStderr("group.error");
     this.store = new CheckedGroupStore(options.groupStore ?? new InMemoryGroupStore(), (err, group) => this.#report(err, group, "group-state"));
     this.membership = options.membership ?? new Membership({ clock: this.clock, onError: (err, task) => this.#report(err, null, task) });
@@ -184,7 +188,7 @@ export class GroupCoordinator {
       };
       await this.store.save(state);
       await this.membership.join(group, { id: memberId, clientId: request.clientId, user: request.user ?? null, node: request.node, sessionTimeoutMs });
-      this.#channels.bind(group, memberId, request.channel);
+      this.#channels.bind(group, memberId, this.#epochs.track(group, memberId, request.channel));
       deliverNow = known !== undefined && !changed && state.state === "Stable" && !this.#rebalancer.isRunning(group);
       this.instrumentation.emit("group.join", { group, memberId, clientId: request.clientId, node: request.node, members: Object.keys(state.members).length, rejoin: known !== undefined });
       return { memberId, generation: state.generation };
@@ -217,7 +221,12 @@ export class GroupCoordinator {
     await this.#lock.run(group, async () => {
       assertCommitAllowed(group, (await this.store.load(group))?.members[request.memberId], request);
       await this.membership.heartbeat(group, request.memberId);
-      await Promise.all(request.offsets.map((o) => this.engine.commitOffset(group, o.topic, o.partition, o.offset, o.metadata)));
+      // A position carries its epoch: the member's own, else the one of the partition in its latest assignment.
+      await Promise.all(
+        request.offsets.map((o) =>
+          this.engine.commitOffset(group, o.topic, o.partition, o.offset, { epoch: o.epoch ?? this.#epochs.epochOf(group, request.memberId, o) ?? null, metadata: o.metadata }),
+        ),
+      );
     });
     this.instrumentation.emit("group.commit", { group, memberId: request.memberId, count: request.offsets.length, durationMs: this.clock.now() - started });
   }
@@ -284,6 +293,7 @@ export class GroupCoordinator {
       await this.store.save(state);
       const record = await this.membership.get(group, memberId);
       const channel = this.#channels.unbind(group, memberId);
+      this.#epochs.forget(group, memberId);
       if (reason === "timeout") {
         try {
           channel?.removed?.(reason);

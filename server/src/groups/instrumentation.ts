@@ -4,6 +4,8 @@
  * sprinkled through the coordinator. Every event carries `type`, `timestamp` and a payload;
  * `counts()` gives a running count per type.
  */
+import type { OffsetResetPolicy } from "./types.ts";
+
 export interface GroupInstrumentationPayloads {
   /** A member joined a group (new member, or a known member re-binding after a reconnect). */
   "group.join": { group: string; memberId: string; clientId: string; node: string; members: number; rejoin: boolean };
@@ -25,6 +27,22 @@ export interface GroupInstrumentationPayloads {
   };
   /** Offsets were committed (by a member, or by an admin reset). */
   "group.commit": { group: string; memberId: string | null; count: number; durationMs: number };
+  /**
+   * A member was given a partition whose committed position belongs to another epoch (the
+   * partition's history was rewritten since: topic re-created, a tail lost by the storage):
+   * it starts at `offset` of `epoch`, chosen by its reset `policy`, not at the committed one.
+   */
+  "group.stale_epoch": {
+    group: string;
+    memberId: string;
+    topic: string;
+    partition: number;
+    committedEpoch: string | null;
+    committedOffset: number;
+    epoch: string;
+    offset: number;
+    policy: OffsetResetPolicy;
+  };
   /**
    * Work the coordinator or presence does on its own failed (no request saw it): logged by
    * the `onError` hook and counted in `tributary_background_errors_total{task}`.
@@ -101,7 +119,7 @@ export class GroupInstrumentation {
   /** Events emitted so far, per type. */
   counts(): Record<GroupInstrumentationType, number> {
     const out = {} as Record<GroupInstrumentationType, number>;
-    for (const type of ["group.join", "group.leave", "group.rebalance", "group.commit", "group.error", "presence.join", "presence.leave"] as const) {
+    for (const type of ["group.join", "group.leave", "group.rebalance", "group.commit", "group.stale_epoch", "group.error", "presence.join", "presence.leave"] as const) {
       out[type] = this.#counts.get(type) ?? 0;
     }
     return out;

@@ -6,27 +6,38 @@ import type { AssignedPartition, OffsetResetPolicy, TopicPartition } from "./typ
 export type ResetTarget = "earliest" | "latest" | { offset: number } | { timestamp: number };
 
 /**
- * Start position of a group on a partition: its committed offset when there is one inside
- * [earliest, end] of the log; otherwise the reset policy's end (`earliest` = first
- * readable offset, `latest` = end offset, i.e. only new records). A committed offset that
- * fell below the earliest offset (retention) or above the end (the topic was re-created)
- * is treated as missing.
+ * Start position of a group on a partition. The committed position `(epoch, offset)` is
+ * used when its epoch is the partition's current epoch (or unknown: committed without one)
+ * and its offset lies within [earliest, end] of the log. Otherwise the member's reset
+ * policy decides (`earliest` = first readable offset; `latest` and `error` = the end
+ * offset, only new records) and the start carries `reset` with the reason:
+ * `STALE_EPOCH` when the commit belongs to another history of the partition (topic
+ * re-created, a tail lost by the storage: the same offset may name other records now),
+ * `OFFSET_OUT_OF_RANGE` when retention passed it or it is beyond the end. A partition
+ * without a commit starts by the policy, without `reset`.
  */
 export async function resolveStartOffset(engine: LogEngine, group: string, tp: TopicPartition, reset: OffsetResetPolicy): Promise<AssignedPartition> {
   const [info, committed] = await Promise.all([engine.offsets(tp.topic, tp.partition), engine.fetchOffset(group, tp.topic, tp.partition)]);
-  if (committed && committed.offset >= info.earliestOffset && committed.offset <= info.endOffset) {
-    return { ...tp, offset: committed.offset, epoch: info.epoch, committed: true };
-  }
-  return { ...tp, offset: reset === "earliest" ? info.earliestOffset : info.endOffset, epoch: info.epoch, committed: false };
+  const byPolicy = reset === "earliest" ? info.earliestOffset : info.endOffset;
+  if (!committed) return { ...tp, offset: byPolicy, epoch: info.epoch, committed: false };
+  const reason =
+    committed.epoch !== null && committed.epoch !== info.epoch
+      ? "STALE_EPOCH"
+      : committed.offset < info.earliestOffset || committed.offset > info.endOffset
+        ? "OFFSET_OUT_OF_RANGE"
+        : null;
+  if (reason === null) return { ...tp, offset: committed.offset, epoch: info.epoch, committed: true };
+  return { ...tp, offset: byPolicy, epoch: info.epoch, committed: false, reset: { reason, requested: committed.offset, requestedEpoch: committed.epoch, policy: reset } };
 }
 
-/** The offset `to` designates on one partition. */
-export async function resolveResetTarget(engine: LogEngine, tp: TopicPartition, to: ResetTarget): Promise<number> {
+/** The position `to` designates on one partition: an offset of the partition's current epoch. */
+export async function resolveResetTarget(engine: LogEngine, tp: TopicPartition, to: ResetTarget): Promise<{ offset: number; epoch: string }> {
   const info = await engine.offsets(tp.topic, tp.partition);
-  if (to === "earliest") return info.earliestOffset;
-  if (to === "latest") return info.endOffset;
-  if ("offset" in to) return Math.min(Math.max(to.offset, info.earliestOffset), info.endOffset);
-  return engine.offsetForTimestamp(tp.topic, tp.partition, to.timestamp);
+  const at = (offset: number) => ({ offset, epoch: info.epoch });
+  if (to === "earliest") return at(info.earliestOffset);
+  if (to === "latest") return at(info.endOffset);
+  if ("offset" in to) return at(Math.min(Math.max(to.offset, info.earliestOffset), info.endOffset));
+  return at(await engine.offsetForTimestamp(tp.topic, tp.partition, to.timestamp));
 }
 
 /** Parses a reset target from JSON/CLI input; BAD_REQUEST when it is none of the four forms. */
