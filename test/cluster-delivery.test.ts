@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, State, type Message, type TributaryClient } from "@tributary/client";
 import { percentile, startRedisNode } from "./helpers/cluster-nodes.ts";
 import { startRedis, type RedisServer } from "./helpers/redis-harness.ts";
-import { startSdkTestNode, until } from "./helpers/sdk-node.ts";
+import { hasMarks, publishMarks, startSdkTestNode, until } from "./helpers/sdk-node.ts";
 import type { TributaryNode } from "../server/src/node.ts";
 import type { ClusterStatus } from "../server/src/cluster/node-registry.ts";
 
@@ -34,6 +34,8 @@ function client(url: string | string[]): TributaryClient {
   return c;
 }
 
+const MARKER = "__marker__";
+
 interface Sample {
   i: number;
   key: string;
@@ -46,9 +48,11 @@ describe("cross-node delivery on one Redis", () => {
     const publisher = client(b.wsUrl);
     const subscribers = [client(a.wsUrl), client(c.wsUrl)];
     const seen = subscribers.map(() => new Map<number, Message<Sample>[]>());
+    const markers = subscribers.map(() => [] as Array<{ partition: number; offset: number }>);
     const latencies: number[] = [];
     subscribers.forEach((s, n) =>
       s.subscribe<Sample>("orders", (m) => {
+        if ((m.value as unknown) === MARKER) return void markers[n]!.push(m);
         if (n === 0) latencies.push(Date.now() - m.value.sentAt);
         let list = seen[n]!.get(m.partition);
         if (!list) seen[n]!.set(m.partition, (list = []));
@@ -68,7 +72,9 @@ describe("cross-node delivery on one Redis", () => {
     }
     const count = (n: number) => [...seen[n]!.values()].reduce((sum, l) => sum + l.length, 0);
     await until(() => count(0) >= TOTAL && count(1) >= TOTAL, "every record on A and C", 30_000);
-    await new Promise((r) => setTimeout(r, 100)); // nothing extra arrives late
+    // nothing extra arrives late: a marker after the last record of each partition
+    const marks = await publishMarks(publisher, "orders", [0, 1, 2], MARKER);
+    await until(() => markers.every((got) => hasMarks(got, marks)), "the markers on A and C");
 
     for (const perPartition of seen) {
       expect([...perPartition.keys()].sort()).toEqual([0, 1, 2]);

@@ -11,8 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, State, type Message, type TributaryClient } from "@tributary/client";
 import { runCli, spawnRedisNode, type NodeProcess } from "./helpers/cluster-nodes.ts";
 import { rawCommand, startRedis, type RedisServer } from "./helpers/redis-harness.ts";
-import { until } from "./helpers/sdk-node.ts";
+import { hasMarks, publishMarks, until } from "./helpers/sdk-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 import type { ClusterStatus } from "../server/src/cluster/node-registry.ts";
+import type { GroupDescription } from "../server/src/groups/index.ts";
+
+const MARKER = "__marker__";
 
 const TTL_MS = 1000;
 let redis: RedisServer;
@@ -63,11 +67,13 @@ describe("gateway node failure", () => {
     // A second publisher writes through the victim: its in-flight publishes are re-sent to a survivor.
     const victimPublisher = client([victim.wsUrl, n1.wsUrl]);
     const seen = subscribers.map(() => new Map<number, number[]>());
+    const markers = subscribers.map(() => [] as Array<{ partition: number; offset: number }>);
     const values: Array<number | string> = [];
     const reconnectedTo = subscribers.map(() => new Set<string>());
     subscribers.forEach((s, i) => {
       s.on("connected", ({ url }) => reconnectedTo[i]!.add(url));
       s.subscribe<number | string>("telemetry", (m: Message<number | string>) => {
+        if (m.value === MARKER) return void markers[i]!.push(m);
         if (i === 0) values.push(m.value);
         let list = seen[i]!.get(m.partition);
         if (!list) seen[i]!.set(m.partition, (list = []));
@@ -87,7 +93,7 @@ describe("gateway node failure", () => {
         victimSent += ids.length;
         const results = await Promise.allSettled(ids.map((id) => victimPublisher.publish("telemetry", id, { key: id.slice(0, 2) })));
         results.forEach((r, j) => r.status === "fulfilled" && victimAcked.push(ids[j]!));
-        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, 2)); // pacing the stream, not a synchronisation
       }
     })();
     const producing = (async () => {
@@ -95,7 +101,7 @@ describe("gateway node failure", () => {
         const batch = await Promise.all(Array.from({ length: 20 }, (_, j) => publisher.publish("telemetry", published + j, { key: `d${(published + j) % 8}` })));
         acked.push(...batch);
         published += batch.length;
-        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, 2)); // pacing the stream, not a synchronisation
       }
     })();
     const total = (i: number) => [...seen[i]!.values()].reduce((s, l) => s + l.length, 0);
@@ -113,7 +119,9 @@ describe("gateway node failure", () => {
     acked.push(...all);
     for (const a of acked) ends.set(a.partition, Math.max(ends.get(a.partition) ?? 0, a.offset + 1));
     await until(() => subscribers.every((_, i) => [...ends].every(([p, end]) => (seen[i]!.get(p)?.length ?? 0) >= end)), "subscribers caught up", 20_000);
-    await new Promise((r) => setTimeout(r, 200)); // nothing extra arrives late
+    // nothing extra arrives late: a marker after the last record of each partition
+    const marks = await publishMarks(publisher, "telemetry", [0, 1], MARKER);
+    await until(() => markers.every((got) => hasMarks(got, marks)), "the markers at both subscribers", 20_000);
 
     for (let i = 0; i < subscribers.length; i++) {
       expect([...reconnectedTo[i]!].some((u) => !u.startsWith(victim.wsUrl)), `subscriber ${i} moved to a survivor`).toBe(true);
@@ -138,12 +146,8 @@ describe("gateway node failure", () => {
 
   it("drops the SIGKILLed node from the cluster status once its heartbeat TTL has passed", async () => {
     const [n0, n1] = nodes as [NodeProcess, NodeProcess];
-    const deadline = Date.now() + TTL_MS + 3000;
     let status = await clusterStatus(n0.url);
-    while (status.nodes.length !== 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = await clusterStatus(n0.url);
-    }
+    await waitFor(async () => (status = await clusterStatus(n0.url)).nodes.length === 2, { timeoutMs: TTL_MS + 3000, what: "the registry to drop the dead node", intervalMs: 100 }).catch(() => undefined);
     expect(status.nodes.map((n) => n.urls.http).sort()).toEqual([n0.url, n1.url].sort());
     const cli = await runCli(["cluster", "status", "--url", n1.url]);
     expect(cli.code).toBe(0);
@@ -188,7 +192,12 @@ describe("gateway node failure", () => {
 
     for (let i = 0; i < 400; i++) await producer.publish("jobs", i, { key: `j${i}` });
     await until(() => new Set(seen).size >= 401, "first records consumed", 20_000);
-    await new Promise((r) => setTimeout(r, 300)); // commits
+    // the members have committed what they consumed (fewer re-deliveries after the move)
+    await waitFor(async () => ((await (await fetch(`${n0.url}/groups/workers`)).json()) as GroupDescription).partitions.every((p) => p.lag === 0), {
+      timeoutMs: 10_000,
+      what: "the group's commits to reach the end of every partition",
+      intervalMs: 50,
+    });
 
     const before = [...assignments];
     const killedAt = Date.now();

@@ -12,7 +12,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { connect, State, TributaryClientError, type Message, type OffsetOutOfRangeEvent, type TributaryClient } from "@tributary/client";
 import { startRedisNode } from "./helpers/cluster-nodes.ts";
 import { startRedis } from "./helpers/redis-harness.ts";
-import { until } from "./helpers/sdk-node.ts";
+import { hasMarks, publishMarks, until } from "./helpers/sdk-node.ts";
+import { retryUntilOk, waitFor } from "./helpers/wait.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -30,13 +31,10 @@ async function status(url: string): Promise<number> {
 }
 
 async function untilStatus(url: string, expected: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await status(url);
-    if (got === expected) return;
-    if (Date.now() > deadline) throw new Error(`${url}: expected HTTP ${expected}, still ${got} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let got = 0;
+  await waitFor(async () => (got = await status(url)) === expected, { timeoutMs, what: `${url} to answer HTTP ${expected}`, intervalMs: 50 }).catch((err: Error) => {
+    throw new Error(`${err.message} (still ${got})`);
+  });
 }
 
 describe("Redis outage", () => {
@@ -50,9 +48,11 @@ describe("Redis outage", () => {
     const publisher = client(a.wsUrl);
     const subscriber = client(b.wsUrl);
     const seen = new Map<number, Message<number>[]>();
+    const markers: Array<{ partition: number; offset: number }> = [];
     const subscriberErrors: string[] = [];
     subscriber.on("error", (e) => subscriberErrors.push(`${e.code}: ${e.message}`));
     subscriber.subscribe<number>("outage", (m) => {
+      if ((m.value as unknown) === "__marker__") return void markers.push(m);
       let list = seen.get(m.partition);
       if (!list) seen.set(m.partition, (list = []));
       list.push(m);
@@ -96,14 +96,17 @@ describe("Redis outage", () => {
     await until(() => total() >= 1000, "the subscriber on B gets every acked record", 15_000).catch((err: Error) => {
       throw new Error(`${err.message}: got ${total()} (${[...seen].map(([p, l]) => `p${p}:${l.length}`)}), errors: ${subscriberErrors.join("; ")}`);
     });
-    await new Promise((r) => setTimeout(r, 100));
+    const ends = new Map<number, number>();
+    for (const partition of [0, 1]) ends.set(partition, (await a.engine.offsets("outage", partition)).endOffset);
+    // nothing extra arrives late: a marker after the last record of each partition
+    const marks = await publishMarks(publisher, "outage", [0, 1]);
+    await until(() => hasMarks(markers, marks), "the markers", 15_000);
     expect(acked.sort((x, y) => x - y)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(total()).toBe(1000);
     const values: number[] = [];
     for (const [partition, list] of seen) {
       expect(list.map((m) => m.offset), `partition ${partition}: no gap`).toEqual(list.map((_, i) => i));
-      const end = (await a.engine.offsets("outage", partition)).endOffset;
-      expect(end, `partition ${partition}: only acked records in the log`).toBe(list.length);
+      expect(ends.get(partition), `partition ${partition}: only acked records in the log`).toBe(list.length);
       values.push(...list.map((m) => m.value));
     }
     expect(values.sort((x, y) => x - y)).toEqual(acked);
@@ -128,16 +131,8 @@ describe("Redis outage", () => {
     await redis.stop("SIGKILL");
     await redis.start(); // empty
     await until(() => publisher.state === State.Connected, "publisher connected");
-    // New history: offsets 0..19 again, under a new epoch.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await publisher.publish("epochs", 1000);
-        break;
-      } catch (err) {
-        if (attempt > 100 || !(err as TributaryClientError).retriable) throw err;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    // New history: offsets 0..19 again, under a new epoch (retried while the node's connection to Redis comes back).
+    await retryUntilOk(() => publisher.publish("epochs", 1000), { timeoutMs: 5000, what: "a publish to the restarted Redis", retryIf: (err) => (err as TributaryClientError).retriable });
     await Promise.all(Array.from({ length: 19 }, (_, i) => publisher.publish("epochs", 1001 + i)));
     const now = await a.engine.offsets("epochs", 0);
     expect(now.endOffset).toBe(20);

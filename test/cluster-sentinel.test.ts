@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, State, type OffsetOutOfRangeEvent, type TributaryClient } from "@tributary/client";
 import { startRedisNode } from "./helpers/cluster-nodes.ts";
 import { startSentinelSetup, type SentinelSetup } from "./helpers/redis-harness.ts";
-import { until } from "./helpers/sdk-node.ts";
+import { hasMarks, publishMarks, until } from "./helpers/sdk-node.ts";
 import type { TributaryNode } from "../server/src/node.ts";
 
 let setup: SentinelSetup;
@@ -40,8 +40,10 @@ describe("Sentinel failover", () => {
     const producer = client([a.wsUrl, b.wsUrl]);
     const subscriber = client([b.wsUrl, a.wsUrl]);
     const log = new Map<number, Array<{ offset: number; value: number }>>();
+    const markers: Array<{ partition: number; offset: number }> = [];
     const resets: OffsetOutOfRangeEvent[] = [];
     const sub = subscriber.subscribe<number>("payments", (m) => {
+      if ((m.value as unknown) === "__marker__") return void markers.push(m);
       let list = log.get(m.partition);
       if (!list) log.set(m.partition, (list = []));
       list.push({ offset: m.offset, value: m.value });
@@ -70,7 +72,7 @@ describe("Sentinel failover", () => {
           failures++;
           failureCodes.add((err as { code: string }).code);
           if (!(err as { retriable?: boolean }).retriable) throw err;
-          await new Promise((r) => setTimeout(r, 50));
+          await new Promise((r) => setTimeout(r, 50)); // the app's retry backoff, not a synchronisation
         }
       }
     };
@@ -94,7 +96,9 @@ describe("Sentinel failover", () => {
     // Everything the subscriber should have: the log's end per partition.
     const ends = await Promise.all([0, 1].map(async (p) => (await a.engine.offsets("payments", p)).endOffset));
     await until(() => ends.every((end, p) => (log.get(p)?.length ?? 0) >= end), "the subscriber reached the end", 20_000);
-    await new Promise((r) => setTimeout(r, 100));
+    // nothing extra arrives late: a marker after the last record of each partition
+    const marks = await publishMarks(producer, "payments", [0, 1]);
+    await until(() => hasMarks(markers, marks), "the markers", 20_000);
 
     const inLog = new Map<number, number>();
     for (const [partition, list] of log) {
