@@ -270,7 +270,8 @@ export class DeliveryCursor implements FeedMember {
     }
     if (!this.#running || this.#tail || this.#feed) return;
     const reset: CursorReset = {
-      reason,
+      // A position past the end of a new history is out of range because the history changed.
+      reason: info.epoch !== this.epoch ? "STALE_EPOCH" : reason,
       requested: this.nextOffset,
       previousEpoch: this.epoch,
       offset: this.consumer.resetPolicy === "earliest" ? info.earliestOffset : info.endOffset,
