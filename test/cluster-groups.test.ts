@@ -8,6 +8,7 @@ import { connect, State, type Subscription, type TributaryClient } from "@tribut
 import { startRedisNode } from "./helpers/cluster-nodes.ts";
 import { startRedis, type RedisServer } from "./helpers/redis-harness.ts";
 import { until } from "./helpers/sdk-node.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { ClusterGroupCoordinator } from "../server/src/cluster/cluster-group-coordinator.ts";
 import type { GroupDescription } from "../server/src/groups/index.ts";
 import type { TributaryNode } from "../server/src/node.ts";
@@ -32,14 +33,20 @@ interface Member {
   partitions: number[];
   /** `assigned` events received. */
   assignments: number;
-  /** `${partition}:${offset}` processed, in order. */
+  /** `${partition}:${offset}` processed, in order (markers left out). */
   seen: string[];
+  /** `${partition}:${offset}` of the markers (see `flush`) processed. */
+  markers: Set<string>;
 }
 
 function member(urls: string[], group: string, topic: string, clientId: string): Member {
   const client = connect(urls, { minReconnectDelay: 10, maxReconnectDelay: 200, clientId });
-  const m: Member = { client, sub: undefined as unknown as Subscription<number>, partitions: [], assignments: 0, seen: [] };
-  m.sub = client.subscribe<number>(topic, (msg) => void m.seen.push(`${msg.partition}:${msg.offset}`), { group, sessionTimeoutMs: 1500, autoCommitIntervalMs: 100, reset: "earliest" });
+  const m: Member = { client, sub: undefined as unknown as Subscription<number>, partitions: [], assignments: 0, seen: [], markers: new Set() };
+  const handle = (msg: { partition: number; offset: number; key: string | null }) => {
+    if (msg.key === MARKER) m.markers.add(`${msg.partition}:${msg.offset}`);
+    else m.seen.push(`${msg.partition}:${msg.offset}`);
+  };
+  m.sub = client.subscribe<number>(topic, handle, { group, sessionTimeoutMs: 1500, autoCommitIntervalMs: 100, reset: "earliest" });
   m.sub.on("assigned", (e) => {
     m.partitions = e.partitions;
     m.assignments++;
@@ -58,6 +65,34 @@ async function produce(node: Node, topic: string, n: number): Promise<void> {
   for (let i = 0; i < n; i += 100) {
     await node.broker.produce(topic, Array.from({ length: Math.min(100, n - i) }, (_, j) => ({ key: Buffer.from(`k${(i + j) % 30}`), value: Buffer.from(String(i + j)) })));
   }
+}
+
+const MARKER = "__marker__";
+
+/**
+ * Appends a marker record to every partition of `topic` and waits until members processed
+ * all of them. A member consumes a partition in order, so once a partition's marker was
+ * processed, so was everything before it (a re-delivery included): nothing of what was
+ * produced before is still to arrive.
+ */
+async function flush(node: Node, topic: string, members: Member[]): Promise<void> {
+  const partitions = await node.broker.partitions(topic, false);
+  const acks = await node.broker.produce(topic, Array.from({ length: partitions }, (_, partition) => ({ key: Buffer.from(MARKER), value: Buffer.from("0"), partition })));
+  const markers = acks.map((a) => `${a.partition}:${a.offset}`);
+  await waitFor(() => markers.every((k) => members.some((m) => m.markers.has(k))), { timeoutMs: 20_000, what: `markers in all ${partitions} partitions of ${topic}` });
+}
+
+/** Waits until the group committed everything produced to its partitions (lag 0, every partition committed). */
+async function allCommitted(node: Node, group: string): Promise<GroupDescription> {
+  let d!: GroupDescription;
+  await waitFor(
+    async () => {
+      d = await describe_(node, group);
+      return d.partitions.every((p) => p.committedOffset === p.endOffset);
+    },
+    { timeoutMs: 20_000, what: `group ${group} to commit up to the end offsets` },
+  );
+  return d;
 }
 
 function ownersAreDisjoint(members: Member[], partitions: number): boolean {
@@ -85,7 +120,7 @@ describe("consumer groups across nodes", () => {
 
       await produce(b, "orders", 1200);
       await until(() => members.reduce((s, m) => s + m.seen.length, 0) >= 1200, "every record consumed", 20_000);
-      await new Promise((r) => setTimeout(r, 200));
+      await flush(b, "orders", members);
       const all = members.flatMap((m) => m.seen);
       expect(all).toHaveLength(1200);
       expect(new Set(all).size).toBe(1200);
@@ -95,13 +130,8 @@ describe("consumer groups across nodes", () => {
           expect(offsets, `partition ${p} in order, no gap`).toEqual(offsets.map((_, i) => i));
         }
       }
-      // Commits from members on every node reach the coordinator: lag drains to 0.
-      const deadline = Date.now() + 5000;
-      let d = await describe_(c, "billing");
-      while (d.totalLag !== 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        d = await describe_(c, "billing");
-      }
+      // Commits from members on every node reach the coordinator: every partition committed to its end.
+      const d = await allCommitted(c, "billing");
       expect(d.partitions.map((p) => p.committedOffset)).toEqual(d.partitions.map((p) => p.endOffset));
     } finally {
       for (const m of members) m.client.close();
@@ -117,14 +147,13 @@ describe("consumer groups across nodes", () => {
       await until(() => ownersAreDisjoint([...members, leaving], 4) && leaving.partitions.length > 0, "assigned across three nodes", 20_000);
       await produce(a, "shipments", 400);
       await until(() => [...members, leaving].reduce((s, m) => s + m.seen.length, 0) >= 400, "first records", 20_000);
-      await new Promise((r) => setTimeout(r, 300)); // auto-commit
-      const moved = leaving.partitions;
+      const moved = leaving.partitions; // the leaving member commits what it processed as it leaves
       await leaving.sub.unsubscribe();
       await until(() => ownersAreDisjoint(members, 4), "the survivors own every partition", 20_000);
       await produce(b, "shipments", 400);
       const after = () => members.reduce((s, m) => s + m.seen.length, 0) + leaving.seen.length;
       await until(() => after() >= 800, "every record consumed", 20_000);
-      await new Promise((r) => setTimeout(r, 200));
+      await flush(b, "shipments", members);
       const all = [...members, leaving].flatMap((m) => m.seen);
       expect(new Set(all).size).toBe(800);
       expect(all.length, "no record re-delivered: the new owners resumed at the leaving member's commits").toBe(800);
@@ -147,7 +176,7 @@ describe("consumer groups across nodes", () => {
       const coordinatorNode = nodes.find((n) => n.nodeId === holder.nodeId)!;
       await produce(c, "alerts", 200);
       await until(() => members.reduce((s, m) => s + m.seen.length, 0) >= 200, "first records", 20_000);
-      await new Promise((r) => setTimeout(r, 300));
+      await allCommitted(c, "ops");
 
       const assignmentsBefore = members.map((m) => m.assignments);
       await coordinatorNode.close();

@@ -101,25 +101,32 @@ describe("consumer group admin and fencing", () => {
     spawnMember({ topic: "lagging", group: "lag-g", clientId: "slow", delayMs: 2 });
     await waitFor(() => procs[0]!.partitions.length === 3, "assigned", 30_000);
     const stream = producer.stream(800);
+    // Sample the description while producing until it showed lag on committed partitions
+    // (the consumer is slower than the producer); every sample must add up.
     let sawLag = 0;
-    for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      const endsBefore = new Map(producer.end);
-      const d = await describeGroup(node.node, "lag-g");
-      let sum = 0;
-      for (const p of d.partitions) {
-        expect(p.endOffset).toBeGreaterThanOrEqual(endsBefore.get(p.partition) ?? 0);
-        expect(p.endOffset).toBeLessThanOrEqual(producer.end.get(p.partition) ?? 0);
-        if (p.committedOffset !== null) {
-          expect(p.lag).toBe(p.endOffset - p.committedOffset);
-          sum += p.lag!;
-        } else expect(p.lag).toBeNull();
-      }
-      expect(d.totalLag).toBe(sum);
-      sawLag = Math.max(sawLag, d.totalLag);
-    }
+    let samples = 0;
+    await waitFor(
+      async () => {
+        const endsBefore = new Map(producer.end);
+        const d = await describeGroup(node.node, "lag-g");
+        let sum = 0;
+        for (const p of d.partitions) {
+          expect(p.endOffset).toBeGreaterThanOrEqual(endsBefore.get(p.partition) ?? 0);
+          expect(p.endOffset).toBeLessThanOrEqual(producer.end.get(p.partition) ?? 0);
+          if (p.committedOffset !== null) {
+            expect(p.lag).toBe(p.endOffset - p.committedOffset);
+            sum += p.lag!;
+          } else expect(p.lag).toBeNull();
+        }
+        expect(d.totalLag).toBe(sum);
+        sawLag = Math.max(sawLag, d.totalLag);
+        samples++;
+        return sawLag > 0 && samples >= 6;
+      },
+      "lag of committed partitions while producing",
+      30_000,
+    );
     await stream.stop();
-    expect(sawLag).toBeGreaterThan(0); // the consumer is slower than the producer
     await waitFor(async () => (await describeGroup(node.node, "lag-g")).totalLag === 0, "caught up", 30_000);
     const d = await describeGroup(node.node, "lag-g");
     for (const p of d.partitions) expect(p.committedOffset).toBe(producer.end.get(p.partition));

@@ -4,7 +4,7 @@ import { isTributaryError } from "../errors.ts";
 import { ManualClock } from "./clock.ts";
 import { GroupCoordinator } from "./group-coordinator.ts";
 import { Membership } from "./membership.ts";
-import { openTempEngine, RecordingChannel, type TempEngine } from "../../../test/helpers/group-harness.ts";
+import { openTempEngine, RecordingChannel, waitFor, type TempEngine } from "../../../test/helpers/group-harness.ts";
 import { tpKey } from "./types.ts";
 
 const PARTITIONS = 6;
@@ -36,8 +36,6 @@ beforeAll(async () => {
 });
 afterAll(async () => temp.cleanup());
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function scenario(strategy: string, ops: Op[]): Promise<void> {
   const group = `prop-${strategy}-${run++}`;
   const clock = new ManualClock();
@@ -55,10 +53,19 @@ async function scenario(strategy: string, ops: Op[]): Promise<void> {
   coordinator.instrumentation.on("group.leave", () => changes++);
   const live = () => sims.filter((s) => !s.gone && s.mode === "live");
 
+  /** The round waits only for silent members (their revoke timeout or expiry needs the clock to move). */
+  const waitingOnSilentMembers = async () => {
+    const d = await coordinator.describeGroup(group).catch(() => null);
+    const revoking = d?.members.filter((m) => m.revoking.length > 0) ?? [];
+    return revoking.length > 0 && revoking.every((m) => sims.find((s) => s.memberId === m.memberId)?.mode !== "live");
+  };
+  // Time moves only when the group is settled (and a crashed member must still expire) or
+  // when the round can only go on once time passes.
   const settle = async () => {
     for (let i = 0; i < 400; i++) {
-      await sleep(1);
-      const done = await Promise.race([coordinator.settled(group).then(() => true), sleep(2).then(() => false)]);
+      let done = false;
+      void coordinator.settled(group).then(() => (done = true));
+      await waitFor(async () => done || (await waitingOnSilentMembers()), 5000, "the round to settle or to wait for the clock");
       for (const s of sims) if (!s.gone && s.mode === "crashed" && !(await coordinator.membership.get(group, s.memberId))) s.gone = true;
       const waitingExpiry = sims.some((s) => !s.gone && s.mode === "crashed");
       if (done && !waitingExpiry) return;
