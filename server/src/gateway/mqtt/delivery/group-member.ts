@@ -124,6 +124,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
       const cursor = new MqttCursor({ target: this, env: this.#deps.delivery, logTopic: this.logTopic, partition: p.partition, level: this.#level, epoch: p.epoch, next: p.offset, atEnd: false });
       // a reset-policy start is committed at the next tick, so the group has a position even before traffic
       cursor.lastCommitted = p.committed ? p.offset : -1;
+      cursor.lastCommittedEpoch = p.committed ? p.epoch : null;
       this.#cursors.set(p.partition, cursor);
       if (running) cursor.start();
     }
@@ -241,11 +242,12 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
     });
   }
 
-  #pendingOffsets(cursors: MqttCursor[]): Array<{ topic: string; partition: number; offset: number }> {
-    const out: Array<{ topic: string; partition: number; offset: number }> = [];
+  /** Acknowledged prefixes not committed yet, each with the epoch it was read in (a reset may have moved a cursor to a new history). */
+  #pendingOffsets(cursors: MqttCursor[]): Array<{ topic: string; partition: number; offset: number; epoch: string }> {
+    const out: Array<{ topic: string; partition: number; offset: number; epoch: string }> = [];
     for (const c of cursors) {
       const offset = c.committed();
-      if (offset !== c.lastCommitted) out.push({ topic: this.logTopic, partition: c.partition, offset });
+      if (offset !== c.lastCommitted || c.epoch !== c.lastCommittedEpoch) out.push({ topic: this.logTopic, partition: c.partition, offset, epoch: c.epoch });
     }
     return out;
   }
@@ -261,7 +263,10 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
         await this.#deps.coordinator.commit(this.group, { memberId, generation, offsets });
         for (const o of offsets) {
           const c = cursors.find((x) => x.partition === o.partition);
-          if (c) c.lastCommitted = o.offset;
+          if (c) {
+            c.lastCommitted = o.offset;
+            c.lastCommittedEpoch = o.epoch;
+          }
         }
       } catch (err) {
         this.#commitFailed(err, offsets);
