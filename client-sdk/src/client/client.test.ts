@@ -7,6 +7,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { decodeFrame, encodeFrame, type ClientFrame, type ServerFrame } from "../protocol/index.ts";
 import { connect, type TributaryClient } from "./client.ts";
 import { State } from "./state.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 
 interface FakeServer {
   url: string;
@@ -61,13 +62,7 @@ function client(url: string | string[], options: Parameters<typeof connect>[1] =
   cleanups.push(() => c.close());
   return c;
 }
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean, what: string): Promise<void> => waitFor(check, { timeoutMs: 5000, what, intervalMs: 5 });
 
 describe("TributaryClient against a fake server", () => {
   it("reconnects after a lost connection with the backoff delays it announces", async () => {
@@ -92,8 +87,13 @@ describe("TributaryClient against a fake server", () => {
     await until(() => c.state === State.Closed, "closed");
     expect(disconnected).toEqual([{ code: 4501, reconnect: false }]);
     expect(await pending).toMatchObject({ code: "UNAUTHORIZED", retriable: false });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(server.sockets.length).toBe(1);
+    // The positive marker for "never reconnects": a control client dropped after it, whose first reconnect delay (20 ms)
+    // is the closed one's ceiling; once the control is back, the closed one would have been back before it.
+    const control = client(server.url, { minReconnectDelay: 20, maxReconnectDelay: 20, random: () => 0.999999 });
+    await until(() => control.state === State.Connected && server.sockets.length === 2, "control connected");
+    server.sockets[1]!.terminate();
+    await until(() => server.sockets.length >= 3 && control.state === State.Connected, "control reconnected");
+    expect(server.sockets.length).toBe(3); // one for the closed client, two for the control
   });
 
   it("honours a disconnect frame's reconnect flag", async () => {

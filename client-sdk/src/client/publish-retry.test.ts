@@ -9,6 +9,7 @@ import { decodeFrame, encodeFrame, type ClientFrame, type PublishFrame, type Ser
 import { connect, type TributaryClient } from "./client.ts";
 import { TributaryClientError } from "./errors.ts";
 import { State } from "./state.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 
 const LIMITS = { maxFrameBytes: 1 << 20, maxRecordBytes: 1 << 20, maxSubscriptions: 10, defaultCredit: 10, maxCredit: 100 };
 const send = (ws: WebSocket, frame: ServerFrame) => ws.send(encodeFrame(frame, "cbor"));
@@ -65,13 +66,7 @@ function client(url: string, options: Parameters<typeof connect>[1] = {}): Tribu
   return c;
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean, what: string): Promise<void> => waitFor(check, { timeoutMs: 5000, what, intervalMs: 5 });
 
 const decode = (f: PublishFrame) => Number(new TextDecoder().decode(f.value!));
 
@@ -107,12 +102,17 @@ describe("publish retries", () => {
   it("rejects at once, without a retry, on a non-retriable code", async () => {
     const server = await fakeServer();
     server.answer = () => ({ code: "FORBIDDEN" });
-    const c = client(server.url, { codec: "string" });
+    // random() ≈ 1: every first retry waits exactly minPublishRetryDelay
+    const c = client(server.url, { codec: "string", minPublishRetryDelay: 20, random: () => 0.999999 });
     const err = await c.publish("t", "1").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TributaryClientError);
     expect(err).toMatchObject({ code: "FORBIDDEN", retriable: false });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(server.publishes).toHaveLength(1);
+    // The positive marker: a later publish failing UNAVAILABLE once is retried after the same delay, so once its retry
+    // is in, a retry of "1" (due earlier) would be in too.
+    server.answer = (f) => (server.publishes.filter((p) => p.seq === f.seq).length === 1 ? { code: "UNAVAILABLE" } : { offset: 0 });
+    await c.publish("t", "2");
+    expect(server.publishes.filter((f) => decode(f) === 1)).toHaveLength(1);
+    expect(server.publishes.filter((f) => decode(f) === 2)).toHaveLength(2);
   });
 
   it("rejects with the last retriable error once publishTimeoutMs has passed, and the per-call timeoutMs overrides it", async () => {

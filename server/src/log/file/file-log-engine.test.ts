@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isTributaryError, type ErrorCode } from "../../errors.ts";
 import { runLogEngineContract, valueRecords } from "../../../../test/contract/log-engine-contract.ts";
+import { waitFor } from "../../../../test/helpers/wait.ts";
 import type { LogRecord } from "../log-engine.ts";
 import { FileLogEngine, type FileLogEngineOptions } from "./file-log-engine.ts";
 import { segmentFileName } from "./segment.ts";
@@ -111,9 +112,11 @@ describe("FileLogEngine", () => {
     const engine = await open(dir, { segmentMs: 40 });
     await engine.createTopic("aged", {});
     await engine.append("aged", 0, valueRecords("a", 3));
+    const segmentStartedBy = Date.now(); // the active segment's age counts from its first append
     await engine.append("aged", 0, valueRecords("b", 3));
     expect(engine.segmentBaseOffsets("aged", 0)).toEqual([0]);
-    await new Promise((r) => setTimeout(r, 60));
+    // the subject is the segment's age: the clock must pass segmentMs
+    await waitFor(() => Date.now() >= segmentStartedBy + 40, { timeoutMs: 1000, what: "the active segment to be 40 ms old" });
     await engine.append("aged", 0, valueRecords("c", 3));
     expect(engine.segmentBaseOffsets("aged", 0)).toEqual([0, 6]);
   });
@@ -181,8 +184,7 @@ describe("FileLogEngine", () => {
     await engine.createTopic("timed", { retentionMs: 1000 });
     for (let i = 0; i < 20; i++) await engine.append("timed", 0, valueRecords("x", 10, 1_000 + i));
     await engine.append("timed", 0, valueRecords("now", 1));
-    const deadline = Date.now() + 5000;
-    while ((await engine.offsets("timed", 0)).earliestOffset === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(async () => (await engine.offsets("timed", 0)).earliestOffset > 0, { timeoutMs: 5000, what: "the retention timer to delete expired segments" });
     expect((await engine.offsets("timed", 0)).earliestOffset).toBeGreaterThan(0);
   });
 

@@ -11,6 +11,7 @@ import {
 } from "../../../../test/helpers/redis-harness.ts";
 import { isTributaryError, type TributaryError } from "../../errors.ts";
 import { runLogEngineContract } from "../../../../test/contract/log-engine-contract.ts";
+import { retryUntilOk, waitFor } from "../../../../test/helpers/wait.ts";
 import type { LogRecord } from "../log-engine.ts";
 import { createRedisEngineFromUrl, RedisLogEngine, type RedisLogEngineOptions } from "./redis-log-engine.ts";
 
@@ -19,7 +20,6 @@ const dec = new TextDecoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);
 const text = (b: Uint8Array | null): string => (b === null ? "" : dec.decode(b));
 const prefix = (): string => `t${randomBytes(4).toString("hex")}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -131,20 +131,18 @@ describe("RedisLogEngine, Redis-specific behaviour (standalone)", () => {
       await engine.createTopic("shared", {});
       const got: number[][] = [[], [], [], [], []];
       const tails = got.map((g) => engine.tail("shared", 0, 0, { onRecords: (rs) => void g.push(...rs.map((r) => r.offset)), onError: () => {} }));
-      await sleep(100);
-      const counts = (await raw.call("PUBSUB", "SHARDNUMSUB", `{${p}:shared:0}:notify`)) as [string, number];
-      expect(Number(counts[1])).toBe(1);
+      const subscribers = async (): Promise<number> => Number(((await raw.call("PUBSUB", "SHARDNUMSUB", `{${p}:shared:0}:notify`)) as [string, number])[1]);
+      await waitFor(async () => (await subscribers()) > 0, { timeoutMs: 2000, what: "the partition's notification subscription" });
       // an append by another engine (no local notification) wakes every tail through Redis
       const other = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: p, tailPollMs: 60_000 });
       await other.append("shared", 0, [{ key: null, value: bytes("x") }, { key: null, value: bytes("y") }]);
       await other.close();
-      const started = Date.now();
-      while (got.some((g) => g.length < 2) && Date.now() - started < 2000) await sleep(5);
+      await waitFor(() => got.every((g) => g.length >= 2), { timeoutMs: 2000, what: "every tail to get both records" });
       expect(got).toEqual(got.map(() => [0, 1]));
+      // every tail is running by now, and they share one subscription
+      expect(await subscribers()).toBe(1);
       for (const t of tails) t.close();
-      await sleep(50);
-      const after = (await raw.call("PUBSUB", "SHARDNUMSUB", `{${p}:shared:0}:notify`)) as [string, number];
-      expect(Number(after[1])).toBe(0);
+      await waitFor(async () => (await subscribers()) === 0, { timeoutMs: 2000, what: "the subscription to go with the last tail" });
     } finally {
       raw.disconnect();
       await engine.close();
@@ -193,10 +191,11 @@ describe("RedisLogEngine, Redis-specific behaviour (standalone)", () => {
       const snaps = [await snap(0), await snap(1)];
       const epoch0 = (await a.offsets("lost", 0)).epoch;
       for (const part of [0, 1]) await a.append("lost", part, Array.from({ length: 5 }, (_, i) => ({ key: null, value: bytes(`acked${i}`) })));
+      let tailed = 0;
       const staleErr = new Promise<TributaryError>((resolve) =>
-        a.tail("lost", 0, 0, { onRecords: () => {}, onError: (e) => resolve(e as TributaryError) }),
+        a.tail("lost", 0, 0, { onRecords: (rs) => void (tailed = rs.at(-1)!.offset + 1), onError: (e) => resolve(e as TributaryError) }),
       );
-      await sleep(50);
+      await waitFor(() => tailed === 10, { timeoutMs: 2000, what: "the tail to reach the end (offset 10)" });
       // failover that lost offsets 5..9: the partition rolls back, epoch and all
       await restore(0, snaps[0]!);
       await restore(1, snaps[1]!);
@@ -313,17 +312,9 @@ describe("RedisLogEngine, Redis-specific behaviour (standalone)", () => {
       const err = await engine.append("down", 0, [{ key: null, value: bytes("x") }]).catch((e: TributaryError) => e);
       expect((err as TributaryError).retriable).toBe(true);
       await server.start(); // same port and dir, AOF replayed
-      let back = false;
-      for (let i = 0; i < 100 && !back; i++) {
-        try {
-          await engine.append("down", 0, [{ key: null, value: bytes("b0") }]);
-          acked.push("b0");
-          back = true;
-        } catch {
-          await sleep(50);
-        }
-      }
-      expect(back).toBe(true);
+      // retried while the engine reconnects
+      await retryUntilOk(() => engine.append("down", 0, [{ key: null, value: bytes("b0") }]), { timeoutMs: 5000, what: "an append once Redis is back" });
+      acked.push("b0");
       const all = await readAll(engine, "down", 0);
       expect(all.map((r) => text(r.value))).toEqual(acked);
     } finally {
@@ -376,12 +367,12 @@ describe("RedisLogEngine with Sentinel (primary + 2 replicas + 3 Sentinels)", ()
           } catch (err) {
             expect(isTributaryError(err) && err.retriable, String(err)).toBe(true);
             errors++;
-            await sleep(20);
+            await new Promise((r) => setTimeout(r, 20)); // the producer's retry backoff, not a synchronisation
           }
         }
       };
       const producers = [0, 1, 2, 3].map(producer);
-      await sleep(800);
+      await waitFor(() => acked.size >= 600, { timeoutMs: 10_000, what: "records acked before the kill" });
       const primaryPort = await setup.currentPrimaryPort();
       const primary = [setup.primary, ...setup.replicas].find((s) => s.port === primaryPort)!;
       const ackedBeforeKill = acked.size;

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type RedisServer } from "../../../../test/helpers/redis-harness.ts";
+import { waitFor } from "../../../../test/helpers/wait.ts";
 import type { LogRecord, RecordInput } from "../log-engine.ts";
 import { RedisLogEngine, type RedisLogEngineOptions } from "./redis-log-engine.ts";
 
@@ -99,7 +100,9 @@ describe("RedisLogEngine producer state (idempotent produce across nodes)", () =
   it("forgets producers idle for producerIdleMs in the retention pass, and a deleted topic's producer state goes with it", async () => {
     const [a, b] = await twoNodes({ producerIdleMs: 200 });
     await a.append("t", 0, [rec("old")], { producers: [{ producerId: "idle", sequence: 0, first: 0, count: 1 }] });
-    await new Promise((r) => setTimeout(r, 300));
+    const idleSince = Date.now(); // its last append was seen at or before this
+    // the subject is idle time: the clock must pass producerIdleMs
+    await waitFor(() => Date.now() > idleSince + 200, { timeoutMs: 1000, what: "producer `idle` to be idle for producerIdleMs" });
     await a.append("t", 0, [rec("fresh")], { producers: [{ producerId: "busy", sequence: 0, first: 0, count: 1 }] });
     await a.enforceRetention();
     const idle = await b.append("t", 0, [rec("old")], { producers: [{ producerId: "idle", sequence: 0, first: 0, count: 1 }] });
