@@ -127,7 +127,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         ? await ClusterGroupCoordinator.connect({ ...groupOptions, redisUrl: config.redis.url, nodeId, leaseTtlMs: config.cluster.nodeTtlMs, reporter: redisErrors })
         : new GroupCoordinator(groupOptions);
   } catch (err) {
-    await engine.close().catch(() => {});
+    await engine.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the start error below is what matters
     throw err;
   }
   // A member given a partition whose committed position is of an older epoch (history rewritten): reset by its policy.
@@ -189,7 +189,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     await closeAll(gateways, log);
     groups.close();
     presence.close();
-    await engine.close().catch(() => {});
+    await engine.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the start error below is what matters
     throw err instanceof TributaryError ? err : new TributaryError("INTERNAL", `the node failed to start: ${toTributaryError(err).message}`, {}, { cause: err });
   }
 
@@ -216,7 +216,8 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
       closing ??= (async () => {
         ready = false;
         log.info("node.stopping", { nodeId });
-        await registry?.drain().catch(() => {});
+        // Best effort: a registry we cannot mark draining expires the node after its TTL.
+        await registry?.drain().catch((err: unknown) => log.warn("node.drain_failed", { nodeId, error: String(err) }));
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         listenSocket = undefined;
         await closeAll(gateways, log);

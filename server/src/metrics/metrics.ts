@@ -41,6 +41,14 @@ export const BACKGROUND_TASKS = [
   "mqtt-session-remove",
   /** Building the SDK browser bundle for the web console. */
   "console-bundle",
+  /** A subscriber's delivery could not read the log for a moment (retried from the same position with a backoff). */
+  "delivery-read",
+  /** An MQTT \$share member could not leave its consumer group (its session timeout removes it). */
+  "mqtt-group-leave",
+  /** Acknowledging an MQTT PUBLISH after its append threw (a bug: the other acknowledgements still go out). */
+  "mqtt-ingress",
+  /** Leaving a topic's presence after an unsubscribe (the presence session timeout removes the client). */
+  "presence-leave",
 ] as const;
 
 export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];

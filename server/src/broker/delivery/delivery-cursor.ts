@@ -246,6 +246,7 @@ export class DeliveryCursor implements FeedMember {
 
   /** Storage unreachable for a moment: try again from the same position after a backoff. */
   #retryLater(action: () => void, cause: TributaryError): void {
+    this.#env.broker.metrics.backgroundErrors.inc({ task: "delivery-read" });
     if (this.#retryMs === MIN_RETRY_MS) this.#env.log?.warn("delivery.read_failed", { topic: this.topic, partition: this.partition, offset: this.nextOffset, error: cause.message });
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;

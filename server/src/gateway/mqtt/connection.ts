@@ -71,6 +71,10 @@ export class MqttConnection implements SessionConnection {
       core.broker,
       (logTopic) => core.directory.note(logTopic),
       () => this.#maybeResumeReading(),
+      (err) => {
+        core.log.error("mqtt.ingress.completion_failed", { client: this.clientId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+        core.broker.metrics.backgroundErrors.inc({ task: "mqtt-ingress" });
+      },
     );
     // The transports' drain events are not reliable for small overruns (uWS reports drain
     // only after a failed send): the budget also re-measures every 10 ms while paused.

@@ -17,6 +17,7 @@ export interface IngressItem {
  * of an earlier one, so per-client order is kept in the log.
  */
 export class IngressPipeline {
+  readonly #onCompletionError: (err: unknown) => void;
   pending = 0;
   readonly #broker: Broker;
   readonly #onTopic: (logTopic: string) => void;
@@ -27,7 +28,9 @@ export class IngressPipeline {
   /** Batches produced whose completions have not run yet. */
   #batches = 0;
 
-  constructor(broker: Broker, onTopic: (logTopic: string) => void, onIdle: () => void) {
+  /** `onCompletionError`: a completion (`done`) threw; logged and counted by the caller, the next completions still run. */
+  constructor(broker: Broker, onTopic: (logTopic: string) => void, onIdle: () => void, onCompletionError: (err: unknown) => void) {
+    this.#onCompletionError = onCompletionError;
     this.#broker = broker;
     this.#onTopic = onTopic;
     this.#onIdle = onIdle;
@@ -93,8 +96,8 @@ export class IngressPipeline {
       for (const item of items) {
         try {
           item.done(item.error ?? null);
-        } catch {
-          // a completion must not break the chain of the next ones
+        } catch (err) {
+          this.#onCompletionError(err); // and go on: a completion must not break the chain of the next ones
         }
       }
       this.#batches--;

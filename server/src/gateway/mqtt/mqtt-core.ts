@@ -123,7 +123,8 @@ export class MqttCore {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.#keepAliveTimer);
-    await Promise.all([...this.connections].map((c) => c.pipeline.drained().catch(() => undefined)));
+    // Wait for publishes already taken to be appended; a failed append was answered to its client.
+    await Promise.all([...this.connections].map((c) => c.pipeline.drained()));
     this.sessions.prepareShutdown();
     for (const conn of [...this.connections]) conn.disconnect(RC.SERVER_SHUTTING_DOWN, "server shutting down");
     await this.sessions.shutdown();

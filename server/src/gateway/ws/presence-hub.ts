@@ -28,11 +28,14 @@ export class WsPresenceHub {
   readonly #users = new WeakMap<WsConnection, string | null>();
   readonly #timer: NodeJS.Timeout | null = null;
   readonly #unlisten: () => void = () => undefined;
+  readonly #onError: (() => void) | undefined;
 
-  constructor(registry: PresenceRegistry | undefined, nodeId: string, log: Logger) {
+  /** `onError`: counts a failure of the hub's background work (it is logged here). */
+  constructor(registry: PresenceRegistry | undefined, nodeId: string, log: Logger, onError?: () => void) {
     this.registry = registry;
     this.#nodeId = nodeId;
     this.#log = log;
+    this.#onError = onError;
     if (!registry) return;
     this.#timer = setInterval(() => this.#heartbeat(), Math.max(25, Math.floor(registry.sessionTimeoutMs / 3)));
     this.#timer.unref?.();
@@ -71,7 +74,12 @@ export class WsPresenceHub {
     if (!subs?.delete(sub)) return;
     if (subs.size > 0) return;
     this.#live.delete(key);
-    if (explicit) void this.registry?.leave(sub.topic, sub.conn.clientId).catch(() => undefined);
+    if (explicit) {
+      void this.registry?.leave(sub.topic, sub.conn.clientId).catch((err: unknown) => {
+        this.#log.warn("presence.leave_failed", { topic: sub.topic, client: sub.conn.clientId, message: String(err) });
+        this.#onError?.();
+      });
+    }
   }
 
   watch(conn: WsConnection, topic: string, on: boolean): void {

@@ -58,7 +58,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     app.publish(topic, message, isBinary);
   });
   const delivery = { broker: ctx.broker, feeds: ctx.broker.feeds, log: ctx.log, native };
-  const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log);
+  const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log, () => ctx.broker.metrics.backgroundErrors.inc({ task: "presence-leave" }));
   const handlerCtx: HandlerContext = { ...ctx, delivery, presenceHub };
   const connections = new Set<WsConnection>();
   let closing = false;

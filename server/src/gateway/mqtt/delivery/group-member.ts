@@ -94,7 +94,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
       channel: this,
     });
     if (this.#left) {
-      await coordinator.leave(this.group, memberId).catch(() => undefined);
+      await coordinator.leave(this.group, memberId).catch((err: unknown) => this.#leaveFailed(memberId, err));
       return;
     }
     this.memberId = memberId;
@@ -209,7 +209,13 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
       this.#deps.log.debug("mqtt.group.leave_commit_failed", { group: this.group, memberId, error: String(err) });
     }
     for (const c of cursors) c.close();
-    await this.#deps.coordinator.leave(this.group, memberId).catch(() => undefined);
+    await this.#deps.coordinator.leave(this.group, memberId).catch((err: unknown) => this.#leaveFailed(memberId, err));
+  }
+
+  /** The coordinator did not take our leave (closed, unreachable): its session timeout removes the member instead. */
+  #leaveFailed(memberId: string, err: unknown): void {
+    this.#deps.log.warn("mqtt.group.leave_failed", { group: this.group, memberId, error: String(err) });
+    this.#deps.broker.metrics.backgroundErrors.inc({ task: "mqtt-group-leave" });
   }
 
   // ---- internals -----------------------------------------------------------------------------
