@@ -14,6 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isTributaryError } from "../../server/src/errors.ts";
 import type { ErrorCode } from "../../server/src/errors.ts";
 import type { LogEngine, LogRecord, RecordInput } from "../../server/src/log/log-engine.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 export interface ContractEngine {
   engine: LogEngine;
@@ -53,18 +54,6 @@ async function readAll(engine: LogEngine, topic: string, partition: number, from
     next = page[page.length - 1]!.offset + 1;
   }
   return out;
-}
-
-function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      if (cond()) resolve();
-      else if (Date.now() - started > timeoutMs) reject(new Error("timed out waiting for condition"));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
 }
 
 export function runLogEngineContract(name: string, makeEngine: () => Promise<ContractEngine>): void {
@@ -393,17 +382,20 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
       const writers = [0, 1, 2].map(async (w) => {
         for (let i = 0; i < live / 3; i += 10) {
           await engine.append(t, 0, valueRecords(`w${w}-${i}`, 10), { acks: ([0, 1, "all"] as const)[w] });
-          if (i % 200 === 0) await new Promise((r) => setTimeout(r, 0));
+          if (i % 200 === 0) await new Promise((r) => setImmediate(r)); // let the tail run between appends
         }
       });
       await Promise.all(writers);
       const total = catchUp + live;
-      await waitFor(() => got.length >= total - start);
-      await new Promise((r) => setTimeout(r, 30));
+      await waitFor(() => got.length >= total - start, { what: `${total - start} records at the tail` });
+      // a marker after everything: the tail delivers in offset order, so once it has the marker nothing else is on its way
+      const { baseOffset: marker } = await engine.append(t, 0, valueRecords("marker", 1));
+      expect(marker).toBe(total);
+      await waitFor(() => got.some((r) => r.offset === marker), { what: "the marker at the tail" });
       tail.close();
       expect(errors).toEqual([]);
-      expect(got).toHaveLength(total - start);
-      expect(got.map((r) => r.offset)).toEqual(Array.from({ length: total - start }, (_, i) => start + i));
+      expect(got).toHaveLength(total - start + 1);
+      expect(got.map((r) => r.offset)).toEqual(Array.from({ length: total - start + 1 }, (_, i) => start + i));
       const stored = await readAll(engine, t, 0, start);
       expect(got.map((r) => text(r.value))).toEqual(stored.map((r) => text(r.value)));
     });
@@ -414,10 +406,9 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
       await engine.append(t, 0, valueRecords("old", 5));
       const got: number[] = [];
       const tail = engine.tail(t, 0, 5, { onRecords: (rs) => void got.push(...rs.map((r) => r.offset)), onError: () => undefined });
-      await new Promise((r) => setTimeout(r, 20));
-      expect(got).toEqual([]);
       await engine.append(t, 0, valueRecords("new", 3));
-      await waitFor(() => got.length === 3);
+      await waitFor(() => got.length >= 3, { what: "the new records at the tail" });
+      // in offset order: an old record delivered at any time would come before these
       expect(got).toEqual([5, 6, 7]);
       tail.close();
     });
@@ -429,11 +420,17 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
       const errors: Error[] = [];
       const tail = engine.tail(t, 0, 0, { onRecords: (rs) => void (delivered += rs.length), onError: (e) => errors.push(e) });
       await engine.append(t, 0, valueRecords("a", 4));
-      await waitFor(() => delivered === 4);
+      await waitFor(() => delivered === 4, { what: "the first records at the tail" });
       tail.close();
       tail.close(); // idempotent
+      // a witness tail at the same position: once it has had two more appends, the closed tail would have had them too
+      let witnessed = 0;
+      const witness = engine.tail(t, 0, 4, { onRecords: (rs) => void (witnessed += rs.length), onError: (e) => errors.push(e) });
       await engine.append(t, 0, valueRecords("b", 4));
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => witnessed === 4, { what: "b at the witness tail" });
+      await engine.append(t, 0, valueRecords("c", 4));
+      await waitFor(() => witnessed === 8, { what: "c at the witness tail" });
+      witness.close();
       expect(delivered).toBe(4);
       expect(errors).toEqual([]);
     });
@@ -449,8 +446,10 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
     it("deleting-a-topic-stops-its-tails-with-UNKNOWN_TOPIC", async () => {
       const t = topicName();
       await engine.createTopic(t, {});
-      const errP = new Promise<Error>((resolve) => engine.tail(t, 0, 0, { onRecords: () => undefined, onError: resolve }));
-      await new Promise((r) => setTimeout(r, 10));
+      let delivered = 0;
+      const errP = new Promise<Error>((resolve) => engine.tail(t, 0, 0, { onRecords: (rs) => void (delivered += rs.length), onError: resolve }));
+      await engine.append(t, 0, valueRecords("x", 1));
+      await waitFor(() => delivered === 1, { what: "the tail to run (it has the record and waits for more)" });
       await engine.deleteTopic(t);
       const err = await errP;
       expect(isTributaryError(err, "UNKNOWN_TOPIC")).toBe(true);
@@ -542,8 +541,9 @@ export function runLogEngineContract(name: string, makeEngine: () => Promise<Con
       const t = topicName();
       await engine.createTopic(t, {});
       await engine.append(t, 0, valueRecords("x", 1));
-      const tailErr = new Promise<Error>((resolve) => engine.tail(t, 0, 1, { onRecords: () => undefined, onError: resolve }));
-      await new Promise((r) => setTimeout(r, 10));
+      let delivered = 0;
+      const tailErr = new Promise<Error>((resolve) => engine.tail(t, 0, 0, { onRecords: (rs) => void (delivered += rs.length), onError: resolve }));
+      await waitFor(() => delivered === 1, { what: "the tail to run (it has the record and waits for more)" });
       await engine.close();
       await engine.close(); // idempotent
       expect(isTributaryError(await tailErr, "UNAVAILABLE")).toBe(true);
