@@ -11,6 +11,7 @@ import { createLogger } from "../logger.ts";
 import { Metrics, type BackgroundTask } from "../metrics/metrics.ts";
 import { RedisErrorReporter } from "../redis/redis-error-reporter.ts";
 import { ClusterGroupCoordinator } from "./cluster-group-coordinator.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 
 type Line = Record<string, unknown> & { level: string; event: string };
 
@@ -30,13 +31,7 @@ async function counted(metrics: Metrics, task: BackgroundTask): Promise<number> 
   return values.find((v) => v.labels.task === task)?.value ?? Number.NaN;
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> => waitFor(check, { what, timeoutMs });
 
 /** A member's channel that records what it was handed and confirms revokes at once. */
 function recorder(): GroupMemberChannel & { assignments: MemberAssignment[] } {

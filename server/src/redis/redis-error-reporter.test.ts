@@ -4,6 +4,7 @@ import { createLogger } from "../logger.ts";
 import { BACKGROUND_TASKS, Metrics, type BackgroundTask } from "../metrics/metrics.ts";
 import { connectClient, createClient, describeTarget } from "./redis-connection.ts";
 import { RedisErrorReporter } from "./redis-error-reporter.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 
 type Line = Record<string, unknown> & { level: string; event: string };
 
@@ -19,13 +20,7 @@ async function counted(metrics: Metrics, task: BackgroundTask): Promise<number> 
   return values.find((v) => v.labels.task === task)?.value ?? Number.NaN;
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => waitFor(check, { what, timeoutMs });
 
 describe("tributary_background_errors_total", () => {
   it("exports every background task at zero before anything failed", async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { SendBudget } from "./send-budget.ts";
 
 describe("SendBudget", () => {
@@ -48,6 +48,9 @@ describe("SendBudget", () => {
   });
 
   it("close wakes waiters and stops the grace timer", async () => {
+    // fake timers: "the grace timer never fires" is checked by running every due timer, not by sleeping past it
+    vi.useFakeTimers();
+    onTestFinished(() => void vi.useRealTimers());
     const slow: string[] = [];
     const budget = new SendBudget({ maxBufferedBytes: 1, slowConsumerGraceMs: 10 }, () => 10, (reason) => slow.push(reason));
     budget.check();
@@ -57,7 +60,8 @@ describe("SendBudget", () => {
     expect(budget.open).toBe(false);
     expect(budget.check()).toBe(false);
     // the grace timer was cleared: a later drain or timer cannot report a closed connection
-    await new Promise((r) => setTimeout(r, 30)); // a deadline longer than the grace, not a synchronisation
+    vi.advanceTimersByTime(30); // past the 10 ms grace: a timer still armed would fire here
+    expect(vi.getTimerCount()).toBe(0);
     expect(slow).toEqual([]);
   });
 });

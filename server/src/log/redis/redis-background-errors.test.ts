@@ -9,6 +9,7 @@ import { createLogger } from "../../logger.ts";
 import { Metrics, type BackgroundTask } from "../../metrics/metrics.ts";
 import { RedisErrorReporter } from "../../redis/redis-error-reporter.ts";
 import { RedisLogEngine } from "./redis-log-engine.ts";
+import { waitFor } from "../../../../test/helpers/wait.ts";
 
 type Line = Record<string, unknown> & { level: string; event: string };
 
@@ -22,13 +23,7 @@ async function counted(metrics: Metrics, task: BackgroundTask): Promise<number> 
   return values.find((v) => v.labels.task === task)?.value ?? Number.NaN;
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => waitFor(check, { what, timeoutMs });
 
 describe("RedisLogEngine background failures", () => {
   it("retention-pass-against-a-stopped-redis-is-logged-and-counted-then-recovers", async () => {
