@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { AssignFrame, ClientFrame, CommitFrame, RevokeFrame, ServerFrame } from "../protocol/index.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 import { TributaryClientError } from "./errors.ts";
 import { GroupMember, type GroupPartitionControl } from "./group-member.ts";
 import type { Subscription, SubscriptionHost } from "./subscription.ts";
@@ -69,7 +70,7 @@ const assign = (generation: number, partitions: number[], added: number[] = part
 const revoke = (generation: number, partitions: number[]): RevokeFrame => ({ op: "revoke", sub: 1, group: "g", generation, partitions: partitions.map((partition) => ({ topic: TOPIC, partition })) });
 const fail = (code: ConstructorParameters<typeof TributaryClientError>[0]) => () => Promise.reject(new TributaryClientError(code, `${code} for the test`));
 const revokedEvents = (h: Harness) => h.events.filter((e) => e.event === "revoked").map((e) => e.payload);
-const settled = () => new Promise((resolve) => setImmediate(resolve));
+const until = (check: () => boolean, what: string): Promise<void> => waitFor(check, { timeoutMs: 5000, what, intervalMs: 1 });
 
 function joined(h: Harness): void {
   h.member.onJoined({ op: "joined", id: 1, sub: 1, group: "g", memberId: "m-1" });
@@ -83,7 +84,7 @@ describe("GroupMember revoke and leave commits", () => {
     h.processed.set(0, 10);
     h.connected = false; // the connection dropped with the revoke frame already received
     h.member.onRevoke(revoke(3, [0]));
-    await settled();
+    await until(() => h.errors.length > 0, "the failed commit to be reported");
     expect(h.sent).toEqual([]); // not confirmed: the processed window is not committed
     expect(h.errors.map((e) => [e.code, e.context.partitions])).toEqual([["UNAVAILABLE", [0]]]); // reported once, retried quietly
     expect(h.member.partitions).toEqual([1]);
@@ -92,10 +93,7 @@ describe("GroupMember revoke and leave commits", () => {
     h.connected = true;
     joined(h);
     h.member.onRevoke(revoke(3, [0]));
-    await new Promise<void>((resolve) => {
-      const check = () => (h.sent.length > 0 ? resolve() : setImmediate(check));
-      check();
-    });
+    await until(() => h.sent.length > 0, "the revoke to be confirmed");
     expect(h.commits.map((c) => [c.generation, c.offsets])).toEqual([[3, [{ topic: TOPIC, partition: 0, offset: 10 }]]]);
     expect(h.sent).toEqual([{ op: "revoked", sub: 1, generation: 3, partitions: [{ topic: TOPIC, partition: 0 }] }]);
     expect(revokedEvents(h)).toEqual([{ group: "g", generation: 3, partitions: [0], lost: false }]);
@@ -108,7 +106,7 @@ describe("GroupMember revoke and leave commits", () => {
     h.processed.set(0, 4);
     h.answer.push(fail("PARTITION_NOT_OWNED"));
     h.member.onRevoke(revoke(2, [0]));
-    await settled();
+    await until(() => h.sent.length > 0, "the revoke to be confirmed");
     expect(h.errors.map((e) => [e.code, e.context.group, e.context.partitions])).toEqual([["PARTITION_NOT_OWNED", "g", [0]]]);
     expect(h.sent.map((f) => f.op)).toEqual(["revoked"]);
     expect(revokedEvents(h)).toEqual([{ group: "g", generation: 2, partitions: [0], lost: false }]);
@@ -121,11 +119,11 @@ describe("GroupMember revoke and leave commits", () => {
     h.processed.set(0, 7);
     h.connected = false;
     h.member.onRevoke(revoke(1, [0]));
-    await settled();
+    await until(() => h.errors.length > 0, "the failed commit to be reported");
     h.connected = true;
     joined(h); // re-bound after the rebalance timeout: no revoke comes again, the next assign lacks partition 0
     h.member.onAssign(assign(2, [1], []));
-    await settled();
+    await until(() => revokedEvents(h).length > 0, "the revoked event");
     expect(revokedEvents(h)).toEqual([{ group: "g", generation: 2, partitions: [0], lost: true }]);
     expect(h.sent).toEqual([]);
   });
