@@ -267,8 +267,9 @@ describe("MQTT 5 properties", () => {
     const pub = await client(node.tcpUrl, { protocolVersion: 5 });
     await pub.publishAsync("exp/short", "expires", { qos: 1, properties: { messageExpiryInterval: 1 } });
     await pub.publishAsync("exp/long", "stays", { qos: 1, properties: { messageExpiryInterval: 100 } });
-    // The subject is time itself: the 1 s expiry interval must run out while the session is offline.
-    await new Promise((r) => setTimeout(r, 1300));
+    const storedBy = Date.now(); // expiry counts from each record's timestamp, at or before this
+    // the subject is time itself: the clock must pass 1 s after both (exp/short expired, exp/long has at most 99 s left)
+    await waitFor(() => Date.now() > storedBy + 1000, { timeoutMs: 3000, what: "a second to pass offline" });
     let got!: ReturnType<typeof collect>;
     await client(node.tcpUrl, opts, (c) => (got = collect(c)));
     const msgs = await got.waitFor(1);
