@@ -4,10 +4,11 @@
  * assign/revoke travel between nodes over Redis pub/sub).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, State, type Subscription, type TributaryClient } from "@tributary/client";
+import { connect, State, type SubscribeOptions, type Subscription, type TributaryClient } from "@tributary/client";
 import { startRedisNode } from "./helpers/cluster-nodes.ts";
 import { startRedis, type RedisServer } from "./helpers/redis-harness.ts";
 import { until } from "./helpers/sdk-node.ts";
+import { startTcpProxy } from "./helpers/tcp-proxy.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { ClusterGroupCoordinator } from "../server/src/cluster/cluster-group-coordinator.ts";
 import type { GroupDescription } from "../server/src/groups/index.ts";
@@ -39,14 +40,14 @@ interface Member {
   markers: Set<string>;
 }
 
-function member(urls: string[], group: string, topic: string, clientId: string): Member {
+function member(urls: string[], group: string, topic: string, clientId: string, options: Partial<SubscribeOptions> = {}): Member {
   const client = connect(urls, { minReconnectDelay: 10, maxReconnectDelay: 200, clientId });
   const m: Member = { client, sub: undefined as unknown as Subscription<number>, partitions: [], assignments: 0, seen: [], markers: new Set() };
   const handle = (msg: { partition: number; offset: number; key: string | null }) => {
     if (msg.key === MARKER) m.markers.add(`${msg.partition}:${msg.offset}`);
     else m.seen.push(`${msg.partition}:${msg.offset}`);
   };
-  m.sub = client.subscribe<number>(topic, handle, { group, sessionTimeoutMs: 1500, autoCommitIntervalMs: 100, reset: "earliest" });
+  m.sub = client.subscribe<number>(topic, handle, { group, sessionTimeoutMs: 1500, autoCommitIntervalMs: 100, reset: "earliest", ...options });
   m.sub.on("assigned", (e) => {
     m.partitions = e.partitions;
     m.assignments++;
@@ -160,6 +161,47 @@ describe("consumer groups across nodes", () => {
       expect(moved.length).toBeGreaterThan(0);
     } finally {
       for (const m of [...members, leaving]) m.client.close();
+    }
+  });
+
+  it("a member whose connection to a node that does not coordinate its group drops during a rebalance re-binds there and commits before its partitions move", async () => {
+    const [a, b, c] = nodes as [Node, Node, Node];
+    await a.broker.createTopic("invoices", { partitions: 4 });
+    // range is eager: a joining member makes the coordinator revoke every partition; nothing is auto-committed
+    const options = { strategy: "range", sessionTimeoutMs: 10_000, autoCommitIntervalMs: 600_000 };
+    const proxy = await startTcpProxy(b.httpPort);
+    const holder = member([a.wsUrl], "inv", "invoices", "v-a", options); // its join makes node a coordinate the group
+    await until(() => holder.partitions.length === 4, "the holder assigned", 20_000);
+    const x = member([proxy.url], "inv", "invoices", "v-x", options); // on node b, through a proxy that can cut it
+    let y: Member | undefined;
+    const revokeTimeouts: number[] = [];
+    const off = a.groups.instrumentation.on("group.rebalance", (e) => void revokeTimeouts.push(e.payload.revokeTimeouts));
+    try {
+      await until(() => ownersAreDisjoint([holder, x], 4) && x.partitions.length === 2, "2/2", 20_000);
+      expect((await (a.groups as ClusterGroupCoordinator).coordinatorOf("inv"))!.nodeId).toBe(a.nodeId);
+      await produce(c, "invoices", 400);
+      await flush(c, "invoices", [holder, x]);
+      expect(x.seen.length).toBeGreaterThan(0); // x processed records it has not committed
+
+      proxy.refuse = true;
+      proxy.sever();
+      await until(() => x.client.state !== State.Connected, "x disconnected");
+      y = member([c.wsUrl], "inv", "invoices", "v-y", options);
+      await waitFor(async () => (await describe_(a, "inv")).members.find((m) => m.clientId === "v-x")?.revoking.length === 2, { timeoutMs: 20_000, what: "the revoke of x's partitions to be pending" });
+      const back = Date.now();
+      proxy.refuse = false; // x reconnects to node b, re-binds, gets the revoke there, commits, confirms
+      await until(() => ownersAreDisjoint([holder, x, y!], 4) && [holder, x, y!].every((m) => m.partitions.length > 0), "assigned to all three", 20_000);
+      expect(Date.now() - back, "the revoke reached the re-bound member, no rebalance timeout").toBeLessThan(10_000);
+      expect(revokeTimeouts.every((n) => n === 0)).toBe(true);
+      await produce(c, "invoices", 400);
+      await flush(c, "invoices", [holder, x, y]);
+      const all = [holder, x, y].flatMap((m) => m.seen);
+      expect(new Set(all).size).toBe(800);
+      expect(all.length, "no record processed twice").toBe(800);
+    } finally {
+      off();
+      for (const m of [holder, x, ...(y ? [y] : [])]) await m.client.close();
+      await proxy.close();
     }
   });
 

@@ -30,6 +30,11 @@ export interface GroupMemberChannel {
    * generation; commits are still accepted for these partitions until the promise
    * resolves), then resolve. If the promise does not resolve within the coordinator's
    * `rebalanceTimeoutMs` the partitions are taken anyway and later commits are fenced.
+   * A channel that cannot reach the member now (its connection closed) never resolves: it
+   * rejects, with a retriable TributaryError (UNAVAILABLE) when that is expected; the
+   * coordinator keeps the revoke pending, asks again with backoff, and asks the member's
+   * next channel at once when it re-binds (docs/consumer-groups.md, "A member whose
+   * connection dropped").
    */
   revoke(revocation: MemberRevocation): Promise<void>;
   /** The coordinator removed the member (session timeout); it must join again. Optional. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isTributaryError } from "../errors.ts";
+import { TributaryError, isTributaryError } from "../errors.ts";
 import { GroupCoordinator, type JoinRequest } from "./group-coordinator.ts";
 import { ManualClock } from "./clock.ts";
 import { InMemoryGroupStore } from "./group-store.ts";
@@ -281,6 +281,24 @@ describe("GroupCoordinator", () => {
     const p0 = [...b.channel.assignments, ...reconnected.assignments].flatMap((x) => x.added).find((p) => p.partition === 0)!;
     expect(p0).toMatchObject({ offset: 13, committed: true });
     expect(b.channel.partitions().length + reconnected.partitions().length).toBe(6);
+  });
+
+  it("a revoke the member's channel cannot deliver for now is asked again with backoff until it can, without waiting for the rebalance timeout", async () => {
+    const tasks: string[] = [];
+    coordinator = new GroupCoordinator({ engine: temp.engine, membership: new Membership({ sweepIntervalMs: 25 }), rebalanceTimeoutMs: 10_000, onError: (_err, _group, task) => tasks.push(task) });
+    const a = await join("g", "a", { strategies: ["range"] });
+    await coordinator.settled("g");
+    // e.g. a member on another node that re-bound there: its node routes to the new subscription only once it registered it
+    let unreachable = 3;
+    const revoke = a.channel.revoke.bind(a.channel);
+    a.channel.revoke = (r) => (unreachable-- > 0 ? Promise.reject(new TributaryError("UNAVAILABLE", "member not reachable yet")) : revoke(r));
+    const started = Date.now();
+    const b = await join("g", "b", { strategies: ["range"] });
+    await coordinator.settled("g");
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(a.channel.revocations.length).toBe(1); // delivered once, after 3 failed attempts
+    expect(b.channel.partitions().length + a.channel.partitions().length).toBe(6);
+    expect(tasks).toEqual([]); // a retriable failure to reach the member is expected, not an error
   });
 
   it("a disconnected member that does not come back gives up its revoked partitions at its session timeout, not before", async () => {

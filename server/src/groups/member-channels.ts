@@ -1,13 +1,22 @@
-import type { Clock } from "./clock.ts";
+import { isTributaryError } from "../errors.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
 import type { GroupMemberChannel, MemberAssignment, MemberRevocation } from "./coordinator-types.ts";
 import type { GroupErrorHandler } from "./group-errors.ts";
 
 /** How a revoke ended: the member confirmed it, the member is gone (left, timed out, coordinator closed), or the rebalance timeout passed. */
 export type RevokeOutcome = "confirmed" | "gone" | "timeout";
 
+/** Backoff of a revoke its channel could not deliver (ms): doubled from MIN up to MAX. */
+const RESEND_MIN_MS = 50;
+const RESEND_MAX_MS = 2000;
+
 interface PendingRevoke {
   revocation: MemberRevocation;
   settle(outcome: RevokeOutcome): void;
+  clock: Clock;
+  /** Deliveries that failed so far (the backoff exponent). */
+  failures: number;
+  resend?: TimerHandle;
 }
 
 interface LocalMember {
@@ -22,9 +31,10 @@ interface LocalMember {
  *
  * A member has one current channel. A revoke is settled only by the member confirming it
  * (on any of its channels), by the member leaving or timing out (`unbind`), or by the
- * rebalance timeout: a channel that cannot deliver it (its connection dropped) leaves it
- * pending, and when the member re-binds after a reconnect, the pending revokes are sent to
- * the new channel, so the member commits what it processed before its partitions move.
+ * rebalance timeout. A channel that cannot deliver it (the member's connection dropped, its
+ * node is unreachable) rejects, and the revoke stays pending: it is sent again with backoff
+ * to the member's current channel, and at once to the new channel when the member re-binds
+ * after a reconnect, so the member commits what it processed before its partitions move.
  */
 export class MemberChannels {
   readonly #local = new Map<string, Map<string, LocalMember>>();
@@ -82,8 +92,11 @@ export class MemberChannels {
         settle: (outcome) => {
           if (!local.revokes.delete(pending)) return; // settled already
           timer?.cancel();
+          pending.resend?.cancel();
           resolve(outcome);
         },
+        clock,
+        failures: 0,
       };
       local.revokes.add(pending);
       timer = clock.setTimeout(() => pending.settle("timeout"), timeoutMs);
@@ -103,20 +116,30 @@ export class MemberChannels {
 
   /**
    * Sends a pending revoke to the member's current channel. Its confirmation settles the
-   * revoke; a channel that fails is reported and the revoke stays pending (a re-bind, the
-   * member's removal or the timeout settles it).
+   * revoke. A channel that fails is asked again after a backoff while it is still the
+   * member's channel (a re-bind sends at once to the new one); a failure that is not a
+   * retriable TributaryError (the member unreachable for now) is also reported.
    */
   #send(group: string, local: LocalMember, pending: PendingRevoke): void {
+    pending.resend?.cancel();
+    pending.resend = undefined;
+    const channel = local.channel;
     let answer: Promise<void>;
     try {
-      answer = local.channel.revoke(pending.revocation);
+      answer = channel.revoke(pending.revocation);
     } catch (err) {
       answer = Promise.reject(err);
     }
     answer.then(
       () => pending.settle("confirmed"),
       (err: unknown) => {
-        if (local.revokes.has(pending)) this.#onError(err, group, "group-channel");
+        if (!local.revokes.has(pending)) return;
+        if (!(isTributaryError(err) && err.retriable)) this.#onError(err, group, "group-channel");
+        if (local.channel !== channel) return; // re-bound meanwhile: sent to the new channel already
+        const delay = Math.min(RESEND_MAX_MS, RESEND_MIN_MS * 2 ** pending.failures++);
+        pending.resend = pending.clock.setTimeout(() => {
+          if (local.revokes.has(pending)) this.#send(group, local, pending);
+        }, delay);
       },
     );
   }

@@ -1,5 +1,5 @@
 import type { SubscribeFrame } from "@tributary/client/protocol";
-import { isTributaryError, toTributaryError } from "../../errors.ts";
+import { TributaryError, isTributaryError, toTributaryError } from "../../errors.ts";
 import type { GroupCoordinator, GroupMemberChannel, MemberAssignment, MemberRevocation } from "../../groups/index.ts";
 import { DeliveryCursor } from "../../broker/delivery/delivery-cursor.ts";
 import type { KeyFilter } from "./topic-filter.ts";
@@ -9,6 +9,7 @@ import { WsSubscription, type WsDeliveryEnv } from "./ws-subscription.ts";
 interface PendingRevoke {
   generation: number;
   resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 /**
@@ -20,10 +21,11 @@ interface PendingRevoke {
  * - `revoke` → stops the cursors of those partitions at once (no `message` of them follows
  *   the `revoke` frame), sends `revoke`, and resolves when the client confirms with
  *   `revoked` (after committing). A closed socket confirms nothing: a revoke that finds the
- *   socket closed, or is pending when it closes, stays unanswered here; the coordinator
- *   sends it again to the member's next subscription when the client re-binds, or ends it
- *   when the member leaves, times out, or the rebalance timeout passes. So a member whose
- *   connection dropped commits what it processed before its partitions move.
+ *   socket closed, or is pending when it closes, is rejected with UNAVAILABLE (not
+ *   delivered); the coordinator keeps it pending and sends it again (to the member's next
+ *   subscription when the client re-binds) until the member confirms, leaves or times out,
+ *   or the rebalance timeout passes. So a member whose connection dropped commits what it
+ *   processed before its partitions move.
  * - While the subscription is live it heartbeats the member every third of its session
  *   timeout. When the socket closes the member is NOT removed: it stays until its session
  *   timeout, so a reconnect that re-subscribes with the same `memberId` re-binds without
@@ -126,16 +128,15 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
   }
 
   revoke(r: MemberRevocation): Promise<void> {
-    if (this.#beforeJoined) return new Promise((resolve) => this.#beforeJoined!.push(() => void this.revoke(r).then(resolve)));
-    // The member cannot be asked through this subscription: no answer (see the class comment).
-    if (!this.active || !this.conn.open) return new Promise<void>(() => undefined);
+    if (this.#beforeJoined) return new Promise((resolve, reject) => this.#beforeJoined!.push(() => void this.revoke(r).then(resolve, reject)));
+    if (!this.active || !this.conn.open) return Promise.reject(this.#undeliverable());
     for (const tp of r.partitions) {
       if (tp.topic !== this.topic) continue;
       this.#byPartition.get(tp.partition)?.close();
       this.#byPartition.delete(tp.partition);
     }
     this.cursors = [...this.#byPartition.values()];
-    const confirmed = new Promise<void>((resolve) => this.#pendingRevokes.push({ generation: r.generation, resolve }));
+    const confirmed = new Promise<void>((resolve, reject) => this.#pendingRevokes.push({ generation: r.generation, resolve, reject }));
     this.conn.send({ op: "revoke", sub: this.id, group: r.group, generation: r.generation, partitions: r.partitions.map(({ topic, partition }) => ({ topic, partition })) });
     return confirmed;
   }
@@ -177,13 +178,23 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
     this.#byPartition.clear();
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
-    // Pending revokes stay unanswered: the coordinator re-sends them on a re-bind or ends them (leave, timeout).
+    // Not confirmed: the coordinator sends them again (on a re-bind) or ends them (leave, timeout).
+    const pending = this.#pendingRevokes;
     this.#pendingRevokes = [];
+    for (const r of pending) r.reject(this.#undeliverable());
   }
 
   override fail(code: Parameters<WsSubscription["fail"]>[0], message: string): void {
     super.fail(code, message);
     void this.leave();
+  }
+
+  /** Why a revoke cannot be answered through this subscription (see the class comment). */
+  #undeliverable(): TributaryError {
+    return new TributaryError("UNAVAILABLE", `member ${this.memberId} of group "${this.group}" is not reachable through this subscription (connection closed or left); the revoke waits for it`, {
+      group: this.group,
+      memberId: this.memberId,
+    });
   }
 
   #beat(): void {
