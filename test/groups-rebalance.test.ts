@@ -3,9 +3,11 @@
  * (test/fixtures/group-consumer.ts), against a real node; the group as seen over HTTP.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { connect, State, type TributaryClient } from "@tributary/client";
 import { ConsumerProcess, waitFor, type ConsumerOptions, type ProcessedRecord } from "./helpers/group-consumer-proc.ts";
 import { KeyedProducer, describeGroup } from "./helpers/groups.ts";
 import { startSdkTestNode, type SdkTestNode } from "./helpers/sdk-node.ts";
+import { startTcpProxy } from "./helpers/tcp-proxy.ts";
 
 const SESSION_MS = 1500;
 let node: SdkTestNode;
@@ -148,5 +150,49 @@ describe("consumer groups across processes", () => {
       }
     }
     expectEveryRecordProcessed(producer, tally(procs.flatMap((m) => m.records)));
+  });
+  it("a-member-whose-connection-drops-during-a-rebalance-commits-what-it-processed-before-its-partitions-move-and-nothing-is-processed-twice", async () => {
+    await node.node.broker.createTopic("orders-d", { partitions: 4 });
+    const producer = new KeyedProducer(node.node, "orders-d", 16);
+    await producer.produce(400);
+    const proxy = await startTcpProxy(node.port);
+    const clients: TributaryClient[] = [];
+    const seen: string[] = [];
+    const assigned = new Map<string, number>();
+    const member = (clientId: string, url: string) => {
+      const client = connect(url, { clientId, minReconnectDelay: 10, maxReconnectDelay: 50, codec: "string" });
+      clients.push(client);
+      // range is eager: the joining member makes the coordinator revoke every partition from the other
+      const sub = client.subscribe<string>("orders-d", (m) => void seen.push(`${m.partition}:${m.offset}`), { group: "billing-d", strategy: "range", reset: "earliest", sessionTimeoutMs: 10_000, autoCommitIntervalMs: 600_000 });
+      sub.on("assigned", (e) => assigned.set(clientId, e.partitions.length));
+      return client;
+    };
+    try {
+      const a = member("d-a", proxy.url);
+      await waitFor(() => seen.length === 400, "a processed every record");
+      expect((await describeGroup(node.node, "billing-d")).partitions.every((p) => p.committedOffset === null)).toBe(true); // nothing committed yet
+
+      // a's connection is cut, and it cannot reconnect for now
+      proxy.refuse = true;
+      proxy.sever();
+      await waitFor(() => a.state !== State.Connected, "a disconnected");
+      member("d-b", node.url);
+      // The rebalance waits for a: its revoke is pending, b has no partition
+      await waitFor(async () => (await describeGroup(node.node, "billing-d")).members.find((m) => m.clientId === "d-a")?.revoking.length === 4, "the revoke of a's partitions to be pending");
+      expect(assigned.has("d-b")).toBe(false);
+
+      // a comes back within its session timeout: it re-binds, gets the revoke, commits, confirms
+      proxy.refuse = false;
+      await waitFor(() => assigned.get("d-a") === 2 && assigned.get("d-b") === 2, "2/2 after a came back");
+      const d = await describeGroup(node.node, "billing-d");
+      expect(d.partitions.map((p) => p.committedOffset)).toEqual(d.partitions.map((p) => p.endOffset));
+      await producer.produce(400);
+      // Each partition is consumed in order, so a re-delivery of old records would come before its last record.
+      await waitFor(() => new Set(seen).size === 800, "every record processed");
+      expect(seen.length, "no record processed twice").toBe(800);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await proxy.close();
+    }
   });
 });
