@@ -32,11 +32,16 @@ function harness(): Harness {
   const h = { sent: [], commits: [], errors: [], events: [], processed: new Map(), answer: [], connected: true } as unknown as Harness;
   const sub = { id: 1, topic: TOPIC, closed: false };
   h.sub = sub;
+  const epochs = new Map<number, string>();
   const control: GroupPartitionControl = {
-    start: (partition, offset) => h.processed.set(partition, offset),
+    start: (partition, offset, epoch) => {
+      epochs.set(partition, epoch);
+      h.processed.set(partition, offset);
+    },
     drop: () => undefined,
     whenIdle: async () => undefined,
     processed: (partition) => h.processed.get(partition),
+    epoch: (partition) => epochs.get(partition),
     emit: (event, payload) => void h.events.push({ event, payload }),
   };
   const host = {
@@ -94,7 +99,7 @@ describe("GroupMember revoke and leave commits", () => {
     joined(h);
     h.member.onRevoke(revoke(3, [0]));
     await until(() => h.sent.length > 0, "the revoke to be confirmed");
-    expect(h.commits.map((c) => [c.generation, c.offsets])).toEqual([[3, [{ topic: TOPIC, partition: 0, offset: 10 }]]]);
+    expect(h.commits.map((c) => [c.generation, c.offsets])).toEqual([[3, [{ topic: TOPIC, partition: 0, offset: 10, epoch: "e" }]]]);
     expect(h.sent).toEqual([{ op: "revoked", sub: 1, generation: 3, partitions: [{ topic: TOPIC, partition: 0 }] }]);
     expect(revokedEvents(h)).toEqual([{ group: "g", generation: 3, partitions: [0], lost: false }]);
   });
@@ -152,5 +157,33 @@ describe("GroupMember revoke and leave commits", () => {
     h.answer.push(fail("TIMEOUT"));
     await h.member.beforeLeave();
     expect(h.errors.map((e) => [e.code, e.context.group, e.context.partitions])).toEqual([["TIMEOUT", "g", [2]]]);
+  });
+});
+
+describe("GroupMember positions are (epoch, offset)", () => {
+  const rebind = (generation: number, offset: number, epoch: string): AssignFrame => ({
+    ...assign(generation, [0]),
+    added: [{ topic: TOPIC, partition: 0, offset, epoch, committed: true }],
+  });
+  const startedAt = (h: Harness) => h.events.filter((e) => e.event === "assigned").map((e) => (e.payload as { added: Array<{ offset: number }> }).added[0]!.offset);
+
+  it("a-re-bind-in-the-same-epoch-skips-what-was-processed-and-one-in-a-new-epoch-does-not", async () => {
+    const h = harness();
+    joined(h);
+    h.member.onAssign(rebind(1, 0, "e"));
+    h.processed.set(0, 10); // the handler finished offsets 0..9 (not committed yet)
+    h.member.onAssign(rebind(2, 4, "e")); // re-bound at the last commit (4): 4..9 are skipped
+    h.processed.set(0, 10);
+    h.member.onAssign(rebind(3, 4, "e2")); // a new history: offset 4 of it names other records
+    expect(startedAt(h)).toEqual([0, 10, 4]);
+  });
+
+  it("commits-carry-the-epoch-of-the-processed-position", async () => {
+    const h = harness();
+    joined(h);
+    h.member.onAssign(rebind(1, 0, "e"));
+    h.processed.set(0, 7);
+    await h.member.commit();
+    expect(h.commits.map((c) => c.offsets)).toEqual([[{ topic: TOPIC, partition: 0, offset: 7, epoch: "e" }]]);
   });
 });

@@ -43,6 +43,8 @@ export interface GroupPartitionControl {
   whenIdle(partitions: number[]): Promise<void>;
   /** Offset after the last message of `partition` the application finished. */
   processed(partition: number): number | undefined;
+  /** Epoch of the history `processed(partition)` belongs to (the assignment's, or a `reset`'s since). */
+  epoch(partition: number): string | undefined;
   /** Emits a subscription event. */
   emit<E extends keyof SubscriptionEvents>(event: E, payload: SubscriptionEvents[E]): void;
 }
@@ -69,7 +71,7 @@ export class GroupMember {
   /** Partitions this member consumes now. */
   readonly #owned = new Set<number>();
   /** Per partition: the last offset committed (or the start offset it was assigned at). */
-  readonly #committed = new Map<number, number>();
+  readonly #committed = new Map<number, { offset: number; epoch: string | undefined }>();
   /** Partitions given up on a revoke that is not confirmed yet (its commit did not land). */
   readonly #revoking = new Set<number>();
   /** Counts `joined` frames; a revoke task that sees it change knows the server re-sends its revoke. */
@@ -140,12 +142,13 @@ export class GroupMember {
       const added: Array<{ partition: number; offset: number; committed: boolean }> = [];
       for (const a of frame.added) {
         if (a.topic !== this.#sub.topic) continue;
-        // Still ours since before (a re-bind): skip what the handler already processed.
-        const processed = this.#owned.has(a.partition) ? this.#control.processed(a.partition) : undefined;
+        // Still ours since before (a re-bind): skip what the handler already processed, in
+        // the same history only (offsets of another epoch name other records).
+        const processed = this.#owned.has(a.partition) && this.#control.epoch(a.partition) === a.epoch ? this.#control.processed(a.partition) : undefined;
         const from = processed !== undefined && processed > a.offset ? processed : a.offset;
         this.#control.start(a.partition, from, a.epoch);
         this.#owned.add(a.partition);
-        this.#committed.set(a.partition, a.offset);
+        this.#committed.set(a.partition, { offset: a.offset, epoch: a.epoch });
         added.push({ partition: a.partition, offset: from, committed: a.committed });
       }
       this.#control.emit("assigned", { group: this.group, generation: frame.generation, partitions: this.partitions, added });
@@ -215,14 +218,21 @@ export class GroupMember {
 
   async #commitPartitions(partitions: number[], generation: number): Promise<void> {
     if (this.memberId === undefined || generation === 0) return;
-    const offsets: Array<{ topic: string; partition: number; offset: number }> = [];
+    const offsets: Array<{ topic: string; partition: number; offset: number; epoch?: string }> = [];
     for (const partition of partitions) {
       const offset = this.#control.processed(partition);
-      if (offset !== undefined && offset !== this.#committed.get(partition)) offsets.push({ topic: this.#sub.topic, partition, offset });
+      const epoch = this.#control.epoch(partition);
+      const last = this.#committed.get(partition);
+      if (offset === undefined || (last !== undefined && last.offset === offset && last.epoch === epoch)) continue;
+      // With its epoch: a reset since the assignment may have moved the partition into a new history.
+      offsets.push(epoch === undefined ? { topic: this.#sub.topic, partition, offset } : { topic: this.#sub.topic, partition, offset, epoch });
     }
     if (offsets.length === 0) return;
     await this.#host.request({ op: "commit", id: 0, sub: this.#sub.id, generation, offsets });
-    for (const o of offsets) if ((this.#committed.get(o.partition) ?? -1) < o.offset) this.#committed.set(o.partition, o.offset);
+    for (const o of offsets) {
+      const last = this.#committed.get(o.partition);
+      if (last === undefined || last.epoch !== o.epoch || last.offset < o.offset) this.#committed.set(o.partition, { offset: o.offset, epoch: o.epoch });
+    }
   }
 
   /**

@@ -90,6 +90,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
         drop: (partitions) => this.#dropPartitions(partitions),
         whenIdle: (partitions) => this.#whenIdle(partitions),
         processed: (partition) => this.#delivered.get(partition),
+        epoch: (partition) => this.#epochs.get(partition),
         emit: (event, payload) => this.emit(event, payload),
       };
       this.group = new GroupMember(this, options, control, host);
