@@ -6,8 +6,9 @@
  *
  * To prove that something does NOT happen ("no duplicate arrives"), wait for a positive
  * marker that must come after it (a sentinel record in the same partition, a round trip on
- * the same connection) and then assert; see `test/helpers/mqtt-node.ts` (`flushLog`,
- * `roundTrip`) and `WsTestClient.roundTrip`.
+ * the same connection) and then assert: `flushLog` / `roundTrip` (mqtt-node.ts),
+ * `publishMarks` + `WsTestClient.waitForMarks` / `WsTestClient.roundTrip` (ws-test-client.ts),
+ * `publishMarks` + `hasMarks` (sdk-node.ts, through the SDK).
  */
 
 export interface WaitOptions {
