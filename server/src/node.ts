@@ -117,7 +117,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     ...options.groups,
     engine,
     partitionCount: (topic) => broker.partitions(topic),
-    onError: (err, group) => log.warn("group.error", { group, message: toTributaryError(err).message }),
+    onError: (err, group, task) => log.warn("group.error", { group, task, code: toTributaryError(err).code, message: toTributaryError(err).message }),
   };
   // Redis engine: groups are shared by every node on the Redis, one coordinator per group (server/src/cluster/).
   let groups: GroupCoordinator;
@@ -132,6 +132,8 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   }
   // A member given a partition whose committed position is of an older epoch (history rewritten): reset by its policy.
   groups.instrumentation.on("group.stale_epoch", (e) => log.warn("group.stale_epoch", e.payload));
+  // Background failures of groups and presence (logged by onError above): counted by task.
+  groups.instrumentation.on("group.error", (e) => metrics.backgroundErrors.inc({ task: e.payload.task }));
   const presence = new PresenceRegistry({ ...options.presence, instrumentation: groups.instrumentation });
   const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence };
 
