@@ -85,7 +85,7 @@ export class Broker {
   /** The node's shared live feeds, one per partition with subscribers at its live edge (delivery/). */
   readonly feeds: FeedRegistry;
   readonly #topicListeners = new Set<(event: TopicEvent) => void>();
-  readonly #byAcks = new Map<string, { duration: { observe(v: number): void }; records: { inc(n?: number): void }; ok: { inc(n?: number): void } }>();
+  readonly #byAcks = new Map<string, { duration: { observe(v: number): void }; tally: { requests: number; records: number } }>();
 
   constructor(engine: LogEngine, options: BrokerOptions) {
     this.#engine = engine;
@@ -180,7 +180,7 @@ export class Broker {
     const label = String(acks ?? 1);
     let m = this.#byAcks.get(label);
     if (!m) {
-      m = { duration: this.metrics.produceDuration.labels({ acks: label }), records: this.metrics.producedRecords.labels({ acks: label }), ok: this.metrics.produceRequests.labels({ code: "OK" }) };
+      m = { duration: this.metrics.produceDuration.labels({ acks: label }), tally: this.metrics.tallyFor(label) };
       this.#byAcks.set(label, m);
     }
     return m;
@@ -192,8 +192,8 @@ export class Broker {
     return this.#produce(topic, records, acks, producer).then(
       (result) => {
         m.duration.observe((performance.now() - started) / 1000);
-        m.records.inc(records.length);
-        m.ok.inc();
+        m.tally.records += records.length;
+        m.tally.requests++;
         return result;
       },
       (err: unknown) => {
@@ -208,18 +208,14 @@ export class Broker {
     const known = this.#partitionCounts.get(topic);
     if (known === undefined) return this.#produceMany(topic, records, acks, producer);
     // A known topic: no await before the coalescer, so calls reach it in call order.
-    const retry = (err: unknown): Promise<ProducedRecord[]> => {
-      if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
-      this.#partitionCounts.delete(topic);
-      return this.#produceMany(topic, records, acks, producer);
-    };
+    // (Callbacks are inline arrows: no closure object kept per call beyond the promise's.)
     if (records.length > 1) {
       try {
         for (const record of records) this.#checkSize(topic, record);
       } catch (err) {
         return Promise.reject(err);
       }
-      return this.#appendAll(topic, records, known, acks, producer).catch(retry);
+      return this.#appendAll(topic, records, known, acks, producer).catch((err: unknown) => this.#retryAfterTopicChange(err, topic, records, acks, producer));
     }
     // One record (every WebSocket/MQTT publish): no Map, no Promise.all.
     const record = records[0]!;
@@ -231,7 +227,17 @@ export class Broker {
       return Promise.reject(err);
     }
     const input: RecordInput = { key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp };
-    return this.#coalescer.append(topic, partition, [input], acks ?? 1, producer).then((offset) => [{ partition, offset }], retry);
+    return this.#coalescer.append(topic, partition, [input], acks ?? 1, producer).then(
+      (offset) => [{ partition, offset }],
+      (err: unknown) => this.#retryAfterTopicChange(err, topic, records, acks, producer),
+    );
+  }
+
+  /** The cached partition count was stale (topic deleted or re-created): look it up and produce again. */
+  #retryAfterTopicChange(err: unknown, topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
+    if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
+    this.#partitionCounts.delete(topic);
+    return this.#produceMany(topic, records, acks, producer);
   }
 
   async #produceMany(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {

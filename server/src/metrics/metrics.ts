@@ -39,6 +39,10 @@ export const BACKGROUND_TASKS = [
   "presence-event",
   /** Deleting an ended MQTT session from the session store. */
   "mqtt-session-remove",
+  /** A record of `__mqtt.sessions` read at start was malformed (not JSON, wrong shape or types, too large): skipped, logged as `mqtt.session.unreadable`. */
+  "mqtt-session-load",
+  /** A record of `__mqtt.retained` read at start was malformed (key not an MQTT topic name, bad headers, too large): skipped, logged as `mqtt.retained.unreadable`. */
+  "mqtt-retained-load",
   /** Building the SDK browser bundle for the web console. */
   "console-bundle",
   /** A subscriber's delivery could not read the log for a moment (retried from the same position with a backoff). */
@@ -61,18 +65,47 @@ export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly producedRecords = new Counter({
+  /**
+   * Successful produce requests and their records, by acks level: the produce path bumps
+   * these plain numbers (a prom-client `inc` hashes its labels on every call); the counters
+   * below catch up at scrape time.
+   */
+  readonly produceTally = new Map<string, { requests: number; records: number }>();
+  readonly #tallied = new Map<string, { requests: number; records: number }>();
+
+  /** The tally of one acks level ("0", "1", "all"), created on first use. */
+  tallyFor(acks: string): { requests: number; records: number } {
+    let tally = this.produceTally.get(acks);
+    if (!tally) this.produceTally.set(acks, (tally = { requests: 0, records: 0 }));
+    return tally;
+  }
+
+  /** Folds what the tallies gained since the last scrape into the two counters. */
+  #foldTallies(): void {
+    for (const [acks, tally] of this.produceTally) {
+      let seen = this.#tallied.get(acks);
+      if (!seen) this.#tallied.set(acks, (seen = { requests: 0, records: 0 }));
+      if (tally.records > seen.records) this.producedRecords.inc({ acks }, tally.records - seen.records);
+      if (tally.requests > seen.requests) this.produceRequests.inc({ code: "OK" }, tally.requests - seen.requests);
+      seen.records = tally.records;
+      seen.requests = tally.requests;
+    }
+  }
+
+  readonly producedRecords: Counter<"acks"> = new Counter({
     name: "tributary_produced_records_total",
     help: "Records appended to the log through the produce path.",
     labelNames: ["acks"] as const,
     registers: [this.registry],
+    collect: () => this.#foldTallies(),
   });
 
-  readonly produceRequests = new Counter({
+  readonly produceRequests: Counter<"code"> = new Counter({
     name: "tributary_produce_requests_total",
     help: "Produce requests (one publish or one HTTP batch), by outcome code (OK on success).",
     labelNames: ["code"] as const,
     registers: [this.registry],
+    collect: () => this.#foldTallies(),
   });
 
   readonly produceDuration = new Histogram({

@@ -19,6 +19,9 @@ export class DeliveryBatch {
   /** The feed that produced the batch; null for a cursor's own catch-up read. */
   readonly feedId: number | null;
   readonly firstOffset: number;
+  /** The first view made (most batches are read by one protocol): no Map lookup for it. */
+  #firstView: BatchView<unknown> | null = null;
+  #firstValue: unknown = undefined;
   #views: Map<BatchView<unknown>, unknown> | null = null;
 
   constructor(topic: string, partition: number, epoch: string, records: readonly LogRecord[], feedId: number | null) {
@@ -48,6 +51,12 @@ export class DeliveryBatch {
 
   /** `view.make(this)`, computed on first use and cached for the batch's life. */
   view<T>(view: BatchView<T>): T {
+    if (this.#firstView === view) return this.#firstValue as T;
+    if (this.#firstView === null) {
+      this.#firstView = view;
+      this.#firstValue = view.make(this);
+      return this.#firstValue as T;
+    }
     const views = (this.#views ??= new Map());
     let value = views.get(view) as T | undefined;
     if (value === undefined) {

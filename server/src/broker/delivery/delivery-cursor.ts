@@ -79,6 +79,8 @@ export class DeliveryCursor implements FeedMember {
   epoch: string;
   nextOffset: number;
   readonly consumer: DeliveryConsumer;
+  /** Free for the consumer's own per-cursor state (e.g. WebSocket native fan-out attachment); the cursor never reads it. */
+  consumerState: unknown = null;
   readonly #env: DeliveryEnv;
   #tail: Tail | null = null;
   #feed: PartitionFeed | null = null;

@@ -30,7 +30,8 @@ export type NativePublish = (topic: string, message: Uint8Array, isBinary: boole
 export class NativeFanout {
   readonly #publish: NativePublish;
   readonly #byFeed = new Map<PartitionFeed, NativeFeed>();
-  readonly #byCursor = new Map<DeliveryCursor, NativeFeed>();
+  /** Attached cursors; each also holds its NativeFeed in `consumerState` (no lookup per batch). */
+  #attached = 0;
 
   constructor(publish: NativePublish) {
     this.#publish = publish;
@@ -38,11 +39,11 @@ export class NativeFanout {
 
   /** Attached cursors, over all feeds (for tests and metrics). */
   get size(): number {
-    return this.#byCursor.size;
+    return this.#attached;
   }
 
   isAttached(cursor: DeliveryCursor): boolean {
-    return this.#byCursor.has(cursor);
+    return cursor.consumerState instanceof NativeFeed;
   }
 
   /**
@@ -59,15 +60,17 @@ export class NativeFanout {
       feed.addHook(native);
     }
     if (!native.attach(cursor, conn, address, batch)) return false;
-    this.#byCursor.set(cursor, native);
+    cursor.consumerState = native;
+    this.#attached++;
     return true;
   }
 
   /** Detaches `cursor` from native fan-out (no-op if not attached). */
   detach(cursor: DeliveryCursor): void {
-    const native = this.#byCursor.get(cursor);
-    if (!native) return;
-    this.#byCursor.delete(cursor);
+    const native = cursor.consumerState;
+    if (!(native instanceof NativeFeed)) return;
+    cursor.consumerState = null;
+    this.#attached--;
     native.detach(cursor);
   }
 
@@ -75,7 +78,10 @@ export class NativeFanout {
     const native = this.#byFeed.get(feed);
     if (!native) return;
     this.#byFeed.delete(feed);
-    for (const cursor of native.cursors()) this.#byCursor.delete(cursor);
+    for (const cursor of native.cursors()) {
+      cursor.consumerState = null;
+      this.#attached--;
+    }
   }
 }
 
