@@ -15,6 +15,7 @@ import type uWS from "uWebSockets.js";
 import { TributaryError } from "../../errors.ts";
 import type { GroupCoordinator } from "../../groups/group-coordinator.ts";
 import { isInternalGroup } from "../../groups/internal-groups.ts";
+import { checkClientTopicAccess } from "../../broker/internal-topics.ts";
 import { parseResetTarget } from "../../groups/offsets.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import { HttpRouter } from "./http-router.ts";
@@ -41,6 +42,7 @@ export function registerGroupRoutes(app: uWS.TemplatedApp, ctx: GatewayContext, 
       }
       const { topic, to, partitions } = parsed as Record<string, unknown>;
       if (typeof topic !== "string" || topic.length === 0) throw new TributaryError("BAD_REQUEST", `topic: expected a topic name`);
+      checkClientTopicAccess(topic, "reset-offsets");
       if (partitions !== undefined && (!Array.isArray(partitions) || !partitions.every((p) => Number.isInteger(p) && p >= 0))) {
         throw new TributaryError("BAD_REQUEST", `partitions: expected an array of partition numbers`);
       }

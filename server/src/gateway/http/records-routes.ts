@@ -5,6 +5,7 @@
  */
 import { TributaryError } from "../../errors.ts";
 import type { Broker } from "../../broker/broker.ts";
+import { checkClientTopicAccess } from "../../broker/internal-topics.ts";
 import type { LogRecord } from "../../log/log-engine.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import type { HttpRouter } from "./http-router.ts";
@@ -24,6 +25,7 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
     "/topics/:topic/records",
     async (req) => {
       const topic = checkTopicName(req.params[0]!);
+      checkClientTopicAccess(topic, "produce");
       const request = parseProduceRequest(parseBody(req.body, req.contentType), req.query.get("acks"));
       const results = await broker.produce(topic, request.records, {
         acks: request.acks,
@@ -38,6 +40,7 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
 
   router.route("get", "/topics/:topic/partitions/:partition/records", async (req) => {
     const topic = checkTopicName(req.params[0]!);
+    checkClientTopicAccess(topic, "read");
     const partition = intParam(req.params[1]!, "partition");
     const max = optionalInt(req.query.get("max"), "max", 1, MAX_READ_MAX) ?? DEFAULT_READ_MAX;
     const maxBytes = optionalInt(req.query.get("maxBytes"), "maxBytes", 1, Number.MAX_SAFE_INTEGER);

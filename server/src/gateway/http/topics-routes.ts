@@ -1,8 +1,11 @@
 /**
- * Topic admin routes: list, create, describe, delete (docs/http-api.md).
+ * Topic admin routes: list, create, describe, delete (docs/http-api.md). Internal topics
+ * (broker/internal-topics.ts) are listed only with `?internal=true` and cannot be created
+ * or deleted by clients (403 FORBIDDEN).
  */
 import { TributaryError } from "../../errors.ts";
 import { TOPIC_NAME_PATTERN } from "../../broker/broker.ts";
+import { checkClientTopicAccess, isInternalTopic } from "../../broker/internal-topics.ts";
 import type { TopicConfig, TopicDescription } from "../../log/log-engine.ts";
 import { parseDuration, parseByteSize, closest } from "../../config/units.ts";
 import type { GatewayContext } from "../gateway-context.ts";
@@ -77,8 +80,9 @@ export function renderTopic(description: TopicDescription): Record<string, unkno
 export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void {
   const { broker } = ctx;
 
-  router.route("get", "/topics", async () => {
-    const topics = (await broker.listTopics()).sort();
+  router.route("get", "/topics", async ({ query }) => {
+    const internal = query.get("internal") === "true" || query.get("internal") === "1";
+    const topics = (await broker.listTopics()).filter((t) => internal || !isInternalTopic(t)).sort();
     return { status: 200, body: { topics } };
   });
 
@@ -87,6 +91,7 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
     "/topics",
     async (req) => {
       const { name, config } = parseCreateTopic(parseBody(req.body, req.contentType));
+      checkClientTopicAccess(name, "create");
       const description = await broker.createTopic(name, config);
       ctx.log.info("topic.created", { topic: name, partitions: description.partitions });
       return { status: 201, body: renderTopic(description) };
@@ -101,6 +106,7 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
 
   router.route("delete", "/topics/:topic", async (req) => {
     const topic = checkTopicName(req.params[0]!);
+    checkClientTopicAccess(topic, "delete");
     await broker.deleteTopic(topic);
     ctx.log.info("topic.deleted", { topic });
     return { status: 204 };

@@ -1,8 +1,9 @@
 import type { Broker } from "../../broker/broker.ts";
-import type { RecordHeaders } from "../../log/log-engine.ts";
+import type { LogRecord, RecordHeaders } from "../../log/log-engine.ts";
 import { KeyedTopic } from "../../broker/keyed-topic.ts";
+import { createLogger, type Logger } from "../../logger.ts";
 import { OutgoingMessage } from "./record-mapping.ts";
-import type { TopicFilter } from "../../broker/topic-filter.ts";
+import { isValidTopicName, type TopicFilter } from "../../broker/topic-filter.ts";
 
 /** Internal log topic holding retained messages (unreachable from MQTT, see topic-mapping.ts). */
 export const RETAINED_TOPIC = "__mqtt.retained";
@@ -20,17 +21,36 @@ interface Retained {
  * no retention) with key = MQTT topic, value = payload, the same headers as the main
  * record; an empty payload clears the topic. The in-memory index is rebuilt by reading
  * that topic from its start when the gateway starts (last record per key wins).
+ *
+ * The node starts whatever the topic holds: a record that could not have come from a
+ * retained PUBLISH (`retainedRecordProblem`: a key that is not an MQTT topic name, a QoS or
+ * expiry header that is not a number MQTT allows) is skipped as if it had not been written,
+ * with a warning `mqtt.retained.unreadable` {key, reason} and a count in
+ * `tributary_background_errors_total{task="mqtt-retained-load"}`.
  */
 export class RetainedStore {
   readonly #index = new Map<string, Retained>();
-  readonly #log: KeyedTopic;
+  readonly #topic: KeyedTopic;
+  readonly #broker: Broker;
+  readonly #log: Logger;
 
-  constructor(broker: Broker) {
-    this.#log = new KeyedTopic(broker, RETAINED_TOPIC);
+  /** `log`: where skipped records are reported (default: warnings on stderr). */
+  constructor(broker: Broker, log: Logger = createLogger("warn")) {
+    this.#broker = broker;
+    this.#topic = new KeyedTopic(broker, RETAINED_TOPIC);
+    this.#log = log;
   }
 
   async load(): Promise<void> {
-    await this.#log.replay((topic, r) => this.#apply(topic, r.value ?? new Uint8Array(0), r.headers, r.timestamp));
+    await this.#topic.replay((topic, r) => {
+      const problem = retainedRecordProblem(topic, r);
+      if (problem !== null) {
+        this.#log.warn("mqtt.retained.unreadable", { key: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic, offset: r.offset, reason: problem });
+        this.#broker.metrics.backgroundErrors.inc({ task: "mqtt-retained-load" });
+        return;
+      }
+      this.#apply(topic, r.value ?? new Uint8Array(0), r.headers, r.timestamp);
+    });
   }
 
   #apply(topic: string, payload: Uint8Array, headers: RecordHeaders, timestamp: number): void {
@@ -42,7 +62,7 @@ export class RetainedStore {
   async put(topic: string, payload: Uint8Array, headers: RecordHeaders): Promise<void> {
     const timestamp = Date.now();
     this.#apply(topic, payload, headers, timestamp);
-    await this.#log.put(topic, payload, headers, timestamp);
+    await this.#topic.put(topic, payload, headers, timestamp);
   }
 
   /** Retained messages whose topic matches `filter` (expired ones skipped). */
@@ -59,4 +79,31 @@ export class RetainedStore {
   get size(): number {
     return this.#index.size;
   }
+}
+
+const MAX_TOPIC_BYTES = 65_535;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Why a record of `__mqtt.retained` keyed `topic` (decoded as the KeyedTopic decodes keys)
+ * cannot be a retained message, or null when it can. Headers other than the ones checked
+ * here are read leniently at delivery (record-mapping.ts).
+ */
+export function retainedRecordProblem(topic: string, record: LogRecord): string | null {
+  const keyBytes = record.key?.byteLength ?? 0;
+  if (keyBytes > MAX_TOPIC_BYTES) return `the key is ${keyBytes} bytes, over MQTT's ${MAX_TOPIC_BYTES}`;
+  if (!isValidTopicName(topic)) return "the key is not an MQTT topic name (empty, a wildcard, NUL, or not UTF-8)";
+  const qos = record.headers["mqtt.qos"];
+  if (qos !== undefined && (qos.length !== 1 || qos[0]! < 0x30 || qos[0]! > 0x32)) return "header mqtt.qos: expected 0, 1 or 2";
+  const expiry = record.headers["mqtt.message-expiry"];
+  if (expiry !== undefined) {
+    let text: string;
+    try {
+      text = utf8.decode(expiry);
+    } catch {
+      return "header mqtt.message-expiry: not UTF-8";
+    }
+    if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) return "header mqtt.message-expiry: expected seconds 0..4294967295";
+  }
+  return null;
 }

@@ -1,4 +1,5 @@
-import type { ClientFrame } from "@tributary/client/protocol";
+import type { ClientFrame, PublishFrame } from "@tributary/client/protocol";
+import { internalTopicRefusal } from "../../../broker/internal-topics.ts";
 import type { WsConnection } from "../ws-connection.ts";
 import type { HandlerContext } from "./context.ts";
 import { handleCommit } from "./commit.ts";
@@ -18,7 +19,7 @@ type Handlers = { [Op in ClientFrame["op"]]: (ctx: HandlerContext, conn: WsConne
 
 const HANDLERS: Handlers = {
   hello: handleHello,
-  publish: handlePublish,
+  publish: publishUnlessInternal,
   subscribe: handleSubscribe,
   unsubscribe: handleUnsubscribe,
   credit: handleCredit,
@@ -28,6 +29,16 @@ const HANDLERS: Handlers = {
   heartbeat: handleHeartbeat,
   presence: handlePresence,
 };
+
+/** `publish` to an internal topic is refused with FORBIDDEN (broker/internal-topics.ts) before the publish handler sees it. */
+function publishUnlessInternal(ctx: HandlerContext, conn: WsConnection, frame: PublishFrame): void {
+  const refusal = internalTopicRefusal(frame.topic, "produce");
+  if (refusal) {
+    conn.sendError(refusal.code, refusal.message, { id: frame.id });
+    return;
+  }
+  handlePublish(ctx, conn, frame);
+}
 
 /** Dispatches a validated frame to its op's handler (one file per op). */
 export function dispatch(ctx: HandlerContext, conn: WsConnection, frame: ClientFrame): void {

@@ -1,5 +1,6 @@
 import type { SubscribeFrame } from "@tributary/client/protocol";
 import { toTributaryError } from "../../../errors.ts";
+import { internalTopicRefusal } from "../../../broker/internal-topics.ts";
 import { GroupSubscription } from "../group-subscription.ts";
 import { DeliveryCursor } from "../../../broker/delivery/delivery-cursor.ts";
 import { resolveStarts } from "../../../broker/delivery/start-position.ts";
@@ -13,8 +14,9 @@ import type { HandlerContext } from "./context.ts";
  * frames (positions the reset policy moved), then `message` frames per partition in
  * offset order: catch-up from the log, then live. Failures come back as `error` with the
  * request `id` and the `sub`: UNKNOWN_TOPIC (no auto-create), INVALID_TOPIC, BAD_REQUEST
- * (sub in use, bad filter), POLICY_VIOLATION (too many subscriptions), and under reset
- * policy "error" OFFSET_OUT_OF_RANGE / STALE_EPOCH.
+ * (sub in use, bad filter), POLICY_VIOLATION (too many subscriptions), FORBIDDEN (an
+ * internal topic, broker/internal-topics.ts), and under reset policy "error"
+ * OFFSET_OUT_OF_RANGE / STALE_EPOCH.
  *
  * With `group`: the subscription is a consumer-group member (GroupSubscription): reply
  * `joined` {memberId}, then `assign` / `revoke` frames and `message` frames of the assigned
@@ -39,6 +41,11 @@ export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: 
   } catch (err) {
     const e = toTributaryError(err);
     conn.sendError(e.code, e.message, ids);
+    return;
+  }
+  const refusal = internalTopicRefusal(selector.topic, "subscribe");
+  if (refusal) {
+    conn.sendError(refusal.code, refusal.message, ids);
     return;
   }
   if (frame.group !== undefined) {
