@@ -92,3 +92,56 @@ export function keyFilter(filter: TopicFilter): KeyFilter {
     return filter.matches(text);
   };
 }
+
+/**
+ * True when every topic name `filter` can match is also matched by `pattern` (both valid
+ * filters, see isValidTopicFilter): the "filter within pattern" check of subscription
+ * permissions. Exact: it agrees with TopicFilter.matches over all topic names, including
+ * `a/#` matching its parent `a` and `$`-topics never matching a wildcard first level.
+ * Examples: `sensor-data/#` covers `sensor-data/+/temp` and `sensor-data`;
+ * `sensor-data/+` does not cover `sensor-data/#`; `#` does not cover `$SYS/#`.
+ */
+export function filterCovers(pattern: TopicFilter, filter: TopicFilter): boolean {
+  const p = pattern.levels;
+  const f = filter.levels;
+  // `$`-topics: the filter can match them only with a literal `$…` first level, which a wildcard first level never matches.
+  if (filter.literalFirstLevel && f[0]!.charCodeAt(0) === 0x24 && !pattern.literalFirstLevel) return false;
+  for (let i = 0; ; i++) {
+    if (i < p.length && p[i] === "#") return true; // matches any rest, including none (`a/#` matches `a`)
+    if (i === p.length || i === f.length) return i === p.length && i === f.length;
+    const pl = p[i]!;
+    const fl = f[i]!;
+    // The filter matches every deeper topic and its parent; only a pattern rest of `#` matches
+    // all of those, or a rest of `+/#` where the parent is not a topic name: at the first level,
+    // or below an empty first level (the parent would be the empty string).
+    if (fl === "#") return (i === 0 || (i === 1 && f[0] === "")) && pl === "+" && p.length === i + 2 && p[i + 1] === "#";
+    if (pl === "+") continue;
+    if (fl === "+" || fl !== pl) return false;
+  }
+}
+
+/**
+ * True when some topic name is matched by both filters (both valid). Used to refuse a
+ * subscription that could reach a denied topic. Exact in the same sense as filterCovers.
+ */
+export function filtersOverlap(a: TopicFilter, b: TopicFilter): boolean {
+  const x = a.levels;
+  const y = b.levels;
+  // A literal `$…` first level meets only a literal first level (wildcards never match `$`-topics).
+  if (a.literalFirstLevel !== b.literalFirstLevel) {
+    const literal = a.literalFirstLevel ? x[0]! : y[0]!;
+    if (literal.charCodeAt(0) === 0x24) return false;
+  }
+  for (let i = 0; ; i++) {
+    if ((i < x.length && x[i] === "#") || (i < y.length && y[i] === "#")) {
+      // `a/#` also matches its parent `a`; when the only common topic would be that parent and
+      // it is the empty string (`/#` against `+`), it is not a topic name.
+      const parentOnly = i === x.length || i === y.length;
+      return !(parentOnly && i === 1 && (x[0] === "" || y[0] === ""));
+    }
+    if (i === x.length || i === y.length) return i === x.length && i === y.length;
+    const xl = x[i]!;
+    const yl = y[i]!;
+    if (xl !== "+" && yl !== "+" && xl !== yl) return false;
+  }
+}
