@@ -132,6 +132,40 @@ const redisUrl: Pick<FieldSpec, "expected" | "parse"> = {
   },
 };
 
+/**
+ * A list of browser origins (`scheme://host[:port]`, http or https), or "*" for any: a JSON
+ * array in the file, comma-separated in env and flags. Each is stored as `URL.origin`
+ * (lower-case host, no default port), which is how browsers send `Origin`.
+ */
+const originList: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: 'a list of origins like "https://app.example.com" or "http://localhost:3000" (a JSON array, or comma-separated), or "*" for any',
+  parse(raw) {
+    const items = typeof raw === "string" ? raw.split(",").map((s) => s.trim()).filter((s) => s !== "") : raw;
+    if (!Array.isArray(items)) return bad;
+    const origins: string[] = [];
+    for (const item of items) {
+      const origin = typeof item === "string" ? normalizeOrigin(item.trim()) : null;
+      if (origin === null) return bad;
+      if (!origins.includes(origin)) origins.push(origin);
+    }
+    return ok(origins);
+  },
+};
+
+/** `URL.origin` of `scheme://host[:port]` (http/https, nothing after the host but an optional "/"), "*" as is, else null. */
+export function normalizeOrigin(raw: string): string | null {
+  if (raw === "*") return raw;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+  if (url.username || url.password || url.search || url.hash || url.pathname !== "/" || url.host.includes("*")) return null;
+  return url.origin;
+}
+
 function field(path: string, name: string, doc: string, kind: Pick<FieldSpec, "expected" | "parse">): FieldSpec {
   return { path, env: `TRIBUTARY_${name}`, flag: `--${name.toLowerCase().replaceAll("_", "-")}`, doc, ...kind };
 }
@@ -160,6 +194,8 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("limits.maxBufferedBytes", "MAX_BUFFERED_BYTES", "A socket whose send buffer passes this is paused.", integer(1024, MAX, "bytes")),
   field("limits.slowConsumerGraceMs", "SLOW_CONSUMER_GRACE_MS", "...and dropped with SLOW_CONSUMER if it stays over it this long.", integer(0, MAX, "ms")),
   field("limits.maxPendingPublishes", "MAX_PENDING_PUBLISHES", "Publishes waiting for the log, per connection (QUEUE_FULL above).", integer(1, MAX)),
+  field("http.corsOrigins", "CORS_ORIGINS", "Web pages on these origins may call the HTTP API (CORS); default none: no cross-origin access.", originList),
+  field("ws.allowedOrigins", "WS_ALLOWED_ORIGINS", "Browser origins besides the node's own allowed to open /ws and /mqtt WebSockets (others get 403).", originList),
   field("mqtt.enabled", "MQTT_ENABLED", "Serve MQTT over TCP.", boolean),
   field("mqtt.port", "MQTT_PORT", "MQTT over TCP port; 0 = a free port.", integer(0, 65535)),
   field("mqtt.maxPacketBytes", "MQTT_MAX_PACKET_BYTES", "Largest MQTT packet accepted.", integer(64, 256 * 1024 ** 2, "bytes")),

@@ -55,6 +55,22 @@ export interface TributaryConfig {
     /** Bounded queue of publishes waiting for the log, per connection. */
     maxPendingPublishes: number;
   };
+  http: {
+    /**
+     * Origins (`https://app.example.com`, "*" for any) whose pages may call the HTTP API
+     * cross-origin: preflights are answered and responses carry Access-Control-Allow-Origin
+     * for them only. Empty (default): no cross-origin access.
+     */
+    corsOrigins: string[];
+  };
+  ws: {
+    /**
+     * Browser origins allowed to open the /ws and /mqtt WebSockets besides the node's own
+     * (an `Origin` whose host:port is the request's `Host`); clients sending no `Origin`
+     * (not browsers) are always allowed. Others get HTTP 403 before the upgrade.
+     */
+    allowedOrigins: string[];
+  };
   mqtt: {
     enabled: boolean;
     /** MQTT over TCP port; 0 = pick a free one. */
@@ -92,6 +108,8 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     slowConsumerGraceMs: 5000,
     maxPendingPublishes: 1000,
   },
+  http: { corsOrigins: [] },
+  ws: { allowedOrigins: [] },
   mqtt: {
     enabled: true,
     port: 1883,

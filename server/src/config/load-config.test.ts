@@ -160,6 +160,23 @@ describe("loadConfig", () => {
     expect(problemsOf({ flags: { engine: "kafka" } })[0]).toBe('engine: expected one of "file", "redis", got "kafka" (from flag --engine)');
   });
 
+  it("reads browser origin lists from a JSON array or a comma list, stored as browsers send Origin, and names what is wrong", () => {
+    expect(DEFAULT_CONFIG.http.corsOrigins).toEqual([]);
+    expect(DEFAULT_CONFIG.ws.allowedOrigins).toEqual([]);
+    const file = configFile({ http: { corsOrigins: ["https://App.example.com:443/", "http://localhost:3000"] } });
+    expect(loadConfig({ configFile: file }).config.http.corsOrigins).toEqual(["https://app.example.com", "http://localhost:3000"]);
+    const { config } = loadConfig({ env: { TRIBUTARY_WS_ALLOWED_ORIGINS: " https://a.example.com , http://[::1]:8080," }, flags: { "http.corsOrigins": "*" } });
+    expect(config.ws.allowedOrigins).toEqual(["https://a.example.com", "http://[::1]:8080"]);
+    expect(config.http.corsOrigins).toEqual(["*"]);
+    for (const bad of ["https://a.example.com/app", "ftp://a.example.com", "https://*.example.com", "null", "a.example.com"]) {
+      expect(problemsOf({ flags: { "ws.allowedOrigins": bad } }), bad).toEqual([
+        expect.stringMatching(/^ws\.allowedOrigins: expected a list of origins like "https:\/\/app\.example\.com".*\(from flag --ws-allowed-origins\)$/),
+      ]);
+    }
+    expect(loadConfig({ configFile: configFile({ http: { corsOrigins: "https://a.example.com" } }) }).config.http.corsOrigins).toEqual(["https://a.example.com"]);
+    expect(problemsOf({ configFile: configFile({ http: { corsOrigins: [42] } }) })[0]).toMatch(/^http\.corsOrigins: expected a list of origins/);
+  });
+
   it("gives every field a distinct env var and flag following the naming rule", () => {
     const envs = new Set(CONFIG_FIELDS.map((f) => f.env));
     const flags = new Set(CONFIG_FIELDS.map((f) => f.flag));
@@ -173,7 +190,7 @@ describe("loadConfig", () => {
     const walk = (node: object, prefix: string) => {
       for (const [key, value] of Object.entries(node)) {
         const path = prefix ? `${prefix}.${key}` : key;
-        if (path === "file.fsync" || value === null || typeof value !== "object") leaves.push(path);
+        if (path === "file.fsync" || value === null || typeof value !== "object" || Array.isArray(value)) leaves.push(path);
         else walk(value, path);
       }
     };
