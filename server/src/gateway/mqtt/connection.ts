@@ -387,12 +387,17 @@ export class MqttConnection implements SessionConnection {
 
 const ACK_TEMPLATES = new Map<string, Buffer>();
 
-function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", version: number): Buffer {
-  const key = `${cmd}${version}`;
-  let t = ACK_TEMPLATES.get(key);
+/**
+ * A success ack without properties in its shortest form, the same bytes for every version:
+ * MQTT 5 lets the reason code and property length be left out when the reason is Success
+ * and there are no properties (§3.4.2.1), as Mosquitto sends them; some MQTT 5 clients
+ * (paho-mqtt 1.6 in Debian 12) fail on the long form.
+ */
+function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", _version: number): Buffer {
+  let t = ACK_TEMPLATES.get(cmd);
   if (!t) {
-    t = mqtt.generate({ cmd, messageId: 1 } as Packet, { protocolVersion: version });
-    ACK_TEMPLATES.set(key, t);
+    t = mqtt.generate({ cmd, messageId: 1 } as Packet, { protocolVersion: 4 });
+    ACK_TEMPLATES.set(cmd, t);
   }
   return t;
 }

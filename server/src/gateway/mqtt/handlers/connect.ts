@@ -29,6 +29,19 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
     conn.close("connect-refused");
   };
 
+  // Protocol name and level must agree: MQTT 3.1 is "MQIsdp" level 3, 3.1.1 and 5.0 are "MQTT" 4 and 5
+  // [MQTT-3.1.2-1, MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1) / 0x84 (5.0), then close.
+  const known = packet.protocolId === "MQTT" ? version === 4 || version === 5 : packet.protocolId === "MQIsdp" && version === 3;
+  if (!known) return refuse(RC.UNSUPPORTED_PROTOCOL_VERSION, V3_CONNACK.UNACCEPTABLE_PROTOCOL_VERSION, `protocol "${packet.protocolId}" level ${version} is not MQTT 3.1, 3.1.1 or 5.0`);
+  // Will QoS 3 is a malformed CONNECT [MQTT-3.1.2-14]: 5.0 may answer CONNACK 0x81, 3.1.1 closes.
+  if (packet.will && ((packet.will.qos as number) > 2 || (packet.will.qos as number) < 0)) {
+    const reason = `will QoS ${String(packet.will.qos)} is not 0, 1 or 2`;
+    if (v5) return refuse(RC.MALFORMED_PACKET, V3_CONNACK.UNACCEPTABLE_PROTOCOL_VERSION, reason);
+    throw new MqttProtocolError(RC.MALFORMED_PACKET, reason);
+  }
+  // Before 5.0 a password needs a user name [MQTT-3.1.2-22]: close.
+  if (!v5 && packet.password !== undefined && packet.username === undefined) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "a password without a user name (MQTT 3.1.1 §3.1.2.9)");
+
   if (core.connections.size > core.config.limits.maxConnections) {
     return refuse(RC.QUOTA_EXCEEDED, V3_CONNACK.SERVER_UNAVAILABLE, `at most ${core.config.limits.maxConnections} connections (limits.maxConnections)`);
   }

@@ -39,6 +39,7 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
   const qos = packet.qos as QoS;
   const packetId = packet.messageId ?? 0;
   if (qos > 0 && packetId === 0) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "QoS 1/2 PUBLISH with packet identifier 0");
+  if (qos === 0 && packet.dup) throw new MqttProtocolError(RC.MALFORMED_PACKET, "QoS 0 PUBLISH with DUP set [MQTT-3.3.1-2]");
   if (qos === 2 && session.inboundQos2.has(packetId)) {
     // Re-sent QoS 2 PUBLISH: already stored once; confirm again, store nothing.
     conn.sendAck("pubrec", packetId);

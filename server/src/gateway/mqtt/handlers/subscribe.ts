@@ -18,6 +18,7 @@ export async function handleSubscribe(conn: MqttConnection, packet: ISubscribePa
   const failure = v5 ? RC.TOPIC_FILTER_INVALID : 0x80;
   const subId = v5 ? (packet.properties?.subscriptionIdentifier as number | undefined) : undefined;
   if (subId === 0) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "subscription identifier 0");
+  if (!packet.messageId) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "SUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]");
   const granted: number[] = [];
   const retainedFor: Subscription[] = [];
   for (const s of packet.subscriptions) {
