@@ -142,7 +142,7 @@ describe("consumer group admin and fencing", () => {
     });
     await waitFor(async () => (await describeGroup(node.node, "replay-g")).totalLag === 0, "committed");
 
-    const refused = await fetch(`${node.node.url}/groups/replay-g/reset-offsets`, { method: "POST", body: JSON.stringify({ topic: "replay", to: "earliest" }) });
+    const refused = await fetch(`${node.node.url}/groups/replay-g/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ topic: "replay", to: "earliest" }) });
     expect(refused.status).toBe(409);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("GROUP_NOT_EMPTY");
     const cliRefused = await cli(["groups", "reset-offsets", "replay-g", "--topic", "replay", "--to", "earliest"]);
@@ -155,7 +155,7 @@ describe("consumer group admin and fencing", () => {
     expect(ok.code, ok.stderr).toBe(0);
     const result = JSON.parse(ok.stdout) as { partitions: Array<{ partition: number; previous: number; offset: number }> };
     expect(result.partitions.map((p) => [p.previous, p.offset])).toEqual([0, 1].map((p) => [producer.end.get(p), 0]));
-    const http = await fetch(`${node.node.url}/groups/replay-g/reset-offsets`, { method: "POST", body: JSON.stringify({ topic: "replay", to: { offset: 10 }, partitions: [1] }) });
+    const http = await fetch(`${node.node.url}/groups/replay-g/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ topic: "replay", to: { offset: 10 }, partitions: [1] }) });
     expect(http.status).toBe(200);
 
     // a new member replays from the reset positions

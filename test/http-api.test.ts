@@ -316,7 +316,7 @@ describe("produce errors", () => {
     expectError(await call("POST", path, { value: "v", partition: -1 }), 400, "BAD_REQUEST", "partition");
     expectError(await call("POST", path, { value: "v", timestamp: "now" }), 400, "BAD_REQUEST", "timestamp");
     expectError(await call("POST", path, { records: [{ value: "v" }], producerId: "p" }), 400, "BAD_REQUEST", "sequence");
-    expectError(await call("POST", path, "v", { "content-type": "application/xml" }), 400, "BAD_REQUEST", "Content-Type");
+    expectError(await call("POST", path, "v", { "content-type": "application/xml" }), 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type application/json, application/cbor, application/x-ndjson");
     expect((await call("GET", `/topics/${topic}`)).json.partitionInfo[0].endOffset).toBe(0);
   });
 

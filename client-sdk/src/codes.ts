@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   FORBIDDEN: { retriable: false, description: "The credentials do not allow this action." },
   STALE_EPOCH: { retriable: false, description: "The partition's history changed since the position was taken; reset by policy." },
   NOT_FOUND: { retriable: false, description: "No such HTTP route (HTTP API only; unknown topics are UNKNOWN_TOPIC)." },
+  UNSUPPORTED_MEDIA_TYPE: { retriable: false, description: "The request body's Content-Type is not one the route accepts (HTTP API only: application/json, application/cbor, application/x-ndjson)." },
   // --- consumer groups (docs/consumer-groups.md) ---------------------------------------
   UNKNOWN_GROUP: { retriable: false, description: "The consumer group has no members and no committed offsets." },
   UNKNOWN_MEMBER: { retriable: false, description: "The member id is not (or no longer) in the group, e.g. after its session timed out; join again." },

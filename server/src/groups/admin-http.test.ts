@@ -88,14 +88,14 @@ describe("consumer group admin over HTTP and the CLI", () => {
     const channel = new RecordingChannel();
     const { memberId } = await coordinator.join("billing", { clientId: "svc", node: "n1", topics: ["orders"], channel });
     await coordinator.settled("billing");
-    const refused = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", body: JSON.stringify({ topic: "orders", to: "earliest" }) });
+    const refused = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ topic: "orders", to: "earliest" }) });
     expect(refused.status).toBe(409);
     expect((await refused.json()).error.code).toBe("GROUP_NOT_EMPTY");
     expect(await cli("reset-offsets", "billing", "--topic", "orders", "--to", "latest")).toEqual({ out: "GROUP_NOT_EMPTY", exit: 1 });
 
     await coordinator.leave("billing", memberId);
     await coordinator.settled("billing");
-    const ok = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", body: JSON.stringify({ topic: "orders", to: { offset: 2 } }) });
+    const ok = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ topic: "orders", to: { offset: 2 } }) });
     expect(ok.status).toBe(200);
     expect((await ok.json()).partitions).toEqual([0, 1, 2].map((partition) => ({ partition, previous: null, offset: 2 })));
     const viaCli = await cli("reset-offsets", "billing", "--topic", "orders", "--to", "latest", "--partition", "0");
@@ -106,10 +106,10 @@ describe("consumer group admin over HTTP and the CLI", () => {
   });
 
   it("answers malformed reset requests with 400 and bad CLI targets with usage exit code 2", async () => {
-    const bad = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", body: JSON.stringify({ topic: "orders", to: "yesterday" }) });
+    const bad = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ topic: "orders", to: "yesterday" }) });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.code).toBe("BAD_REQUEST");
-    const notJson = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", body: "{" });
+    const notJson = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
     expect(notJson.status).toBe(400);
     expect((await cli("reset-offsets", "billing", "--topic", "orders", "--to", "yesterday")).exit).toBe(2);
     expect((await cli("reset-offsets", "billing", "--to", "latest")).exit).toBe(2);

@@ -19,10 +19,11 @@ import { checkClientTopicAccess } from "../../broker/internal-topics.ts";
 import { parseResetTarget } from "../../groups/offsets.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import { HttpRouter } from "./http-router.ts";
+import { OriginPolicy } from "./origin-policy.ts";
 import { parseBody } from "./record-encoding.ts";
 
 export function registerGroupRoutes(app: uWS.TemplatedApp, ctx: GatewayContext, coordinator: GroupCoordinator): void {
-  const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log });
+  const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log, origins: OriginPolicy.of(ctx.config) });
 
   router.route("get", "/groups", async ({ query }) => {
     const internal = query.get("internal") === "true" || query.get("internal") === "1";

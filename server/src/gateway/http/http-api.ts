@@ -1,5 +1,5 @@
 /**
- * The HTTP API gateway: topics admin, produce, read, health, cluster (docs/http-api.md). One call
+ * The HTTP API gateway: topics admin, produce, read, health, cluster, CORS preflights (docs/http-api.md). One call
  * mounts every route on the node's uWS app; `close()` ends in-flight requests (long-polls
  * return early) and waits for them briefly.
  *
@@ -9,6 +9,7 @@
 import type uWS from "uWebSockets.js";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
 import { HttpRouter } from "./http-router.ts";
+import { OriginPolicy } from "./origin-policy.ts";
 import type { ClusterStatus } from "../../cluster/node-registry.ts";
 import { mountClusterRoutes } from "./cluster-routes.ts";
 import { mountHealthRoutes } from "./health-routes.ts";
@@ -30,7 +31,8 @@ export interface HttpApi extends Gateway {
 }
 
 export function attachHttpApi(app: uWS.TemplatedApp, ctx: GatewayContext, options: HttpApiOptions): HttpApi {
-  const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log });
+  const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log, origins: OriginPolicy.of(ctx.config) });
+  router.preflight(); // CORS preflights for every route of the node (http.corsOrigins)
   mountHealthRoutes(router, ctx, options.isReady, options.checkStorage);
   if (options.clusterStatus) mountClusterRoutes(router, options.clusterStatus);
   mountTopicRoutes(router, ctx);

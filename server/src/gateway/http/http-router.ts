@@ -8,7 +8,13 @@
  * - `res.onAborted` is always registered, and `res` is never touched after an abort;
  * - the body is read with `res.onData`, bounded by `maxBodyBytes` (413 FRAME_TOO_LARGE;
  *   an oversized body is drained, up to a bound, so the client can read the 413);
- * - replies from async code are written inside `res.cork`.
+ * - replies from async code are written inside `res.cork`;
+ * - browser safety (docs/configuration.md, "Browser access"): a route that reads a body
+ *   accepts only the Content-Types it declares (`bodyTypes`; default JSON and CBOR), anything
+ *   else, or none, is 415 UNSUPPORTED_MEDIA_TYPE (so no cross-origin "simple request" can
+ *   write without a CORS preflight); a POST/PUT/DELETE with a foreign `Origin` not in
+ *   `http.corsOrigins` is 403 FORBIDDEN; replies to listed origins carry
+ *   `Access-Control-Allow-Origin`, and `preflight()` answers their `OPTIONS` preflights.
  *
  * Errors: a handler throws TributaryError; it becomes `{ "error": { "code", "message" } }`
  * with httpStatusOf(code) (NOT_FOUND → 404). Anything else is logged and becomes INTERNAL.
@@ -17,6 +23,7 @@ import { encode as encodeCbor } from "cbor-x";
 import type uWS from "uWebSockets.js";
 import { TributaryError, httpStatusOf, toTributaryError, type ErrorCode } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
+import { OriginPolicy } from "./origin-policy.ts";
 
 export type HttpMethod = "get" | "post" | "put" | "delete";
 
@@ -27,7 +34,7 @@ export interface ApiRequest {
   /** Route parameters in pattern order (`/topics/:topic` → [topic]), URL-decoded. */
   params: string[];
   query: URLSearchParams;
-  /** Lower-cased header values ("" when absent). */
+  /** Lower-cased header values ("" when absent). For body routes, `contentType` is one of the route's `bodyTypes` (parameters like `; charset=utf-8` kept). */
   contentType: string;
   accept: string;
   /** The request body (empty unless the route reads bodies). */
@@ -45,6 +52,23 @@ export interface ApiResponse {
 
 export type ApiHandler = (req: ApiRequest) => Promise<ApiResponse> | ApiResponse;
 
+/** Media types a request body may have (docs/http-api.md, "Request bodies"). */
+export type BodyType = "application/json" | "application/cbor" | "application/x-ndjson";
+
+/** What a body route accepts unless it says otherwise. */
+export const DEFAULT_BODY_TYPES: readonly BodyType[] = ["application/json", "application/cbor"];
+
+/** The media type of a Content-Type header value: `application/json; charset=utf-8` → `application/json`. */
+export function mediaTypeOf(contentType: string): string {
+  const semicolon = contentType.indexOf(";");
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+}
+
+/** Methods a cross-origin page may use once its preflight is answered, and the request headers it may send. */
+const CORS_METHODS = "GET, POST, PUT, DELETE";
+const CORS_HEADERS = "Content-Type, Accept, Authorization";
+const WRITE_METHODS = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+
 const STATUS_TEXT: Record<number, string> = {
   200: "OK",
   201: "Created",
@@ -56,6 +80,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: "Not Found",
   409: "Conflict",
   413: "Payload Too Large",
+  415: "Unsupported Media Type",
   416: "Range Not Satisfiable",
   429: "Too Many Requests",
   500: "Internal Server Error",
@@ -71,6 +96,8 @@ export function statusOfCode(code: ErrorCode): number {
 export interface HttpRouterOptions {
   maxBodyBytes: number;
   log: Logger;
+  /** Which browser origins may call the API; default none but the node's own. */
+  origins?: OriginPolicy;
 }
 
 /** How much of an oversized body is drained (to let the client read the 413) before the connection is closed. */
@@ -85,19 +112,26 @@ export class HttpRouter {
   /** Set by drain(): later requests get 503 UNAVAILABLE and their connection closed. */
   #closing = false;
 
+  readonly #origins: OriginPolicy;
+
   constructor(app: uWS.TemplatedApp, options: HttpRouterOptions) {
     this.#app = app;
     this.#options = options;
+    this.#origins = options.origins ?? new OriginPolicy();
   }
 
   get inFlight(): number {
     return this.#inFlight.size;
   }
 
-  /** Mounts `handler` at `pattern`; `readBody` routes receive the (bounded) body. */
-  route(method: HttpMethod, pattern: string, handler: ApiHandler, options: { readBody?: boolean } = {}): void {
+  /**
+   * Mounts `handler` at `pattern`; `readBody` routes receive the (bounded) body, whose
+   * Content-Type is one of `bodyTypes` (default JSON and CBOR; anything else is 415).
+   */
+  route(method: HttpMethod, pattern: string, handler: ApiHandler, options: { readBody?: boolean; bodyTypes?: readonly BodyType[] } = {}): void {
     const paramCount = pattern.split("/").filter((segment) => segment.startsWith(":")).length;
-    const handlerOf = (res: uWS.HttpResponse, req: uWS.HttpRequest) => this.#serve(res, req, handler, options.readBody ?? false, paramCount);
+    const bodyTypes = options.readBody ? (options.bodyTypes ?? DEFAULT_BODY_TYPES) : null;
+    const handlerOf = (res: uWS.HttpResponse, req: uWS.HttpRequest) => this.#serve(res, req, handler, bodyTypes, paramCount);
     if (method === "delete") this.#app.del(pattern, handlerOf);
     else this.#app[method](pattern, handlerOf);
   }
@@ -109,7 +143,38 @@ export class HttpRouter {
       const path = req.getUrl();
       this.#serve(res, req, () => {
         throw new TributaryError("NOT_FOUND", `no route for ${method} ${path}; see docs/http-api.md`);
-      }, false, 0);
+      }, null, 0);
+    });
+  }
+
+  /**
+   * `OPTIONS /*`: a CORS preflight (`Origin` + `Access-Control-Request-Method`) from an origin
+   * in `http.corsOrigins` gets 204 with the allowed methods and headers; from any other
+   * origin, 403 FORBIDDEN without CORS headers (the browser then refuses the request). A
+   * plain OPTIONS gets 204 with `Allow`. Mount before `fallback()`.
+   */
+  preflight(): void {
+    this.#app.options("/*", (res, req) => {
+      const origin = req.getHeader("origin");
+      const preflight = origin !== "" && req.getHeader("access-control-request-method") !== "";
+      if (preflight && !this.#origins.corsAllows(origin)) {
+        this.#serve(res, req, () => {
+          throw new TributaryError("FORBIDDEN", `cross-origin requests from ${origin} are not allowed: list the origin in http.corsOrigins (--cors-origins)`, { origin });
+        }, null, 0);
+        return;
+      }
+      res.writeStatus("204 No Content");
+      if (preflight) {
+        res
+          .writeHeader("Access-Control-Allow-Origin", origin)
+          .writeHeader("Access-Control-Allow-Methods", CORS_METHODS)
+          .writeHeader("Access-Control-Allow-Headers", CORS_HEADERS)
+          .writeHeader("Access-Control-Max-Age", "600")
+          .writeHeader("Vary", "Origin");
+      } else {
+        res.writeHeader("Allow", `${CORS_METHODS}, OPTIONS`);
+      }
+      res.endWithoutBody(0);
     });
   }
 
@@ -127,7 +192,7 @@ export class HttpRouter {
     });
   }
 
-  #serve(res: uWS.HttpResponse, req: uWS.HttpRequest, handler: ApiHandler, readBody: boolean, paramCount: number): void {
+  #serve(res: uWS.HttpResponse, req: uWS.HttpRequest, handler: ApiHandler, bodyTypes: readonly BodyType[] | null, paramCount: number): void {
     const controller = new AbortController();
     let finished = false; // aborted by the client, or answered: res must not be touched again
     res.onAborted(() => {
@@ -153,6 +218,9 @@ export class HttpRouter {
     const contentType = req.getHeader("content-type").toLowerCase();
     const accept = req.getHeader("accept").toLowerCase();
     const contentLength = Number(req.getHeader("content-length") || "0");
+    const origin = req.getHeader("origin");
+    const host = req.getHeader("host");
+    const allowOrigin = origin !== "" && this.#origins.corsAllows(origin);
 
     const respond = (response: ApiResponse, closeConnection = false) => {
       if (finished) return;
@@ -172,6 +240,7 @@ export class HttpRouter {
       res.cork(() => {
         res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ""}`.trim());
         if (type) res.writeHeader("Content-Type", type);
+        if (allowOrigin) res.writeHeader("Access-Control-Allow-Origin", origin).writeHeader("Vary", "Origin");
         if (body === undefined) res.endWithoutBody(0, closeConnection);
         else res.end(body, closeConnection);
       });
@@ -189,6 +258,20 @@ export class HttpRouter {
         fail(new TributaryError("UNAVAILABLE", "the node is shutting down"), true);
         return;
       }
+      if (WRITE_METHODS.has(method) && !this.#origins.httpAllows(origin, host)) {
+        fail(new TributaryError("FORBIDDEN", `${method} ${path} from origin ${origin} is not allowed: only the node's own origin and those listed in http.corsOrigins (--cors-origins)`, { origin }));
+        return;
+      }
+      if (bodyTypes !== null && !(bodyTypes as readonly string[]).includes(mediaTypeOf(contentType))) {
+        fail(
+          new TributaryError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            `${method} ${path} accepts a body of Content-Type ${bodyTypes.join(", ")}; got ${contentType === "" ? "none" : `"${contentType}"`}`,
+            { contentType, accepted: bodyTypes },
+          ),
+        );
+        return;
+      }
       const request: ApiRequest = { method, path, params, query, contentType, accept, body, signal: controller.signal };
       try {
         Promise.resolve(handler(request)).then(respond, fail);
@@ -197,7 +280,7 @@ export class HttpRouter {
       }
     };
 
-    if (!readBody) {
+    if (bodyTypes === null) {
       run(new Uint8Array(0));
       return;
     }

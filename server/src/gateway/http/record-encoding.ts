@@ -7,7 +7,8 @@
  *   - `null` → no key / no value (tombstone);
  *   - for `value` only, any other JSON (object, array, number, boolean) → its JSON text.
  * Request (CBOR, `Content-Type: application/cbor`): the same shape, and byte strings are
- * taken as is.
+ * taken as is. Request (NDJSON, `Content-Type: application/x-ndjson`, produce only): one
+ * JSON record object per line, a batch of them.
  *
  * Response (JSON): key / value / header values are rendered as a string when the bytes are
  * valid UTF-8, else as `{ "base64": "..." }`; both are exact (no BOM stripping, no
@@ -18,6 +19,7 @@ import { TributaryError } from "../../errors.ts";
 import type { ProduceRecord } from "../../broker/broker.ts";
 import type { Acks, LogRecord, RecordHeaders } from "../../log/log-engine.ts";
 import { closest } from "../../config/units.ts";
+import { mediaTypeOf } from "./http-router.ts";
 
 export interface ProduceRequest {
   records: ProduceRecord[];
@@ -34,10 +36,18 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 
 export function isCbor(contentType: string): boolean {
-  return contentType.startsWith("application/cbor");
+  return mediaTypeOf(contentType) === "application/cbor";
 }
 
-/** Parses a request body as JSON (default) or CBOR; BAD_REQUEST when it cannot be parsed. */
+export function isNdjson(contentType: string): boolean {
+  return mediaTypeOf(contentType) === "application/x-ndjson";
+}
+
+/**
+ * Parses a request body as CBOR (`application/cbor`) or else JSON; BAD_REQUEST when it
+ * cannot be parsed. Which Content-Types reach a route at all is the router's rule (415
+ * otherwise, http-router.ts).
+ */
 export function parseBody(body: Uint8Array, contentType: string): unknown {
   if (body.length === 0) throw new TributaryError("BAD_REQUEST", "the request body is empty; send a JSON (or CBOR) document");
   if (isCbor(contentType)) {
@@ -47,14 +57,29 @@ export function parseBody(body: Uint8Array, contentType: string): unknown {
       throw new TributaryError("BAD_REQUEST", `the body is not valid CBOR: ${(err as Error).message}`);
     }
   }
-  if (contentType !== "" && !contentType.startsWith("application/json") && !contentType.startsWith("text/plain")) {
-    throw new TributaryError("BAD_REQUEST", `unsupported Content-Type "${contentType}"; use application/json or application/cbor`);
-  }
   try {
     return JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
   } catch (err) {
     throw new TributaryError("BAD_REQUEST", `the body is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** An NDJSON body: the JSON value of each non-blank line, in order; BAD_REQUEST naming the first line that is not JSON. */
+export function parseNdjson(body: Uint8Array): unknown[] {
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+  const values: unknown[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === "") continue;
+    try {
+      values.push(JSON.parse(line));
+    } catch (err) {
+      throw new TributaryError("BAD_REQUEST", `line ${i + 1} of the NDJSON body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (values.length === 0) throw new TributaryError("BAD_REQUEST", "the NDJSON body has no records; send one JSON record object per line");
+  return values;
 }
 
 export function parseAcks(raw: unknown, where: string): Acks {

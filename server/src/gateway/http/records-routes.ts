@@ -9,7 +9,7 @@ import { checkClientTopicAccess } from "../../broker/internal-topics.ts";
 import type { LogRecord } from "../../log/log-engine.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import type { HttpRouter } from "./http-router.ts";
-import { parseBody, parseProduceRequest, renderRecordCbor, renderRecordJson, show } from "./record-encoding.ts";
+import { isNdjson, parseBody, parseNdjson, parseProduceRequest, renderRecordCbor, renderRecordJson, show } from "./record-encoding.ts";
 import { checkTopicName } from "./topics-routes.ts";
 
 export const DEFAULT_READ_MAX = 100;
@@ -26,7 +26,9 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
     async (req) => {
       const topic = checkTopicName(req.params[0]!);
       checkClientTopicAccess(topic, "produce");
-      const request = parseProduceRequest(parseBody(req.body, req.contentType), req.query.get("acks"));
+      // NDJSON: one record object per line, produced as one batch (acks from ?acks=).
+      const body = isNdjson(req.contentType) ? { records: parseNdjson(req.body) } : parseBody(req.body, req.contentType);
+      const request = parseProduceRequest(body, req.query.get("acks"));
       const results = await broker.produce(topic, request.records, {
         acks: request.acks,
         producerId: request.producerId,
@@ -35,7 +37,7 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
       if (request.acks === 0) return { status: 202 };
       return { status: 200, body: { offsets: results.map(({ partition, offset }) => ({ partition, offset })) } };
     },
-    { readBody: true },
+    { readBody: true, bodyTypes: ["application/json", "application/cbor", "application/x-ndjson"] },
   );
 
   router.route("get", "/topics/:topic/partitions/:partition/records", async (req) => {

@@ -1,6 +1,7 @@
 import net from "node:net";
 import type { TemplatedApp } from "uWebSockets.js";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
+import { OriginPolicy, refuseForeignOrigin } from "../http/origin-policy.ts";
 import { MqttCore } from "./mqtt-core.ts";
 import { TcpTransport, WsTransport, type WsUserData } from "./transport.ts";
 
@@ -11,7 +12,8 @@ export interface MqttGateway extends Gateway {
 
 /**
  * Starts the MQTT gateway: MQTT over TCP on `config.host:config.mqtt.port` (0 = a free
- * port) and MQTT over WebSocket on the given uWS app at `/mqtt` (subprotocol `mqtt`).
+ * port) and MQTT over WebSocket on the given uWS app at `/mqtt` (subprotocol `mqtt`; a
+ * browser `Origin` other than the node's own or one in `ws.allowedOrigins` gets HTTP 403).
  * Both feed the same per-connection parser and share sessions, retained messages and
  * live tails (docs/mqtt.md).
  */
@@ -35,12 +37,14 @@ export async function startMqttGateway(app: TemplatedApp, ctx: GatewayContext): 
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : ctx.config.mqtt.port;
 
+  const origins = OriginPolicy.of(ctx.config);
   app.ws<WsUserData>("/mqtt", {
     compression: 0,
     maxPayloadLength: ctx.config.mqtt.maxPacketBytes + 8,
     maxBackpressure: 64 * 1024 * 1024,
     idleTimeout: 0,
     upgrade: (res, req, context) => {
+      if (refuseForeignOrigin(res, req, origins, "/mqtt")) return;
       const offered = req
         .getHeader("sec-websocket-protocol")
         .split(",")

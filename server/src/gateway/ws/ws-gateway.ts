@@ -11,6 +11,7 @@ import {
   type WireFormat,
 } from "@tributary/client/protocol";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
+import { OriginPolicy, refuseForeignOrigin } from "../http/origin-policy.ts";
 import { dispatch, type HandlerContext } from "./handlers/index.ts";
 import { NativeFanout } from "./native-fanout.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
@@ -43,7 +44,8 @@ const cborFromView = new Decoder({ useRecords: false, mapsAsObjects: true, copyB
 /**
  * Mounts the SDK WebSocket endpoint (`WS_PATH`) on `app`: subprotocol negotiation
  * (`tributary.v1` CBOR binary, `tributary.v1.json` text; anything else is refused with
- * HTTP 400), frame validation, the op handlers (handlers/), per-subscription credit,
+ * HTTP 400; a browser `Origin` other than the node's own or one in `ws.allowedOrigins` gets
+ * HTTP 403, see http/origin-policy.ts), frame validation, the op handlers (handlers/), per-subscription credit,
  * socket backpressure and slow-consumer eviction, and the shared per-partition feeds.
  *
  * A frame larger than `limits.maxFrameBytes` gets `error` FRAME_TOO_LARGE and a close
@@ -54,6 +56,7 @@ const cborFromView = new Decoder({ useRecords: false, mapsAsObjects: true, copyB
  */
 export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, options: WsGatewayOptions = {}): WsGateway {
   const { limits } = ctx.config;
+  const origins = OriginPolicy.of(ctx.config);
   const native = new NativeFanout((topic, message, isBinary) => {
     app.publish(topic, message, isBinary);
   });
@@ -95,6 +98,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
         res.writeStatus("503 Service Unavailable").end("Tributary node is shutting down\n");
         return;
       }
+      if (refuseForeignOrigin(res, req, origins, WS_PATH)) return;
       const offered = req
         .getHeader("sec-websocket-protocol")
         .split(",")
