@@ -15,19 +15,14 @@
  * piled up); the baseline includes that working set, so what is measured after it is what
  * the stalled client costs while the other 900 MB per topic are published.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import mqtt from "mqtt-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type TributaryClient } from "@tributary/client";
+import { spawnFileNode, type NodeChild } from "./helpers/node-process.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 import { WsTestClient } from "./helpers/ws-test-client.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-const BIN = join(ROOT, "server/bin/tributary.mjs");
 const TOPICS = ["bp-a", "bp-b", "bp-c"];
 const PER_TOPIC = 1000;
 const WARM_UP = 100;
@@ -36,50 +31,8 @@ const GRACE_MS = 2000;
 const MAX_BUFFERED = 4 * 1024 * 1024;
 const RSS_SLACK = 64 * 1024 * 1024;
 
-interface NodeChild {
-  child: ChildProcess;
-  httpPort: number;
-  mqttPort: number;
-  stderr(): string;
-  rss(): number;
-  stop(): Promise<void>;
-}
-
 async function spawnNode(): Promise<NodeChild> {
-  const dataDir = mkdtempSync(join(tmpdir(), "tributary-bp-"));
-  const child = spawn(process.execPath, [BIN, "start", "--port", "0", "--mqtt-port", "0", "--data-dir", dataDir, "--log-level", "info"], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, TRIBUTARY_SLOW_CONSUMER_GRACE_MS: String(GRACE_MS), TRIBUTARY_MAX_BUFFERED_BYTES: String(MAX_BUFFERED) },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const [httpPort, mqttPort] = await within(
-    new Promise<[number, number]>((resolve, reject) => {
-      child.stdout!.on("data", (d: Buffer) => {
-        stdout += d.toString();
-        const m = /tributary listening http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/.exec(stdout);
-        if (m) resolve([Number(m[1]), Number(m[2])]);
-      });
-      child.once("exit", (code) => reject(new Error(`node exited with ${code}:\n${stderr}`)));
-    }),
-    20_000,
-    "the node's listening line",
-  );
-  return {
-    child,
-    httpPort,
-    mqttPort,
-    stderr: () => stderr,
-    rss: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) * 1024,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return spawnFileNode({ env: { TRIBUTARY_SLOW_CONSUMER_GRACE_MS: String(GRACE_MS), TRIBUTARY_MAX_BUFFERED_BYTES: String(MAX_BUFFERED) } });
 }
 
 async function metric(node: NodeChild, name: string, labels: string): Promise<number> {

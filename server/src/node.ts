@@ -235,9 +235,17 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   };
 }
 
+/** uWS ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT (a type-only enum in its typings). */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
+/**
+ * Listens with an exclusive port: uWS otherwise shares a port with another process
+ * (SO_REUSEPORT) and the kernel splits connections between the two nodes at random.
+ */
 function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  type ListenWithOptions = (host: string, port: number, options: number, cb: (token: uWS.us_listen_socket | false) => void) => void;
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (token) => {
+    (app.listen as unknown as ListenWithOptions).call(app, host, port, LISTEN_EXCLUSIVE_PORT, (token) => {
       if (token) resolve(token);
       else {
         reject(

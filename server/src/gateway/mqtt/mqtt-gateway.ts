@@ -1,3 +1,4 @@
+import { TributaryError } from "../../errors.ts";
 import net from "node:net";
 import type { TemplatedApp } from "uWebSockets.js";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
@@ -28,9 +29,14 @@ export async function startMqttGateway(app: TemplatedApp, ctx: GatewayContext): 
     socket.on("error", () => conn.onTransportClose());
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      const { host } = ctx.config;
+      const { port } = ctx.config.mqtt;
+      if (err.code === "EADDRINUSE") reject(new TributaryError("UNAVAILABLE", `MQTT port ${host}:${port} is in use (another node?); choose another --mqtt-port, or 0 for a free port`, { host, port }, { cause: err }));
+      else reject(new TributaryError("UNAVAILABLE", `cannot listen for MQTT on ${host}:${port}: ${err.message}`, { host, port }, { cause: err }));
+    });
     server.listen(ctx.config.mqtt.port, ctx.config.host, () => {
-      server.off("error", reject);
+      server.removeAllListeners("error");
       resolve();
     });
   });

@@ -9,13 +9,15 @@
  *                            <base>.timeindex time index (time-index.ts)
  * offsets.log                                committed group offsets (group-offsets.ts)
  * trash/                                     deleted topics, removed in the background
+ * tributary.lock                             pid of the owning process (data-dir-lock.ts)
  * ```
  *
  * Durability: acks 0/1 resolve once the batch is in the page cache (write(2) returned);
  * the `fsync` policy then decides when it reaches the device ("always": before acks=1
  * resolves; `{intervalMs}`: by a timer; "never": by the OS, or flush/close). acks="all"
  * always waits for an fdatasync, shared by every producer waiting at that moment (group
- * commit). Recovery on open: see segment-recovery.ts. One process per data directory.
+ * commit). Recovery on open: see segment-recovery.ts. One process per data directory,
+ * enforced by a lock file taken before anything is read (a second node fails to open).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -36,6 +38,7 @@ import type {
   TopicDescription,
 } from "../log-engine.ts";
 import { validateCommit } from "../commit-options.ts";
+import { DataDirLock } from "./data-dir-lock.ts";
 import { AppendNotifier, startTailLoop } from "../tail-loop.ts";
 import { GroupOffsetStore } from "./group-offsets.ts";
 import { PartitionLog, type PartitionOptions } from "./partition-log.ts";
@@ -110,6 +113,7 @@ export class FileLogEngine implements LogEngine {
   #admin: Promise<unknown> = Promise.resolve();
   #closed = false;
   #closing: Promise<void> | null = null;
+  #lock: DataDirLock | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
   #fsyncsOfDeleted = 0;
   #appends = 0;
@@ -136,7 +140,13 @@ export class FileLogEngine implements LogEngine {
   /** Opens (creating if needed) the data directory, loads every topic and recovers it. */
   static async open(options: FileLogEngineOptions): Promise<FileLogEngine> {
     const engine = new FileLogEngine(options);
-    engine.#load();
+    engine.#lock = DataDirLock.acquire(engine.dataDir); // before reading anything: one owner per data dir
+    try {
+      engine.#load();
+    } catch (err) {
+      engine.#lock.release();
+      throw err;
+    }
     const retentionCheckMs = options.retentionCheckMs ?? 5 * 60_000;
     if (retentionCheckMs > 0) {
       engine.#timers.push(setInterval(() => void engine.enforceRetention().catch((err) => engine.#warn(`retention failed: ${(err as Error).message}`, {})), retentionCheckMs).unref());
@@ -429,8 +439,9 @@ export class FileLogEngine implements LogEngine {
         await this.#flushAll();
       } finally {
         for (const t of this.#topics.values()) for (const log of t.partitions) log.close();
-        await this.#offsets.close().catch(() => undefined);
+        await this.#offsets.close().catch((err: unknown) => this.#warn(`closing group offsets failed: ${(err as Error).message}`, {}));
         this.#notifier.notifyAll(); // tails wake, read, get UNAVAILABLE and stop
+        this.#lock?.release();
       }
     })();
     return this.#closing;
