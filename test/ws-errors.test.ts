@@ -83,6 +83,14 @@ describe("WebSocket gateway: bad input", () => {
     expect(await c.subscribe({ sub: 3, topic: "t" })).toMatchObject({ op: "error", code: "BAD_REQUEST", sub: 3 });
   });
 
+  it("refuses a start position in a partition the topic does not have (UNKNOWN_PARTITION)", async () => {
+    const c = await track(WsTestClient.connect(server.url));
+    await c.publish("one-partition", "x");
+    const reply = await c.subscribe({ sub: 7, topic: "one-partition", from: { offsets: { 99999: 0 } } });
+    expect(reply).toMatchObject({ op: "error", code: "UNKNOWN_PARTITION", sub: 7 });
+    await c.subscribeOk({ sub: 8, topic: "one-partition", from: { offsets: { 0: 0 } } });
+  });
+
   it("closes with PROTOCOL_ERROR when the first frame is not hello", async () => {
     const c = await track(WsTestClient.open(server.url));
     c.send({ op: "publish", id: 1, topic: "t", value: null });

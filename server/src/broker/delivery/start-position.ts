@@ -34,6 +34,14 @@ export async function resolveStarts(
 ): Promise<ResolvedStarts> {
   const partitions: ResolvedStart[] = [];
   const resets: Omit<ResetFrame, "sub">[] = [];
+  if (typeof from === "object" && "offsets" in from) {
+    for (const key of [...Object.keys(from.offsets), ...Object.keys(from.epochs ?? {})]) {
+      const p = Number(key);
+      if (!Number.isInteger(p) || p < 0 || p >= infos.length) {
+        throw new TributaryError("UNKNOWN_PARTITION", `topic "${topic}" has partitions 0..${infos.length - 1}, not ${key}`, { topic, partition: p });
+      }
+    }
+  }
   for (const info of infos) {
     const { partition, epoch, earliestOffset, endOffset } = info;
     let offset: number;
