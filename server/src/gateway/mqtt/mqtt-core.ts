@@ -48,7 +48,7 @@ export class MqttCore {
     this.slowConsumerGraceMs = ctx.config.limits.slowConsumerGraceMs;
     this.maxPendingPublishes = ctx.config.limits.maxPendingPublishes;
     this.directory = new TopicDirectory(this.broker, this.log);
-    this.retained = new RetainedStore(this.broker);
+    this.retained = new RetainedStore(this.broker, this.log);
     const deps = { broker: this.broker, delivery: { broker: this.broker, feeds: this.broker.feeds, log: this.log }, log: this.log };
     const shareGroups = ctx.groups ? { coordinator: ctx.groups, nodeId: ctx.nodeId } : null; // `$share` = consumer groups (docs/mqtt.md)
     this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will), shareGroups);
