@@ -218,16 +218,24 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
       closing ??= (async () => {
         ready = false;
         log.info("node.stopping", { nodeId });
+        // Each step that talks to shared storage (Redis) gets a deadline: with the storage
+        // unreachable, what it could not write is abandoned and logged, and the node still
+        // stops in seconds. Nothing acknowledged depends on them (Redis acked it already).
+        // The file engine's close is never cut short: it fsyncs acknowledged records.
+        const shared = engine.kind !== "file";
+        const step = (name: string, run: () => Promise<void> | void, budgetMs: number) => stopStep(log, name, run, shared ? budgetMs : null);
         // Best effort: a registry we cannot mark draining expires the node after its TTL.
-        await registry?.drain().catch((err: unknown) => log.warn("node.drain_failed", { nodeId, error: String(err) }));
+        await step("registry.drain", () => registry?.drain(), 1000);
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         listenSocket = undefined;
-        await closeAll(gateways, log);
-        await registry?.close();
-        groups.close();
-        if (groups instanceof ClusterGroupCoordinator) await groups.closed();
+        await step("gateways", () => closeAll(gateways, log), 1500);
+        await step("registry.close", () => registry?.close(), 500);
+        await step("groups", async () => {
+          groups.close();
+          if (groups instanceof ClusterGroupCoordinator) await groups.closed();
+        }, 1000);
         presence.close();
-        await engine.close();
+        await step("engine", () => engine.close(), 1000);
         log.info("node.stopped", { nodeId });
       })();
       return closing;
@@ -270,6 +278,31 @@ function connectionCounts(gateways: Array<{ name: string; gateway: Gateway }>): 
 }
 
 /** Closes gateways in reverse mount order; one failing does not stop the others. */
+/**
+ * Runs one shutdown step; with `budgetMs`, stops waiting for it after that long and logs
+ * what was abandoned (`node.stop_abandoned`). Failures are logged; the shutdown goes on.
+ */
+async function stopStep(log: Logger, name: string, run: () => Promise<void> | void, budgetMs: number | null): Promise<void> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const work = Promise.resolve().then(run);
+    if (budgetMs === null) await work;
+    else {
+      const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), budgetMs)));
+      if ((await Promise.race([work, late])) === "late") {
+        log.warn("node.stop_abandoned", { step: name, afterMs: budgetMs, reason: "storage did not answer in time; what this step had left to write is not written" });
+        work.catch((err: unknown) => log.warn("node.stop_failed", { step: name, error: String(err) })); // still logged if it fails later
+      }
+    }
+  } catch (err) {
+    log.warn("node.stop_failed", { step: name, error: toTributaryError(err).message });
+  } finally {
+    if (timer) clearTimeout(timer);
+    log.debug("node.stop_step", { step: name, ms: Date.now() - started });
+  }
+}
+
 async function closeAll(gateways: Array<{ name: string; gateway: Gateway }>, log: Logger): Promise<void> {
   for (const { name, gateway } of gateways.reverse()) {
     try {
