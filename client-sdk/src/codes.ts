@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   UNKNOWN_OP: { retriable: false, description: "The protocol op is not known to this server." },
   UNAUTHORIZED: { retriable: false, description: "The credentials are missing or invalid." },
   FORBIDDEN: { retriable: false, description: "The credentials do not allow this action." },
+  TOKEN_EXPIRED: { retriable: false, description: "The token has expired (at connect or while connected); get a fresh token (SDK getToken()) and connect again." },
   STALE_EPOCH: { retriable: false, description: "The partition's history changed since the position was taken; reset by policy." },
   NOT_FOUND: { retriable: false, description: "No such HTTP route (HTTP API only; unknown topics are UNKNOWN_TOPIC)." },
   UNSUPPORTED_MEDIA_TYPE: { retriable: false, description: "The request body's Content-Type is not one the route accepts (HTTP API only: application/json, application/cbor, application/x-ndjson)." },
