@@ -14,6 +14,8 @@
  */
 import { randomUUID } from "node:crypto";
 import uWS from "uWebSockets.js";
+import { effectiveMaxConnections, openFileLimit } from "./config/fd-limit.ts";
+import { ConnectionLimit } from "./gateway/connection-limit.ts";
 import { Broker } from "./broker/broker.ts";
 import type { TributaryConfig } from "./config/config.ts";
 import { TributaryError, toTributaryError } from "./errors.ts";
@@ -135,7 +137,13 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   // Background failures of groups and presence (logged by onError above): counted by task.
   groups.instrumentation.on("group.error", (e) => metrics.backgroundErrors.inc({ task: e.payload.task }));
   const presence = new PresenceRegistry({ ...options.presence, instrumentation: groups.instrumentation });
-  const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence };
+  const fdLimit = openFileLimit();
+  const { max: maxConnections, lowered } = effectiveMaxConnections(config.limits.maxConnections, fdLimit);
+  if (lowered) {
+    log.warn("node.max_connections_lowered", { configured: config.limits.maxConnections, openFileLimit: fdLimit, maxConnections, hint: "raise the open-file limit (ulimit -n) to allow more" });
+  }
+  log.info("node.limits", { openFileLimit: fdLimit, maxConnections });
+  const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence, connections: new ConnectionLimit(maxConnections) };
 
   let ready = false;
   const app = uWS.App();

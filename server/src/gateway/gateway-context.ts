@@ -2,6 +2,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { TributaryConfig } from "../config/config.ts";
 import type { GroupCoordinator, PresenceRegistry } from "../groups/index.ts";
 import type { Logger } from "../logger.ts";
+import type { ConnectionLimit } from "./connection-limit.ts";
 
 /** What every gateway (HTTP, WebSocket, MQTT) is given by the node that mounts it. */
 export interface GatewayContext {
@@ -14,6 +15,8 @@ export interface GatewayContext {
   groups?: GroupCoordinator;
   /** Who is subscribed to which topic; absent when a gateway runs without presence. */
   presence?: PresenceRegistry;
+  /** The node's budget of client connections, shared by every gateway; absent = `limits.maxConnections` per gateway. */
+  connections?: ConnectionLimit;
 }
 
 /** A mounted gateway; `close()` says goodbye to its clients and releases its resources. */

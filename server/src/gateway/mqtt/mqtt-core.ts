@@ -2,6 +2,7 @@ import type { Broker } from "../../broker/broker.ts";
 import type { TributaryConfig } from "../../config/config.ts";
 import type { Logger } from "../../logger.ts";
 import type { GatewayContext } from "../gateway-context.ts";
+import { ConnectionLimit } from "../connection-limit.ts";
 import { MqttConnection } from "./connection.ts";
 import { TopicDirectory } from "./delivery/topic-directory.ts";
 import { RC } from "./reason-codes.ts";
@@ -31,6 +32,8 @@ export class MqttCore {
   readonly retained: RetainedStore;
   readonly sessions: SessionManager;
   readonly connections = new Set<MqttConnection>();
+  /** The node's connection budget (shared with the WebSocket gateway). */
+  readonly limit: ConnectionLimit;
   /** PUBLISH packets sent to subscribers (read by the metrics at scrape time). */
   delivered = 0;
   /** Connection currently owning each client id. */
@@ -45,6 +48,7 @@ export class MqttCore {
     this.maxPacketBytes = ctx.config.mqtt.maxPacketBytes;
     this.receiveMaximum = ctx.config.mqtt.receiveMaximum;
     this.maxBufferedBytes = ctx.config.limits.maxBufferedBytes;
+    this.limit = ctx.connections ?? new ConnectionLimit(ctx.config.limits.maxConnections);
     this.slowConsumerGraceMs = ctx.config.limits.slowConsumerGraceMs;
     this.maxPendingPublishes = ctx.config.limits.maxPendingPublishes;
     this.directory = new TopicDirectory(this.broker, this.log);
@@ -75,6 +79,7 @@ export class MqttCore {
   open(transport: MqttTransport): MqttConnection {
     const conn = new MqttConnection(this, transport);
     this.connections.add(conn);
+    this.limit.opened();
     this.broker.metrics.connections.inc({ gateway: gatewayLabel(transport) });
     if (this.closing) conn.close("gateway-closing");
     return conn;
@@ -82,6 +87,7 @@ export class MqttCore {
 
   connectionClosed(conn: MqttConnection, why: string): void {
     this.connections.delete(conn);
+    this.limit.closed();
     this.broker.metrics.connections.dec({ gateway: gatewayLabel(conn.transport) });
     this.log.debug("mqtt.connection.closed", { client: conn.clientId, why });
     const session = conn.session;

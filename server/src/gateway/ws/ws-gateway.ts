@@ -13,6 +13,7 @@ import {
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
 import { OriginPolicy, refuseForeignOrigin } from "../http/origin-policy.ts";
 import { dispatch, type HandlerContext } from "./handlers/index.ts";
+import { ConnectionLimit } from "../connection-limit.ts";
 import { NativeFanout } from "./native-fanout.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
 import { WsConnection, type SocketData, type WsGatewayStats } from "./ws-connection.ts";
@@ -64,6 +65,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
   const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log, () => ctx.broker.metrics.backgroundErrors.inc({ task: "presence-leave" }));
   const handlerCtx: HandlerContext = { ...ctx, delivery, presenceHub };
   const connections = new Set<WsConnection>();
+  const limit = ctx.connections ?? new ConnectionLimit(limits.maxConnections);
   let closing = false;
   const connectionLimits = { maxBufferedBytes: limits.maxBufferedBytes, slowConsumerGraceMs: limits.slowConsumerGraceMs };
   const metrics = ctx.broker.metrics;
@@ -99,6 +101,10 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
         return;
       }
       if (refuseForeignOrigin(res, req, origins, WS_PATH)) return;
+      if (limit.full) {
+        res.writeStatus("503 Service Unavailable").writeHeader("retry-after", "5").end(`too many connections: this node takes at most ${limit.max} (limits.maxConnections, below the open-file limit)\n`);
+        return;
+      }
       const offered = req
         .getHeader("sec-websocket-protocol")
         .split(",")
@@ -124,11 +130,13 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     open(ws) {
       const conn = new WsConnection(ws, connectionLimits, stats, (c) => {
         connections.delete(c);
+        limit.closed();
         metrics.connections.dec({ gateway: "ws" });
         presenceHub.connectionGone(c);
       });
       ws.getUserData().conn = conn;
       connections.add(conn);
+      limit.opened();
       metrics.connections.inc({ gateway: "ws" });
       if (closing) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
     },

@@ -42,8 +42,9 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
   // Before 5.0 a password needs a user name [MQTT-3.1.2-22]: close.
   if (!v5 && packet.password !== undefined && packet.username === undefined) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "a password without a user name (MQTT 3.1.1 §3.1.2.9)");
 
-  if (core.connections.size > core.config.limits.maxConnections) {
-    return refuse(RC.QUOTA_EXCEEDED, V3_CONNACK.SERVER_UNAVAILABLE, `at most ${core.config.limits.maxConnections} connections (limits.maxConnections)`);
+  // This connection is already counted: refuse when the node holds more than its budget.
+  if (core.limit.open > core.limit.max) {
+    return refuse(RC.QUOTA_EXCEEDED, V3_CONNACK.SERVER_UNAVAILABLE, `at most ${core.limit.max} connections (limits.maxConnections, below the open-file limit)`);
   }
   let clientId = packet.clientId ?? "";
   let assigned: string | undefined;
