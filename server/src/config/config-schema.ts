@@ -166,6 +166,22 @@ export function normalizeOrigin(raw: string): string | null {
   return url.origin;
 }
 
+const optionalFile: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: "a file path, or null for none",
+  parse(raw) {
+    if (raw === null) return ok(null);
+    return typeof raw === "string" && raw.trim() !== "" && !raw.includes("\u0000") ? ok(raw.trim()) : bad;
+  },
+};
+
+const optionalString: Pick<FieldSpec, "expected" | "parse"> = {
+  expected: "a non-empty string, or null for not checked",
+  parse(raw) {
+    if (raw === null) return ok(null);
+    return typeof raw === "string" && raw.trim() !== "" ? ok(raw.trim()) : bad;
+  },
+};
+
 function field(path: string, name: string, doc: string, kind: Pick<FieldSpec, "expected" | "parse">): FieldSpec {
   return { path, env: `TRIBUTARY_${name}`, flag: `--${name.toLowerCase().replaceAll("_", "-")}`, doc, ...kind };
 }
@@ -204,6 +220,15 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("mqtt.maxSessionExpiry", "MQTT_MAX_SESSION_EXPIRY", "Cap on MQTT 5 session expiry interval, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("log.level", "LOG_LEVEL", "Log level (JSON lines on stderr).", oneOf(["debug", "info", "warn", "error"])),
+  // auth.*: docs/security.md. Validated; not enforced by the gateways yet (SECURITY.md).
+  field("auth.jwt.secretFile", "AUTH_JWT_SECRET_FILE", "File with the HMAC secret for HS256/384/512 tokens (>= 32 bytes; openssl rand -base64 48 > file).", optionalFile),
+  field("auth.jwt.publicKeyFile", "AUTH_JWT_PUBLIC_KEY_FILE", "PEM file with the public key(s) of RS/PS/ES/EdDSA tokens.", optionalFile),
+  field("auth.jwt.jwksFile", "AUTH_JWT_JWKS_FILE", "JWKS file ({\"keys\": [...]}) of token public keys, reloaded on change.", optionalFile),
+  field("auth.jwt.audience", "AUTH_JWT_AUDIENCE", "Required aud claim of tokens.", optionalString),
+  field("auth.jwt.issuer", "AUTH_JWT_ISSUER", "Required iss claim of tokens.", optionalString),
+  field("auth.passwordFile", "AUTH_PASSWORD_FILE", "MQTT password file, user:hash lines (tributary passwd; Mosquitto's files work).", optionalFile),
+  field("auth.aclFile", "AUTH_ACL_FILE", "Mosquitto acl_file for password-file users and anonymous clients.", optionalFile),
+  field("auth.allowAnonymous", "ALLOW_ANONYMOUS", "Accept clients without credentials (with auth configured), or listen beyond loopback with no auth configured.", boolean),
 ];
 
 /** Env vars the `tributary` command reads that are not config fields. */

@@ -86,6 +86,31 @@ export interface TributaryConfig {
     v3SessionExpiry: number;
   };
   log: { level: "debug" | "info" | "warn" | "error" };
+  /**
+   * Identities and permissions (docs/security.md). Nothing set = "open" mode: every client
+   * is anonymous with full access, as before authentication existed. Validated here; the
+   * gateways do not enforce it yet (SECURITY.md).
+   */
+  auth: {
+    jwt: {
+      /** File holding the HMAC secret (HS256/384/512), at least 32 bytes; trailing newline ignored. */
+      secretFile: string | null;
+      /** PEM file with one or more public keys or certificates (RS*, PS*, ES*, EdDSA). */
+      publicKeyFile: string | null;
+      /** JWKS file (`{"keys": [...]}`), public keys selected by `kid`; reloaded on change. */
+      jwksFile: string | null;
+      /** Required `aud` of tokens; null = not checked. */
+      audience: string | null;
+      /** Required `iss` of tokens; null = not checked. */
+      issuer: string | null;
+    };
+    /** MQTT password file, Mosquitto's `user:hash` format (argon2id; Mosquitto's $7$/$6$ read). */
+    passwordFile: string | null;
+    /** Mosquitto `acl_file` for password-file users and anonymous clients. */
+    aclFile: string | null;
+    /** Accept clients without credentials when authentication is configured, or on non-loopback listeners when it is not. */
+    allowAnonymous: boolean;
+  };
 }
 
 export const DEFAULT_CONFIG: TributaryConfig = {
@@ -120,4 +145,10 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     v3SessionExpiry: 24 * 3600,
   },
   log: { level: "info" },
+  auth: {
+    jwt: { secretFile: null, publicKeyFile: null, jwksFile: null, audience: null, issuer: null },
+    passwordFile: null,
+    aclFile: null,
+    allowAnonymous: false,
+  },
 };

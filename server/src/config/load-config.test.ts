@@ -205,14 +205,57 @@ describe("loadConfig", () => {
     }
   });
 
-  it("is documented: docs/configuration.md names every field, env var and flag", () => {
+  it("is documented: docs/configuration.md names every field, env var and flag (auth.* in docs/security.md)", () => {
     const docs = readFileSync(new URL("../../../docs/configuration.md", import.meta.url), "utf8");
+    const security = readFileSync(new URL("../../../docs/security.md", import.meta.url), "utf8");
     for (const f of CONFIG_FIELDS) {
-      expect(docs, f.path).toContain(`\`${f.path}\``);
-      expect(docs, f.env).toContain(`\`${f.env}\``);
-      expect(docs, f.flag).toContain(`\`${f.flag}\``);
+      const home = f.path.startsWith("auth.") ? security : docs;
+      expect(home, f.path).toContain(`\`${f.path}\``);
+      expect(home, f.env).toContain(`\`${f.env}\``);
+      expect(home, f.flag).toContain(`\`${f.flag}\``);
     }
     for (const name of Object.keys(OTHER_ENV_VARS)) expect(docs).toContain(`\`${name}\``);
+  });
+});
+
+describe("loadConfig: auth", () => {
+  const secret = configFile("0123456789abcdef0123456789abcdef");
+
+  it("reads auth fields from the file, env and flags", () => {
+    const acl = configFile("topic read public/#\n");
+    const { config, warnings } = loadConfig({
+      configFile: configFile({ auth: { jwt: { secretFile: secret, audience: "tributary" } } }),
+      env: { TRIBUTARY_AUTH_ACL_FILE: acl, TRIBUTARY_AUTH_JWT_ISSUER: "https://auth.example" },
+      flags: { "auth.allowAnonymous": "true" },
+    });
+    expect(config.auth).toEqual({
+      jwt: { secretFile: secret, publicKeyFile: null, jwksFile: null, audience: "tributary", issuer: "https://auth.example" },
+      passwordFile: null,
+      aclFile: acl,
+      allowAnonymous: true,
+    });
+    expect(warnings).toEqual([expect.stringContaining("not enforced yet")]);
+  });
+
+  it("says which auth file is missing and how to create it", () => {
+    const missing = join(dir, "no-such-secret");
+    expect(problemsOf({ flags: { "auth.jwt.secretFile": missing } })).toEqual([
+      `auth.jwt.secretFile: file ${missing} does not exist (from flag --auth-jwt-secret-file); create one with: openssl rand -base64 48 > ${missing}`,
+    ]);
+    expect(problemsOf({ env: { TRIBUTARY_AUTH_PASSWORD_FILE: missing } })[0]).toContain("tributary passwd");
+  });
+
+  it("refuses settings that cannot work together", () => {
+    expect(problemsOf({ flags: { "auth.jwt.audience": "x" } })).toEqual([
+      "auth.jwt.audience: set (from flag --auth-jwt-audience) but no JWT key is configured; set auth.jwt.secretFile, auth.jwt.publicKeyFile or auth.jwt.jwksFile",
+    ]);
+    expect(problemsOf({ flags: { "auth.aclFile": secret } })).toEqual([expect.stringMatching(/^auth\.aclFile: set .* but no client could connect/)]);
+    expect(problemsOf({ configFile: configFile({ auth: { passwordFile: "" } }) })).toEqual([expect.stringMatching(/^auth\.passwordFile: expected a file path, or null for none, got ""/)]);
+    expect(problemsOf({ configFile: configFile({ auth: { jwt: { secretfile: secret } } }) })).toEqual([expect.stringContaining('unknown key "auth.jwt.secretfile" at "auth.jwt" (did you mean "secretFile"?)')]);
+  });
+
+  it("warns about nothing when auth is not used", () => {
+    expect(loadConfig({ env: {} }).warnings).toEqual([]);
   });
 });
 

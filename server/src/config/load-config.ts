@@ -10,7 +10,7 @@
  * Unknown keys in the file are errors (with a "did you mean" suggestion); unknown
  * TRIBUTARY_* env vars are warnings (the environment is shared with other tools).
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { TributaryError } from "../errors.ts";
 import { DEFAULT_CONFIG, type TributaryConfig } from "./config.ts";
 import { CONFIG_FIELDS, FIELDS_BY_PATH, OTHER_ENV_VARS, type FieldSpec } from "./config-schema.ts";
@@ -85,6 +85,7 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     origins[path] = origin;
   }
   checkConsistency(config, origins, problems);
+  checkAuth(config, origins, problems, warnings);
 
   if (problems.length > 0) {
     throw new TributaryError(
@@ -175,6 +176,47 @@ function checkConsistency(config: TributaryConfig, origins: Record<string, strin
   }
   if (config.mqtt.enabled && config.port !== 0 && config.port === config.mqtt.port) {
     problems.push(`mqtt.port: must differ from port (both ${config.port}); use 0 for a free port${from("port", "mqtt.port")}`);
+  }
+}
+
+/**
+ * auth.*: the files exist and are readable, and the settings can work together. The file
+ * contents are checked when the auth layer opens them (AuthService.open), with file:line
+ * messages. Until the gateways enforce auth, using any auth.* field is warned about.
+ */
+function checkAuth(config: TributaryConfig, origins: Record<string, string>, problems: string[], warnings: string[]): void {
+  const { auth } = config;
+  const from = (path: string) => (origins[path] ? ` (from ${origins[path]})` : "");
+  const files: [string, string | null, string][] = [
+    ["auth.jwt.secretFile", auth.jwt.secretFile, "create one with: openssl rand -base64 48 > <file>"],
+    ["auth.jwt.publicKeyFile", auth.jwt.publicKeyFile, "export it with: openssl pkey -in private.pem -pubout > <file>"],
+    ["auth.jwt.jwksFile", auth.jwt.jwksFile, 'it holds {"keys": [...]} (docs/security.md)'],
+    ["auth.passwordFile", auth.passwordFile, "create it with: tributary passwd <file> <user>"],
+    ["auth.aclFile", auth.aclFile, "write one in Mosquitto's acl_file format (docs/security.md)"],
+  ];
+  for (const [path, file, hint] of files) {
+    if (file === null) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const what = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : `cannot be read (${code ?? String(err)})`;
+      problems.push(`${path}: file ${file} ${what}${from(path)}; ${hint.replace("<file>", file)}`);
+    }
+  }
+  const jwtKey = auth.jwt.secretFile !== null || auth.jwt.publicKeyFile !== null || auth.jwt.jwksFile !== null;
+  for (const path of ["auth.jwt.audience", "auth.jwt.issuer"] as const) {
+    const value = path === "auth.jwt.audience" ? auth.jwt.audience : auth.jwt.issuer;
+    if (value !== null && !jwtKey) {
+      problems.push(`${path}: set${from(path)} but no JWT key is configured; set auth.jwt.secretFile, auth.jwt.publicKeyFile or auth.jwt.jwksFile`);
+    }
+  }
+  if (auth.aclFile !== null && !jwtKey && auth.passwordFile === null && !auth.allowAnonymous) {
+    problems.push(`auth.aclFile: set${from("auth.aclFile")} but no client could connect: set auth.passwordFile (MQTT users), a JWT key, or auth.allowAnonymous for its anonymous section`);
+  }
+  const used = Object.keys(origins).filter((p) => p.startsWith("auth."));
+  if (used.length > 0) {
+    warnings.push(`${used.join(", ")}: validated, but not enforced yet: the gateways do not check identities or permissions in this version (SECURITY.md)`);
   }
 }
 
