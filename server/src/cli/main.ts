@@ -9,8 +9,10 @@ import { registerClusterCommand } from "./cluster-command.ts";
 import { registerConsumeCommand } from "./consume-command.ts";
 import { EXIT, exitCodeOf } from "./exit-codes.ts";
 import { registerGroupsCommand } from "./groups-command.ts";
+import { registerPasswdCommand } from "./passwd-command.ts";
 import { registerProduceCommand } from "./produce-command.ts";
 import { registerStartCommand } from "./start-command.ts";
+import { registerTokenCommand } from "./token-command.ts";
 import { registerTopicsCommand } from "./topics-command.ts";
 
 export function buildProgram(): Command {
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerConsumeCommand(program);
   registerGroupsCommand(program);
   registerClusterCommand(program);
+  registerTokenCommand(program);
+  registerPasswdCommand(program);
   return program;
 }
 
