@@ -157,6 +157,14 @@ describe("PolicyAuthorizer: internal topics", () => {
     expect(a.canManageTopic(everyone, "orders")).toBe(false);
   });
 
+  it("follows the node's one rule (broker/internal-topics.ts): __ + two hex digits is not internal", () => {
+    // `__41_zz` is not internal, but no MQTT level maps to it either: admin only, and admin may write it
+    expect(a.canConsume(everyone, "__41_zz")).toBe(false);
+    expect(a.canProduce(everyone, "__41_zz", null)).toBe(false);
+    expect(a.canProduce(admin, "__41_zz", null)).toBe(true);
+    expect(a.canManageTopic(admin, "__41_zz")).toBe(true);
+  });
+
   it("escaped MQTT levels starting with _ are not internal", () => {
     expect(a.canPublish(everyone, "_private/x")).toBe(true); // log topic __5Fprivate
     expect(a.canProduce(everyone, "__5Fprivate", null)).toBe(true);

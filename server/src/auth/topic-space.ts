@@ -8,10 +8,12 @@
  *
  * A log topic whose name starts with `_` is named in patterns by the MQTT level it escapes
  * (`__24SYS` is `$SYS`, `_my_20topic` is `my topic`). A log topic that is not the image of
- * any MQTT level is outside the pattern space and only `admin` reaches it; among those,
- * the ones starting with `__` (`__mqtt.sessions`, `__mqtt.retained`) are the node's
- * internal topics: admin may read them, nobody may write or delete them from outside.
+ * any MQTT level is outside the pattern space and only `admin` reaches it. The node's
+ * internal topics (`__mqtt.sessions`, `__mqtt.retained`: the one rule is
+ * broker/internal-topics.ts) are among those: admin may read them, nobody may write,
+ * create or delete them from outside.
  */
+import { isInternalTopic } from "../broker/internal-topics.ts";
 import { TopicFilter, isValidTopicName } from "../broker/topic-filter.ts";
 import { levelForLogTopic, logTopicForLevel } from "../gateway/mqtt/topic-mapping.ts";
 
@@ -27,10 +29,8 @@ export function mqttLevelOf(logTopic: string): string | null {
   return logTopicForLevel(level) === logTopic ? level : null;
 }
 
-/** Internal log topics: `__`-prefixed names that no MQTT level maps to. */
-export function isInternalTopic(logTopic: string): boolean {
-  return logTopic.startsWith("__") && mqttLevelOf(logTopic) === null;
-}
+/** Internal log topics: the node's one rule (broker/internal-topics.ts), re-exported for the auth layer. */
+export { isInternalTopic };
 
 /** The log topic an MQTT topic name or filter lives in (its first level, escaped); null when the name is too long to map. */
 export function logTopicOfMqtt(mqttTopicOrFilter: string): string | null {
