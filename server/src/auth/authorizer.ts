@@ -36,7 +36,7 @@ export interface Authorizer {
    * and canPublish allows that name. Internal topics: never.
    */
   canProduce(identity: Identity, logTopic: string, key: string | Uint8Array | null): boolean;
-  /** May `identity` subscribe to MQTT filter `mqttFilter` (without any `$share/<group>/` prefix: the caller strips it)? */
+  /** May `identity` subscribe to MQTT filter `mqttFilter`? A `$share/<group>/<filter>` is judged by its inner filter (ask canJoinGroup for the group if it should be restricted). */
   canSubscribe(identity: Identity, mqttFilter: string): boolean;
   /**
    * May `identity` read `topicOrFilter` in log space: a log topic name (WS subscribe,

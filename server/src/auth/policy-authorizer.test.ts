@@ -81,6 +81,13 @@ describe("PolicyAuthorizer: subscribe (filter within pattern) and consume", () =
     expect(a.canSubscribe(oneLevel, "sensor-data/+/temp")).toBe(false);
   });
 
+  it("judges a $share subscription by its inner filter", () => {
+    expect(a.canSubscribe(sensors, "$share/workers/sensor-data/+/temp")).toBe(true);
+    expect(a.canSubscribe(sensors, "$share/workers/#")).toBe(false);
+    expect(a.canSubscribe(sensors, "$share/workers")).toBe(false);
+    expect(a.canSubscribe(sensors, "$share/w+/sensor-data/#")).toBe(false);
+  });
+
   it("refuses a filter that could reach a denied topic", () => {
     expect(a.canSubscribe(withDeny, "public/#")).toBe(true);
     expect(a.canSubscribe(withDeny, "#")).toBe(false);

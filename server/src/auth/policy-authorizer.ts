@@ -1,4 +1,4 @@
-import { TopicFilter, isValidTopicFilter, isValidTopicName } from "../broker/topic-filter.ts";
+import { TopicFilter, isValidTopicFilter, isValidTopicName, parseSharedFilter } from "../broker/topic-filter.ts";
 import { isInternalGroup } from "../groups/internal-groups.ts";
 import type { Authorizer } from "./authorizer.ts";
 import { DEFAULT_DECISION_CACHE_LIMITS, DecisionCache, type DecisionCacheLimits } from "./decision-cache.ts";
@@ -87,8 +87,11 @@ export class PolicyAuthorizer implements Authorizer {
     const state = this.#state(identity);
     if (state === null) return false;
     return this.#cached(state, "subscribe", mqttFilter, () => {
-      if (!isValidTopicFilter(mqttFilter)) return false;
-      return state.policy.admin || filterAllowed(state.policy.subscribe, new TopicFilter(mqttFilter));
+      const shared = parseSharedFilter(mqttFilter); // `$share/<group>/<filter>`: the permission is the inner filter's
+      if (shared === "invalid") return false;
+      const filter = shared === null ? mqttFilter : shared.filter;
+      if (!isValidTopicFilter(filter)) return false;
+      return state.policy.admin || filterAllowed(state.policy.subscribe, new TopicFilter(filter));
     });
   }
 
