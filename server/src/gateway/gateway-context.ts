@@ -1,3 +1,4 @@
+import type { AuthService } from "../auth/index.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { TributaryConfig } from "../config/config.ts";
 import type { GroupCoordinator, PresenceRegistry } from "../groups/index.ts";
@@ -17,6 +18,14 @@ export interface GatewayContext {
   presence?: PresenceRegistry;
   /** The node's budget of client connections, shared by every gateway; absent = `limits.maxConnections` per gateway. */
   connections?: ConnectionLimit;
+  /**
+   * The node's auth layer (docs/security.md "For gateway authors"): authenticate each
+   * connection or request, ask `auth.authorizer` before every action, and on
+   * `auth.on("change")` close connections whose `auth.validate(identity)` is an error and
+   * re-check live subscriptions. Absent = open mode (every client an anonymous admin), as
+   * in gateway unit tests that mount a gateway without a node.
+   */
+  auth?: AuthService;
 }
 
 /** A mounted gateway; `close()` says goodbye to its clients and releases its resources. */
