@@ -4,7 +4,9 @@
  * the MQTT-over-TCP listener.
  *
  * Lifecycle:
- *   startNode(config) → opens the engine (recovery), mounts every gateway, listens on
+ *   startNode(config) → checks the local-only rule (checkExposure: no auth configured →
+ *   loopback only, unless auth.allowAnonymous) and opens the auth layer (every auth file
+ *   read and parsed), opens the engine (recovery), mounts every gateway, listens on
  *   host:port (0 = a free port), registers in the cluster registry (a TTL heartbeat in
  *   Redis with the Redis engine), then reports ready (/readyz 200).
  *   node.close() → not ready (/readyz 503), "draining" in the registry → stops accepting
@@ -16,6 +18,7 @@ import { randomUUID } from "node:crypto";
 import uWS from "uWebSockets.js";
 import { effectiveMaxConnections, openFileLimit } from "./config/fd-limit.ts";
 import { ConnectionLimit } from "./gateway/connection-limit.ts";
+import { AuthService, checkExposure } from "./auth/index.ts";
 import { Broker } from "./broker/broker.ts";
 import type { TributaryConfig } from "./config/config.ts";
 import { TributaryError, toTributaryError } from "./errors.ts";
@@ -71,6 +74,8 @@ export interface TributaryNode {
   readonly presence: PresenceRegistry;
   /** Cluster membership (server/src/cluster/): the live nodes; with the file engine, this one. */
   readonly cluster: NodeRegistry;
+  /** Identities and permissions (docs/security.md); `auth.reload()` re-reads its files (SIGHUP). */
+  readonly auth: AuthService;
   /** Graceful shutdown: see the module comment. Idempotent. */
   close(): Promise<void>;
 }
@@ -102,7 +107,32 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   const log = options.logger ?? createLogger(config.log.level);
   const nodeId = options.nodeId ?? randomUUID();
   const metrics = options.metrics ?? new Metrics();
-  const engine = options.engine ?? (await openEngine(config, log, metrics));
+  // Mosquitto 2's local-only mode: with no authentication configured, loopback only unless allowAnonymous.
+  const exposure = checkExposure(config.auth, [config.host]);
+  if (!exposure.ok) {
+    await options.engine?.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the refusal below is what matters
+    throw new TributaryError("INVALID_CONFIG", exposure.problem, { host: config.host });
+  }
+  if (exposure.warning) log.warn("auth.anonymous_exposed", { host: config.host, warning: exposure.warning });
+  let auth: AuthService;
+  try {
+    auth = await AuthService.open(config.auth, { logger: log });
+  } catch (err) {
+    await options.engine?.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the auth error below is what matters
+    throw err;
+  }
+  // A watched file (or SIGHUP's reload) whose new content does not parse: logged by AuthService (auth.reload_failed), counted here.
+  auth.on("change", (change) => {
+    if (change.error) metrics.backgroundErrors.inc({ task: "auth-reload" });
+  });
+  log.info("auth.mode", { mode: auth.mode, allowAnonymous: config.auth.allowAnonymous });
+  let engine: LogEngine;
+  try {
+    engine = options.engine ?? (await openEngine(config, log, metrics));
+  } catch (err) {
+    auth.close();
+    throw err;
+  }
   // Redis connections, leases, heartbeats and node messages: failures nobody awaits are logged and counted.
   const redisErrors = new RedisErrorReporter(log, metrics);
   const broker = new Broker(engine, {
@@ -129,6 +159,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         ? await ClusterGroupCoordinator.connect({ ...groupOptions, redisUrl: config.redis.url, nodeId, leaseTtlMs: config.cluster.nodeTtlMs, reporter: redisErrors })
         : new GroupCoordinator(groupOptions);
   } catch (err) {
+    auth.close();
     await engine.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the start error below is what matters
     throw err;
   }
@@ -143,7 +174,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     log.warn("node.max_connections_lowered", { configured: config.limits.maxConnections, openFileLimit: fdLimit, maxConnections, hint: "raise the open-file limit (ulimit -n) to allow more" });
   }
   log.info("node.limits", { openFileLimit: fdLimit, maxConnections });
-  const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence, connections: new ConnectionLimit(maxConnections) };
+  const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence, connections: new ConnectionLimit(maxConnections), auth };
 
   let ready = false;
   const app = uWS.App();
@@ -199,6 +230,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     await closeAll(gateways, log);
     groups.close();
     presence.close();
+    auth.close();
     await engine.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the start error below is what matters
     throw err instanceof TributaryError ? err : new TributaryError("INTERNAL", `the node failed to start: ${toTributaryError(err).message}`, {}, { cause: err });
   }
@@ -222,6 +254,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     groups,
     presence,
     cluster: registry!,
+    auth,
     close() {
       closing ??= (async () => {
         ready = false;
@@ -243,6 +276,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
           if (groups instanceof ClusterGroupCoordinator) await groups.closed();
         }, 1000);
         presence.close();
+        auth.close();
         await step("engine", () => engine.close(), 1000);
         log.info("node.stopped", { nodeId });
       })();

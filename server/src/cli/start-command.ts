@@ -6,7 +6,12 @@
  *
  * once it accepts traffic, and on SIGTERM/SIGINT shuts down cleanly (gateways closed,
  * log flushed and fsynced) and exits 0. Invalid config → exit 2; failure to start or to
- * shut down → exit 1. A second signal during shutdown exits 1 at once.
+ * shut down → exit 1. A second signal during shutdown exits 1 at once. SIGHUP re-reads
+ * the auth files (JWT keys, JWKS, password file, ACL file); a file that does not parse is
+ * logged and counted, and its previous content stays in force.
+ *
+ * With no authentication configured, a non-loopback --host is refused (exit 2, saying
+ * what to configure) unless --allow-anonymous, which logs a warning at start.
  */
 import { Option, type Command } from "commander";
 import { CONFIG_FIELDS } from "../config/config-schema.ts";
@@ -24,7 +29,10 @@ export function registerStartCommand(program: Command): void {
     .option("--config <file>", "JSON config file (env TRIBUTARY_CONFIG)");
   const pathOfAttribute = new Map<string, string>();
   for (const field of CONFIG_FIELDS) {
-    const option = new Option(`${field.flag} <value>`, `${field.doc} [${field.path}, env ${field.env}]`);
+    // Booleans may be given bare (`--allow-anonymous` = `--allow-anonymous true`).
+    const isBoolean = field.expected.startsWith("a boolean");
+    const option = new Option(`${field.flag} ${isBoolean ? "[value]" : "<value>"}`, `${field.doc} [${field.path}, env ${field.env}]`);
+    if (isBoolean) option.preset("true");
     pathOfAttribute.set(option.attributeName(), field.path);
     command.addOption(option);
   }
@@ -71,6 +79,8 @@ export function registerStartCommand(program: Command): void {
       };
       process.on("SIGTERM", stop);
       process.on("SIGINT", stop);
+      // Failures are logged by the auth layer (auth.reload_failed) and counted; nothing to add here.
+      process.on("SIGHUP", () => void node.auth.reload().catch((err: unknown) => process.stderr.write(`tributary: auth reload failed: ${err instanceof Error ? err.message : String(err)}\n`)));
     });
     process.exitCode = code;
   });

@@ -88,8 +88,9 @@ export interface TributaryConfig {
   log: { level: "debug" | "info" | "warn" | "error" };
   /**
    * Identities and permissions (docs/security.md). Nothing set = "open" mode: every client
-   * is anonymous with full access, as before authentication existed. Validated here; the
-   * gateways do not enforce it yet (SECURITY.md).
+   * is anonymous with full access, as before authentication existed, and the node binds
+   * only loopback unless `allowAnonymous` (auth/exposure.ts). Validated here, enforced by
+   * every gateway through the node's AuthService.
    */
   auth: {
     jwt: {

@@ -234,7 +234,7 @@ describe("loadConfig: auth", () => {
       aclFile: acl,
       allowAnonymous: true,
     });
-    expect(warnings).toEqual([expect.stringContaining("not enforced yet")]);
+    expect(warnings).toEqual([]);
   });
 
   it("says which auth file is missing and how to create it", () => {

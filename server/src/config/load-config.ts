@@ -85,7 +85,7 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     origins[path] = origin;
   }
   checkConsistency(config, origins, problems);
-  checkAuth(config, origins, problems, warnings);
+  checkAuth(config, origins, problems);
 
   if (problems.length > 0) {
     throw new TributaryError(
@@ -182,9 +182,11 @@ function checkConsistency(config: TributaryConfig, origins: Record<string, strin
 /**
  * auth.*: the files exist and are readable, and the settings can work together. The file
  * contents are checked when the auth layer opens them (AuthService.open), with file:line
- * messages. Until the gateways enforce auth, using any auth.* field is warned about.
+ * messages. The local-only rule (no auth configured → loopback only) is applied by
+ * startNode (auth/exposure.ts checkExposure), so a refused host is refused however the
+ * node is started.
  */
-function checkAuth(config: TributaryConfig, origins: Record<string, string>, problems: string[], warnings: string[]): void {
+function checkAuth(config: TributaryConfig, origins: Record<string, string>, problems: string[]): void {
   const { auth } = config;
   const from = (path: string) => (origins[path] ? ` (from ${origins[path]})` : "");
   const files: [string, string | null, string][] = [
@@ -213,10 +215,6 @@ function checkAuth(config: TributaryConfig, origins: Record<string, string>, pro
   }
   if (auth.aclFile !== null && !jwtKey && auth.passwordFile === null && !auth.allowAnonymous) {
     problems.push(`auth.aclFile: set${from("auth.aclFile")} but no client could connect: set auth.passwordFile (MQTT users), a JWT key, or auth.allowAnonymous for its anonymous section`);
-  }
-  const used = Object.keys(origins).filter((p) => p.startsWith("auth."));
-  if (used.length > 0) {
-    warnings.push(`${used.join(", ")}: validated, but not enforced yet: the gateways do not check identities or permissions in this version (SECURITY.md)`);
   }
 }
 

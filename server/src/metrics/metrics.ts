@@ -53,6 +53,8 @@ export const BACKGROUND_TASKS = [
   "mqtt-ingress",
   /** Leaving a topic's presence after an unsubscribe (the presence session timeout removes the client). */
   "presence-leave",
+  /** An auth file (JWT keys, JWKS, password file, ACL file) changed but did not parse, or could not be watched: the previous content stays in force (logged as `auth.reload_failed`). */
+  "auth-reload",
 ] as const;
 
 export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
