@@ -18,6 +18,7 @@
  *     // on auth.on("change"): close connections whose auth.validate(identity) is an error,
  *     // and re-check live subscriptions with canSubscribe / canConsume.
  */
+import type { TributaryConfig } from "../config/config.ts";
 import { TributaryError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { parseAcl, type AclRules } from "./acl-file.ts";
@@ -34,19 +35,8 @@ import { PolicyAuthorizer } from "./policy-authorizer.ts";
 import { DENY_ALL_POLICY, OPEN_POLICY, PUBSUB_POLICY, type Policy } from "./policy.ts";
 import { WatchedFile, type FileReload } from "./watched-file.ts";
 
-/** `config.auth` (server/src/config/config.ts). */
-export interface AuthConfig {
-  jwt: {
-    secretFile: string | null;
-    publicKeyFile: string | null;
-    jwksFile: string | null;
-    audience: string | null;
-    issuer: string | null;
-  };
-  passwordFile: string | null;
-  aclFile: string | null;
-  allowAnonymous: boolean;
-}
+/** `config.auth` (server/src/config/config.ts): one definition, documented there. */
+export type AuthConfig = TributaryConfig["auth"];
 
 export interface AuthServiceOptions {
   logger?: Logger;
