@@ -1,5 +1,6 @@
 import mqtt, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { SendBudget } from "../../broker/delivery/send-budget.ts";
+import type { Identity } from "../../auth/index.ts";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
 import { encodePacket } from "./encode.ts";
@@ -53,6 +54,10 @@ export class MqttConnection implements SessionConnection {
   /** Last PUBLISH topic and its UTF-8 bytes (devices repeat topics). */
   lastTopic = "";
   lastTopicBytes: Buffer = Buffer.alloc(0);
+  /** Who the client proved to be at CONNECT; null before CONNECT and in open mode (no auth layer). */
+  identity: Identity | null = null;
+  /** Closes the connection when the identity expires (MqttAuth.armExpiry). */
+  expiryTimer: NodeJS.Timeout | null = null;
   /** DISCONNECT received (no will unless reason 0x04). */
   gracefulDisconnect = false;
   #queue: Packet[] = [];
@@ -379,6 +384,8 @@ export class MqttConnection implements SessionConnection {
   #closed(why: string): void {
     if (this.closed) return; // a WebSocket may report its close while we are closing it
     this.closed = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
     this.budget.close();
     this.#queue = [];
     this.core.connectionClosed(this, why);

@@ -4,6 +4,7 @@ import type { Logger } from "../../logger.ts";
 import type { GatewayContext } from "../gateway-context.ts";
 import { ConnectionLimit } from "../connection-limit.ts";
 import { MqttConnection } from "./connection.ts";
+import { MqttAuth } from "./mqtt-auth.ts";
 import { TopicDirectory } from "./delivery/topic-directory.ts";
 import { RC } from "./reason-codes.ts";
 import { headersForPublish } from "./record-mapping.ts";
@@ -39,6 +40,8 @@ export class MqttCore {
   /** Connection currently owning each client id. */
   readonly byClientId = new Map<string, MqttConnection>();
   closing = false;
+  /** The auth layer when the node enforces authentication; null in open mode (nothing asked, as before auth existed). */
+  readonly auth: MqttAuth | null;
   readonly #keepAliveTimer: NodeJS.Timeout;
 
   private constructor(ctx: GatewayContext) {
@@ -51,6 +54,7 @@ export class MqttCore {
     this.limit = ctx.connections ?? new ConnectionLimit(ctx.config.limits.maxConnections);
     this.slowConsumerGraceMs = ctx.config.limits.slowConsumerGraceMs;
     this.maxPendingPublishes = ctx.config.limits.maxPendingPublishes;
+    this.auth = ctx.auth && ctx.auth.mode === "enforced" ? new MqttAuth(ctx.auth, this.log, () => this.connections) : null;
     this.directory = new TopicDirectory(this.broker, this.log);
     this.retained = new RetainedStore(this.broker, this.log);
     const deps = { broker: this.broker, delivery: { broker: this.broker, feeds: this.broker.feeds, log: this.log }, log: this.log };
@@ -113,6 +117,11 @@ export class MqttCore {
     Promise.all(work).catch((err: unknown) => this.log.warn("mqtt.will.failed", { clientId, topic: will.topic, error: String(err) }));
   }
 
+  /** A refusal for lack of permission (PUBACK/PUBREC/SUBACK 0x87 or 0x80, a dropped QoS 0 PUBLISH, a close): counted as reason 0x87. */
+  countDenied(conn: MqttConnection): void {
+    this.broker.metrics.protocolErrors.inc({ gateway: gatewayLabel(conn.transport), code: "0x87" });
+  }
+
   #sweepKeepAlive(): void {
     const now = Date.now();
     for (const conn of this.connections) {
@@ -129,6 +138,7 @@ export class MqttCore {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.#keepAliveTimer);
+    this.auth?.close();
     // Wait for publishes already taken to be appended; a failed append was answered to its client.
     await Promise.all([...this.connections].map((c) => c.pipeline.drained()));
     this.sessions.prepareShutdown();

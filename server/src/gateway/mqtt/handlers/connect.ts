@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { connackCodeFor, type Identity } from "../../../auth/index.ts";
+import { isTributaryError } from "../../../errors.ts";
 import type { IConnackPacket, IConnectPacket } from "mqtt-packet";
 import type { MqttConnection } from "../connection.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "../connection.ts";
@@ -6,6 +8,7 @@ import { MqttProtocolError } from "../mqtt-error.ts";
 import { RC, V3_CONNACK } from "../reason-codes.ts";
 import type { QoS } from "../record-mapping.ts";
 import { NEVER_EXPIRES } from "../session/session-manager.ts";
+import type { Subscription } from "../session/subscription.ts";
 import { isValidTopicName } from "../../../broker/topic-filter.ts";
 import { logTopicFor } from "../topic-mapping.ts";
 
@@ -61,6 +64,30 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
   }
   if (v5 && props.authenticationMethod !== undefined) return refuse(0x8c, V3_CONNACK.NOT_AUTHORIZED, "enhanced authentication is not supported");
 
+  // Authentication, before anything changes for this client id (no takeover by a stranger).
+  // Refused: CONNACK 0x86 / 0x04 for bad credentials or an expired token, 0x87 / 0x05 when
+  // credentials are missing or the will topic is not publishable (docs/mqtt.md "Authentication").
+  let identity: Identity | null = null;
+  if (core.auth) {
+    try {
+      identity = await core.auth.authenticate(packet.username, packet.password, clientId);
+    } catch (err) {
+      if (!isTributaryError(err)) throw err;
+      if (conn.closed) return;
+      core.log.info("mqtt.connect.unauthorized", { client: clientId, remote: conn.transport.remoteAddress, code: err.code, reason: err.context.reason, error: err.message });
+      core.countDenied(conn);
+      const rc = connackCodeFor(err, v5 ? 5 : 4);
+      return refuse(rc, rc, err.message);
+    }
+    if (conn.closed) return;
+    if (will && !core.auth.canPublish(identity, will.topic)) {
+      core.log.info("mqtt.connect.will_forbidden", { client: clientId, topic: will.topic });
+      core.countDenied(conn);
+      return refuse(RC.NOT_AUTHORIZED, V3_CONNACK.NOT_AUTHORIZED, `may not publish the will topic "${will.topic}"`);
+    }
+    conn.identity = identity;
+  }
+
   let keepAlive = packet.keepalive ?? 0;
   let serverKeepAlive: number | undefined;
   if (cfg.maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > cfg.maxKeepAlive)) {
@@ -108,7 +135,11 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
   conn.clientId = clientId;
   conn.clientIdBytes = enc.encode(clientId);
 
-  const { session, present } = await core.sessions.open(clientId, packet.clean ?? true, expiry, packet.username ?? null);
+  // Group member and presence `user`: the identity's subject when authentication is enforced.
+  const user = core.auth ? (identity?.subject ?? null) : (packet.username ?? null);
+  const auth = core.auth;
+  const permits = auth && identity ? (sub: Subscription) => auth.permits(identity, sub) : null;
+  const { session, present } = await core.sessions.open(clientId, packet.clean ?? true, expiry, user, permits);
   if (conn.closed) {
     if (core.byClientId.get(clientId) === conn) core.byClientId.delete(clientId);
     if (!session.connection) core.sessions.detach(session, null);
@@ -135,4 +166,5 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
     conn.send({ cmd: "connack", returnCode: V3_CONNACK.ACCEPTED, sessionPresent: present });
   }
   core.sessions.attach(session, conn);
+  core.auth?.armExpiry(conn);
 }

@@ -7,7 +7,7 @@ import { makeSubscription, type Subscription } from "../session/subscription.ts"
 import { isValidTopicFilter, parseSharedFilter } from "../../../broker/topic-filter.ts";
 
 /**
- * SUBSCRIBE: each filter gets cursors on the log topic(s) it reads (starting at the end:
+ * SUBSCRIBE: each filter the identity may subscribe to (else 0x87 / 0x80: MqttAuth.permits) gets cursors on the log topic(s) it reads (starting at the end:
  * only new messages), SUBACK lists the granted QoS (or 0x8F / 0x80 per filter), then the
  * matching retained messages go out (Retain Handling 0: always, 1: only for a new
  * subscription, 2: never; never for shared subscriptions).
@@ -29,6 +29,15 @@ export async function handleSubscribe(conn: MqttConnection, packet: ISubscribePa
       continue;
     }
     if (shared && shared !== "invalid" && s.nl && v5) throw new MqttProtocolError(RC.PROTOCOL_ERROR, "No Local on a shared subscription");
+    const share = shared && shared !== "invalid" ? shared.group : undefined;
+    const auth = conn.core.auth;
+    if (auth && !auth.permits(conn.identity!, { filter: s.topic, share })) {
+      // Not permitted: SUBACK 0x87 / 0x80 for this filter; an existing subscription with this filter stays as it was.
+      conn.core.countDenied(conn);
+      conn.core.log.debug("mqtt.subscribe.forbidden", { client: conn.clientId, filter: s.topic });
+      granted.push(v5 ? RC.NOT_AUTHORIZED : 0x80);
+      continue;
+    }
     const existed = session.subs.has(s.topic);
     if (!existed && session.subs.size >= conn.core.config.limits.maxSubscriptionsPerConnection) {
       granted.push(v5 ? RC.QUOTA_EXCEEDED : 0x80); // limits.maxSubscriptionsPerConnection
@@ -37,7 +46,7 @@ export async function handleSubscribe(conn: MqttConnection, packet: ISubscribePa
     const sub = makeSubscription(
       { filter: s.topic, qos: s.qos as QoS, nl: v5 ? s.nl : false, rap: v5 ? s.rap : false, rh: v5 ? ((s.rh ?? 0) as 0 | 1 | 2) : 0, id: subId },
       inner,
-      shared && shared !== "invalid" ? shared.group : undefined,
+      share,
     );
     let ok: boolean;
     try {

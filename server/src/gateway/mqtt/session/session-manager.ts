@@ -111,7 +111,13 @@ export class SessionManager {
    * The session for a CONNECT: a fresh one with Clean Start (discarding any previous
    * session), else the existing one (sessionPresent = true).
    */
-  async open(clientId: string, cleanStart: boolean, expiry: number, user: string | null = null): Promise<{ session: Session; present: boolean }> {
+  async open(
+    clientId: string,
+    cleanStart: boolean,
+    expiry: number,
+    user: string | null = null,
+    permits: ((sub: Subscription) => boolean) | null = null,
+  ): Promise<{ session: Session; present: boolean }> {
     let session = this.sessions.get(clientId);
     if (session && cleanStart) {
       this.#destroy(session, false);
@@ -134,8 +140,23 @@ export class SessionManager {
       if (present) {
         const positions = await this.#store.positions(clientId);
         session.storedPositions = positions;
-        for (const stored of restored) await this.subscribe(session, this.parseStored(stored));
+        for (const stored of restored) {
+          const sub = this.parseStored(stored);
+          if (permits && !permits(sub)) {
+            this.#log.info("mqtt.session.subscription_dropped", { clientId, filter: sub.filter, why: "no longer permitted" });
+            this.#markDirty(session, true);
+            continue;
+          }
+          await this.subscribe(session, sub);
+        }
         session.storedPositions = null;
+      }
+    } else if (present && permits) {
+      // A session kept from an earlier connection of this run: its subscriptions are judged for the new identity.
+      for (const sub of [...session.subs.values()]) {
+        if (permits(sub)) continue;
+        this.#log.info("mqtt.session.subscription_dropped", { clientId, filter: sub.filter, why: "no longer permitted" });
+        this.unsubscribe(session, sub.filter);
       }
     }
     if (expiry > 0) await this.#save(session, null);
