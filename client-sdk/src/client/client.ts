@@ -75,6 +75,10 @@ export class TributaryClient extends Emitter<ClientEvents> {
   #lastFrameAt = 0;
   #pingSent = false;
   #serverDisconnect: { code: ErrorCode; reason: string; reconnect: boolean } | undefined;
+  /** Reconnects with a fresh token before the current one expires (getToken). */
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The current connection is being replaced for a token refresh: reconnect at once, no backoff. */
+  #refreshing = false;
 
   constructor(urls: string | readonly string[], options: ClientOptions = {}) {
     super();
@@ -226,6 +230,8 @@ export class TributaryClient extends Emitter<ClientEvents> {
     try {
       const Impl = (this.#options.WebSocket as WebSocketConstructor | undefined) ?? (await webSocketImpl());
       if (this.#transport !== transport) return;
+      const token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
+      if (this.#transport !== transport) return;
       await transport.open(Impl, this.#options.connectTimeout);
       if (this.#transport !== transport) return;
       this.#lastFrameAt = Date.now();
@@ -235,7 +241,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
           id: 0,
           protocol: PROTOCOL_VERSION,
           ...(this.#options.clientId || this.#assignedClientId ? { clientId: this.#options.clientId || this.#assignedClientId } : {}),
-          ...(this.#options.token ? { token: this.#options.token } : {}),
+          ...(token ? { token } : {}),
           ...(this.#options.user ? { user: this.#options.user } : {}),
           features: [FEATURES.FEED, FEATURES.ACKS],
         },
@@ -247,12 +253,18 @@ export class TributaryClient extends Emitter<ClientEvents> {
       this.#attempt = 0;
       this.#setState(State.Connected);
       this.#startPing();
+      this.#scheduleTokenRefresh(token);
       this.#subs.resubscribeAll();
       this.#presences.rewatchAll();
       this.#publishes.flush();
       this.emit("connected", { url, sessionId: welcome.sessionId, clientId: welcome.clientId, node: welcome.node });
     } catch (err) {
       if (this.#transport !== transport) return;
+      if (err instanceof TributaryClientError && err.code === "TOKEN_EXPIRED" && this.#options.getToken) {
+        // The token expired before the server saw it: the server closes (4003) and we reconnect with a new one.
+        this.#emitError(err);
+        return;
+      }
       if (err instanceof TributaryClientError && !err.retriable) {
         // The server refused the hello (bad token, protocol): retrying cannot help.
         this.#emitError(err);
@@ -267,16 +279,27 @@ export class TributaryClient extends Emitter<ClientEvents> {
   #onClose(code: number, reason: string): void {
     this.#transport = undefined;
     this.#stopPing();
+    this.#clearTokenRefresh();
     const lost = new TributaryClientError("UNAVAILABLE", `connection closed (code ${code}${reason ? `: ${reason}` : ""})`, { code });
     this.#requests.rejectAll(lost);
     this.#publishes.requeueInflight();
     if (this.#state === State.Closed) return;
     const told = this.#serverDisconnect;
-    const refused = (code >= 4500 && code <= 4999) || told?.reconnect === false;
+    if (this.#refreshing) {
+      // Our own close, to connect again with a fresh token (#scheduleTokenRefresh): no backoff.
+      this.#refreshing = false;
+      this.emit("disconnected", { code, reason, reconnect: true });
+      this.#setState(State.Disconnected);
+      void this.#open();
+      return;
+    }
+    // TOKEN_EXPIRED (4003) without getToken: the same token cannot work again.
+    const expiredForGood = (code === 4003 || told?.code === "TOKEN_EXPIRED") && !this.#options.getToken;
+    const refused = (code >= 4500 && code <= 4999) || told?.reconnect === false || expiredForGood;
     const reconnect = this.#options.reconnect !== false && !refused;
     this.emit("disconnected", { code, reason: told?.reason ?? reason, ...(told ? { error: told.code } : {}), reconnect });
     if (!reconnect) {
-      const errCode: ErrorCode = told?.code ?? (code === 4501 ? "UNAUTHORIZED" : code === 4502 ? "FRAME_TOO_LARGE" : "UNAVAILABLE");
+      const errCode: ErrorCode = told?.code ?? (code === 4501 ? "UNAUTHORIZED" : code === 4502 ? "FRAME_TOO_LARGE" : code === 4003 ? "TOKEN_EXPIRED" : "UNAVAILABLE");
       this.#shutdown(new TributaryClientError(errCode, `the server closed the connection and refused reconnects: ${told?.reason ?? reason ?? code}`, { code }));
       return;
     }
@@ -297,6 +320,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
 
   #shutdown(err: TributaryClientError): void {
     this.#setState(State.Closed);
+    this.#clearTokenRefresh();
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     this.#stopPing();
@@ -307,6 +331,33 @@ export class TributaryClient extends Emitter<ClientEvents> {
     this.#requests.rejectAll(err);
     this.#publishes.rejectAll(err);
     this.#subs.endAll();
+  }
+
+  /**
+   * With getToken and a token carrying `exp`: reconnect with a fresh token `tokenRefreshMargin`
+   * ms before it expires (at most half its remaining life), so the server never has to close
+   * the connection for expiry. The protocol has no in-place refresh; a reconnect resumes
+   * everything (subscriptions from their next offsets, unacknowledged publishes re-sent).
+   */
+  #scheduleTokenRefresh(token: string | undefined): void {
+    this.#clearTokenRefresh();
+    if (!this.#options.getToken || !token) return;
+    const exp = tokenExpiry(token);
+    if (exp === null) return;
+    const left = exp - Date.now();
+    const margin = Math.min(this.#options.tokenRefreshMargin ?? 5000, Math.max(0, left / 2));
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = undefined;
+      if (this.#state !== State.Connected || !this.#transport) return;
+      this.#refreshing = true;
+      this.#transport.close(1000, "token refresh");
+    }, Math.max(0, left - margin));
+    (this.#refreshTimer as { unref?: () => void }).unref?.();
+  }
+
+  #clearTokenRefresh(): void {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
   }
 
   #startPing(): void {
@@ -427,6 +478,19 @@ export class TributaryClient extends Emitter<ClientEvents> {
 
   #emitError(err: TributaryClientError): void {
     this.emit("error", err);
+  }
+}
+
+/** The `exp` of a JWT, ms since the epoch, or null (no exp, or not a JWT). The signature is the server's business. */
+function tokenExpiry(token: string): number | null {
+  const part = token.split(".")[1];
+  if (part === undefined) return null;
+  try {
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
+    const exp = (JSON.parse(json) as { exp?: unknown }).exp;
+    return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : null;
+  } catch {
+    return null;
   }
 }
 

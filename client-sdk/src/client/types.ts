@@ -7,11 +7,23 @@ import type { Subscription } from "./subscription.ts";
 import type { CodecName, ValueCodec } from "./value-codec.ts";
 
 export interface ClientOptions {
-  /** Token (JWT) sent in `hello`; omit when the node runs without auth. */
+  /** Token (JWT) sent in `hello`; omit when the node runs without auth. For tokens that expire, prefer `getToken`. */
   token?: string;
+  /**
+   * Called for the token before every connection (first connect and each reconnect); wins
+   * over `token`. The protocol has no in-place token refresh: when the token in use carries
+   * an `exp`, the client reconnects with a fresh token `tokenRefreshMargin` ms before it
+   * expires, resuming subscriptions and re-sending unacknowledged publishes as after any
+   * reconnect (no record lost or duplicated). A connection refused or closed with
+   * TOKEN_EXPIRED is retried with a new token too. A throwing `getToken` is reported as an
+   * `error` event and retried with the reconnect backoff.
+   */
+  getToken?: () => string | Promise<string>;
+  /** How long before the token's `exp` to reconnect with a fresh one from `getToken`, ms (default 5000; at most half the token's remaining life). */
+  tokenRefreshMargin?: number;
   /** Names this client in server logs, metrics and presence; the server picks one when omitted (kept across reconnects). */
   clientId?: string;
-  /** Who this client acts for, shown to presence watchers (until token claims carry it). */
+  /** Who this client acts for, shown to presence watchers on a node without auth; with auth the server shows the token's `sub` instead. */
   user?: string;
   /** How values are encoded in records: "cbor" (default), "json", "raw", "string" or your own. */
   codec?: CodecName | ValueCodec<any>;

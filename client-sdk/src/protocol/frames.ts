@@ -433,6 +433,8 @@ export const CLOSE_CODES = {
   SHUTDOWN: 4000,
   SLOW_CONSUMER: 4001,
   SERVER_ERROR: 4002,
+  /** The identity's token expired (at `hello` or while connected): connect again with a fresh token (SDK `getToken()`). */
+  TOKEN_EXPIRED: 4003,
   PROTOCOL_ERROR: 4500,
   UNAUTHORIZED: 4501,
   FRAME_TOO_LARGE: 4502,

@@ -11,8 +11,11 @@
  * SDK and HTTP clients like any other. Conversely that mapping never yields an internal
  * name, so MQTT clients cannot reach internal topics at all.
  *
- * Until identities exist (server/src/auth/), no client may produce to, create, delete,
- * reconfigure, read or subscribe to an internal topic: `refusal` answers FORBIDDEN. Listing
+ * No client may produce to, create, delete or reconfigure an internal topic, admin
+ * included: `refusal` answers FORBIDDEN. Reading and subscribing are refused too, except
+ * for an authenticated admin (`adminReader`: an identity proved by credentials that carry
+ * the `admin` claim; the anonymous admin of "open" mode is not one, so a node without
+ * auth configured keeps its internal topics unreadable). Listing
  * shows internal names only when asked (`GET /topics?internal=true`); describing one
  * (partitions and offsets, no records) is allowed. The node itself writes and reads them
  * through the broker, which does not ask.
@@ -46,16 +49,17 @@ const WHAT: Record<ClientTopicAction, string> = {
 
 /**
  * Why a client may not do `action` on `topic`: a FORBIDDEN error (not retriable) naming the
- * topic and the action, or null when the topic is not internal. For handlers that answer
+ * topic and the action, or null when the topic is not internal or `adminReader` reads it. For handlers that answer
  * errors in a frame (WebSocket); HTTP routes use `checkClientTopicAccess`.
  */
-export function internalTopicRefusal(topic: string, action: ClientTopicAction): TributaryError | null {
+export function internalTopicRefusal(topic: string, action: ClientTopicAction, adminReader = false): TributaryError | null {
   if (!isInternalTopic(topic)) return null;
+  if (adminReader && (action === "read" || action === "subscribe")) return null;
   return new TributaryError("FORBIDDEN", `internal topic "${topic}" is reserved for the node: clients may not ${WHAT[action]} it`, { topic, action });
 }
 
 /** Throws FORBIDDEN when a client may not do `action` on `topic` (see `internalTopicRefusal`). */
-export function checkClientTopicAccess(topic: string, action: ClientTopicAction): void {
-  const refusal = internalTopicRefusal(topic, action);
+export function checkClientTopicAccess(topic: string, action: ClientTopicAction, adminReader = false): void {
+  const refusal = internalTopicRefusal(topic, action, adminReader);
   if (refusal) throw refusal;
 }

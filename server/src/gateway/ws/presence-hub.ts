@@ -97,6 +97,11 @@ export class WsPresenceHub {
     topics?.delete(topic);
   }
 
+  /** The topics whose presence `conn` watches. */
+  watchedBy(conn: WsConnection): string[] {
+    return [...(this.#watching.get(conn) ?? [])];
+  }
+
   /** The connection closed: it watches nothing any more. */
   connectionGone(conn: WsConnection): void {
     for (const topic of this.#watching.get(conn) ?? []) this.watch(conn, topic, false);

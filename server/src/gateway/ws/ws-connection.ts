@@ -1,6 +1,7 @@
 import type uWS from "uWebSockets.js";
-import { CLOSE_CODES, encodeFrame, type AckFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
+import { CLOSE_CODES, encodeFrame, type AckFrame, type ClientFrame, type ServerFrame, type WireFormat } from "@tributary/client/protocol";
 import { SendBudget, type SendBudgetLimits } from "../../broker/delivery/send-budget.ts";
+import type { Identity } from "../../auth/index.ts";
 import type { ErrorCode } from "../../errors.ts";
 import { encodeAck, encodeAcks } from "./ack-encoder.ts";
 import type { WsSubscription } from "./ws-subscription.ts";
@@ -46,6 +47,10 @@ export class WsConnection {
   hello = false;
   sessionId = "";
   clientId = "";
+  /** Who the connection is (set by `hello`); null before, or when the gateway runs without an auth layer. */
+  identity: Identity | null = null;
+  /** Frames received while the `hello` token is being verified, handled in order once it is (null: not verifying). */
+  awaitingAuth: ClientFrame[] | null = null;
   pendingPublishes = 0;
   /** The client announced feature `feed` in `hello`: live records may come as feed `messages` (uWS pub/sub). */
   feedFrames = false;

@@ -8,6 +8,7 @@ import {
   SUBPROTOCOL_CBOR,
   SUBPROTOCOL_JSON,
   WS_PATH,
+  type ClientFrame,
   type WireFormat,
 } from "@tributary/client/protocol";
 import type { Gateway, GatewayContext } from "../gateway-context.ts";
@@ -16,6 +17,7 @@ import { dispatch, type HandlerContext } from "./handlers/index.ts";
 import { ConnectionLimit } from "../connection-limit.ts";
 import { NativeFanout } from "./native-fanout.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
+import { WsAuth } from "./ws-auth.ts";
 import { WsConnection, type SocketData, type WsGatewayStats } from "./ws-connection.ts";
 
 export interface WsGatewayOptions {
@@ -63,8 +65,25 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
   });
   const delivery = { broker: ctx.broker, feeds: ctx.broker.feeds, log: ctx.log, native };
   const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log, () => ctx.broker.metrics.backgroundErrors.inc({ task: "presence-leave" }));
-  const handlerCtx: HandlerContext = { ...ctx, delivery, presenceHub };
   const connections = new Set<WsConnection>();
+  const wsAuth = new WsAuth(ctx.auth, connections, presenceHub, ctx.log);
+  const handle = (conn: WsConnection, frame: ClientFrame) => {
+    try {
+      dispatch(handlerCtx, conn, frame);
+    } catch (err) {
+      ctx.log.error("ws.handler.failed", { op: frame.op, error: err instanceof Error ? err.message : String(err) });
+      conn.sendError("INTERNAL", "internal error", "id" in frame ? { id: frame.id } : {});
+    }
+  };
+  const handlerCtx: HandlerContext = {
+    ...ctx,
+    delivery,
+    presenceHub,
+    wsAuth,
+    replay: (conn, frames) => {
+      for (const frame of frames) if (conn.open) handle(conn, frame);
+    },
+  };
   const limit = ctx.connections ?? new ConnectionLimit(limits.maxConnections);
   let closing = false;
   const connectionLimits = { maxBufferedBytes: limits.maxBufferedBytes, slowConsumerGraceMs: limits.slowConsumerGraceMs };
@@ -133,6 +152,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
         limit.closed();
         metrics.connections.dec({ gateway: "ws" });
         presenceHub.connectionGone(c);
+        wsAuth.detach(c);
       });
       ws.getUserData().conn = conn;
       connections.add(conn);
@@ -170,12 +190,16 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
         conn.fail("BAD_REQUEST", `the first frame must be hello, got ${frame.op}`, CLOSE_CODES.PROTOCOL_ERROR, "id" in frame ? { id: frame.id } : {});
         return;
       }
-      try {
-        dispatch(handlerCtx, conn, frame);
-      } catch (err) {
-        ctx.log.error("ws.handler.failed", { op: frame.op, error: err instanceof Error ? err.message : String(err) });
-        conn.sendError("INTERNAL", "internal error", "id" in frame ? { id: frame.id } : {});
+      if (conn.awaitingAuth !== null) {
+        // The hello token is being verified: keep the order, bounded like pending publishes.
+        if (conn.awaitingAuth.length >= limits.maxPendingPublishes) {
+          conn.fail("POLICY_VIOLATION", `more than ${limits.maxPendingPublishes} frames sent before the hello token was verified`, CLOSE_CODES.PROTOCOL_ERROR);
+          return;
+        }
+        conn.awaitingAuth.push(frame);
+        return;
       }
+      handle(conn, frame);
     },
 
     drain(ws) {
@@ -215,6 +239,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
       closing = true;
       for (const conn of [...connections]) conn.disconnect("UNAVAILABLE", "node shutting down", true, CLOSE_CODES.SHUTDOWN);
       presenceHub.close();
+      wsAuth.shutdown();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { CommitFrame } from "@tributary/client/protocol";
+import { forbidden } from "../../../auth/index.ts";
 import { toTributaryError } from "../../../errors.ts";
 import { GroupSubscription } from "../group-subscription.ts";
 import type { WsConnection } from "../ws-connection.ts";
@@ -14,6 +15,11 @@ export function handleCommit(ctx: HandlerContext, conn: WsConnection, frame: Com
   const sub = conn.subscriptions.get(frame.sub);
   if (!(sub instanceof GroupSubscription) || sub.memberId === "" || !ctx.groups) {
     conn.sendError("BAD_REQUEST", `subscription ${frame.sub} is not a joined group subscription on this connection`, { id: frame.id });
+    return;
+  }
+  if (!ctx.wsAuth.allowed(conn, (a, id) => a.canJoinGroup(id, sub.group))) {
+    const e = forbidden(conn.identity!, "join_group", sub.group);
+    conn.sendError(e.code, e.message, { id: frame.id });
     return;
   }
   ctx.groups.commit(sub.group, { memberId: sub.memberId, generation: frame.generation, offsets: frame.offsets }).then(

@@ -1,4 +1,5 @@
 import type { ClientFrame, PublishFrame } from "@tributary/client/protocol";
+import { forbidden } from "../../../auth/index.ts";
 import { internalTopicRefusal } from "../../../broker/internal-topics.ts";
 import type { WsConnection } from "../ws-connection.ts";
 import type { HandlerContext } from "./context.ts";
@@ -30,11 +31,20 @@ const HANDLERS: Handlers = {
   presence: handlePresence,
 };
 
-/** `publish` to an internal topic is refused with FORBIDDEN (broker/internal-topics.ts) before the publish handler sees it. */
+/**
+ * `publish` to an internal topic is refused with FORBIDDEN (broker/internal-topics.ts), and
+ * one the identity may not produce (`canProduce` for the topic and key) too, before the
+ * publish handler sees it.
+ */
 function publishUnlessInternal(ctx: HandlerContext, conn: WsConnection, frame: PublishFrame): void {
   const refusal = internalTopicRefusal(frame.topic, "produce");
   if (refusal) {
     conn.sendError(refusal.code, refusal.message, { id: frame.id });
+    return;
+  }
+  if (!ctx.wsAuth.allowed(conn, (a, id) => a.canProduce(id, frame.topic, frame.key ?? null))) {
+    const e = forbidden(conn.identity!, "produce", frame.topic);
+    conn.sendError(e.code, e.message, { id: frame.id });
     return;
   }
   handlePublish(ctx, conn, frame);

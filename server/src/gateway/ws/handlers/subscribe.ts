@@ -1,5 +1,6 @@
 import type { SubscribeFrame } from "@tributary/client/protocol";
 import { toTributaryError } from "../../../errors.ts";
+import { forbidden } from "../../../auth/index.ts";
 import { internalTopicRefusal } from "../../../broker/internal-topics.ts";
 import { GroupSubscription } from "../group-subscription.ts";
 import { DeliveryCursor } from "../../../broker/delivery/delivery-cursor.ts";
@@ -22,7 +23,11 @@ import type { HandlerContext } from "./context.ts";
  * `joined` {memberId}, then `assign` / `revoke` frames and `message` frames of the assigned
  * partitions only. Join failures: UNAVAILABLE (no groups on this node),
  * INCONSISTENT_GROUP_PROTOCOL, BAD_REQUEST (group name, session timeout bounds).
- * With `presence: true` the client is present on the topic while subscribed.
+ * With `presence: true` the client is present on the topic while subscribed, when its
+ * identity may be (`canPresence`); otherwise the subscription goes on without presence.
+ *
+ * Permissions (ws-auth.ts): `canConsume` for the topic or key filter, `canJoinGroup` for
+ * `group`; refused with FORBIDDEN. Internal topics: admin may read them, nobody else.
  */
 export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFrame): void {
   const ids = { id: frame.id, sub: frame.sub };
@@ -43,9 +48,19 @@ export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: 
     conn.sendError(e.code, e.message, ids);
     return;
   }
-  const refusal = internalTopicRefusal(selector.topic, "subscribe");
+  const refusal = internalTopicRefusal(selector.topic, "subscribe", ctx.wsAuth.isAdminReader(conn));
   if (refusal) {
     conn.sendError(refusal.code, refusal.message, ids);
+    return;
+  }
+  if (!ctx.wsAuth.allowed(conn, (a, id) => a.canConsume(id, frame.topic))) {
+    const e = forbidden(conn.identity!, "consume", frame.topic);
+    conn.sendError(e.code, e.message, ids);
+    return;
+  }
+  if (frame.group !== undefined && !ctx.wsAuth.allowed(conn, (a, id) => a.canJoinGroup(id, frame.group!))) {
+    const e = forbidden(conn.identity!, "join_group", frame.group);
+    conn.sendError(e.code, e.message, ids);
     return;
   }
   if (frame.group !== undefined) {
@@ -65,7 +80,7 @@ export function handleSubscribe(ctx: HandlerContext, conn: WsConnection, frame: 
   });
   // Registered at once so an unsubscribe (or a close) during resolution cancels it.
   conn.subscriptions.set(frame.sub, sub);
-  if (frame.presence) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));
+  if (frame.presence && mayBePresent(ctx, conn, sub.topic)) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));
   void start(ctx, sub, frame).catch((err: unknown) => {
     if (!sub.active) return;
     sub.stop();
@@ -118,7 +133,7 @@ function startGroup(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFra
     env: ctx.delivery,
   });
   conn.subscriptions.set(frame.sub, sub);
-  if (frame.presence) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));
+  if (frame.presence && mayBePresent(ctx, conn, sub.topic)) void ctx.presenceHub.track(sub).catch((err: unknown) => ctx.log.warn("presence.join_failed", { topic: sub.topic, message: String(err) }));
   void (async () => {
     await ctx.broker.describeOrCreate(sub.topic, ctx.config.topics.autoCreate);
     const { memberId } = await coordinator.join(frame.group!, {
@@ -141,4 +156,9 @@ function startGroup(ctx: HandlerContext, conn: WsConnection, frame: SubscribeFra
     if (e.code === "INTERNAL") ctx.log.error("ws.group_join.failed", { group: frame.group, error: e.message });
     conn.sendError(e.code, e.message, ids);
   });
+}
+
+/** Presence is a permission of its own: a subscription without it stays silent rather than failing (presence is on by default in the SDK). */
+function mayBePresent(ctx: HandlerContext, conn: WsConnection, topic: string): boolean {
+  return ctx.wsAuth.allowed(conn, (a, id) => a.canPresence(id, topic));
 }
