@@ -143,6 +143,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
       retentionBytes: config.topics.defaultRetentionBytes,
     },
     maxRecordBytes: config.limits.maxRecordBytes,
+    quotas: { maxTopics: config.limits.maxTopics, maxPartitionsPerTopic: config.limits.maxPartitionsPerTopic, maxPartitions: config.limits.maxPartitions },
     metrics,
   });
   const groupOptions: GroupCoordinatorOptions = {

@@ -28,10 +28,14 @@ export interface MqttTestNode {
   close(): Promise<void>;
 }
 
+/** `config.auth` fields for startMqttTestNode (nothing = open mode, as every MQTT test before auth). */
+export type MqttTestAuth = Partial<Omit<TributaryConfig["auth"], "jwt">> & { jwt?: Partial<TributaryConfig["auth"]["jwt"]> };
+
 export async function startMqttTestNode(
   mqttOverrides: Partial<TributaryConfig["mqtt"]> = {},
   topics: Partial<TributaryConfig["topics"]> = {},
   limits: Partial<TributaryConfig["limits"]> = {},
+  auth: MqttTestAuth = {},
 ): Promise<MqttTestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-mqtt-"));
   const config: TributaryConfig = {
@@ -44,6 +48,7 @@ export async function startMqttTestNode(
     limits: { ...DEFAULT_CONFIG.limits, ...limits },
     mqtt: { ...DEFAULT_CONFIG.mqtt, enabled: true, port: 0, ...mqttOverrides },
     log: { level: "error" },
+    auth: { ...DEFAULT_CONFIG.auth, ...auth, jwt: { ...DEFAULT_CONFIG.auth.jwt, ...auth.jwt } },
   };
   const logger = createLogger((process.env.MQTT_TEST_LOG as "debug" | undefined) ?? "error");
   let node: TributaryNode | undefined = await startNode(config, { logger });

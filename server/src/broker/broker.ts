@@ -54,6 +54,15 @@ export interface BrokerOptions {
   partitioner?: Partitioner;
   /** The node's instruments; a private registry when absent. */
   metrics?: Metrics;
+  /** Limits on topics and partitions (POLICY_VIOLATION past them); none when absent. */
+  quotas?: TopicQuotas;
+}
+
+export interface TopicQuotas {
+  maxTopics: number;
+  maxPartitionsPerTopic: number;
+  /** Over all topics: each partition keeps files open (file engine) or keys (Redis). */
+  maxPartitions: number;
 }
 
 /**
@@ -102,7 +111,8 @@ export class Broker {
   }
 
   async createTopic(name: string, config: Partial<TopicConfig> = {}): Promise<TopicDescription> {
-    const description = await this.#engine.createTopic(name, { ...this.options.topicDefaults, ...config });
+    const resolved = { ...this.options.topicDefaults, ...config };
+    const description = await this.#withinQuota(name, resolved.partitions ?? 1, () => this.#engine.createTopic(name, resolved));
     this.#partitionCounts.set(name, description.partitions);
     this.#emit({ kind: "created", topic: name });
     return description;
@@ -110,9 +120,66 @@ export class Broker {
 
   async deleteTopic(name: string): Promise<void> {
     this.#partitionCounts.delete(name);
+    const partitions = this.#totals ? (await this.#engine.describeTopic(name)).partitions : 0;
     await this.#engine.deleteTopic(name);
+    if (this.#totals) {
+      this.#totals.topics--;
+      this.#totals.partitions -= partitions;
+    }
     this.#partitionCounts.delete(name);
     this.#emit({ kind: "deleted", topic: name });
+  }
+
+  /** Topics and partitions on the node (loaded on the first create under quotas, then kept up to date here). */
+  #totals: { topics: number; partitions: number } | null = null;
+  #loadingTotals: Promise<{ topics: number; partitions: number }> | null = null;
+
+  /**
+   * Runs `create` if one more topic of `partitions` partitions fits the quotas, reserving
+   * its share first so that concurrent creations cannot overshoot together; released if
+   * the creation fails. POLICY_VIOLATION names the limit and its config key.
+   */
+  async #withinQuota<T>(topic: string, partitions: number, create: () => Promise<T>): Promise<T> {
+    const q = this.options.quotas;
+    if (!q) return create();
+    if (partitions > q.maxPartitionsPerTopic) {
+      throw new TributaryError("POLICY_VIOLATION", `topic "${topic}": ${partitions} partitions is more than limits.maxPartitionsPerTopic (${q.maxPartitionsPerTopic})`, { topic, partitions, limit: q.maxPartitionsPerTopic });
+    }
+    const totals =
+      this.#totals ??
+      (await (this.#loadingTotals ??= this.#loadTotals().catch((err: unknown) => {
+        this.#loadingTotals = null; // try again at the next creation
+        throw err;
+      })));
+    if (totals.topics + 1 > q.maxTopics) {
+      throw new TributaryError("POLICY_VIOLATION", `topic "${topic}": the node holds ${totals.topics} topics, the most limits.maxTopics allows`, { topic, limit: q.maxTopics });
+    }
+    if (totals.partitions + partitions > q.maxPartitions) {
+      throw new TributaryError("POLICY_VIOLATION", `topic "${topic}": ${partitions} more partitions would pass limits.maxPartitions (${q.maxPartitions}; ${totals.partitions} in use)`, { topic, partitions, limit: q.maxPartitions });
+    }
+    totals.topics++;
+    totals.partitions += partitions;
+    try {
+      return await create();
+    } catch (err) {
+      totals.topics--;
+      totals.partitions -= partitions;
+      throw err;
+    }
+  }
+
+  async #loadTotals(): Promise<{ topics: number; partitions: number }> {
+    const names = await this.#engine.listTopics();
+    let partitions = 0;
+    for (const name of names) {
+      try {
+        partitions += (await this.#engine.describeTopic(name)).partitions;
+      } catch (err) {
+        if (!isTributaryError(err, "UNKNOWN_TOPIC")) throw err; // deleted meanwhile: not counted
+      }
+    }
+    this.#totals = { topics: names.length, partitions };
+    return this.#totals;
   }
 
   /**
@@ -145,8 +212,7 @@ export class Broker {
     }
     let pending = this.#creating.get(topic);
     if (!pending) {
-      pending = this.#engine
-        .createTopic(topic, this.options.topicDefaults)
+      pending = this.#withinQuota(topic, this.options.topicDefaults.partitions ?? 1, () => this.#engine.createTopic(topic, this.options.topicDefaults))
         .then((created) => {
           this.#emit({ kind: "created", topic });
           return created;

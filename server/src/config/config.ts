@@ -45,6 +45,12 @@ export interface TributaryConfig {
     maxFrameBytes: number;
     maxConnections: number;
     maxSubscriptionsPerConnection: number;
+    /** Most topics on the node (internal topics included). */
+    maxTopics: number;
+    /** Most partitions one topic may have. */
+    maxPartitionsPerTopic: number;
+    /** Most partitions over all topics of the node (each holds open files). */
+    maxPartitions: number;
     /** Flow-control window a subscription starts with (messages in flight). */
     defaultCredit: number;
     maxCredit: number;
@@ -128,6 +134,9 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     maxFrameBytes: 2 * 1024 * 1024,
     maxConnections: 100_000,
     maxSubscriptionsPerConnection: 100,
+    maxTopics: 10_000,
+    maxPartitionsPerTopic: 1000,
+    maxPartitions: 10_000,
     defaultCredit: 1000,
     maxCredit: 100_000,
     maxBufferedBytes: 4 * 1024 * 1024,

@@ -235,9 +235,9 @@ export class FileLogEngine implements LogEngine {
       fs.rmSync(dir, { recursive: true, force: true });
       const epoch = newEpoch();
       const now = Date.now();
+      const partitions: PartitionLog[] = [];
       try {
         fs.mkdirSync(dir, { recursive: true });
-        const partitions: PartitionLog[] = [];
         for (let p = 0; p < resolved.partitions; p++) {
           partitions.push(PartitionLog.create(name, p, path.join(dir, String(p)), epoch, this.#partitionOptions, now));
         }
@@ -254,6 +254,13 @@ export class FileLogEngine implements LogEngine {
         fsyncDirSync(path.dirname(dir));
         this.#topics.set(name, { meta, dir, partitions });
       } catch (err) {
+        // Leave nothing behind: no open files, no half-made directory (a later create starts clean).
+        for (const log of partitions) log.close();
+        try {
+          fs.rmSync(dir, { recursive: true, force: true });
+        } catch (cleanupErr) {
+          this.#warn(`creating topic ${name} failed and its directory could not be removed: ${(cleanupErr as Error).message}`, { topic: name });
+        }
         if (err instanceof TributaryError) throw err;
         throw new TributaryError("STORAGE_ERROR", `creating topic ${name} failed: ${(err as Error).message}`, { topic: name }, { cause: err });
       }
