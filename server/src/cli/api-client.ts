@@ -64,7 +64,15 @@ export function parseServerUrl(raw: string): string {
 }
 
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  readonly #token: string | undefined;
+
+  /** `token`: a JWT sent as `Authorization: Bearer` with every request (nodes with auth). */
+  constructor(
+    readonly baseUrl: string,
+    token?: string,
+  ) {
+    this.#token = token;
+  }
 
   listTopics(): Promise<{ topics: string[] }> {
     return this.#call("GET", "/topics");
@@ -114,7 +122,10 @@ export class ApiClient {
     try {
       response = await fetch(this.baseUrl + path, {
         method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
+        headers: {
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal,
       });

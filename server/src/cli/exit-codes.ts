@@ -4,7 +4,7 @@
  *   0  success (also: Ctrl-C / SIGTERM ending `start` or `consume` cleanly)
  *   1  runtime or server failure (server unreachable, storage error, failed shutdown)
  *   2  usage or invalid input (bad flags, invalid config, invalid topic name, bad offset,
- *      record too large, policy violation)
+ *      record too large, policy violation, missing/invalid/expired token, not allowed)
  *   3  not found (unknown topic or partition)
  *   4  already exists (topics create without --if-not-exists)
  */
@@ -23,6 +23,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   STALE_EPOCH: EXIT.USAGE,
   UNAUTHORIZED: EXIT.USAGE,
   FORBIDDEN: EXIT.USAGE,
+  TOKEN_EXPIRED: EXIT.USAGE,
   UNKNOWN_TOPIC: EXIT.NOT_FOUND,
   UNKNOWN_PARTITION: EXIT.NOT_FOUND,
   NOT_FOUND: EXIT.NOT_FOUND,

@@ -10,8 +10,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { TributaryError } from "../errors.ts";
 import type { GroupDescription } from "../groups/group-coordinator.ts";
 import type { ResetTarget } from "../groups/offsets.ts";
-import { ApiClient, parseServerUrl } from "./api-client.ts";
-import { addUrlOption } from "./client-options.ts";
+import { addUrlOption, clientFrom } from "./client-options.ts";
 
 /** `earliest`, `latest`, an offset (integer), an ISO-8601 time, or `@<epoch ms>`. */
 export function resetTargetArg(raw: string): ResetTarget {
@@ -54,7 +53,7 @@ export function registerGroupsCommand(program: Command): void {
       .option("--internal", "also list internal groups (persistent MQTT session positions, mqtt.session.<clientId>)"),
   ).action(
     async (o: { json?: boolean; internal?: boolean; url: string }) => {
-      const { groups: list } = await new ApiClient(parseServerUrl(o.url)).listGroups(Boolean(o.internal));
+      const { groups: list } = await clientFrom(o).listGroups(Boolean(o.internal));
       if (o.json) process.stdout.write(JSON.stringify({ groups: list }) + "\n");
       else if (list.length > 0) process.stdout.write(table([["GROUP", "STATE", "GENERATION", "MEMBERS"], ...list.map((g) => [g.group, g.state, String(g.generation), String(g.members)])]));
     },
@@ -63,7 +62,7 @@ export function registerGroupsCommand(program: Command): void {
   addUrlOption(
     groups.command("describe <group>").description("Show a group's state, members with their partitions, and committed offset, end offset and lag per partition.").option("--json", "print the description as JSON"),
   ).action(async (group: string, o: { json?: boolean; url: string }) => {
-    const d = await new ApiClient(parseServerUrl(o.url)).describeGroup(group);
+    const d = await clientFrom(o).describeGroup(group);
     process.stdout.write(o.json ? JSON.stringify(d) + "\n" : printDescription(d));
   });
 
@@ -83,7 +82,7 @@ export function registerGroupsCommand(program: Command): void {
         return Number(raw);
       });
     }
-    const result = await new ApiClient(parseServerUrl(o.url)).resetGroupOffsets(group, { topic: o.topic, to: o.to, partitions });
+    const result = await clientFrom(o).resetGroupOffsets(group, { topic: o.topic, to: o.to, partitions });
     if (o.json) {
       process.stdout.write(JSON.stringify(result) + "\n");
       return;

@@ -6,8 +6,13 @@
  *   503 UNAVAILABLE when the registry (Redis) cannot be read.
  */
 import type { ClusterStatus } from "../../cluster/node-registry.ts";
+import type { AuthService } from "../../auth/index.ts";
+import { authorize } from "./http-auth.ts";
 import type { HttpRouter } from "./http-router.ts";
 
-export function mountClusterRoutes(router: HttpRouter, clusterStatus: () => Promise<ClusterStatus>): void {
-  router.route("get", "/cluster", async () => ({ status: 200, body: await clusterStatus() }));
+export function mountClusterRoutes(router: HttpRouter, clusterStatus: () => Promise<ClusterStatus>, auth?: AuthService): void {
+  router.route("get", "/cluster", async ({ identity }) => {
+    authorize(auth, identity, (a, id) => a.isAdmin(id), "admin", "/cluster");
+    return { status: 200, body: await clusterStatus() };
+  });
 }

@@ -12,7 +12,8 @@ import type { GatewayContext } from "../gateway-context.ts";
 import type { HttpRouter } from "./http-router.ts";
 
 export function mountHealthRoutes(router: HttpRouter, ctx: GatewayContext, isReady: () => boolean, checkStorage?: () => Promise<void>): void {
-  router.route("get", "/healthz", () => ({ status: 200, body: { status: "ok", nodeId: ctx.nodeId } }));
+  // Open (no Authorization needed): probes carry no tokens, and neither route shows records.
+  router.route("get", "/healthz", () => ({ status: 200, body: { status: "ok", nodeId: ctx.nodeId } }), { open: true });
 
   router.route("get", "/readyz", async () => {
     if (!isReady()) throw new TributaryError("UNAVAILABLE", "the node is starting or shutting down");
@@ -26,5 +27,5 @@ export function mountHealthRoutes(router: HttpRouter, ctx: GatewayContext, isRea
       }
     }
     return { status: 200, body: { status: "ready", nodeId: ctx.nodeId, engine: ctx.broker.engineKind } };
-  });
+  }, { open: true });
 }

@@ -31,10 +31,10 @@ export interface HttpApi extends Gateway {
 }
 
 export function attachHttpApi(app: uWS.TemplatedApp, ctx: GatewayContext, options: HttpApiOptions): HttpApi {
-  const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log, origins: OriginPolicy.of(ctx.config) });
+  const router = new HttpRouter(app, { maxBodyBytes: ctx.config.limits.maxFrameBytes, log: ctx.log, origins: OriginPolicy.of(ctx.config), auth: ctx.auth });
   router.preflight(); // CORS preflights for every route of the node (http.corsOrigins)
   mountHealthRoutes(router, ctx, options.isReady, options.checkStorage);
-  if (options.clusterStatus) mountClusterRoutes(router, options.clusterStatus);
+  if (options.clusterStatus) mountClusterRoutes(router, options.clusterStatus, ctx.auth);
   mountTopicRoutes(router, ctx);
   mountRecordRoutes(router, ctx);
   return {

@@ -16,13 +16,19 @@
  *   `http.corsOrigins` is 403 FORBIDDEN; replies to listed origins carry
  *   `Access-Control-Allow-Origin`, and `preflight()` answers their `OPTIONS` preflights.
  *
+ * - authentication (http-auth.ts): with an auth layer, every route but the `open` ones
+ *   authenticates `Authorization: Bearer` before its handler runs (`identity`); a failure is
+ *   401 UNAUTHORIZED / TOKEN_EXPIRED with `WWW-Authenticate: Bearer`.
+ *
  * Errors: a handler throws TributaryError; it becomes `{ "error": { "code", "message" } }`
  * with httpStatusOf(code) (NOT_FOUND → 404). Anything else is logged and becomes INTERNAL.
  */
 import { encode as encodeCbor } from "cbor-x";
 import type uWS from "uWebSockets.js";
+import type { AuthService, Identity } from "../../auth/index.ts";
 import { TributaryError, httpStatusOf, toTributaryError, type ErrorCode } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
+import { authenticateRequest, wwwAuthenticate } from "./http-auth.ts";
 import { OriginPolicy } from "./origin-policy.ts";
 
 export type HttpMethod = "get" | "post" | "put" | "delete";
@@ -41,6 +47,8 @@ export interface ApiRequest {
   body: Uint8Array;
   /** Aborted when the client goes away or the node shuts down. */
   signal: AbortSignal;
+  /** Who sent the request (`Authorization: Bearer`); null when the router has no auth layer or the route is open. */
+  identity: Identity | null;
 }
 
 export interface ApiResponse {
@@ -48,6 +56,8 @@ export interface ApiResponse {
   /** Serialised as JSON, or CBOR when `format` is "cbor"; no body when undefined. */
   body?: unknown;
   format?: "json" | "cbor";
+  /** Extra response headers (e.g. `WWW-Authenticate`). */
+  headers?: Record<string, string>;
 }
 
 export type ApiHandler = (req: ApiRequest) => Promise<ApiResponse> | ApiResponse;
@@ -98,6 +108,8 @@ export interface HttpRouterOptions {
   log: Logger;
   /** Which browser origins may call the API; default none but the node's own. */
   origins?: OriginPolicy;
+  /** The node's auth layer; absent = no authentication (every identity null). */
+  auth?: AuthService;
 }
 
 /** How much of an oversized body is drained (to let the client read the 413) before the connection is closed. */
@@ -128,10 +140,10 @@ export class HttpRouter {
    * Mounts `handler` at `pattern`; `readBody` routes receive the (bounded) body, whose
    * Content-Type is one of `bodyTypes` (default JSON and CBOR; anything else is 415).
    */
-  route(method: HttpMethod, pattern: string, handler: ApiHandler, options: { readBody?: boolean; bodyTypes?: readonly BodyType[] } = {}): void {
+  route(method: HttpMethod, pattern: string, handler: ApiHandler, options: { readBody?: boolean; bodyTypes?: readonly BodyType[]; open?: boolean } = {}): void {
     const paramCount = pattern.split("/").filter((segment) => segment.startsWith(":")).length;
     const bodyTypes = options.readBody ? (options.bodyTypes ?? DEFAULT_BODY_TYPES) : null;
-    const handlerOf = (res: uWS.HttpResponse, req: uWS.HttpRequest) => this.#serve(res, req, handler, bodyTypes, paramCount);
+    const handlerOf = (res: uWS.HttpResponse, req: uWS.HttpRequest) => this.#serve(res, req, handler, bodyTypes, paramCount, options.open === true);
     if (method === "delete") this.#app.del(pattern, handlerOf);
     else this.#app[method](pattern, handlerOf);
   }
@@ -143,7 +155,7 @@ export class HttpRouter {
       const path = req.getUrl();
       this.#serve(res, req, () => {
         throw new TributaryError("NOT_FOUND", `no route for ${method} ${path}; see docs/http-api.md`);
-      }, null, 0);
+      }, null, 0, true);
     });
   }
 
@@ -160,7 +172,7 @@ export class HttpRouter {
       if (preflight && !this.#origins.corsAllows(origin)) {
         this.#serve(res, req, () => {
           throw new TributaryError("FORBIDDEN", `cross-origin requests from ${origin} are not allowed: list the origin in http.corsOrigins (--cors-origins)`, { origin });
-        }, null, 0);
+        }, null, 0, true);
         return;
       }
       res.writeStatus("204 No Content");
@@ -192,7 +204,7 @@ export class HttpRouter {
     });
   }
 
-  #serve(res: uWS.HttpResponse, req: uWS.HttpRequest, handler: ApiHandler, bodyTypes: readonly BodyType[] | null, paramCount: number): void {
+  #serve(res: uWS.HttpResponse, req: uWS.HttpRequest, handler: ApiHandler, bodyTypes: readonly BodyType[] | null, paramCount: number, open: boolean): void {
     const controller = new AbortController();
     let finished = false; // aborted by the client, or answered: res must not be touched again
     res.onAborted(() => {
@@ -220,6 +232,7 @@ export class HttpRouter {
     const contentLength = Number(req.getHeader("content-length") || "0");
     const origin = req.getHeader("origin");
     const host = req.getHeader("host");
+    const authorization = open ? "" : req.getHeader("authorization");
     const allowOrigin = origin !== "" && this.#origins.corsAllows(origin);
 
     const respond = (response: ApiResponse, closeConnection = false) => {
@@ -241,6 +254,7 @@ export class HttpRouter {
         res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ""}`.trim());
         if (type) res.writeHeader("Content-Type", type);
         if (allowOrigin) res.writeHeader("Access-Control-Allow-Origin", origin).writeHeader("Vary", "Origin");
+        for (const [name, value] of Object.entries(response.headers ?? {})) res.writeHeader(name, value);
         if (body === undefined) res.endWithoutBody(0, closeConnection);
         else res.end(body, closeConnection);
       });
@@ -249,7 +263,9 @@ export class HttpRouter {
     const fail = (err: unknown, closeConnection = false) => {
       const error = toTributaryError(err);
       if (error.code === "INTERNAL") this.#options.log.error("http.internal_error", { method, path, message: error.message, stack: (err as Error)?.stack });
-      respond({ status: statusOfCode(error.code), body: { error: { code: error.code, message: error.message } } }, closeConnection);
+      const unauthenticated = error.code === "UNAUTHORIZED" || error.code === "TOKEN_EXPIRED";
+      const headers = unauthenticated ? { "WWW-Authenticate": wwwAuthenticate(error, authorization !== "") } : undefined;
+      respond({ status: statusOfCode(error.code), body: { error: { code: error.code, message: error.message } }, headers }, closeConnection);
     };
     const run = (body: Uint8Array) => {
       if (finished) return;
@@ -272,12 +288,24 @@ export class HttpRouter {
         );
         return;
       }
-      const request: ApiRequest = { method, path, params, query, contentType, accept, body, signal: controller.signal };
+      const invoke = (identity: Identity | null) => {
+        if (finished) return;
+        const request: ApiRequest = { method, path, params, query, contentType, accept, body, signal: controller.signal, identity };
+        try {
+          Promise.resolve(handler(request)).then(respond, fail);
+        } catch (err) {
+          fail(err);
+        }
+      };
+      let identity: Identity | null | Promise<Identity>;
       try {
-        Promise.resolve(handler(request)).then(respond, fail);
+        identity = open ? null : authenticateRequest(this.#options.auth, authorization);
       } catch (err) {
         fail(err);
+        return;
       }
+      if (identity instanceof Promise) identity.then(invoke, fail);
+      else invoke(identity);
     };
 
     if (bodyTypes === null) {

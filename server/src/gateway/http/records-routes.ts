@@ -8,6 +8,7 @@ import type { Broker } from "../../broker/broker.ts";
 import { checkClientTopicAccess } from "../../broker/internal-topics.ts";
 import type { LogRecord } from "../../log/log-engine.ts";
 import type { GatewayContext } from "../gateway-context.ts";
+import { authorize, isAdminReader } from "./http-auth.ts";
 import type { HttpRouter } from "./http-router.ts";
 import { isNdjson, parseBody, parseNdjson, parseProduceRequest, renderRecordCbor, renderRecordJson, show } from "./record-encoding.ts";
 import { checkTopicName } from "./topics-routes.ts";
@@ -18,7 +19,7 @@ export const MAX_READ_MAX = 10_000;
 export const MAX_WAIT_MS = 30_000;
 
 export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void {
-  const { broker } = ctx;
+  const { broker, auth } = ctx;
 
   router.route(
     "post",
@@ -29,6 +30,8 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
       // NDJSON: one record object per line, produced as one batch (acks from ?acks=).
       const body = isNdjson(req.contentType) ? { records: parseNdjson(req.body) } : parseBody(req.body, req.contentType);
       const request = parseProduceRequest(body, req.query.get("acks"));
+      // Every record's key must be allowed (a narrow grant allows only keys that are its MQTT topics).
+      for (const record of request.records) authorize(auth, req.identity, (a, id) => a.canProduce(id, topic, record.key ?? null), "produce", topic);
       const results = await broker.produce(topic, request.records, {
         acks: request.acks,
         producerId: request.producerId,
@@ -42,7 +45,8 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
 
   router.route("get", "/topics/:topic/partitions/:partition/records", async (req) => {
     const topic = checkTopicName(req.params[0]!);
-    checkClientTopicAccess(topic, "read");
+    checkClientTopicAccess(topic, "read", isAdminReader(auth, req.identity));
+    authorize(auth, req.identity, (a, id) => a.canConsume(id, topic), "consume", topic);
     const partition = intParam(req.params[1]!, "partition");
     const max = optionalInt(req.query.get("max"), "max", 1, MAX_READ_MAX) ?? DEFAULT_READ_MAX;
     const maxBytes = optionalInt(req.query.get("maxBytes"), "maxBytes", 1, Number.MAX_SAFE_INTEGER);

@@ -9,6 +9,7 @@ import { checkClientTopicAccess, isInternalTopic } from "../../broker/internal-t
 import type { TopicConfig, TopicDescription } from "../../log/log-engine.ts";
 import { parseDuration, parseByteSize, closest } from "../../config/units.ts";
 import type { GatewayContext } from "../gateway-context.ts";
+import { authorize } from "./http-auth.ts";
 import type { HttpRouter } from "./http-router.ts";
 import { isPlainObject, parseBody, show } from "./record-encoding.ts";
 
@@ -80,8 +81,10 @@ export function renderTopic(description: TopicDescription): Record<string, unkno
 export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void {
   const { broker } = ctx;
 
-  router.route("get", "/topics", async ({ query }) => {
+  const { auth } = ctx;
+  router.route("get", "/topics", async ({ query, identity }) => {
     const internal = query.get("internal") === "true" || query.get("internal") === "1";
+    if (internal) authorize(auth, identity, (a, id) => a.isAdmin(id), "admin", "internal topics");
     const topics = (await broker.listTopics()).filter((t) => internal || !isInternalTopic(t)).sort();
     return { status: 200, body: { topics } };
   });
@@ -92,6 +95,7 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
     async (req) => {
       const { name, config } = parseCreateTopic(parseBody(req.body, req.contentType));
       checkClientTopicAccess(name, "create");
+      authorize(auth, req.identity, (a, id) => a.canManageTopic(id, name), "manage_topic", name);
       const description = await broker.createTopic(name, config);
       ctx.log.info("topic.created", { topic: name, partitions: description.partitions });
       return { status: 201, body: renderTopic(description) };
@@ -101,12 +105,15 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
 
   router.route("get", "/topics/:topic", async (req) => {
     const topic = checkTopicName(req.params[0]!);
+    // Describing (partitions, offsets; no records): whoever may read or write the topic, and admin.
+    authorize(auth, req.identity, (a, id) => a.isAdmin(id) || a.canConsume(id, topic) || a.canProduce(id, topic, null), "consume", topic);
     return { status: 200, body: renderTopic(await broker.describeTopic(topic)) };
   });
 
   router.route("delete", "/topics/:topic", async (req) => {
     const topic = checkTopicName(req.params[0]!);
     checkClientTopicAccess(topic, "delete");
+    authorize(auth, req.identity, (a, id) => a.canManageTopic(id, topic), "manage_topic", topic);
     await broker.deleteTopic(topic);
     ctx.log.info("topic.deleted", { topic });
     return { status: 204 };

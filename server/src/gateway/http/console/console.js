@@ -4,7 +4,12 @@
 (function () {
   const MAX_ROWS = 500;
   const $ = (id) => document.getElementById(id);
-  const client = Tributary.connect(location.origin.replace(/^http/, "ws"));
+  // Token (nodes with auth): kept in sessionStorage (this tab only, gone when it closes), sent
+  // in the WebSocket hello (getToken: read again at every reconnect) and as Bearer to the API.
+  const TOKEN_KEY = "tributary.token";
+  const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+  const authHeaders = () => (token() ? { Authorization: "Bearer " + token() } : {});
+  const client = Tributary.connect(location.origin.replace(/^http/, "ws"), { getToken: token });
   const state = { client, received: [], subscription: null, errors: [], tail, publish, refreshTopics };
   window.__tributary = state;
 
@@ -29,8 +34,9 @@
 
   async function refreshTopics() {
     try {
-      const res = await fetch("/topics");
+      const res = await fetch("/topics", { headers: authHeaders() });
       const body = await res.json();
+      if (!res.ok) throw new Error((body.error && body.error.code) + ": " + (body.error && body.error.message));
       const list = $("topics");
       list.replaceChildren();
       for (const name of body.topics || []) {
@@ -103,6 +109,15 @@
     }
     return client.publish(topic, parsed, key ? { key } : {});
   }
+
+  $("token").value = token();
+  $("token-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const value = $("token").value.trim();
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    location.reload(); // a new connection with the new token
+  };
 
   $("tail-form").onsubmit = (ev) => {
     ev.preventDefault();
