@@ -6,7 +6,7 @@
  * with a Mosquitto-format password file and ACL file.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT, type JWTPayload } from "jose";
@@ -194,4 +194,150 @@ describe.each(PROTOCOLS)("$name", ({ version, url }) => {
     expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000 - 50);
     await endClient(c, true);
   });
+});
+
+describe("password file and ACL file", () => {
+  it("a password-file user whose entry is removed by a reload is disconnected (MQTT 5 DISCONNECT 0x87)", async () => {
+    const c = await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("carol"), username: "carol", password: "carol-pw" });
+    const gone = closed(c);
+    const reloaded = nextReload("password-file");
+    const original = readFileSync(passwordFile, "utf8");
+    replace(passwordFile, original.replace(/^carol:.*\n/m, `carol:${await hashPassword("new-pw")}\n`));
+    await reloaded;
+    expect((await within(gone, 5000, "the close after revocation")).reasonCode).toBe(0x87);
+    await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("carol"), username: "carol", password: "new-pw" }).then((x) => endClient(x));
+    const back = nextReload("password-file");
+    replace(passwordFile, original);
+    await back;
+  });
+
+  it("retained messages of a denied topic are not delivered; those of an allowed one are", async () => {
+    const alice = await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("alice"), username: "alice", password: "alice-pw" });
+    await alice.publishAsync("sensors/public/r", "open", { qos: 1, retain: true });
+    await alice.publishAsync("sensors/private/r", "closed", { qos: 1, retain: true });
+    await endClient(alice);
+    // carol may read jobs/# only; bob sensors/#
+    const carol = await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("carol"), username: "carol", password: "carol-pw" });
+    const col = collect(carol);
+    expect(await subackCodes(carol, ["sensors/#", "sensors/private/r", "jobs/#"])).toEqual([0x87, 0x87, 1]);
+    await roundTrip(carol);
+    expect(col.messages).toEqual([]);
+    await endClient(carol);
+    const bob = await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("bob"), username: "bob", password: "bob-pw" });
+    const got = collect(bob);
+    expect(await subackCodes(bob, ["sensors/public/#"])).toEqual([1]);
+    await got.waitFor(1);
+    await roundTrip(bob);
+    expect(got.messages.map((m) => m.topic)).toEqual(["sensors/public/r"]);
+    await endClient(bob);
+  });
+
+  it("a persistent session whose subscription the ACL no longer permits gets nothing more from it on reconnect", async () => {
+    const clientId = cid("keeper");
+    const o: IClientOptions = { protocolVersion: 5, clientId, username: "bob", password: "bob-pw", clean: false, properties: { sessionExpiryInterval: 3600 } };
+    const first = await connectClient(node.tcpUrl, o);
+    expect(await subackCodes(first, ["sensors/#", "sensors/public/#"])).toEqual([1, 1]);
+    await endClient(first);
+    const reloaded = nextReload("acl-file");
+    replace(aclFile, ACL.replace("topic read sensors/#\n", ""));
+    await reloaded;
+    const alice = await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("alice"), username: "alice", password: "alice-pw" });
+    await alice.publishAsync("sensors/private/x", "while-away", { qos: 1 });
+    await endClient(alice);
+    let col: ReturnType<typeof collect> | undefined;
+    const again = await connectClient(node.tcpUrl, o, (c) => (col = collect(c)));
+    // markers on every partition of "sensors", keyed by a topic the kept subscription matches:
+    // once they are in, the record published while away was offered before them
+    await flushLog(node, "sensors/public/m", [col!]);
+    const a2 = await connectClient(node.tcpUrl, { protocolVersion: 5, clientId: cid("alice"), username: "alice", password: "alice-pw" });
+    await a2.publishAsync("sensors/private/y", "after", { qos: 1 });
+    await endClient(a2);
+    await flushLog(node, "sensors/public/m", [col!]);
+    expect(col!.messages.filter((m) => m.topic.startsWith("sensors/private/"))).toEqual([]);
+    await endClient(again);
+    const back = nextReload("acl-file");
+    replace(aclFile, ACL);
+    await back;
+  });
+
+  it("a $share member that loses permission stops receiving; the other member gets everything", async () => {
+    const o = (user: string): IClientOptions => ({ protocolVersion: 5, clientId: cid(user), username: user, password: `${user}-pw` });
+    const bob = await connectClient(node.tcpUrl, o("bob"));
+    const carol = await connectClient(node.tcpUrl, o("carol"));
+    const bobCol = collect(bob);
+    const carolCol = collect(carol);
+    expect(await subackCodes(bob, ["$share/workers/jobs/#"])).toEqual([1]);
+    expect(await subackCodes(carol, ["$share/workers/jobs/#"])).toEqual([1]);
+    const reloaded = nextReload("acl-file");
+    replace(aclFile, ACL.replace("topic read jobs/#\n\nuser carol", "\nuser carol"));
+    await reloaded;
+    const before = bobCol.messages.length;
+    await node.node.broker.produce("jobs", [0, 1, 2, 3, 4, 5].map((i) => ({ key: new TextEncoder().encode(`jobs/${i}`), value: new TextEncoder().encode(`j${i}`) })));
+    await flushLog(node, "jobs/m", [carolCol], { timeoutMs: 20_000 });
+    expect(bobCol.messages.length).toBe(before);
+    expect(carolCol.messages.map((m) => m.payload).sort()).toEqual(["j0", "j1", "j2", "j3", "j4", "j5"]);
+    expect(bobCol.markers.size).toBe(0);
+    await endClient(bob);
+    await endClient(carol);
+    const back = nextReload("acl-file");
+    replace(aclFile, ACL);
+    await back;
+  }, 30_000);
+});
+
+/** Runs a Debian mosquitto client to its end. */
+function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, out }));
+  });
+}
+
+describe("Debian mosquitto_pub / mosquitto_sub with the Mosquitto-format password and ACL files", () => {
+  const common = () => ["-h", "127.0.0.1", "-p", String(node.mqttPort)];
+
+  it("a pattern line with %c lets a device read its own topics, not another device's", async () => {
+    for (const version of ["mqttv311", "mqttv5"]) {
+      const sub = spawn("stdbuf", ["-o0", "-e0", "mosquitto_sub", ...common(), "-V", version, "-d", "-i", "dev1", "-u", "carol", "-P", "carol-pw", "-t", "devices/dev1/#", "-C", "1", "-W", "15"], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      const subscribed = new Promise<void>((resolve, reject) => {
+        const read = (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("received SUBACK")) resolve();
+        };
+        sub.stdout.on("data", read);
+        sub.stderr.on("data", read);
+        sub.on("close", () => reject(new Error(`mosquitto_sub ended before SUBACK: ${out}`)));
+      });
+      const ended = new Promise<number | null>((resolve) => sub.on("close", (code) => resolve(code)));
+      await within(subscribed, 10_000, "mosquitto_sub's SUBACK").catch((err: unknown) => {
+        sub.kill();
+        throw new Error(`${String(err)}; mosquitto_sub said: ${out}`);
+      });
+      const pub = await run("mosquitto_pub", [...common(), "-V", version, "-i", "pub1", "-u", "alice", "-P", "alice-pw", "-t", "devices/dev1/status", "-m", `on-${version}`, "-q", "1"]);
+      expect(pub.code, pub.out).toBe(0);
+      expect(await within(ended, 15_000, "mosquitto_sub to exit")).toBe(0);
+      expect(out).toContain(`on-${version}`);
+      // another device's topic: every subscription denied
+      const denied = await run("mosquitto_sub", [...common(), "-V", version, "-i", "dev2", "-u", "carol", "-P", "carol-pw", "-t", "devices/dev1/#", "-C", "1", "-W", "5"]);
+      expect(denied.out).toMatch(/denied/i);
+    }
+  }, 60_000);
+
+  it("a wrong password is refused as not authorised; a write the ACL does not grant is not stored", async () => {
+    const wrong = await run("mosquitto_pub", [...common(), "-i", "p2", "-u", "alice", "-P", "nope", "-t", "sensors/x", "-m", "x"]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.out).toMatch(/not authori[sz]ed|bad user name or password/i);
+    const v5 = await run("mosquitto_pub", [...common(), "-V", "mqttv5", "-i", "p3", "-u", "bob", "-P", "bob-pw", "-t", "sensors/forbidden", "-m", "x", "-q", "1"]);
+    expect(v5.out).toMatch(/not authori[sz]ed/i);
+    const partitions = (await node.node.broker.listTopics()).includes("sensors") ? await node.node.broker.partitions("sensors", false) : 0;
+    for (let p = 0; p < partitions; p++) {
+      const records = await node.node.broker.read("sensors", p, 0, { maxRecords: 10_000 } as never);
+      expect(records.some((r) => Buffer.from(r.key ?? []).toString() === "sensors/forbidden")).toBe(false);
+    }
+  }, 30_000);
 });
