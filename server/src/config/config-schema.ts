@@ -223,7 +223,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("mqtt.maxSessionExpiry", "MQTT_MAX_SESSION_EXPIRY", "Cap on MQTT 5 session expiry interval, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("log.level", "LOG_LEVEL", "Log level (JSON lines on stderr).", oneOf(["debug", "info", "warn", "error"])),
-  // auth.*: docs/security.md. Validated; not enforced by the gateways yet (SECURITY.md).
+  // auth.*: docs/security.md. Validated here, opened by the node (AuthService) and enforced by the gateways.
   field("auth.jwt.secretFile", "AUTH_JWT_SECRET_FILE", "File with the HMAC secret for HS256/384/512 tokens (>= 32 bytes; openssl rand -base64 48 > file).", optionalFile),
   field("auth.jwt.publicKeyFile", "AUTH_JWT_PUBLIC_KEY_FILE", "PEM file with the public key(s) of RS/PS/ES/EdDSA tokens.", optionalFile),
   field("auth.jwt.jwksFile", "AUTH_JWT_JWKS_FILE", "JWKS file ({\"keys\": [...]}) of token public keys, reloaded on change.", optionalFile),
