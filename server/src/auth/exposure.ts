@@ -1,6 +1,5 @@
 /**
- * Mosquitto 2's local-only default, as a check for node start-up (not wired yet: see
- * SECURITY.md): with no authentication configured ("open" mode, where every client is
+ * Mosquitto 2's local-only default, checked by `startNode` (server/src/node.ts): with no authentication configured ("open" mode, where every client is
  * an anonymous admin), the node may bind only loopback addresses, unless
  * `auth.allowAnonymous` says so explicitly (then start-up logs a warning).
  */
