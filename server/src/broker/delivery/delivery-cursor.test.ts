@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { TributaryError } from "../../errors.ts";
 import { FileLogEngine } from "../../log/file/file-log-engine.ts";
+import { waitFor } from "../../../../test/helpers/wait.ts";
 import { Broker } from "../broker.ts";
 import type { DeliveryBatch } from "./delivery-batch.ts";
 import { DeliveryCursor, type CursorReset, type DeliveryConsumer, type ResetPolicy } from "./delivery-cursor.ts";
@@ -109,7 +110,7 @@ describe("DeliveryCursor", () => {
     const cursor = new DeliveryCursor(env(), consumer, "t", 0, epoch, 0);
     cursor.start();
     await consumer.until(() => consumer.got.length === 3, "the catch-up");
-    await consumer.until(() => cursor.mode === "feed", "the cursor to join the feed");
+    await waitFor(() => cursor.mode === "feed", { what: "the cursor to join the feed" });
     await produce("t", ["d", "e"]);
     await consumer.until(() => consumer.got.length === 5, "live records");
     expect(consumer.got).toEqual(["a", "b", "c", "d", "e"]);
@@ -139,7 +140,7 @@ describe("DeliveryCursor", () => {
     slow.grant(100);
     await slow.until(() => slow.got.length === 5, "the slow consumer's rest, from the log");
     expect(slow.got).toEqual(["1", "2", "3", "4", "5"]);
-    await slow.until(() => b.mode === "feed", "the slow consumer to rejoin the feed");
+    await waitFor(() => b.mode === "feed", { what: "the slow consumer to rejoin the feed" });
     await produce("t", ["6"]);
     await fast.until(() => fast.got.length === 6, "record 6 at the fast consumer");
     await slow.until(() => slow.got.length === 6, "record 6 at the slow consumer");
@@ -171,7 +172,8 @@ describe("DeliveryCursor", () => {
     const consumer = new TestConsumer("earliest");
     const cursor = new DeliveryCursor(env(), consumer, "t", 0, epoch, 0);
     cursor.start();
-    await consumer.until(() => consumer.got.length === 1 && cursor.mode === "feed", "the record and the feed");
+    await consumer.until(() => consumer.got.length === 1, "the record");
+    await waitFor(() => cursor.mode === "feed", { what: "the cursor to join the feed" }); // no consumer event marks it: polled
     await broker.deleteTopic("t");
     await consumer.until(() => consumer.failures.length === 1, "the failure");
     expect(consumer.failures[0]!.code).toBe("UNKNOWN_TOPIC");
