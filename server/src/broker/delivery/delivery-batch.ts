@@ -6,7 +6,8 @@ export interface BatchView<T> {
 }
 
 /**
- * Records of one partition, contiguous in offset order, as handed to consumers. A batch
+ * Records of one partition in offset order (contiguous, except where compaction removed
+ * records), as handed to consumers. A batch
  * from a shared feed (`feedId` set) is offered to every member of the feed: protocol
  * gateways derive what they need from it once (`view`) and every subscriber reuses it,
  * so 1,000 subscribers of a partition decode and encode each record once, not 1,000 times.
@@ -39,7 +40,7 @@ export class DeliveryBatch {
 
   /** Offset after the batch's last record. */
   get endOffset(): number {
-    return this.firstOffset + this.records.length;
+    return this.records[this.records.length - 1]!.offset + 1;
   }
 
   /** Bytes of keys and values (a budget estimate; headers and framing not counted). */

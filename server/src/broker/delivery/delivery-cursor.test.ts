@@ -6,7 +6,7 @@ import type { TributaryError } from "../../errors.ts";
 import { FileLogEngine } from "../../log/file/file-log-engine.ts";
 import { waitFor } from "../../../../test/helpers/wait.ts";
 import { Broker } from "../broker.ts";
-import type { DeliveryBatch } from "./delivery-batch.ts";
+import { DeliveryBatch } from "./delivery-batch.ts";
 import { DeliveryCursor, type CursorReset, type DeliveryConsumer, type ResetPolicy } from "./delivery-cursor.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -217,4 +217,21 @@ describe("DeliveryCursor", () => {
     expect(consumer.got).toEqual([]);
     cursor.close();
   });
+
+  it("a batch with gaps (records removed by compaction) moves the position past the last record taken, never into a gap", async () => {
+    await broker.createTopic("t");
+    const epoch = (await broker.offsets("t", 0)).epoch;
+    const consumer = new TestConsumer();
+    consumer.room = 2;
+    const cursor = new DeliveryCursor(env(), consumer, "t", 0, epoch, 3);
+    cursor.start(true); // a member of the (empty) partition's feed, at offset 3
+    const rec = (offset: number) => ({ offset, timestamp: 0, key: null, value: utf8(String(offset)), headers: {} });
+    const batch = new DeliveryBatch("t", 0, epoch, [rec(1), rec(4), rec(7), rec(9)], 1);
+    expect(batch.endOffset).toBe(10);
+    expect(cursor.takeFromFeed(batch)).toBe(false); // room for 2 of the 3 at or after offset 3
+    expect(consumer.offsets).toEqual([4, 7]);
+    expect(cursor.nextOffset).toBe(8);
+    cursor.close();
+  });
 });
+

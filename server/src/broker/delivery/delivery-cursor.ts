@@ -139,11 +139,11 @@ export class DeliveryCursor implements FeedMember {
 
   takeFromFeed(batch: DeliveryBatch): boolean {
     if (!this.#running || !this.consumer.active) return false;
-    const from = this.nextOffset - batch.firstOffset;
-    if (from >= batch.length) return true;
-    if (from >= 0) {
+    if (this.nextOffset >= batch.endOffset) return true;
+    if (batch.firstOffset <= this.nextOffset) {
+      const from = firstAtOrAfter(batch, this.nextOffset);
       const taken = this.consumer.take(this, batch, from);
-      this.nextOffset = batch.firstOffset + from + taken;
+      this.#advance(batch, from + taken);
       if (from + taken === batch.length) return true;
     }
     // Could not take it all (or a gap, never expected): continue on our own tail from
@@ -211,16 +211,21 @@ export class DeliveryCursor implements FeedMember {
     }
     this.#retryMs = MIN_RETRY_MS;
     const batch = new DeliveryBatch(this.topic, this.partition, this.epoch, records, null);
-    let from = Math.max(0, this.nextOffset - batch.firstOffset);
+    let from = firstAtOrAfter(batch, this.nextOffset);
     while (from < batch.length) {
       if (this.#tail !== tail || !this.consumer.active) return;
       const taken = this.consumer.take(this, batch, from);
       from += taken;
-      this.nextOffset = batch.firstOffset + from;
+      this.#advance(batch, from);
       if (from < batch.length) await this.consumer.whenReady(this);
     }
     // Caught up with an existing feed? Join it (at the end of the log, onCaughtUp creates one).
     if (this.#tail === tail && this.#env.feeds.get(this.topic, this.partition, this.epoch)) this.#joinFeed(false);
+  }
+
+  /** The consumer took `batch.records[..taken)`: the position moves past the last of them (offsets may have gaps: compaction). */
+  #advance(batch: DeliveryBatch, taken: number): void {
+    if (taken > 0) this.nextOffset = Math.max(this.nextOffset, batch.records[taken - 1]!.offset + 1);
   }
 
   #closeTail(): void {
@@ -289,4 +294,20 @@ export class DeliveryCursor implements FeedMember {
       this.start(reset.offset >= info.endOffset);
     }
   }
+}
+
+/** Index of the first record of `batch` at or after `offset` (records ascend; usually index 0). */
+function firstAtOrAfter(batch: DeliveryBatch, offset: number): number {
+  const records = batch.records;
+  const guess = offset - batch.firstOffset; // exact when the batch has no gaps
+  if (guess <= 0) return 0;
+  if (guess < records.length && records[guess]!.offset === offset) return guess;
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (records[mid]!.offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
