@@ -6,8 +6,12 @@
  * - everything needed from `req` is copied synchronously (uWS frees it after the handler
  *   returns);
  * - `res.onAborted` is always registered, and `res` is never touched after an abort;
- * - the body is read with `res.onData`, bounded by `maxBodyBytes` (413 FRAME_TOO_LARGE;
- *   an oversized body is drained, up to a bound, so the client can read the 413);
+ * - the body is read with `res.onData`, bounded by `maxBodyBytes`: a `Content-Length` over
+ *   it is answered 413 FRAME_TOO_LARGE from the header, before any body is read (the rest of
+ *   a body up to DRAIN_FACTOR × the limit is drained by uWS and the connection stays usable;
+ *   beyond that, or a Content-Length uWS refuses, the answer carries `Connection: close`); a
+ *   body without Content-Length (chunked) that grows past the limit is answered 413 at once
+ *   and the connection closed after the answer;
  * - replies from async code are written inside `res.cork`;
  * - browser safety (docs/configuration.md, "Browser access"): a route that reads a body
  *   accepts only the Content-Types it declares (`bodyTypes`; default JSON and CBOR), anything
@@ -112,8 +116,12 @@ export interface HttpRouterOptions {
   auth?: AuthService;
 }
 
-/** How much of an oversized body is drained (to let the client read the 413) before the connection is closed. */
+/** How large a refused body (by its Content-Length) may be for uWS to drain it and keep the connection; larger ones close it after the 413. */
 const DRAIN_FACTOR = 8;
+/** What uWS (20.30) accepts as a Content-Length; anything else it answers by closing the connection after the route handler returns. */
+const UWS_CONTENT_LENGTH = /^\d{1,9}$/;
+/** uWS's per-loop cork buffer (16 KiB): a write larger than what is left in it goes to the socket at once. */
+const CORK_BUFFER_BYTES = 16 * 1024;
 
 export class HttpRouter {
   readonly #app: uWS.TemplatedApp;
@@ -229,13 +237,14 @@ export class HttpRouter {
     const query = new URLSearchParams(req.getQuery() ?? "");
     const contentType = req.getHeader("content-type").toLowerCase();
     const accept = req.getHeader("accept").toLowerCase();
-    const contentLength = Number(req.getHeader("content-length") || "0");
+    const rawContentLength = req.getHeader("content-length").trim();
+    const contentLength = rawContentLength === "" ? 0 : Number(rawContentLength);
     const origin = req.getHeader("origin");
     const host = req.getHeader("host");
     const authorization = open ? "" : req.getHeader("authorization");
     const allowOrigin = origin !== "" && this.#origins.corsAllows(origin);
 
-    const respond = (response: ApiResponse, closeConnection = false) => {
+    const respond = (response: ApiResponse, closeConnection = false, flushNow = false) => {
       if (finished) return;
       finished = true;
       const status = response.status;
@@ -248,6 +257,8 @@ export class HttpRouter {
         } else {
           body = JSON.stringify(response.body);
           type = "application/json";
+          // JSON may end in whitespace: a body larger than uWS's cork buffer is written out at once.
+          if (flushNow && body.length <= CORK_BUFFER_BYTES) body = body.padEnd(CORK_BUFFER_BYTES + 1, " ");
         }
       }
       res.cork(() => {
@@ -260,12 +271,12 @@ export class HttpRouter {
       });
       this.#done(controller);
     };
-    const fail = (err: unknown, closeConnection = false) => {
+    const fail = (err: unknown, closeConnection = false, flushNow = false) => {
       const error = toTributaryError(err);
       if (error.code === "INTERNAL") this.#options.log.error("http.internal_error", { method, path, message: error.message, stack: (err as Error)?.stack });
       const unauthenticated = error.code === "UNAUTHORIZED" || error.code === "TOKEN_EXPIRED";
       const headers = unauthenticated ? { "WWW-Authenticate": wwwAuthenticate(error, authorization !== "") } : undefined;
-      respond({ status: statusOfCode(error.code), body: { error: { code: error.code, message: error.message } }, headers }, closeConnection);
+      respond({ status: statusOfCode(error.code), body: { error: { code: error.code, message: error.message } }, headers }, closeConnection, flushNow);
     };
     const run = (body: Uint8Array) => {
       if (finished) return;
@@ -315,9 +326,20 @@ export class HttpRouter {
     const limit = this.#options.maxBodyBytes;
     const tooLarge = (size: string) =>
       new TributaryError("FRAME_TOO_LARGE", `request body of ${size} exceeds the limit of ${limit} bytes (limits.maxFrameBytes)`, { limit });
-    if (contentLength > limit * DRAIN_FACTOR) {
-      // Not worth draining: answer now and close.
-      fail(tooLarge(`${contentLength} bytes`), true);
+    if (rawContentLength !== "" && contentLength > limit) {
+      // Answered from the header, before any body is read. uWS drains what follows (bounded:
+      // beyond DRAIN_FACTOR × the limit the connection is closed after the answer). A value
+      // uWS refuses (not 1..9 digits: "1e9", 1000000000) makes it drop the connection as soon
+      // as this handler returns: the answer is then written out now (flushNow), not corked.
+      const refusedByUws = !UWS_CONTENT_LENGTH.test(rawContentLength);
+      // uWS hands the rest of a body it accepted to this handler: ignored.
+      if (!refusedByUws) res.onData(() => {});
+      fail(tooLarge(`${rawContentLength} bytes`), refusedByUws || contentLength > limit * DRAIN_FACTOR, refusedByUws);
+      return;
+    }
+    if (rawContentLength !== "" && !UWS_CONTENT_LENGTH.test(rawContentLength)) {
+      // Not a length ("abc", "-1"): uWS drops the connection after this handler; say why first.
+      fail(new TributaryError("BAD_REQUEST", `Content-Length "${rawContentLength.slice(0, 40)}" is not a number of bytes`), true, true);
       return;
     }
     const chunks: Buffer[] = [];
@@ -326,10 +348,10 @@ export class HttpRouter {
       if (finished) return;
       received += chunk.byteLength;
       if (received > limit) {
-        if (received > limit * DRAIN_FACTOR) {
-          fail(tooLarge(`more than ${received} bytes`), true);
-        } else if (isLast) fail(tooLarge(`${received} bytes`));
+        // No (or a false) Content-Length: answered once the body passes the limit, and closed
+        // after the answer (the response cannot be touched again to bound a drain).
         chunks.length = 0;
+        fail(tooLarge(`more than ${limit} bytes`), !isLast);
         return;
       }
       chunks.push(Buffer.from(chunk.slice(0))); // the ArrayBuffer is reused after this callback
