@@ -1,7 +1,8 @@
 /**
  * A Tributary node: one log engine, one Broker, one uWebSockets.js app serving the HTTP
  * API, /metrics, the SDK WebSocket gateway, MQTT over WebSocket and the web console, plus
- * the MQTT-over-TCP listener.
+ * the MQTT-over-TCP listener. With `tls` configured the app is a uWS SSLApp (HTTPS, WSS)
+ * and MQTTS listens too; `tls.require` drops the plain MQTT listener (docs/security.md#tls).
  *
  * Lifecycle:
  *   startNode(config) → checks the local-only rule (checkExposure: no auth configured →
@@ -31,6 +32,9 @@ import { attachHttpApi } from "./gateway/http/http-api.ts";
 import { attachMetricsRoute } from "./gateway/http/metrics-route.ts";
 import { attachWsGateway } from "./gateway/ws/ws-gateway.ts";
 import { startMqttGateway } from "./gateway/mqtt/mqtt-gateway.ts";
+import { TlsCertificates } from "./gateway/tls/tls-certificates.ts";
+import { tlsConfigured } from "./gateway/tls/tls-material.ts";
+import { createUwsApp } from "./gateway/tls/uws-app.ts";
 import type { LogEngine } from "./log/log-engine.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Metrics } from "./metrics/metrics.ts";
@@ -61,10 +65,14 @@ export interface TributaryNode {
   readonly nodeId: string;
   /** The HTTP/WebSocket port actually bound (resolved when config.port is 0). */
   readonly httpPort: number;
-  /** The MQTT TCP port actually bound; 0 when MQTT is disabled or not mounted. */
+  /** The MQTT TCP port actually bound; 0 when MQTT is disabled or not mounted, or with `tls.require`. */
   readonly mqttPort: number;
-  /** `http://<host>:<httpPort>` (IPv6 hosts bracketed). */
+  /** The MQTTS port actually bound; 0 without TLS or MQTT. */
+  readonly mqttsPort: number;
+  /** `http://<host>:<httpPort>`, or `https://…` with TLS (IPv6 hosts bracketed). */
   readonly url: string;
+  /** The TLS certificate in force (null without TLS); `tls.reload()` re-reads its files (SIGHUP). */
+  readonly tls: TlsCertificates | null;
   readonly config: TributaryConfig;
   readonly broker: Broker;
   readonly engine: LogEngine;
@@ -114,10 +122,19 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     throw new TributaryError("INVALID_CONFIG", exposure.problem, { host: config.host });
   }
   if (exposure.warning) log.warn("auth.anonymous_exposed", { host: config.host, warning: exposure.warning });
+  // TLS files read and checked (PEM, key matches certificate) before anything listens: INVALID_CONFIG saying what to fix.
+  let certs: TlsCertificates | null = null;
+  try {
+    if (tlsConfigured(config.tls)) certs = await TlsCertificates.open(config.tls, log);
+  } catch (err) {
+    await options.engine?.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the TLS error below is what matters
+    throw err;
+  }
   let auth: AuthService;
   try {
     auth = await AuthService.open(config.auth, { logger: log });
   } catch (err) {
+    certs?.close();
     await options.engine?.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the auth error below is what matters
     throw err;
   }
@@ -131,6 +148,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     engine = options.engine ?? (await openEngine(config, log, metrics));
   } catch (err) {
     auth.close();
+    certs?.close();
     throw err;
   }
   // Redis connections, leases, heartbeats and node messages: failures nobody awaits are logged and counted.
@@ -161,6 +179,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         : new GroupCoordinator(groupOptions);
   } catch (err) {
     auth.close();
+    certs?.close();
     await engine.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the start error below is what matters
     throw err;
   }
@@ -178,9 +197,10 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence, connections: new ConnectionLimit(maxConnections), auth };
 
   let ready = false;
-  const app = uWS.App();
+  const app = createUwsApp(certs, log);
   const gateways: Array<{ name: string; gateway: Gateway }> = [];
   let mqttPort = 0;
+  let mqttsPort = 0;
   let listenSocket: uWS.us_listen_socket | undefined;
   let registry: NodeRegistry | undefined;
   const startedAt = Date.now();
@@ -204,7 +224,13 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     // --- MQTT gateway: TCP listener + MQTT over WebSocket at /mqtt (server/src/gateway/mqtt/)
     // startMqttGateway(app: uWS.TemplatedApp, ctx: GatewayContext): Promise<Gateway & { port: number }>
     // Mount only when config.mqtt.enabled; set mqttPort from the result:
-    if (config.mqtt.enabled) { const mqtt = await startMqttGateway(app, ctx); gateways.push({ name: "mqtt", gateway: mqtt }); mqttPort = mqtt.port; }
+    // With TLS: MQTTS too (mqtt.tlsPort), and no plain TCP listener when tls.require.
+    if (config.mqtt.enabled) {
+      const mqtt = await startMqttGateway(app, ctx, { tls: certs ?? undefined, requireTls: certs !== null && config.tls.require });
+      gateways.push({ name: "mqtt", gateway: mqtt });
+      mqttPort = mqtt.port;
+      mqttsPort = mqtt.tlsPort;
+    }
 
     // --- Web console (server/src/gateway/http/console.ts) ------------------------------
     // attachConsole(app: uWS.TemplatedApp, ctx: GatewayContext): void
@@ -232,6 +258,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     groups.close();
     presence.close();
     auth.close();
+    certs?.close();
     await engine.close().catch((closeErr: unknown) => log.warn("node.engine_close_failed", { error: String(closeErr) })); // the start error below is what matters
     throw err instanceof TributaryError ? err : new TributaryError("INTERNAL", `the node failed to start: ${toTributaryError(err).message}`, {}, { cause: err });
   }
@@ -239,7 +266,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   const httpPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
   ready = true;
-  log.info("node.started", { nodeId, host: config.host, httpPort, mqttPort, engine: engine.kind });
+  log.info("node.started", { nodeId, host: config.host, httpPort, mqttPort, mqttsPort, tls: certs !== null, engine: engine.kind });
 
   let closing: Promise<void> | undefined;
   return {
@@ -248,7 +275,11 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     get mqttPort() {
       return mqttPort;
     },
-    url: `http://${hostForUrl}:${httpPort}`,
+    get mqttsPort() {
+      return mqttsPort;
+    },
+    url: `${certs ? "https" : "http"}://${hostForUrl}:${httpPort}`,
+    tls: certs,
     config,
     broker,
     engine,
@@ -278,6 +309,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         }, 1000);
         presence.close();
         auth.close();
+        certs?.close();
         await step("engine", () => engine.close(), 1000);
         log.info("node.stopped", { nodeId });
       })();

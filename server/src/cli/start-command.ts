@@ -4,11 +4,16 @@
  *
  *   tributary listening http=<host>:<port> mqtt=<host>:<port>     (mqtt=off when disabled)
  *
+ * or, with TLS configured (the HTTP port then serves HTTPS/WSS only):
+ *
+ *   tributary listening http=off mqtt=<host>:<port> https=<host>:<port> mqtts=<host>:<port>
+ *
+ * (mqtt=off with tls.require or MQTT disabled; mqtts=off with MQTT disabled)
  * once it accepts traffic, and on SIGTERM/SIGINT shuts down cleanly (gateways closed,
  * log flushed and fsynced) and exits 0. Invalid config → exit 2; failure to start or to
  * shut down → exit 1. A second signal during shutdown exits 1 at once. SIGHUP re-reads
- * the auth files (JWT keys, JWKS, password file, ACL file); a file that does not parse is
- * logged and counted, and its previous content stays in force.
+ * the auth files (JWT keys, JWKS, password file, ACL file) and the TLS certificate; a file
+ * that does not parse is logged and counted, and its previous content stays in force.
  *
  * With no authentication configured, a non-loopback --host is refused (exit 2, saying
  * what to configure) unless --allow-anonymous, which logs a warning at start.
@@ -48,8 +53,9 @@ export function registerStartCommand(program: Command): void {
     for (const warning of warnings) process.stderr.write(`tributary: warning: ${warning}\n`);
 
     const node = await startNode(config);
-    const mqtt = node.mqttPort > 0 ? `${config.host}:${node.mqttPort}` : "off";
-    process.stdout.write(`tributary listening http=${config.host}:${node.httpPort} mqtt=${mqtt}\n`);
+    const endpoint = (port: number) => (port > 0 ? `${config.host}:${port}` : "off");
+    const tls = node.tls ? ` https=${endpoint(node.httpPort)} mqtts=${endpoint(node.mqttsPort)}` : "";
+    process.stdout.write(`tributary listening http=${node.tls ? "off" : endpoint(node.httpPort)} mqtt=${endpoint(node.mqttPort)}${tls}\n`);
 
     const code = await new Promise<number>((resolve) => {
       let stopping = false;
@@ -80,7 +86,11 @@ export function registerStartCommand(program: Command): void {
       process.on("SIGTERM", stop);
       process.on("SIGINT", stop);
       // Failures are logged by the auth layer (auth.reload_failed) and counted; nothing to add here.
-      process.on("SIGHUP", () => void node.auth.reload().catch((err: unknown) => process.stderr.write(`tributary: auth reload failed: ${err instanceof Error ? err.message : String(err)}\n`)));
+      process.on("SIGHUP", () => {
+        void node.auth.reload().catch((err: unknown) => process.stderr.write(`tributary: auth reload failed: ${err instanceof Error ? err.message : String(err)}\n`));
+        // Failures are logged (tls.reload_failed) and the previous certificate stays; reload() itself does not reject.
+        void node.tls?.reload();
+      });
     });
     process.exitCode = code;
   });

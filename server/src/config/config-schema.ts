@@ -217,12 +217,18 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("ws.allowedOrigins", "WS_ALLOWED_ORIGINS", "Browser origins besides the node's own allowed to open /ws and /mqtt WebSockets (others get 403).", originList),
   field("mqtt.enabled", "MQTT_ENABLED", "Serve MQTT over TCP.", boolean),
   field("mqtt.port", "MQTT_PORT", "MQTT over TCP port; 0 = a free port.", integer(0, 65535)),
+  field("mqtt.tlsPort", "MQTT_TLS_PORT", "MQTTS (MQTT over TLS) port, used when tls.certFile is set; 0 = a free port.", integer(0, 65535)),
   field("mqtt.maxPacketBytes", "MQTT_MAX_PACKET_BYTES", "Largest MQTT packet accepted.", integer(64, 256 * 1024 ** 2, "bytes")),
   field("mqtt.receiveMaximum", "MQTT_RECEIVE_MAXIMUM", "MQTT 5 Receive Maximum granted to clients and used towards them.", integer(1, 65535)),
   field("mqtt.maxKeepAlive", "MQTT_MAX_KEEP_ALIVE", "Longest keep-alive a client may ask for, seconds; 0 = no limit.", integer(0, 65535, "seconds")),
   field("mqtt.maxSessionExpiry", "MQTT_MAX_SESSION_EXPIRY", "Cap on MQTT 5 session expiry interval, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("log.level", "LOG_LEVEL", "Log level (JSON lines on stderr).", oneOf(["debug", "info", "warn", "error"])),
+  // tls.*: docs/security.md#tls. Files checked here (exist, readable); PEM content and key/cert match when the node opens them.
+  field("tls.keyFile", "TLS_KEY_FILE", "PEM private key of tls.certFile.", optionalFile),
+  field("tls.caFile", "TLS_CA_FILE", "PEM intermediate CA certificates sent after the server certificate (the chain).", optionalFile),
+  field("tls.passphraseFile", "TLS_PASSPHRASE_FILE", "File with the passphrase of an encrypted tls.keyFile.", optionalFile),
+  field("tls.require", "TLS_REQUIRE", "Refuse plain listeners: no MQTT over plain TCP (needs tls.certFile).", boolean),
   // auth.*: docs/security.md. Validated here, opened by the node (AuthService) and enforced by the gateways.
   field("auth.jwt.secretFile", "AUTH_JWT_SECRET_FILE", "File with the HMAC secret for HS256/384/512 tokens (>= 32 bytes; openssl rand -base64 48 > file).", optionalFile),
   field("auth.jwt.publicKeyFile", "AUTH_JWT_PUBLIC_KEY_FILE", "PEM file with the public key(s) of RS/PS/ES/EdDSA tokens.", optionalFile),

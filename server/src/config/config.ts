@@ -81,6 +81,8 @@ export interface TributaryConfig {
     enabled: boolean;
     /** MQTT over TCP port; 0 = pick a free one. */
     port: number;
+    /** MQTTS (MQTT over TLS) port, used when `tls` is configured; 0 = pick a free one. */
+    tlsPort: number;
     maxPacketBytes: number;
     /** Receive Maximum the broker grants clients and uses towards them. */
     receiveMaximum: number;
@@ -92,6 +94,23 @@ export interface TributaryConfig {
     v3SessionExpiry: number;
   };
   log: { level: "debug" | "info" | "warn" | "error" };
+  /**
+   * TLS for every listener (docs/security.md#tls): with `certFile` and `keyFile` set, the
+   * HTTP/WebSocket port serves HTTPS/WSS (uWS SSLApp) and MQTTS listens on
+   * `mqtt.tlsPort`. PEM files, reloaded on SIGHUP and when they change.
+   */
+  tls: {
+    /** PEM server certificate (leaf first; may be followed by its intermediates). */
+    certFile: string | null;
+    /** PEM private key of the certificate (may be encrypted: see passphraseFile). */
+    keyFile: string | null;
+    /** PEM intermediate CA certificates sent after the leaf (the chain); not used to verify clients. */
+    caFile: string | null;
+    /** File holding the passphrase of an encrypted keyFile (trailing newline ignored). */
+    passphraseFile: string | null;
+    /** Refuse plain listeners: no MQTT over plain TCP (HTTP is already HTTPS with TLS). */
+    require: boolean;
+  };
   /**
    * Identities and permissions (docs/security.md). Nothing set = "open" mode: every client
    * is anonymous with full access, as before authentication existed, and the node binds
@@ -148,6 +167,7 @@ export const DEFAULT_CONFIG: TributaryConfig = {
   mqtt: {
     enabled: true,
     port: 1883,
+    tlsPort: 8883,
     maxPacketBytes: 1024 * 1024,
     receiveMaximum: 100,
     maxKeepAlive: 0,
@@ -155,6 +175,7 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     v3SessionExpiry: 24 * 3600,
   },
   log: { level: "info" },
+  tls: { certFile: null, keyFile: null, caFile: null, passphraseFile: null, require: false },
   auth: {
     jwt: { secretFile: null, publicKeyFile: null, jwksFile: null, audience: null, issuer: null },
     passwordFile: null,

@@ -86,6 +86,7 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   }
   checkConsistency(config, origins, problems);
   checkAuth(config, origins, problems);
+  checkTls(config, origins, problems);
 
   if (problems.length > 0) {
     throw new TributaryError(
@@ -215,6 +216,44 @@ function checkAuth(config: TributaryConfig, origins: Record<string, string>, pro
   }
   if (auth.aclFile !== null && !jwtKey && auth.passwordFile === null && !auth.allowAnonymous) {
     problems.push(`auth.aclFile: set${from("auth.aclFile")} but no client could connect: set auth.passwordFile (MQTT users), a JWT key, or auth.allowAnonymous for its anonymous section`);
+  }
+}
+
+/**
+ * tls.*: the files exist and are readable, and the settings go together. The PEM content
+ * (a certificate, a private key that matches it, the passphrase) is checked when the node
+ * opens them (gateway/tls/tls-material.ts), with messages saying what to fix.
+ */
+function checkTls(config: TributaryConfig, origins: Record<string, string>, problems: string[]): void {
+  const { tls } = config;
+  const from = (path: string) => (origins[path] ? ` (from ${origins[path]})` : "");
+  const files: [string, string | null, string][] = [
+    ["tls.certFile", tls.certFile, "the server certificate in PEM (docs/security.md#tls shows how to make one with openssl)"],
+    ["tls.keyFile", tls.keyFile, "the certificate's private key in PEM"],
+    ["tls.caFile", tls.caFile, "the intermediate CA certificates in PEM"],
+    ["tls.passphraseFile", tls.passphraseFile, "the key's passphrase on one line"],
+  ];
+  for (const [path, file, what] of files) {
+    if (file === null) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const how = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : `cannot be read (${code ?? String(err)})`;
+      problems.push(`${path}: file ${file} ${how}${from(path)}; it should hold ${what}`);
+    }
+  }
+  if (tls.certFile !== null && tls.keyFile === null) problems.push(`tls.keyFile: required with tls.certFile${from("tls.certFile")}; set it to the certificate's private key (PEM)`);
+  if (tls.keyFile !== null && tls.certFile === null) problems.push(`tls.certFile: required with tls.keyFile${from("tls.keyFile")}; set it to the server certificate (PEM)`);
+  if (tls.certFile === null && tls.keyFile === null) {
+    for (const path of ["tls.caFile", "tls.passphraseFile", "tls.require"] as const) {
+      if (origins[path] && !(path === "tls.require" && !tls.require)) problems.push(`${path}: set${from(path)} but TLS is not configured; set tls.certFile and tls.keyFile`);
+    }
+    return;
+  }
+  if (config.mqtt.enabled && config.mqtt.tlsPort !== 0) {
+    if (config.mqtt.tlsPort === config.port) problems.push(`mqtt.tlsPort: must differ from port (both ${config.port}); use 0 for a free port${from("mqtt.tlsPort")}`);
+    else if (!tls.require && config.mqtt.tlsPort === config.mqtt.port) problems.push(`mqtt.tlsPort: must differ from mqtt.port (both ${config.mqtt.port}); use 0 for a free port${from("mqtt.tlsPort")}`);
   }
 }
 
