@@ -162,6 +162,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly mqttDroppedProperties = new Counter({
+    name: "tributary_mqtt_dropped_properties_total",
+    help: "MQTT 5 properties (user properties, content type, response topic) left out of a delivery because MQTT cannot carry them (not UTF-8, U+0000 or other characters MQTT forbids, over 65,535 bytes); the record is delivered without them.",
+    registers: [this.registry],
+  });
+
+  readonly mqttUndeliverableRecords: Counter<"reason"> = zeroed(
+    new Counter({
+      name: "tributary_mqtt_undeliverable_records_total",
+      help: `Records skipped for one MQTT subscriber because they cannot be sent to it, by reason: ${MQTT_UNDELIVERABLE_REASONS.join(", ")}. The subscriber's position moves past them (never retried).`,
+      labelNames: ["reason"] as const,
+      registers: [this.registry],
+    }),
+    "reason",
+    MQTT_UNDELIVERABLE_REASONS,
+  );
+
   readonly #subscriptionSources: Array<{ gateway: GatewayLabel; read: () => number }> = [];
 
   readonly subscriptions: Gauge<"gateway"> = new Gauge({
@@ -217,4 +234,23 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * Why a record was not delivered to one MQTT subscriber (the `reason` label of
+ * `tributary_mqtt_undeliverable_records_total`).
+ */
+export const MQTT_UNDELIVERABLE_REASONS = [
+  /** The PUBLISH would exceed the Maximum Packet Size the client set at CONNECT. */
+  "too-large",
+  /** The PUBLISH could not be encoded at all (a field MQTT cannot represent). */
+  "unencodable",
+] as const;
+
+export type MqttUndeliverableReason = (typeof MQTT_UNDELIVERABLE_REASONS)[number];
+
+/** `counter` with every value of its one label exported from zero (rate() and alerts work before the first event). */
+function zeroed<L extends string>(counter: Counter<L>, label: L, values: readonly string[]): Counter<L> {
+  for (const value of values) counter.labels({ [label]: value } as Record<L, string>).inc(0);
+  return counter;
 }

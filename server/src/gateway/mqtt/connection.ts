@@ -9,6 +9,7 @@ import type { MqttCore } from "./mqtt-core.ts";
 import { MqttProtocolError } from "./mqtt-error.ts";
 import { RC } from "./reason-codes.ts";
 import type { OutgoingMessage, QoS } from "./record-mapping.ts";
+import type { MqttUndeliverableReason } from "../../metrics/metrics.ts";
 import type { Session, SessionConnection } from "./session/session.ts";
 import type { WillMessage } from "./session/session-manager.ts";
 import type { MqttTransport } from "./transport.ts";
@@ -232,17 +233,34 @@ export class MqttConnection implements SessionConnection {
     this.transport.write(encodePacket(packet, this.version));
   }
 
+  /**
+   * Sends a record as PUBLISH. False when this client cannot take it: larger than its Maximum
+   * Packet Size, or not encodable at all; the caller skips it (never retried: a record that
+   * cannot be sent now cannot be sent on a reconnect either). Each skip is logged
+   * (`mqtt.deliver.undeliverable`) and counted in `tributary_mqtt_undeliverable_records_total`;
+   * properties MQTT cannot carry are left out (record-mapping.ts) and counted per delivery.
+   */
   sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {
     if (this.closed) return true;
+    let sent: boolean;
     try {
-      const sent = this.#sendPublish(msg, qos, packetId, retain, dup, subIds);
-      if (sent) this.core.delivered++;
-      return sent;
+      sent = this.#sendPublish(msg, qos, packetId, retain, dup, subIds);
     } catch (err) {
-      // A record MQTT cannot carry (e.g. properties mqtt-packet refuses): skipped for this client.
-      this.core.log.warn("mqtt.deliver.unencodable", { client: this.clientId, topic: msg.topic, offset: msg.offset, error: String(err) });
+      this.#undeliverable(msg, "unencodable", String(err));
       return false;
     }
+    if (!sent) {
+      this.#undeliverable(msg, "too-large", `the PUBLISH exceeds the client's Maximum Packet Size of ${this.maxPacketOut} bytes`);
+      return false;
+    }
+    this.core.delivered++;
+    if (this.version === 5 && msg.droppedProperties > 0) this.core.broker.metrics.mqttDroppedProperties.inc(msg.droppedProperties);
+    return true;
+  }
+
+  #undeliverable(msg: OutgoingMessage, reason: MqttUndeliverableReason, error: string): void {
+    this.core.broker.metrics.mqttUndeliverableRecords.inc({ reason });
+    this.core.log.warn("mqtt.deliver.undeliverable", { client: this.clientId, topic: msg.topic, offset: msg.offset, reason, error });
   }
 
   #sendPublish(msg: OutgoingMessage, qos: QoS, packetId: number, retain: boolean, dup: boolean, subIds: number[] | undefined): boolean {

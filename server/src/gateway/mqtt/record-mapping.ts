@@ -86,6 +86,12 @@ export class OutgoingMessage {
   readonly expiresAt: number | null;
   readonly #headers: RecordHeaders;
   #properties: IPublishPacket["properties"] | undefined | null = null;
+  /**
+   * Properties of this record MQTT cannot carry, left out of `properties` (known once
+   * `properties` has been read): each delivery without them counts in
+   * `tributary_mqtt_dropped_properties_total`.
+   */
+  droppedProperties = 0;
   /** Last encoded PUBLISH (one variant: protocol version, qos, retain, dup); packet id patched per send. */
   encodedVariant = -1;
   encoded: Buffer | null = null;
@@ -109,14 +115,31 @@ export class OutgoingMessage {
     this.expiresAt = expiry ? timestamp + Number(dec.decode(expiry)) * 1000 : null;
   }
 
-  /** MQTT 5 PUBLISH properties (without the remaining expiry, added per send). */
+  /**
+   * MQTT 5 PUBLISH properties (without the remaining expiry, added per send). A header MQTT
+   * cannot carry as a string (`mqttStringProblem`: not UTF-8, U+0000, a control character or
+   * non-character, over 65,535 bytes) is left out and counted in `droppedProperties`: a client
+   * may close the connection on such a string, and a persistent session would then receive
+   * the same record again on every reconnect, never reaching the records after it.
+   */
   get properties(): IPublishPacket["properties"] | undefined {
     if (this.#properties !== null) return this.#properties;
     const h = this.#headers;
     const props: NonNullable<IPublishPacket["properties"]> = {};
     let any = false;
     let user: Record<string, string | string[]> | undefined;
+    let dropped = 0;
+    /** The header's value as an MQTT string, or null (counted) when MQTT cannot carry it. */
+    const text = (value: Uint8Array): string | null => {
+      const decoded = mqttString(value);
+      if (decoded === null) dropped++;
+      return decoded;
+    };
     const addUser = (name: string, value: string) => {
+      if (!isMqttString(name) || !isMqttString(value)) {
+        dropped++;
+        return;
+      }
       user ??= {};
       const prev = user[name];
       user[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
@@ -129,18 +152,28 @@ export class OutgoingMessage {
         case "mqtt.client-id":
         case "mqtt.message-expiry":
           break;
-        case "mqtt.content-type":
-          props.contentType = dec.decode(value);
+        case "mqtt.content-type": {
+          const contentType = text(value);
+          if (contentType === null) break;
+          props.contentType = contentType;
           any = true;
           break;
+        }
         case "mqtt.payload-format":
           props.payloadFormatIndicator = true;
           any = true;
           break;
-        case "mqtt.response-topic":
-          props.responseTopic = dec.decode(value);
+        case "mqtt.response-topic": {
+          const responseTopic = text(value);
+          if (responseTopic === null) break;
+          if (!isValidTopicName(responseTopic)) {
+            dropped++;
+            break;
+          }
+          props.responseTopic = responseTopic;
           any = true;
           break;
+        }
         case "mqtt.correlation-data":
           props.correlationData = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
           any = true;
@@ -153,16 +186,52 @@ export class OutgoingMessage {
           }
           break;
         default:
-          if (!name.startsWith("mqtt.")) addUser(name, dec.decode(value));
+          if (!name.startsWith("mqtt.")) {
+            const v = text(value);
+            if (v !== null) addUser(name, v);
+          }
       }
     }
     if (user) {
       props.userProperties = user;
       any = true;
     }
+    this.droppedProperties = dropped;
     this.#properties = any ? props : undefined;
     return this.#properties;
   }
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+/** Longest MQTT UTF-8 string, in bytes (a two-byte length prefix). */
+const MQTT_STRING_MAX_BYTES = 65_535;
+
+/**
+ * Code points an MQTT string must not (U+0000; surrogates cannot occur in a decoded string)
+ * or should not contain (control characters U+0001..U+001F, U+007F..U+009F and
+ * non-characters), on which a receiver may close the connection (MQTT 5 §1.5.4; Mosquitto's
+ * clients do).
+ */
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_IN_MQTT_STRING = /[\u0000-\u001f\u007f-\u009f\ufdd0-\ufdef\ufffe\uffff]|[\ud83f\ud87f\ud8bf\ud8ff\ud93f\ud97f\ud9bf\ud9ff\uda3f\uda7f\udabf\udaff\udb3f\udb7f\udbbf\udbff][\udffe\udfff]/;
+
+/** A JavaScript string an MQTT peer accepts as a UTF-8 string (name or value of a property). */
+export function isMqttString(value: string): boolean {
+  if (FORBIDDEN_IN_MQTT_STRING.test(value)) return false;
+  // Lone surrogates become U+FFFD when encoded: a string from a decoded header has none.
+  return value.length * 3 <= MQTT_STRING_MAX_BYTES || Buffer.byteLength(value) <= MQTT_STRING_MAX_BYTES;
+}
+
+/** `bytes` decoded as an MQTT UTF-8 string, or null when MQTT cannot carry it (not UTF-8, forbidden code points, too long). */
+export function mqttString(bytes: Uint8Array): string | null {
+  if (bytes.length > MQTT_STRING_MAX_BYTES) return null;
+  let value: string;
+  try {
+    value = strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+  return FORBIDDEN_IN_MQTT_STRING.test(value) ? null : value;
 }
 
 const keyCache = new Map<string, string>();
@@ -192,7 +261,7 @@ export function mqttTopicForRecord(logTopic: string, level: string, key: Uint8Ar
 function mapKey(level: string, key: Uint8Array): string {
   const topic = dec.decode(key);
   if (topic.length >= level.length && topic.startsWith(level) && (topic.length === level.length || topic.charCodeAt(level.length) === 0x2f)) {
-    if (isValidTopicName(topic)) return topic;
+    if (isValidTopicName(topic) && !FORBIDDEN_IN_MQTT_STRING.test(topic)) return topic;
   }
   return level;
 }

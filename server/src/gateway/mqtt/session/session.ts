@@ -275,7 +275,9 @@ export class Session implements DeliveryTarget {
     }
     const packetId = this.#allocatePacketId();
     const entry: Inflight = { packetId, msg, qos, stage: "publish", cursor, retain, subIds, ackOnComplete };
-    if (!conn.sendPublish(msg, qos, packetId, retain, false, subIds)) return true; // too large for the client: dropped
+    // Cannot be sent to this client (too large for it, unencodable; counted by the connection):
+    // skipped, never in flight, so the position moves past it instead of re-sending it forever.
+    if (!conn.sendPublish(msg, qos, packetId, retain, false, subIds)) return true;
     this.inflight.set(packetId, entry);
     cursor?.track(msg.offset);
     return true;
