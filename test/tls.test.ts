@@ -1,0 +1,210 @@
+/**
+ * TLS with real clients (docs/security.md#tls): a test CA and server certificates for
+ * 127.0.0.1/localhost made with openssl in a temp dir (no committed keys); `tributary
+ * start` as a child process; mosquitto_pub/sub --cafile and MQTT.js mqtts:// over MQTTS,
+ * curl --cacert over HTTPS; a certificate reload by SIGHUP seen by a new MQTTS connection;
+ * tls.require without the plain MQTT port; a key that does not match refused at start.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { promisify } from "node:util";
+import mqtt from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN } from "./helpers/node-process.ts";
+import { waitFor, within } from "./helpers/wait.ts";
+
+const run = promisify(execFile);
+let dir: string;
+
+/** A CA, and server certificates `a` and `b` it signed for localhost and 127.0.0.1; `wrong` = a key of another pair. */
+async function makeCerts(): Promise<void> {
+  const ossl = (...args: string[]) => run("openssl", args, { cwd: dir });
+  await ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Tributary Test CA");
+  writeFileSync(join(dir, "ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
+  for (const name of ["a", "b"]) {
+    await ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", "/CN=localhost");
+    await ossl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.pem`, "-days", "2", "-extfile", "ext.cnf");
+  }
+}
+
+async function serialOf(file: string): Promise<string> {
+  const { stdout } = await run("openssl", ["x509", "-in", file, "-noout", "-serial"], { cwd: dir });
+  return stdout.trim().replace(/^serial=/, "").toUpperCase();
+}
+
+interface TlsNode {
+  child: ChildProcess;
+  line: string;
+  https: number;
+  mqtts: number;
+  mqtt: number | null;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+async function startTlsNode(extra: string[] = []): Promise<TlsNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), "tributary-tls-node-"));
+  const child = spawn(process.execPath, [BIN, "start", "--port", "0", "--mqtt-port", "0", "--mqtt-tls-port", "0", "--tls-cert-file", join(dir, "cert.pem"), "--tls-key-file", join(dir, "key.pem"), "--data-dir", dataDir, ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const line = await within(
+    new Promise<string>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        stdout += d.toString();
+        const m = /^tributary listening .*$/m.exec(stdout);
+        if (m) resolve(m[0]);
+      });
+      void exited.then((code) => reject(new Error(`node exited with ${code}:\n${stderr}`)));
+    }),
+    20_000,
+    "the TLS node's listening line",
+  );
+  const port = (name: string) => {
+    const m = new RegExp(` ${name}=([^\\s]+)`).exec(line)![1]!;
+    return m === "off" ? null : Number(m.split(":").at(-1));
+  };
+  return {
+    child,
+    line,
+    https: port("https")!,
+    mqtts: port("mqtts")!,
+    mqtt: port("mqtt"),
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Serial of the certificate a new TLS connection to `port` is shown (verified against the test CA, SNI localhost). */
+function peerSerial(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername: "localhost", ca: caPem() }, () => {
+      resolve(socket.getPeerCertificate().serialNumber.toUpperCase());
+      socket.end();
+    });
+    socket.once("error", reject);
+  });
+}
+
+let ca: Buffer | undefined;
+const caPem = () => (ca ??= readFileSync(join(dir, "ca.pem")));
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tributary-tls-test-"));
+  await makeCerts();
+  copyFileSync(join(dir, "a.pem"), join(dir, "cert.pem"));
+  copyFileSync(join(dir, "a.key"), join(dir, "key.pem"));
+}, 30_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("TLS listeners", () => {
+  let node: TlsNode;
+  beforeAll(async () => {
+    copyFileSync(join(dir, "a.pem"), join(dir, "cert.pem"));
+    copyFileSync(join(dir, "a.key"), join(dir, "key.pem"));
+    node = await startTlsNode();
+  }, 30_000);
+  afterAll(() => node?.stop());
+
+  it("names-the-tls-endpoints-in-the-listening-line", () => {
+    expect(node.line).toMatch(/^tributary listening http=off mqtt=127\.0\.0\.1:\d+ https=127\.0\.0\.1:\d+ mqtts=127\.0\.0\.1:\d+$/);
+  });
+
+  it("serves-https-to-curl-with-the-test-ca", async () => {
+    const { stdout } = await run("curl", ["-sS", "--cacert", join(dir, "ca.pem"), `https://127.0.0.1:${node.https}/healthz`]);
+    expect(JSON.parse(stdout)).toMatchObject({ status: "ok" });
+    // and refuses a client that does not trust the CA
+    await expect(run("curl", ["-sS", `https://127.0.0.1:${node.https}/healthz`])).rejects.toThrow();
+  });
+
+  it("carries-mosquitto-pub-to-mosquitto-sub-over-mqtts", async () => {
+    const sub = spawn("stdbuf", ["-o0", "-e0", "mosquitto_sub", "--cafile", join(dir, "ca.pem"), "-h", "127.0.0.1", "-p", String(node.mqtts), "-t", "tls-room/#", "-q", "1", "-C", "1", "-W", "15", "-v", "-d"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let debug = "";
+    sub.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    sub.stderr.on("data", (d: Buffer) => (debug += d.toString()));
+    const done = new Promise<number | null>((resolve) => sub.once("exit", (code) => resolve(code)));
+    // -d prints the SUBACK before any message (stdbuf: unbuffered): the subscription is in place.
+    await waitFor(() => /received SUBACK/i.test(out + debug), { what: "mosquitto_sub's SUBACK" }).catch((err: unknown) => {
+      sub.kill();
+      throw new Error(`${String(err)}; mosquitto_sub said: ${out}${debug}`);
+    });
+    await run("mosquitto_pub", ["--cafile", join(dir, "ca.pem"), "-h", "127.0.0.1", "-p", String(node.mqtts), "-t", "tls-room/1", "-m", "over-tls", "-q", "1"]);
+    expect(await within(done, 10_000, "mosquitto_sub to exit after one message")).toBe(0);
+    expect(out).toContain("tls-room/1 over-tls");
+  });
+
+  it("carries-mqttjs-mqtts-with-the-ca", async () => {
+    const client = await mqtt.connectAsync(`mqtts://127.0.0.1:${node.mqtts}`, { ca: caPem(), servername: "localhost", reconnectPeriod: 0 });
+    try {
+      await client.subscribeAsync("tls-js/#", { qos: 1 });
+      const got = new Promise<string>((resolve) => client.once("message", (topic, payload) => resolve(`${topic} ${payload.toString()}`)));
+      await client.publishAsync("tls-js/x", "hello", { qos: 1 });
+      expect(await within(got, 10_000, "the MQTT.js message")).toBe("tls-js/x hello");
+    } finally {
+      await client.endAsync();
+    }
+  });
+});
+
+describe("TLS certificate reload", () => {
+  it("serves-the-new-certificate-to-new-mqtts-connections-after-sighup", async () => {
+    copyFileSync(join(dir, "a.pem"), join(dir, "cert.pem"));
+    copyFileSync(join(dir, "a.key"), join(dir, "key.pem"));
+    const node = await startTlsNode();
+    try {
+      const [serialA, serialB] = [await serialOf("a.pem"), await serialOf("b.pem")];
+      expect(await peerSerial(node.mqtts)).toBe(serialA);
+      copyFileSync(join(dir, "b.pem"), join(dir, "cert.pem"));
+      copyFileSync(join(dir, "b.key"), join(dir, "key.pem"));
+      node.child.kill("SIGHUP");
+      await waitFor(async () => (await peerSerial(node.mqtts)) === serialB, { what: "MQTTS to show certificate b" });
+      // HTTPS keeps the start-up certificate (a uWS limit, docs/security.md#tls), and says so.
+      await waitFor(() => node.stderr().includes("tls.https_restart_needed"), { what: "the restart-needed warning" });
+      expect(await peerSerial(node.https)).toBe(serialA);
+    } finally {
+      await node.stop();
+    }
+  }, 30_000);
+});
+
+describe("tls.require and bad files", () => {
+  it("opens-no-plain-mqtt-port-with-tls-require", async () => {
+    copyFileSync(join(dir, "a.pem"), join(dir, "cert.pem"));
+    copyFileSync(join(dir, "a.key"), join(dir, "key.pem"));
+    const node = await startTlsNode(["--tls-require"]);
+    try {
+      expect(node.line).toMatch(/ http=off mqtt=off https=\S+ mqtts=\S+$/);
+      const { stdout } = await run("curl", ["-sS", "--cacert", join(dir, "ca.pem"), `https://127.0.0.1:${node.https}/healthz`]);
+      expect(JSON.parse(stdout)).toMatchObject({ status: "ok" });
+      // plain HTTP on the HTTPS port gets no HTTP answer
+      await expect(run("curl", ["-sS", "--max-time", "5", `http://127.0.0.1:${node.https}/healthz`])).rejects.toThrow();
+    } finally {
+      await node.stop();
+    }
+  }, 30_000);
+
+  it("refuses-to-start-with-a-key-that-does-not-match-the-certificate", async () => {
+    copyFileSync(join(dir, "a.pem"), join(dir, "cert.pem"));
+    copyFileSync(join(dir, "b.key"), join(dir, "key.pem"));
+    const dataDir = mkdtempSync(join(tmpdir(), "tributary-tls-node-"));
+    const result = await run(process.execPath, [BIN, "start", "--port", "0", "--mqtt-port", "0", "--mqtt-tls-port", "0", "--tls-cert-file", join(dir, "cert.pem"), "--tls-key-file", join(dir, "key.pem"), "--data-dir", dataDir]).then(
+      () => ({ code: 0, stderr: "" }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    rmSync(dataDir, { recursive: true, force: true });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("does not match the certificate");
+  }, 30_000);
+});
