@@ -220,6 +220,8 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("mqtt.tlsPort", "MQTT_TLS_PORT", "MQTTS (MQTT over TLS) port, used when tls.certFile is set; 0 = a free port.", integer(0, 65535)),
   field("mqtt.maxPacketBytes", "MQTT_MAX_PACKET_BYTES", "Largest MQTT packet accepted.", integer(64, 256 * 1024 ** 2, "bytes")),
   field("mqtt.receiveMaximum", "MQTT_RECEIVE_MAXIMUM", "MQTT 5 Receive Maximum granted to clients and used towards them.", integer(1, 65535)),
+  field("mqtt.maxRetainedMessages", "MQTT_MAX_RETAINED_MESSAGES", "Most retained messages kept; a retained PUBLISH past it is refused (MQTT 5 QoS 1/2: 0x97) or stored without retaining; 0 = no limit.", integer(0, MAX)),
+  field("mqtt.maxRetainedBytes", "MQTT_MAX_RETAINED_BYTES", "Most bytes (topic + payload) of all retained messages together, refused past it as maxRetainedMessages; 0 = no limit.", integer(0, MAX, "bytes")),
   field("mqtt.maxKeepAlive", "MQTT_MAX_KEEP_ALIVE", "Longest keep-alive a client may ask for, seconds; 0 = no limit.", integer(0, 65535, "seconds")),
   field("mqtt.maxSessionExpiry", "MQTT_MAX_SESSION_EXPIRY", "Cap on MQTT 5 session expiry interval, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),

@@ -86,6 +86,10 @@ export interface TributaryConfig {
     maxPacketBytes: number;
     /** Receive Maximum the broker grants clients and uses towards them. */
     receiveMaximum: number;
+    /** Most retained messages the node keeps (topics with one); 0 = no limit. A retained PUBLISH past it is refused (docs/mqtt.md, "Retained messages"). */
+    maxRetainedMessages: number;
+    /** Most bytes (topic + payload) of all retained messages together; 0 = no limit. */
+    maxRetainedBytes: number;
     /** Longest keep-alive a client may ask for, seconds (0 = no limit). */
     maxKeepAlive: number;
     /** Cap on MQTT 5 session expiry interval, seconds. */
@@ -170,6 +174,8 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     tlsPort: 8883,
     maxPacketBytes: 1024 * 1024,
     receiveMaximum: 100,
+    maxRetainedMessages: 1_000_000,
+    maxRetainedBytes: 256 * 1024 ** 2,
     maxKeepAlive: 0,
     maxSessionExpiry: 7 * 24 * 3600,
     v3SessionExpiry: 24 * 3600,

@@ -179,6 +179,17 @@ export class Metrics {
     MQTT_UNDELIVERABLE_REASONS,
   );
 
+  readonly mqttRetainedOverLimit: Counter<"outcome"> = zeroed(
+    new Counter({
+      name: "tributary_mqtt_retained_over_limit_total",
+      help: "Retained PUBLISH past mqtt.maxRetainedMessages / mqtt.maxRetainedBytes, by outcome: refused (MQTT 5 QoS 1/2, PUBACK/PUBREC 0x97, nothing stored), not-retained (QoS 0 and MQTT 3.1.1: stored as a normal message).",
+      labelNames: ["outcome"] as const,
+      registers: [this.registry],
+    }),
+    "outcome",
+    ["refused", "not-retained"],
+  );
+
   readonly #subscriptionSources: Array<{ gateway: GatewayLabel; read: () => number }> = [];
 
   readonly subscriptions: Gauge<"gateway"> = new Gauge({

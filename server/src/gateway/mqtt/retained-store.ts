@@ -12,6 +12,20 @@ interface Retained {
   payload: Uint8Array;
   headers: RecordHeaders;
   timestamp: number;
+  /** Counted against `maxBytes`: topic (UTF-8) + payload. */
+  bytes: number;
+}
+
+/** Caps on what the store keeps (config `mqtt.maxRetainedMessages`, `mqtt.maxRetainedBytes`); 0 = no limit. */
+export interface RetainedLimits {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+/** Why a retained PUBLISH cannot be kept: the limit it would pass, named by its config key. */
+export interface RetainedRefusal {
+  limit: "mqtt.maxRetainedMessages" | "mqtt.maxRetainedBytes";
+  message: string;
 }
 
 /**
@@ -27,12 +41,20 @@ interface Retained {
  * expiry header that is not a number MQTT allows) is skipped as if it had not been written,
  * with a warning `mqtt.retained.unreadable` {key, reason} and a count in
  * `tributary_background_errors_total{task="mqtt-retained-load"}`.
+ *
+ * Limits: `admit` says whether a retained PUBLISH fits `RetainedLimits` (count of topics
+ * with a retained message; bytes = topic + payload over all of them). Clearing always fits,
+ * and so does replacing a topic's message when the new one is not larger. The caller decides
+ * what a refusal means for the client (handlers/publish.ts). State loaded at start is kept
+ * whole even when it is over a limit lowered since: new retained messages are then refused
+ * until enough are cleared.
  */
 export class RetainedStore {
   readonly #index = new Map<string, Retained>();
   readonly #topic: KeyedTopic;
   readonly #broker: Broker;
   readonly #log: Logger;
+  #bytes = 0;
 
   /** `log`: where skipped records are reported (default: warnings on stderr). */
   constructor(broker: Broker, log: Logger = createLogger("warn")) {
@@ -54,8 +76,35 @@ export class RetainedStore {
   }
 
   #apply(topic: string, payload: Uint8Array, headers: RecordHeaders, timestamp: number): void {
-    if (payload.length === 0) this.#index.delete(topic);
-    else this.#index.set(topic, { payload, headers, timestamp });
+    const previous = this.#index.get(topic);
+    if (previous) this.#bytes -= previous.bytes;
+    if (payload.length === 0) {
+      this.#index.delete(topic);
+      return;
+    }
+    const bytes = Buffer.byteLength(topic) + payload.length;
+    this.#bytes += bytes;
+    this.#index.set(topic, { payload, headers, timestamp, bytes });
+  }
+
+  /** Null when a retained PUBLISH of `payload` on `topic` fits `limits`, else the limit it would pass. */
+  admit(topic: string, payload: Uint8Array, limits: RetainedLimits): RetainedRefusal | null {
+    if (payload.length === 0) return null; // clearing always works
+    const previous = this.#index.get(topic);
+    if (limits.maxMessages > 0 && !previous && this.#index.size >= limits.maxMessages) {
+      return { limit: "mqtt.maxRetainedMessages", message: `the node keeps at most ${limits.maxMessages} retained messages (mqtt.maxRetainedMessages); clear some (empty retained payload) first` };
+    }
+    const bytes = Buffer.byteLength(topic) + payload.length;
+    const growth = bytes - (previous?.bytes ?? 0);
+    if (limits.maxBytes > 0 && growth > 0 && this.#bytes + growth > limits.maxBytes) {
+      return { limit: "mqtt.maxRetainedBytes", message: `retained messages would hold ${this.#bytes + growth} bytes, over mqtt.maxRetainedBytes (${limits.maxBytes})` };
+    }
+    return null;
+  }
+
+  /** Bytes (topic + payload) of all retained messages. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Sets (or with an empty payload clears) the retained message of `topic`; durable when the promise resolves. */

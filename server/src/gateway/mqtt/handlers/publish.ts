@@ -6,6 +6,7 @@ import { RC } from "../reason-codes.ts";
 import { headersForPublish, type QoS } from "../record-mapping.ts";
 import { isValidTopicName } from "../../../broker/topic-filter.ts";
 import { logTopicFor } from "../topic-mapping.ts";
+import type { RetainedLimits, RetainedRefusal } from "../retained-store.ts";
 
 /**
  * PUBLISH from a client: validated, appended to the log (topic = first level, key = MQTT
@@ -65,9 +66,16 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
     delete properties.topicAlias;
   }
   if (properties && Object.keys(properties).length === 0) properties = undefined;
-  const headers = headersForPublish({ topic, payload, qos, retain: packet.retain, properties }, session.noLocalCount > 0 ? conn.clientIdBytes : null);
+  let headers = headersForPublish({ topic, payload, qos, retain: packet.retain, properties }, session.noLocalCount > 0 ? conn.clientIdBytes : null);
   if (packet.retain) {
-    conn.core.retained.put(topic, payload, headers).catch((err: unknown) => conn.core.log.warn("mqtt.retained.failed", { topic, error: String(err) }));
+    const refusal = conn.core.retained.admit(topic, payload, retainedLimits(conn));
+    if (refusal === null) {
+      conn.core.retained.put(topic, payload, headers).catch((err: unknown) => conn.core.log.warn("mqtt.retained.failed", { topic, error: String(err) }));
+    } else if (retainedRefused(conn, topic, qos, packetId, refusal)) {
+      return;
+    } else {
+      headers = headersForPublish({ topic, payload, qos, retain: false, properties }, session.noLocalCount > 0 ? conn.clientIdBytes : null);
+    }
   }
   conn.pipeline.push({
     logTopic,
@@ -94,6 +102,29 @@ function denied(conn: MqttConnection, topic: string, qos: QoS, packetId: number)
   }
   if (qos === 1) conn.send({ cmd: "puback", messageId: packetId, reasonCode: RC.NOT_AUTHORIZED });
   else if (qos === 2) conn.send({ cmd: "pubrec", messageId: packetId, reasonCode: RC.NOT_AUTHORIZED });
+}
+
+function retainedLimits(conn: MqttConnection): RetainedLimits {
+  const mqtt = conn.core.config.mqtt;
+  return { maxMessages: mqtt.maxRetainedMessages ?? 0, maxBytes: mqtt.maxRetainedBytes ?? 0 };
+}
+
+/**
+ * A retained PUBLISH past `mqtt.maxRetainedMessages` / `mqtt.maxRetainedBytes`. MQTT 5 QoS 1 / 2:
+ * PUBACK / PUBREC 0x97 Quota exceeded with the reason, nothing stored (true: the caller stops).
+ * QoS 0 and MQTT 3.1.1 cannot be told: the message is stored and delivered as a normal
+ * (not retained) message (false: the caller goes on without retaining). Both are logged
+ * (`mqtt.retained.over_limit`) and counted in `tributary_mqtt_retained_over_limit_total{outcome}`.
+ */
+function retainedRefused(conn: MqttConnection, topic: string, qos: QoS, packetId: number, refusal: RetainedRefusal): boolean {
+  const refuse = conn.version === 5 && qos > 0;
+  conn.core.broker.metrics.mqttRetainedOverLimit.inc({ outcome: refuse ? "refused" : "not-retained" });
+  conn.core.log.info("mqtt.retained.over_limit", { client: conn.clientId, topic, qos, limit: refusal.limit, outcome: refuse ? "refused" : "not-retained" });
+  if (!refuse) return false;
+  if (conn.inflightIn > 0) conn.inflightIn--;
+  if (qos === 2) conn.session?.inboundQos2.delete(packetId);
+  conn.send({ cmd: qos === 1 ? "puback" : "pubrec", messageId: packetId, reasonCode: RC.QUOTA_EXCEEDED, properties: { reasonString: refusal.message } });
+  return true;
 }
 
 function noop(): void {}
