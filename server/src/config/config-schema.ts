@@ -213,6 +213,15 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("limits.maxBufferedBytes", "MAX_BUFFERED_BYTES", "A socket whose send buffer passes this is paused.", integer(1024, MAX, "bytes")),
   field("limits.slowConsumerGraceMs", "SLOW_CONSUMER_GRACE_MS", "...and dropped with SLOW_CONSUMER if it stays over it this long.", integer(0, MAX, "ms")),
   field("limits.maxPendingPublishes", "MAX_PENDING_PUBLISHES", "Publishes waiting for the log, per connection (QUEUE_FULL above).", integer(1, MAX)),
+  // Limits tied to IP and identity (docs/security.md#limits); 0 = off.
+  field("limits.maxConnectionsPerIp", "MAX_CONNECTIONS_PER_IP", "Most WebSocket + MQTT connections from one IP address (IPv6: one /64); 0 = no limit.", integer(0, MAX)),
+  field("limits.maxConnectionsPerIdentity", "MAX_CONNECTIONS_PER_IDENTITY", "Most WebSocket + MQTT connections of one authenticated identity (token sub, password-file user); 0 = no limit.", integer(0, MAX)),
+  field("limits.connectRatePerIp", "CONNECT_RATE_PER_IP", "New WebSocket + MQTT connections per second from one IP address (token bucket); 0 = no limit.", integer(0, MAX)),
+  field("limits.connectBurstPerIp", "CONNECT_BURST_PER_IP", "Connections one IP address may open at once before connectRatePerIp applies; 0 = the rate (one second's worth).", integer(0, MAX)),
+  field("limits.authFailuresBeforeBlock", "AUTH_FAILURES_BEFORE_BLOCK", "Failed authentications from one IP address (within authBlockMs of each other) after which it is refused for authBlockMs; before that each refusal is delayed more; 0 = off.", integer(0, MAX)),
+  field("limits.authBlockMs", "AUTH_BLOCK_MS", "How long an IP address that reached authFailuresBeforeBlock is refused, and how long its failures are remembered.", integer(1000, MAX, "ms")),
+  field("limits.publishRatePerIdentity", "PUBLISH_RATE_PER_IDENTITY", "Messages per second one identity may publish over all its connections (token bucket, burst one second's worth); 0 = no limit.", integer(0, MAX)),
+  field("limits.publishBytesPerIdentity", "PUBLISH_BYTES_PER_IDENTITY", "Payload bytes per second one identity may publish (token bucket, burst one second's worth or one largest record); 0 = no limit.", integer(0, MAX, "bytes")),
   field("http.corsOrigins", "CORS_ORIGINS", "Web pages on these origins may call the HTTP API (CORS); default none: no cross-origin access.", originList),
   field("ws.allowedOrigins", "WS_ALLOWED_ORIGINS", "Browser origins besides the node's own allowed to open /ws and /mqtt WebSockets (others get 403).", originList),
   field("mqtt.enabled", "MQTT_ENABLED", "Serve MQTT over TCP.", boolean),
@@ -227,6 +236,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("log.level", "LOG_LEVEL", "Log level (JSON lines on stderr).", oneOf(["debug", "info", "warn", "error"])),
   // tls.*: docs/security.md#tls. Files checked here (exist, readable); PEM content and key/cert match when the node opens them.
+  field("tls.certFile", "TLS_CERT_FILE", "PEM server certificate: HTTPS/WSS on port, MQTTS on mqtt.tlsPort (needs tls.keyFile).", optionalFile),
   field("tls.keyFile", "TLS_KEY_FILE", "PEM private key of tls.certFile.", optionalFile),
   field("tls.caFile", "TLS_CA_FILE", "PEM intermediate CA certificates sent after the server certificate (the chain).", optionalFile),
   field("tls.passphraseFile", "TLS_PASSPHRASE_FILE", "File with the passphrase of an encrypted tls.keyFile.", optionalFile),

@@ -60,6 +60,22 @@ export interface TributaryConfig {
     slowConsumerGraceMs: number;
     /** Bounded queue of publishes waiting for the log, per connection. */
     maxPendingPublishes: number;
+    /** WebSocket + MQTT connections from one IP address (IPv6: one /64); 0 = no limit (docs/security.md#limits). */
+    maxConnectionsPerIp: number;
+    /** WebSocket + MQTT connections of one authenticated (non-anonymous) identity; 0 = no limit. */
+    maxConnectionsPerIdentity: number;
+    /** New connections per second from one IP address (token bucket); 0 = no limit. */
+    connectRatePerIp: number;
+    /** Bucket size of connectRatePerIp; 0 = the rate. */
+    connectBurstPerIp: number;
+    /** Failed authentications from one IP address before it is refused for authBlockMs (earlier refusals are delayed); 0 = off. */
+    authFailuresBeforeBlock: number;
+    /** How long a blocked IP address is refused, and how long failures are remembered. */
+    authBlockMs: number;
+    /** Messages per second per identity over all its connections; 0 = no limit. */
+    publishRatePerIdentity: number;
+    /** Payload bytes per second per identity; 0 = no limit. */
+    publishBytesPerIdentity: number;
   };
   http: {
     /**
@@ -165,6 +181,14 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     maxBufferedBytes: 4 * 1024 * 1024,
     slowConsumerGraceMs: 5000,
     maxPendingPublishes: 1000,
+    maxConnectionsPerIp: 0,
+    maxConnectionsPerIdentity: 0,
+    connectRatePerIp: 0,
+    connectBurstPerIp: 0,
+    authFailuresBeforeBlock: 0,
+    authBlockMs: 60_000,
+    publishRatePerIdentity: 0,
+    publishBytesPerIdentity: 0,
   },
   http: { corsOrigins: [] },
   ws: { allowedOrigins: [] },

@@ -60,6 +60,34 @@ export const BACKGROUND_TASKS = [
 export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
 
 /**
+ * Limits tied to IP address and identity (docs/security.md#limits), the `limit` label of
+ * `tributary_limit_refusals_total`.
+ */
+export const LIMIT_NAMES = [
+  /** `limits.maxConnectionsPerIp`: WebSocket upgrade 429, MQTT CONNACK 0x97 / 0x03. */
+  "connections_per_ip",
+  /** `limits.maxConnectionsPerIdentity`: WebSocket error frame + close 1013, MQTT CONNACK 0x97 / 0x03. */
+  "connections_per_identity",
+  /** `limits.connectRatePerIp`. */
+  "connect_rate_per_ip",
+  /** The address failed authentication `limits.authFailuresBeforeBlock` times: refused for `limits.authBlockMs`. */
+  "auth_blocked",
+  /** `limits.publishRatePerIdentity`: WebSocket QUEUE_FULL, HTTP 429, MQTT 5 PUBACK 0x97. */
+  "publish_rate_per_identity",
+  /** `limits.publishBytesPerIdentity`. */
+  "publish_bytes_per_identity",
+] as const;
+
+export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/** The `reason` label of `tributary_auth_failures_total`. */
+export const AUTH_FAILURE_REASONS = ["missing", "bad_password", "bad_token", "expired"] as const;
+
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+const GATEWAY_LABELS: readonly GatewayLabel[] = ["http", "ws", "mqtt", "mqtt-ws"];
+
+/**
  * The node's Prometheus instruments, `tributary_` prefix, one registry per node (tests
  * run several nodes in one process). Labels are bounded: gateway, acks and error code
  * only, never topic or client names (MQTT auto-creates topics; their number is unbounded).
@@ -209,9 +237,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly limitRefusals = new Counter({
+    name: "tributary_limit_refusals_total",
+    help: `Connections, authentications and publishes refused by a limit tied to IP address or identity, by limit (${LIMIT_NAMES.join(", ")}) and gateway.`,
+    labelNames: ["limit", "gateway"] as const,
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: "tributary_auth_failures_total",
+    help: `Failed authentications (refused credentials or tokens), by gateway and reason (${AUTH_FAILURE_REASONS.join(", ")}).`,
+    labelNames: ["gateway", "reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     // Every task exported from zero, so rate() and alerts work before the first failure.
     for (const task of BACKGROUND_TASKS) this.backgroundErrors.labels({ task }).inc(0);
+    for (const gateway of GATEWAY_LABELS) {
+      for (const limit of LIMIT_NAMES) this.limitRefusals.labels({ limit, gateway }).inc(0);
+      for (const reason of AUTH_FAILURE_REASONS) this.authFailures.labels({ gateway, reason }).inc(0);
+    }
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "tributary_" });
   }
 

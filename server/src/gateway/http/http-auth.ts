@@ -8,7 +8,8 @@
  */
 import type { AuthService, Authorizer, ForbiddenAction, Identity } from "../../auth/index.ts";
 import { forbidden } from "../../auth/index.ts";
-import { TributaryError } from "../../errors.ts";
+import { isTributaryError, TributaryError } from "../../errors.ts";
+import { clientLimitsOfAuth } from "../limits/index.ts";
 
 /**
  * The identity for a request's `Authorization` header: synchronous (no token to verify:
@@ -18,8 +19,24 @@ import { TributaryError } from "../../errors.ts";
 export function authenticateRequest(auth: AuthService | undefined, authorization: string): Identity | null | Promise<Identity> {
   if (!auth) return null;
   if (auth.mode === "open") return auth.anonymous();
-  if (authorization === "") return auth.anonymous();
-  return auth.authenticateHttp(authorization);
+  try {
+    if (authorization === "") return auth.anonymous();
+  } catch (err) {
+    countFailure(auth, err);
+    throw err;
+  }
+  return auth.authenticateHttp(authorization).catch((err: unknown) => {
+    countFailure(auth, err);
+    throw err;
+  });
+}
+
+/**
+ * Counts a refused request in `tributary_auth_failures_total{gateway="http"}`. No
+ * per-address backoff: the router does not pass the peer address here (docs/security.md#limits).
+ */
+function countFailure(auth: AuthService, err: unknown): void {
+  if (isTributaryError(err)) clientLimitsOfAuth(auth)?.authFailed(null, "http", err);
 }
 
 /** Throws FORBIDDEN unless `identity` passes `check` (no identity = no auth layer: allowed). */

@@ -12,6 +12,7 @@ import { authorize, isAdminReader } from "./http-auth.ts";
 import type { HttpRouter } from "./http-router.ts";
 import { isNdjson, parseBody, parseNdjson, parseProduceRequest, renderRecordCbor, renderRecordJson, show } from "./record-encoding.ts";
 import { checkTopicName } from "./topics-routes.ts";
+import { clientLimitsFor, retryAfterSeconds } from "../limits/index.ts";
 
 export const DEFAULT_READ_MAX = 100;
 export const MAX_READ_MAX = 10_000;
@@ -20,6 +21,7 @@ export const MAX_WAIT_MS = 30_000;
 
 export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void {
   const { broker, auth } = ctx;
+  const limits = clientLimitsFor(broker, ctx.config, auth);
 
   router.route(
     "post",
@@ -32,6 +34,15 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
       const request = parseProduceRequest(body, req.query.get("acks"));
       // Every record's key must be allowed (a narrow grant allows only keys that are its MQTT topics).
       for (const record of request.records) authorize(auth, req.identity, (a, id) => a.canProduce(id, topic, record.key ?? null), "produce", topic);
+      if (limits.limitsPublish) {
+        // Over the identity's publish rate (docs/security.md#limits): 429 QUEUE_FULL with Retry-After, nothing stored.
+        let bytes = 0;
+        for (const record of request.records) bytes += record.value?.byteLength ?? 0;
+        const refusal = limits.publish(req.identity, bytes, "http", request.records.length);
+        if (refusal !== null) {
+          return { status: 429, body: { error: { code: "QUEUE_FULL", message: refusal.message } }, headers: { "Retry-After": String(retryAfterSeconds(refusal.retryAfterMs)) } };
+        }
+      }
       const results = await broker.produce(topic, request.records, {
         acks: request.acks,
         producerId: request.producerId,

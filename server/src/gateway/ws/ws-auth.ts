@@ -12,13 +12,18 @@
  *   closed; subscriptions (group members included) and presence watches no longer
  *   permitted are ended with a FORBIDDEN `error` frame.
  *
+ * - Limits (docs/security.md#limits): an identity over `limits.maxConnectionsPerIdentity`
+ *   is refused at `hello` with an `error` QUEUE_FULL frame and close 1013 (try again later);
+ *   failed authentications are counted (`tributary_auth_failures_total{gateway="ws"}`).
+ *
  * Without an AuthService (a gateway mounted without a node) every check passes: open mode.
  */
 import { CLOSE_CODES } from "@tributary/client/protocol";
 import type { AuthService, Identity } from "../../auth/index.ts";
 import type { Authorizer } from "../../auth/index.ts";
-import type { TributaryError } from "../../errors.ts";
+import { isTributaryError, type TributaryError } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
+import { WS_CLOSE_TRY_AGAIN_LATER, type ClientLimits, type ConnectionLease } from "../limits/index.ts";
 import { GroupSubscription } from "./group-subscription.ts";
 import type { WsPresenceHub } from "./presence-hub.ts";
 import type { WsConnection } from "./ws-connection.ts";
@@ -33,9 +38,13 @@ export class WsAuth {
   readonly #log: Logger;
   readonly #timers = new Map<WsConnection, NodeJS.Timeout>();
   readonly #unlisten: () => void;
+  /** The node's limits tied to IP and identity (publish rates are asked by handlers/publish.ts); absent in gateway unit tests. */
+  readonly limits: ClientLimits | undefined;
+  readonly #leases = new Map<WsConnection, ConnectionLease>();
 
-  constructor(service: AuthService | undefined, connections: ReadonlySet<WsConnection>, presence: WsPresenceHub, log: Logger) {
+  constructor(service: AuthService | undefined, connections: ReadonlySet<WsConnection>, presence: WsPresenceHub, log: Logger, limits?: ClientLimits) {
     this.service = service;
+    this.limits = limits;
     this.#connections = connections;
     this.#presence = presence;
     this.#log = log;
@@ -52,8 +61,21 @@ export class WsAuth {
   authenticate(token: string | undefined, clientId: string): Identity | Promise<Identity> | undefined {
     const auth = this.service;
     if (!auth) return undefined;
-    if (auth.mode === "open" || token === undefined || token === "") return auth.anonymous(clientId);
-    return auth.authenticateToken(token, clientId);
+    const limits = this.limits;
+    try {
+      if (auth.mode === "open" || token === undefined || token === "") return auth.anonymous(clientId);
+    } catch (err) {
+      if (limits && isTributaryError(err)) limits.authFailed(null, "ws", err);
+      throw err;
+    }
+    const identity = auth.authenticateToken(token, clientId);
+    if (!limits) return identity;
+    return identity.catch((err: unknown) => {
+      // Counted; no per-address backoff here: guessing a signed token is hopeless, and the
+      // hello does not carry the address (per-address blocks apply at the upgrade).
+      if (isTributaryError(err)) limits.authFailed(null, "ws", err);
+      throw err;
+    });
   }
 
   /** Does the connection's identity pass `check`? True without an auth layer. */
@@ -68,18 +90,36 @@ export class WsAuth {
     return this.service !== undefined && id !== null && id.kind !== "anonymous" && this.service.authorizer.isAdmin(id);
   }
 
-  /** The connection is authenticated: arm its expiry timer. */
-  attach(conn: WsConnection): void {
+  /**
+   * The connection is authenticated: take its place in the identity's connection count
+   * (refused over `limits.maxConnectionsPerIdentity`: `error` QUEUE_FULL, close 1013; false)
+   * and arm its expiry timer.
+   */
+  attach(conn: WsConnection): boolean {
     const auth = this.service;
-    if (!auth || !conn.identity) return;
-    const ms = auth.msUntilExpiry(conn.identity);
+    if (!auth || !conn.identity) return true;
+    if (this.limits) {
+      const admitted = this.limits.admitIdentity(conn.identity, "ws", () => conn.open);
+      if (!admitted.ok) {
+        this.#log.info("ws.hello.limited", { client: conn.clientId, limit: admitted.refusal.limit, error: admitted.refusal.message });
+        conn.fail("QUEUE_FULL", admitted.refusal.message, WS_CLOSE_TRY_AGAIN_LATER);
+        return false;
+      }
+      this.#leases.set(conn, admitted.lease);
+    }
+    this.#armExpiry(conn, auth, conn.identity);
+    return true;
+  }
+
+  #armExpiry(conn: WsConnection, auth: AuthService, identity: Identity): void {
+    const ms = auth.msUntilExpiry(identity);
     if (ms === null) return;
     const timer = setTimeout(() => {
       this.#timers.delete(conn);
       if (!conn.open || !conn.identity) return;
       const err = auth.validate(conn.identity);
       if (err) this.close(conn, err);
-      else this.attach(conn); // a timer capped at MAX_TIMER_MS fired early
+      else this.#armExpiry(conn, auth, conn.identity); // a timer capped at MAX_TIMER_MS fired early
     }, Math.min(ms, MAX_TIMER_MS));
     timer.unref?.();
     this.#timers.set(conn, timer);
@@ -87,6 +127,8 @@ export class WsAuth {
 
   /** The connection closed: forget its timer. */
   detach(conn: WsConnection): void {
+    this.#leases.get(conn)?.release();
+    this.#leases.delete(conn);
     const timer = this.#timers.get(conn);
     if (timer) clearTimeout(timer);
     this.#timers.delete(conn);

@@ -18,6 +18,7 @@ import { ConnectionLimit } from "../connection-limit.ts";
 import { NativeFanout } from "./native-fanout.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
 import { WsAuth } from "./ws-auth.ts";
+import { clientLimitsFor, retryAfterSeconds, type ConnectionLease } from "../limits/index.ts";
 import { WsConnection, type SocketData, type WsGatewayStats } from "./ws-connection.ts";
 
 export interface WsGatewayOptions {
@@ -66,7 +67,12 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
   const delivery = { broker: ctx.broker, feeds: ctx.broker.feeds, log: ctx.log, native };
   const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log, () => ctx.broker.metrics.backgroundErrors.inc({ task: "presence-leave" }));
   const connections = new Set<WsConnection>();
-  const wsAuth = new WsAuth(ctx.auth, connections, presenceHub, ctx.log);
+  // Limits tied to IP and identity (docs/security.md#limits): per address at the upgrade
+  // below (429 before upgrading), per identity at hello (WsAuth.attach), publish rates (handlers/publish.ts).
+  const clientLimits = clientLimitsFor(ctx.broker, ctx.config, ctx.auth);
+  /** The per-address lease of an upgraded socket rides in its user data (uWS copies that object's fields), released at close. */
+  type PeerData = SocketData & { peer?: { lease: ConnectionLease; closed: boolean } };
+  const wsAuth = new WsAuth(ctx.auth, connections, presenceHub, ctx.log, clientLimits);
   const handle = (conn: WsConnection, frame: ClientFrame) => {
     try {
       dispatch(handlerCtx, conn, frame);
@@ -124,6 +130,14 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
         res.writeStatus("503 Service Unavailable").writeHeader("retry-after", "5").end(`too many connections: this node takes at most ${limit.max} (limits.maxConnections, below the open-file limit)\n`);
         return;
       }
+      const address = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const peer = { lease: { release() {} } as ConnectionLease, closed: false };
+      const admitted = clientLimits.admitPeer(address, "ws", () => !peer.closed);
+      if (!admitted.ok) {
+        ctx.log.info("ws.upgrade.limited", { remote: address, limit: admitted.refusal.limit, error: admitted.refusal.message });
+        res.writeStatus("429 Too Many Requests").writeHeader("retry-after", String(retryAfterSeconds(admitted.refusal.retryAfterMs))).writeHeader("content-type", "text/plain").end(`${admitted.refusal.message}\n`);
+        return;
+      }
       const offered = req
         .getHeader("sec-websocket-protocol")
         .split(",")
@@ -135,10 +149,12 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
           .writeStatus("400 Bad Request")
           .writeHeader("content-type", "text/plain")
           .end(`Unsupported WebSocket subprotocol ${offered.length ? offered.join(", ") : "(none)"}: use ${SUBPROTOCOL_CBOR} (CBOR) or ${SUBPROTOCOL_JSON} (JSON)\n`);
+        admitted.lease.release();
         return;
       }
-      res.upgrade<SocketData>(
-        { format: SUBPROTOCOLS[chosen]!, conn: null },
+      peer.lease = admitted.lease;
+      res.upgrade<PeerData>(
+        { format: SUBPROTOCOLS[chosen]!, conn: null, peer },
         req.getHeader("sec-websocket-key"),
         chosen,
         req.getHeader("sec-websocket-extensions"),
@@ -208,6 +224,11 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
 
     close(ws) {
       const data = ws.getUserData();
+      const peer = (data as PeerData).peer;
+      if (peer) {
+        peer.closed = true;
+        peer.lease.release();
+      }
       data.conn?.closed();
       data.conn = null;
     },

@@ -11,6 +11,7 @@ import { NEVER_EXPIRES } from "../session/session-manager.ts";
 import type { Subscription } from "../session/subscription.ts";
 import { isValidTopicName } from "../../../broker/topic-filter.ts";
 import { logTopicFor } from "../topic-mapping.ts";
+import { clientLimitsFor, type LimitRefusal } from "../../limits/index.ts";
 
 const enc = new TextEncoder();
 
@@ -49,6 +50,18 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
   if (core.limit.open > core.limit.max) {
     return refuse(RC.QUOTA_EXCEEDED, V3_CONNACK.SERVER_UNAVAILABLE, `at most ${core.limit.max} connections (limits.maxConnections, below the open-file limit)`);
   }
+  // Limits tied to the address (docs/security.md#limits): blocked after failed
+  // authentications, connect rate, connections per IP. CONNACK 0x97 Quota exceeded / 3.1.1
+  // 0x03 Server unavailable. The lease ends with the connection (found closed).
+  const limits = clientLimitsFor(core.broker, core.config);
+  const gateway = conn.transport.kind === "ws" ? "mqtt-ws" : "mqtt";
+  const alive = () => !conn.closed;
+  const overLimit = (refusal: LimitRefusal): void => {
+    core.log.info("mqtt.connect.limited", { client: packet.clientId, remote: conn.transport.remoteAddress, limit: refusal.limit, error: refusal.message });
+    refuse(RC.QUOTA_EXCEEDED, V3_CONNACK.SERVER_UNAVAILABLE, refusal.message);
+  };
+  const peer = limits.admitPeer(conn.transport.remoteAddress, gateway, alive);
+  if (!peer.ok) return overLimit(peer.refusal);
   let clientId = packet.clientId ?? "";
   let assigned: string | undefined;
   if (clientId === "") {
@@ -76,6 +89,10 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
       if (conn.closed) return;
       core.log.info("mqtt.connect.unauthorized", { client: clientId, remote: conn.transport.remoteAddress, code: err.code, reason: err.context.reason, error: err.message });
       core.countDenied(conn);
+      // Repeated failures from one address: the refusal is delayed, then the address is blocked (admitPeer above).
+      const delayMs = limits.authFailed(conn.transport.remoteAddress, gateway, err);
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (conn.closed) return;
       const rc = connackCodeFor(err, v5 ? 5 : 4);
       return refuse(rc, rc, err.message);
     }
@@ -85,6 +102,8 @@ export async function handleConnect(conn: MqttConnection, packet: IConnectPacket
       core.countDenied(conn);
       return refuse(RC.NOT_AUTHORIZED, V3_CONNACK.NOT_AUTHORIZED, `may not publish the will topic "${will.topic}"`);
     }
+    const own = limits.admitIdentity(identity, gateway, alive);
+    if (!own.ok) return overLimit(own.refusal);
     conn.identity = identity;
   }
 

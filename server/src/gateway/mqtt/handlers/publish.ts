@@ -7,13 +7,14 @@ import { headersForPublish, type QoS } from "../record-mapping.ts";
 import { isValidTopicName } from "../../../broker/topic-filter.ts";
 import { logTopicFor } from "../topic-mapping.ts";
 import type { RetainedLimits, RetainedRefusal } from "../retained-store.ts";
+import { clientLimitsFor } from "../../limits/index.ts";
 
 /**
  * PUBLISH from a client: validated, appended to the log (topic = first level, key = MQTT
  * topic), then acknowledged (QoS 1 PUBACK / QoS 2 PUBREC) once the record is in the log.
  * QoS 2 packet ids are remembered until PUBREL, so a re-sent PUBLISH is not stored twice.
  */
-export function handlePublish(conn: MqttConnection, packet: IPublishPacket): void {
+export function handlePublish(conn: MqttConnection, packet: IPublishPacket): void | Promise<void> {
   const session = conn.session!;
   const v5 = conn.version === 5;
   let topic = packet.topic;
@@ -50,6 +51,11 @@ export function handlePublish(conn: MqttConnection, packet: IPublishPacket): voi
     // Re-sent QoS 2 PUBLISH: already stored once; confirm again, store nothing.
     conn.sendAck("pubrec", packetId);
     return;
+  }
+  const limits = clientLimitsFor(conn.core.broker, conn.core.config);
+  if (limits.limitsPublish) {
+    const refusal = limits.publish(conn.identity, (packet.payload as Buffer).length, conn.transport.kind === "ws" ? "mqtt-ws" : "mqtt");
+    if (refusal !== null) return overRate(conn, packet, qos, packetId, refusal.message, refusal.retryAfterMs);
   }
   if (qos > 0) {
     if (v5 && conn.inflightIn >= conn.core.receiveMaximum) {
@@ -102,6 +108,23 @@ function denied(conn: MqttConnection, topic: string, qos: QoS, packetId: number)
   }
   if (qos === 1) conn.send({ cmd: "puback", messageId: packetId, reasonCode: RC.NOT_AUTHORIZED });
   else if (qos === 2) conn.send({ cmd: "pubrec", messageId: packetId, reasonCode: RC.NOT_AUTHORIZED });
+}
+
+/**
+ * A PUBLISH over its identity's rate (limits.publishRatePerIdentity / publishBytesPerIdentity,
+ * docs/security.md#limits). MQTT 5 QoS 1 / 2: PUBACK / PUBREC 0x97 Quota exceeded, nothing
+ * stored (the client may send it again later). QoS 0 and MQTT 3.1.1, which cannot be told:
+ * the publish waits until the identity's bucket has room and is then handled; the packets
+ * after it wait too, and past 1000 of them the connection stops reading its socket, so TCP
+ * slows the client to its rate and nothing is lost (EMQX's rate limiter does the same).
+ */
+function overRate(conn: MqttConnection, packet: IPublishPacket, qos: QoS, packetId: number, message: string, retryAfterMs: number): void | Promise<void> {
+  conn.core.log.debug("mqtt.publish.limited", { client: conn.clientId, topic: packet.topic, qos, error: message });
+  if (conn.version === 5 && qos > 0) {
+    conn.send({ cmd: qos === 1 ? "puback" : "pubrec", messageId: packetId, reasonCode: RC.QUOTA_EXCEEDED, properties: { reasonString: message } });
+    return;
+  }
+  return new Promise<void>((resolve) => setTimeout(resolve, retryAfterMs)).then(() => (conn.closed ? undefined : handlePublish(conn, packet)));
 }
 
 function retainedLimits(conn: MqttConnection): RetainedLimits {

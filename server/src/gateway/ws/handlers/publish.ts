@@ -15,6 +15,15 @@ export function handlePublish(ctx: HandlerContext, conn: WsConnection, frame: Pu
     conn.sendError("INVALID_TOPIC", `"${frame.topic}" is not a valid topic name: [a-zA-Z0-9._-]{1,249}`, { id: frame.id });
     return;
   }
+  const limits = ctx.wsAuth.limits;
+  if (limits?.limitsPublish) {
+    // Over the identity's rate (docs/security.md#limits): QUEUE_FULL (retriable) with the limit and when to retry; nothing stored.
+    const refusal = limits.publish(conn.identity, frame.value?.byteLength ?? 0, "ws");
+    if (refusal !== null) {
+      conn.sendError("QUEUE_FULL", `${refusal.message} (in ${Math.ceil(refusal.retryAfterMs)} ms)`, { id: frame.id });
+      return;
+    }
+  }
   if (conn.pendingPublishes >= ctx.config.limits.maxPendingPublishes) {
     conn.sendError("QUEUE_FULL", `more than ${ctx.config.limits.maxPendingPublishes} publishes are waiting for the log on this connection (limits.maxPendingPublishes)`, { id: frame.id });
     return;
