@@ -1,0 +1,80 @@
+/**
+ * Shared by the benches: start a `tributary start` process on free ports and stop it,
+ * and read a process's CPU time. (test/bench/mqtt.ts predates this file and keeps its own
+ * copies; new benches import these.)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface TributaryProc {
+  httpPort: number;
+  mqttPort: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** `--duration 5s` / `500ms` / `5` (seconds) → ms. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(s);
+  if (!m) throw new Error(`bad duration "${s}"`);
+  return m[2] === "ms" ? Number(m[1]) : Number(m[1]) * 1000;
+}
+
+function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const t = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 20_000);
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}: ${out}`)));
+  });
+}
+
+/** Starts `tributary start` (file engine, fsync never, loopback, free ports) with extra flags; resolves once it listens. */
+export async function startTributary(flags: string[] = []): Promise<TributaryProc> {
+  const dir = mkdtempSync(join(tmpdir(), "tributary-bench-"));
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--fsync", "never", "--log-level", "warn", ...flags],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const m = await waitForLine(child, /http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/, "tributary");
+  return {
+    httpPort: Number(m[1]),
+    mqttPort: Number(m[2]),
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null) {
+        await new Promise<void>((resolve) => {
+          child.once("exit", () => resolve());
+          child.kill("SIGTERM");
+          setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+        });
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** CPU seconds (user + system) process `pid` has used so far, from /proc (Linux; NaN elsewhere). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100/s)
+  } catch {
+    return Number.NaN;
+  }
+}
