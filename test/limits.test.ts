@@ -17,6 +17,7 @@ import { SUBPROTOCOL_CBOR } from "@tributary/client/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { hashPassword } from "../server/src/auth/password-hash.ts";
+import { request as httpRequest } from "node:http";
 import { clientLimitsFor } from "../server/src/gateway/limits/index.ts";
 import { connectClient, endClient, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
 import { waitFor, within } from "./helpers/wait.ts";
@@ -193,6 +194,33 @@ describe("failed-auth backoff", () => {
     expect((await mqttConnect("127.0.0.4", { username: "dave", password: "dave-pw" })).code).toBe(0);
     expect(await metric("tributary_auth_failures_total", 'gateway="mqtt",reason="bad_password"')).toBe(4);
     expect(await metric("tributary_limit_refusals_total", 'limit="auth_blocked",gateway="mqtt"')).toBe(2);
+  });
+});
+
+/** GET /topics from `localAddress` with `authorization`: status and Retry-After. */
+function httpGet(localAddress: string, authorization: string): Promise<{ status: number; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port: node.httpPort, path: "/topics", localAddress, headers: { authorization } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] as string | undefined }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("failed-auth backoff over HTTP", () => {
+  it("answers-bad-bearer-tokens-from-one-address-ever-slower-then-429-with-retry-after-while-another-address-gets-in", async () => {
+    const limits = clientLimitsFor(node.node.broker, node.node.config);
+    const good = `Bearer ${await token("http-user")}`;
+    for (let i = 0; i < 4; i++) expect((await httpGet("127.0.0.9", `Bearer not-a-token-${i}`)).status).toBe(401);
+    expect(limits.blockedFor("127.0.0.9")).toBeGreaterThan(0);
+    const blocked = await httpGet("127.0.0.9", good);
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.retryAfter)).toBeGreaterThan(0);
+    expect((await httpGet("127.0.0.10", good)).status).toBe(200);
+    await waitFor(() => limits.blockedFor("127.0.0.9") === 0, { what: "the end of the block", timeoutMs: 5000 });
+    expect((await httpGet("127.0.0.9", good)).status).toBe(200);
   });
 });
 

@@ -14,29 +14,36 @@ import { clientLimitsOfAuth } from "../limits/index.ts";
 /**
  * The identity for a request's `Authorization` header: synchronous (no token to verify:
  * no auth layer → null, open mode, or no header) or a promise. Throws / rejects
- * UNAUTHORIZED or TOKEN_EXPIRED.
+ * UNAUTHORIZED or TOKEN_EXPIRED; QUEUE_FULL (429, `retryAfterMs` in its context) while
+ * `peer` is blocked for failed authentications (docs/security.md#limits), the same
+ * per-address backoff as MQTT and the WebSocket upgrade: refusals are delayed, then the
+ * address is blocked for a while.
  */
-export function authenticateRequest(auth: AuthService | undefined, authorization: string): Identity | null | Promise<Identity> {
+export function authenticateRequest(auth: AuthService | undefined, authorization: string, peer: string | null = null): Identity | null | Promise<Identity> {
   if (!auth) return null;
   if (auth.mode === "open") return auth.anonymous();
+  const limits = clientLimitsOfAuth(auth);
+  const blocked = peer !== null && limits ? limits.blockedFor(peer) : 0;
+  if (blocked > 0) {
+    throw new TributaryError("QUEUE_FULL", `too many failed authentications from this address: try again in ${Math.ceil(blocked / 1000)} s`, { retryAfterMs: blocked });
+  }
   try {
     if (authorization === "") return auth.anonymous();
   } catch (err) {
-    countFailure(auth, err);
+    countFailure(auth, err, null); // no credentials: counted, never backed off
     throw err;
   }
-  return auth.authenticateHttp(authorization).catch((err: unknown) => {
-    countFailure(auth, err);
+  return auth.authenticateHttp(authorization).catch(async (err: unknown) => {
+    const delayMs = countFailure(auth, err, peer);
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     throw err;
   });
 }
 
-/**
- * Counts a refused request in `tributary_auth_failures_total{gateway="http"}`. No
- * per-address backoff: the router does not pass the peer address here (docs/security.md#limits).
- */
-function countFailure(auth: AuthService, err: unknown): void {
-  if (isTributaryError(err)) clientLimitsOfAuth(auth)?.authFailed(null, "http", err);
+/** Counts a refused request in `tributary_auth_failures_total{gateway="http"}` and feeds the peer's backoff; returns the delay to answer with. */
+function countFailure(auth: AuthService, err: unknown, peer: string | null): number {
+  if (!isTributaryError(err)) return 0;
+  return clientLimitsOfAuth(auth)?.authFailed(peer, "http", err) ?? 0;
 }
 
 /** Throws FORBIDDEN unless `identity` passes `check` (no identity = no auth layer: allowed). */

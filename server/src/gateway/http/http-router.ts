@@ -32,6 +32,7 @@ import type uWS from "uWebSockets.js";
 import type { AuthService, Identity } from "../../auth/index.ts";
 import { TributaryError, httpStatusOf, toTributaryError, type ErrorCode } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
+import { retryAfterSeconds } from "../limits/index.ts";
 import { authenticateRequest, wwwAuthenticate } from "./http-auth.ts";
 import { OriginPolicy } from "./origin-policy.ts";
 
@@ -242,6 +243,8 @@ export class HttpRouter {
     const origin = req.getHeader("origin");
     const host = req.getHeader("host");
     const authorization = open ? "" : req.getHeader("authorization");
+    // The socket's peer, for per-address auth backoff (read now: `res` gives it only while open).
+    const peer = open ? null : Buffer.from(res.getRemoteAddressAsText()).toString();
     const allowOrigin = origin !== "" && this.#origins.corsAllows(origin);
 
     const respond = (response: ApiResponse, closeConnection = false, flushNow = false) => {
@@ -275,7 +278,12 @@ export class HttpRouter {
       const error = toTributaryError(err);
       if (error.code === "INTERNAL") this.#options.log.error("http.internal_error", { method, path, message: error.message, stack: (err as Error)?.stack });
       const unauthenticated = error.code === "UNAUTHORIZED" || error.code === "TOKEN_EXPIRED";
-      const headers = unauthenticated ? { "WWW-Authenticate": wwwAuthenticate(error, authorization !== "") } : undefined;
+      const retryAfter = error.context.retryAfterMs;
+      const headers: Record<string, string> | undefined = unauthenticated
+        ? { "WWW-Authenticate": wwwAuthenticate(error, authorization !== "") }
+        : typeof retryAfter === "number"
+          ? { "Retry-After": String(retryAfterSeconds(retryAfter)) }
+          : undefined;
       respond({ status: statusOfCode(error.code), body: { error: { code: error.code, message: error.message } }, headers }, closeConnection, flushNow);
     };
     const run = (body: Uint8Array) => {
@@ -310,7 +318,7 @@ export class HttpRouter {
       };
       let identity: Identity | null | Promise<Identity>;
       try {
-        identity = open ? null : authenticateRequest(this.#options.auth, authorization);
+        identity = open ? null : authenticateRequest(this.#options.auth, authorization, peer);
       } catch (err) {
         fail(err);
         return;
