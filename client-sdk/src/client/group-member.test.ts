@@ -187,3 +187,14 @@ describe("GroupMember positions are (epoch, offset)", () => {
     expect(h.commits.map((c) => c.offsets)).toEqual([[{ topic: TOPIC, partition: 0, offset: 7, epoch: "e" }]]);
   });
 });
+
+describe("GroupMember assignments arrive in generation order", () => {
+  it("an-assign-of-an-older-generation-that-arrives-late-does-not-undo-a-newer-one", () => {
+    const h = harness();
+    joined(h);
+    h.member.onAssign(assign(2, [2, 3]));
+    h.member.onAssign(assign(1, [], []));
+    expect(h.member.partitions).toEqual([2, 3]);
+    expect(h.member.generation).toBe(2);
+  });
+});

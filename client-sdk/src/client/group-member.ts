@@ -127,6 +127,9 @@ export class GroupMember {
     // Synchronously: the partitions' messages may follow in the same network read. (The
     // server sends an `assign` only after this member confirmed every revoke of the round.)
     {
+      // A late `assign` of an older round (the server sends them in order; this is a guard)
+      // must not undo a newer one.
+      if (frame.generation < this.generation) return;
       this.generation = frame.generation; // also while leaving: the leave commit carries it
       if (this.#sub.closed) return;
       const keep = new Set(frame.partitions.filter((tp) => tp.topic === this.#sub.topic).map((tp) => tp.partition));

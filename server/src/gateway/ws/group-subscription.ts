@@ -99,6 +99,9 @@ export class GroupSubscription extends WsSubscription implements GroupMemberChan
       return;
     }
     if (!this.active || !this.conn.open) return;
+    // Assignments of one member are applied in generation order: one of an older round that
+    // arrives late (a cross-node event re-sent or overtaken) must not undo a newer one.
+    if (a.generation < this.generation) return;
     this.generation = a.generation;
     this.memberId = a.memberId;
     const keep = new Set(a.partitions.filter((tp) => tp.topic === this.topic).map((tp) => tp.partition));

@@ -109,6 +109,7 @@ export class MqttGroupMember implements GroupMemberChannel, DeliveryTarget {
 
   assign(a: MemberAssignment): void {
     if (this.#left) return;
+    if (a.memberId === this.memberId && a.generation < this.generation) return; // a late assignment of an older round: never undo a newer one
     this.memberId = a.memberId;
     this.generation = a.generation;
     const keep = new Set(a.partitions.filter((tp) => tp.topic === this.logTopic).map((tp) => tp.partition));
