@@ -7,7 +7,11 @@ import { connect } from "@tributary/client";
 import { ConsumerProcess, waitFor, type ConsumerEvent } from "./helpers/group-consumer-proc.ts";
 import { startSdkTestNode, type SdkTestNode } from "./helpers/sdk-node.ts";
 
-const SESSION_MS = 1500;
+/**
+ * The presence session timeout. A reconnect must come back within it for "no leave" to hold
+ * (that is the property), so it leaves room for a reconnect on a loaded 2-core CI machine.
+ */
+const SESSION_MS = 4000;
 let node: SdkTestNode;
 let procs: ConsumerProcess[] = [];
 
