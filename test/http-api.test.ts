@@ -2,6 +2,7 @@
  * The HTTP API against a real node (startNode, FileLogEngine in a temp dir, 127.0.0.1,
  * port 0): round trips and every error path, each checked for status, code and shape.
  */
+import { testNodeConfig } from "./helpers/node-config.ts";
 import { decode as decodeCbor, encode as encodeCbor } from "cbor-x";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,17 +19,7 @@ const nodes: TributaryNode[] = [];
 async function startTestNode(overrides: { topics?: Partial<TributaryConfig["topics"]>; limits?: Partial<TributaryConfig["limits"]> } = {}): Promise<TributaryNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-http-"));
   dirs.push(dataDir);
-  const config: TributaryConfig = {
-    ...DEFAULT_CONFIG,
-    dataDir,
-    host: "127.0.0.1",
-    port: 0,
-    file: { ...DEFAULT_CONFIG.file, fsync: "never" },
-    topics: { ...DEFAULT_CONFIG.topics, ...overrides.topics },
-    limits: { ...DEFAULT_CONFIG.limits, maxFrameBytes: 64 * 1024, maxRecordBytes: 32 * 1024, ...overrides.limits },
-    mqtt: { ...DEFAULT_CONFIG.mqtt, enabled: false, port: 0 },
-    log: { level: "error" },
-  };
+  const config = testNodeConfig(dataDir, { topics: overrides.topics, limits: { maxFrameBytes: 64 * 1024, maxRecordBytes: 32 * 1024, ...overrides.limits } });
   const node = await startNode(config, { logger: createLogger("error") });
   nodes.push(node);
   return node;

@@ -5,12 +5,12 @@
  * itself refuses ("1e9", ten digits); a chunked body that grows past the limit gets 413; the
  * connection stays usable or is closed after the answer, never closed without one.
  */
+import { testNodeConfig } from "./helpers/node-config.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_CONFIG, type TributaryConfig } from "../server/src/config/config.ts";
 import { createLogger } from "../server/src/logger.ts";
 import { startNode, type TributaryNode } from "../server/src/node.ts";
 import { within } from "./helpers/wait.ts";
@@ -22,16 +22,7 @@ let base: string;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "tributary-http-limits-"));
-  const config: TributaryConfig = {
-    ...DEFAULT_CONFIG,
-    dataDir,
-    host: "127.0.0.1",
-    port: 0,
-    file: { ...DEFAULT_CONFIG.file, fsync: "never" },
-    limits: { ...DEFAULT_CONFIG.limits, maxFrameBytes: LIMIT, maxRecordBytes: LIMIT },
-    mqtt: { ...DEFAULT_CONFIG.mqtt, enabled: false, port: 0 },
-    log: { level: "error" },
-  };
+  const config = testNodeConfig(dataDir, { limits: { maxFrameBytes: LIMIT, maxRecordBytes: LIMIT } });
   node = await startNode(config, { logger: createLogger("error") });
   base = node.url;
   const created = await fetch(`${base}/topics`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "limits", partitions: 1 }) });

@@ -5,6 +5,7 @@
  * when asked. And the node starts whatever they hold: malformed records an admin wrote
  * there are skipped at start with a warning and a count, good ones keep working.
  */
+import { testNodeConfig } from "./helpers/node-config.ts";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +15,6 @@ import fc from "fast-check";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isInternalTopic } from "../server/src/broker/internal-topics.ts";
-import { DEFAULT_CONFIG, type TributaryConfig } from "../server/src/config/config.ts";
 import { RETAINED_TOPIC } from "../server/src/gateway/mqtt/retained-store.ts";
 import { SESSIONS_TOPIC } from "../server/src/gateway/mqtt/session/session-store.ts";
 import { levelForLogTopic, logTopicFor, logTopicForLevel } from "../server/src/gateway/mqtt/topic-mapping.ts";
@@ -37,15 +37,7 @@ interface TestNode {
 
 async function startTestNode(): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-internal-"));
-  const config: TributaryConfig = {
-    ...DEFAULT_CONFIG,
-    dataDir,
-    host: "127.0.0.1",
-    port: 0,
-    file: { ...DEFAULT_CONFIG.file, fsync: "never" },
-    mqtt: { ...DEFAULT_CONFIG.mqtt, enabled: true, port: 0 },
-    log: { level: "warn" },
-  };
+  const config = testNodeConfig(dataDir, { mqtt: { enabled: true }, log: { level: "warn" } });
   const lines: string[] = [];
   const logger = createLogger("warn", (line) => lines.push(line));
   let node = await startNode(config, { logger });

@@ -1,7 +1,6 @@
 /**
  * Shared by the benches: start a `tributary start` process on free ports and stop it,
- * and read a process's CPU time. (test/bench/mqtt.ts predates this file and keeps its own
- * copies; new benches import these.)
+ * and read a process's CPU time; every bench imports these.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -26,7 +25,7 @@ export function parseDuration(s: string): number {
   return m[2] === "ms" ? Number(m[1]) : Number(m[1]) * 1000;
 }
 
-function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
+export function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     let out = "";
     const t = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 20_000);

@@ -19,6 +19,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cpuSeconds, parseDuration, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
 
 interface Point {
@@ -48,11 +49,6 @@ const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
 /** Publisher QoS 1 PUBLISH awaiting PUBACK (≤ every broker's receive maximum). */
 const PUB_INFLIGHT = 100;
 
-function parseDuration(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(s);
-  if (!m) throw new Error(`bad duration "${s}"`);
-  return m[2] === "ms" ? Number(m[1]) : Number(m[1]) * 1000;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -65,21 +61,6 @@ function freePort(): Promise<number> {
   });
 }
 
-function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const t = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 20_000);
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = re.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}: ${out}`)));
-  });
-}
 
 function stopper(child: ChildProcess): () => Promise<void> {
   return () =>
@@ -235,16 +216,6 @@ class RawClient {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100/s)
-  } catch {
-    return NaN;
-  }
-}
 
 async function measure(broker: BrokerProc, point: Point, durationMs: number, tag: string): Promise<Result> {
   const port = broker.port;

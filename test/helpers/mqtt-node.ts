@@ -3,6 +3,7 @@
  * dir, for the MQTT tests. `restart()` closes it and opens a new node on the same data
  * dir and the same ports (a gateway + engine restart).
  */
+import { testNodeConfig } from "./node-config.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,15 +40,7 @@ export async function startMqttTestNode(
 ): Promise<MqttTestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-mqtt-"));
   const config: TributaryConfig = {
-    ...DEFAULT_CONFIG,
-    dataDir,
-    host: "127.0.0.1",
-    port: 0,
-    file: { ...DEFAULT_CONFIG.file, fsync: "never" },
-    topics: { ...DEFAULT_CONFIG.topics, ...topics },
-    limits: { ...DEFAULT_CONFIG.limits, ...limits },
-    mqtt: { ...DEFAULT_CONFIG.mqtt, enabled: true, port: 0, ...mqttOverrides },
-    log: { level: "error" },
+    ...testNodeConfig(dataDir, { topics, limits, mqtt: { enabled: true, ...mqttOverrides } }),
     auth: { ...DEFAULT_CONFIG.auth, ...auth, jwt: { ...DEFAULT_CONFIG.auth.jwt, ...auth.jwt } },
   };
   const logger = createLogger((process.env.MQTT_TEST_LOG as "debug" | undefined) ?? "error");

@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from "node:fs";
+import { SerialQueue } from "../serial-queue.ts";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { TributaryError, toTributaryError } from "../errors.ts";
@@ -36,7 +37,7 @@ export class WatchedFile<T> {
   #bytes: Buffer;
   #watcher: FSWatcher | null = null;
   #timer: NodeJS.Timeout | null = null;
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #reloads = new SerialQueue();
   #closed = false;
 
   private constructor(path: string, parse: (bytes: Buffer, path: string) => T, options: WatchedFileOptions<T>, bytes: Buffer, value: T) {
@@ -61,9 +62,7 @@ export class WatchedFile<T> {
 
   /** Re-reads the file now (after any reload already running). */
   reload(): Promise<FileReload<T>> {
-    const run = this.#chain.then(() => this.#reloadOnce());
-    this.#chain = run.catch(() => undefined);
-    return run;
+    return this.#reloads.run(() => this.#reloadOnce());
   }
 
   close(): void {

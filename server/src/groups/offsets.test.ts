@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { waitFor } from "../../../test/helpers/wait.ts";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -44,13 +45,7 @@ class Channel implements GroupMemberChannel {
   async revoke(): Promise<void> {}
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean, what: string): Promise<void> => waitFor(check, { timeoutMs: 5000, what, intervalMs: 5 });
 
 describe("start positions carry epochs", () => {
   it("uses-a-commit-of-the-current-epoch-or-of-unknown-epoch-and-resets-a-commit-of-another-epoch-by-policy", async () => {

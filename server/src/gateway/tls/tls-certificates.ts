@@ -17,6 +17,7 @@
  *
  * Events: `change` (a new certificate is in force; payload: its TlsMaterial).
  */
+import { SerialQueue } from "../../serial-queue.ts";
 import { EventEmitter } from "node:events";
 import { mkdtempSync, rmSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import { tmpdir } from "node:os";
@@ -45,7 +46,7 @@ export class TlsCertificates extends EventEmitter<{ change: [TlsMaterial] }> {
   #uwsFiles!: { cert: string; key: string };
   #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | null = null;
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #reloads = new SerialQueue();
   #closed = false;
 
   private constructor(config: TributaryConfig["tls"], log: Logger, material: TlsMaterial) {
@@ -84,9 +85,7 @@ export class TlsCertificates extends EventEmitter<{ change: [TlsMaterial] }> {
 
   /** Re-reads the files now (after any reload already running); emits `change` when they changed and pass the checks. */
   reload(): Promise<TlsReload> {
-    const run = this.#chain.then(() => this.#reloadOnce());
-    this.#chain = run.catch(() => undefined);
-    return run;
+    return this.#reloads.run(() => this.#reloadOnce());
   }
 
   close(): void {
