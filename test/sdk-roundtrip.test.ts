@@ -22,13 +22,13 @@ afterAll(async () => {
 const until = (check: () => boolean, timeoutMs = 10_000): Promise<void> => waitFor(check, { timeoutMs });
 
 describe("SDK against a real node", () => {
-  it("round-trips a CBOR value with key and headers from publish to a live subscriber", async () => {
+  it("round-trips a JSON value (the default codec) with key and headers from publish to a live subscriber", async () => {
     const c = client();
     const got: Message[] = [];
     const sub = c.subscribe("roundtrip", (m) => void got.push(m));
     await new Promise<void>((resolve) => sub.once("subscribed", () => resolve()));
     expect(c.state).toBe(State.Connected);
-    const result = await c.publish("roundtrip", { temp: 21.5, tags: ["a"], raw: new Uint8Array([1, 2]) }, { key: "d42", headers: { h: "v" } });
+    const result = await c.publish("roundtrip", { temp: 21.5, tags: ["a"] }, { key: "d42", headers: { h: "v", b: new Uint8Array([0xff, 1]) } });
     expect(result.offset).toBe(0);
     await until(() => got.length === 1);
     const m = got[0]!;
@@ -36,10 +36,30 @@ describe("SDK against a real node", () => {
     expect(m.partition).toBe(result.partition);
     expect(m.offset).toBe(0);
     expect(m.key).toBe("d42");
-    expect(new TextDecoder().decode(m.headers.h)).toBe("v");
-    expect((m.value as { temp: number }).temp).toBe(21.5);
-    expect(Array.from((m.value as { raw: Uint8Array }).raw)).toEqual([1, 2]);
+    // A string header comes back a string; bytes that are not UTF-8 stay bytes.
+    expect(m.headers.h).toBe("v");
+    expect(Array.from(m.headers.b as Uint8Array)).toEqual([0xff, 1]);
+    expect(m.contentType).toBe("application/json");
+    expect(m.value).toEqual({ temp: 21.5, tags: ["a"] });
+    expect(m.text()).toBe('{"temp":21.5,"tags":["a"]}');
     expect(sub.position()[m.partition]).toEqual({ offset: 1, epoch: expect.any(String) });
+  });
+
+  it("round-trips a CBOR value (bytes inside) with the cbor codec, which records application/cbor", async () => {
+    const c = client({ codec: "cbor" });
+    const got: Message[] = [];
+    const sub = c.subscribe("roundtrip-cbor", (m) => void got.push(m), { from: "earliest" });
+    await new Promise<void>((resolve) => sub.once("subscribed", () => resolve()));
+    await c.publish("roundtrip-cbor", { temp: 21.5, raw: new Uint8Array([1, 2]) });
+    await until(() => got.length === 1);
+    expect(got[0]!.contentType).toBe("application/cbor");
+    expect(Array.from((got[0]!.value as { raw: Uint8Array }).raw)).toEqual([1, 2]);
+    // A default (JSON) reader decodes it by its content type too.
+    const reader = client();
+    const read: Message[] = [];
+    reader.subscribe("roundtrip-cbor", (m) => void read.push(m), { from: "earliest" });
+    await until(() => read.length === 1);
+    expect((read[0]!.value as { temp: number }).temp).toBe(21.5);
   });
 
   it("works over the JSON subprotocol with the JSON and raw codecs", async () => {

@@ -3,7 +3,9 @@
  * (a `ws` server speaking the frame codec); the real node is exercised in test/sdk-*.test.ts.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { createServer, type RequestListener, type Server } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
+import type { TributaryClientError } from "./errors.ts";
 import { decodeFrame, encodeFrame, type ClientFrame, type ServerFrame } from "../protocol/index.ts";
 import { connect, type TributaryClient } from "./client.ts";
 import { State } from "./state.ts";
@@ -145,5 +147,78 @@ describe("TributaryClient against a fake server", () => {
     for (let i = 0; i < 14; i++) seen.push((await it.next()).value!.offset);
     expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(sub.position()).toEqual({ 0: { offset: 20, epoch: "e1" } });
+  });
+
+  describe("reports every failed connect attempt as an `error` with its cause, and keeps retrying", () => {
+    async function httpServer(handler: RequestListener): Promise<{ server: Server; url: string }> {
+      const server = createServer(handler);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+      cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+      return { server, url: `ws://127.0.0.1:${(server.address() as { port: number }).port}` };
+    }
+    function errorsOf(c: TributaryClient): TributaryClientError[] {
+      const errors: TributaryClientError[] = [];
+      c.on("error", (err) => errors.push(err));
+      return errors;
+    }
+
+    it("refused: one error per attempt (attempt 1, 2, 3...), state not closed, lastError set", async () => {
+      const dead = await fakeServer();
+      await dead.close();
+      const c = client(dead.url);
+      const errors = errorsOf(c);
+      await until(() => errors.length >= 3, "three failed attempts");
+      expect(errors.slice(0, 3).map((e) => [e.code, e.retriable, e.context.reason, e.context.attempt])).toEqual([
+        ["UNAVAILABLE", true, "refused", 1],
+        ["UNAVAILABLE", true, "refused", 2],
+        ["UNAVAILABLE", true, "refused", 3],
+      ]);
+      expect(errors[0]!.message).toContain("connection refused");
+      expect(c.state).not.toBe(State.Closed);
+      expect(c.lastError?.context.reason).toBe("refused");
+    });
+
+    it("http: the upgrade answered 401 gives reason http with the status", async () => {
+      const { url } = await httpServer((_req, res) => res.writeHead(401).end("no"));
+      const c = client(url);
+      const errors = errorsOf(c);
+      await until(() => errors.length >= 2, "two failed attempts");
+      expect(errors[0]!.context).toMatchObject({ reason: "http", status: 401, attempt: 1 });
+      expect(errors[0]!.message).toContain("HTTP 401");
+    });
+
+    it("protocol: a WebSocket server that picks no Tributary subprotocol", async () => {
+      const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: () => false });
+      await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+      cleanups.push(() => new Promise((resolve) => wss.close(resolve)));
+      const c = client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
+      const errors = errorsOf(c);
+      await until(() => errors.length >= 1, "a failed attempt");
+      expect(errors[0]!.context.reason).toBe("protocol");
+    });
+
+    it("dns: a host name that does not resolve", async () => {
+      const c = client("ws://tributary-test.invalid:8080");
+      const errors = errorsOf(c);
+      await waitFor(() => errors.length >= 1, { timeoutMs: 20_000, what: "a failed DNS attempt", intervalMs: 5 });
+      expect(errors[0]!.context.reason).toBe("dns");
+    });
+
+    it("a successful connect clears lastError", async () => {
+      const server = await setup();
+      let refuse = true;
+      server.onFrame = (ws, frame) => {
+        if (frame.op !== "hello") return;
+        if (refuse) ws.close(4000, "not yet");
+        else send(ws, { op: "welcome", id: frame.id, sessionId: "s", clientId: "c", node: "fake", limits: LIMITS });
+      };
+      const c = client(server.url);
+      const errors = errorsOf(c);
+      await until(() => errors.length >= 1, "a refused hello");
+      expect(errors[0]!.context).toMatchObject({ reason: "closed", closeCode: 4000 });
+      refuse = false;
+      await until(() => c.state === State.Connected, "connected");
+      expect(c.lastError).toBeUndefined();
+    });
   });
 });

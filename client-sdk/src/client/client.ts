@@ -28,7 +28,7 @@ import { RequestChannel } from "./request-channel.ts";
 import { State } from "./state.ts";
 import type { MessageHandler, Subscription } from "./subscription.ts";
 import { SubscriptionRouter } from "./subscription-router.ts";
-import { Transport, endpointUrl, webSocketImpl, type WebSocketConstructor } from "./transport.ts";
+import { Transport, endpointUrl, webSocketImpl, type ConnectFailure, type ConnectFailureReason, type WebSocketConstructor } from "./transport.ts";
 import type { ClientEvents, ClientOptions, PublishOptions, PublishResult, SubscribeOptions } from "./types.ts";
 import { resolveCodec, type ValueCodec } from "./value-codec.ts";
 
@@ -79,6 +79,9 @@ export class TributaryClient extends Emitter<ClientEvents> {
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
   /** The current connection is being replaced for a token refresh: reconnect at once, no backoff. */
   #refreshing = false;
+  /** The failure of the current connect attempt was reported already (one `error` per attempt). */
+  #attemptReported = false;
+  #lastError: TributaryClientError | undefined;
 
   constructor(urls: string | readonly string[], options: ClientOptions = {}) {
     super();
@@ -114,6 +117,15 @@ export class TributaryClient extends Emitter<ClientEvents> {
   /** Current connection state. */
   get state(): State {
     return this.#state;
+  }
+
+  /**
+   * The last error the client reported with an `error` event (a failed connect attempt
+   * carries `context.reason`: refused, dns, timeout, http + `status`, tls, protocol, closed,
+   * token, network); undefined again once a connection succeeds.
+   */
+  get lastError(): TributaryClientError | undefined {
+    return this.#lastError;
   }
 
   /** The URL of the current (or last) connection. */
@@ -211,13 +223,20 @@ export class TributaryClient extends Emitter<ClientEvents> {
     if (this.#state === State.Closed) return;
     this.#setState(State.Connecting);
     this.#serverDisconnect = undefined;
+    this.#attemptReported = false;
     const url = this.url;
+    let stage: "token" | "open" | "hello" = "open";
     const transport = new Transport(url, this.#format, {
       onFrame: (frame) => {
         if (this.#transport === transport) this.#onFrame(frame as ServerFrame);
       },
       onClose: (code, reason) => {
-        if (this.#transport === transport) this.#onClose(code, reason);
+        if (this.#transport !== transport) return;
+        // Closed before `welcome`: this attempt failed; say why before reconnecting.
+        if (this.#state === State.Connecting && !this.#attemptReported) {
+          this.#reportConnectFailure(url, transport.failure ?? { reason: transport.opened ? "closed" : "network", message: `connection closed ${transport.opened ? "before welcome" : "before open"} (code ${code}${reason ? `: ${reason}` : ""})` }, code);
+        }
+        this.#onClose(code, reason);
       },
       onDecodeError: (err) => {
         if (this.#transport !== transport) return;
@@ -230,10 +249,13 @@ export class TributaryClient extends Emitter<ClientEvents> {
     try {
       const Impl = (this.#options.WebSocket as WebSocketConstructor | undefined) ?? (await webSocketImpl());
       if (this.#transport !== transport) return;
+      stage = "token";
       const token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
       if (this.#transport !== transport) return;
+      stage = "open";
       await transport.open(Impl, this.#options.connectTimeout);
       if (this.#transport !== transport) return;
+      stage = "hello";
       this.#lastFrameAt = Date.now();
       const welcome = await this.#requests.request(
         {
@@ -251,6 +273,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
       this.#limits = welcome.limits;
       this.#assignedClientId ??= welcome.clientId;
       this.#attempt = 0;
+      this.#lastError = undefined;
       this.#setState(State.Connected);
       this.#startPing();
       this.#scheduleTokenRefresh(token);
@@ -260,6 +283,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
       this.emit("connected", { url, sessionId: welcome.sessionId, clientId: welcome.clientId, node: welcome.node });
     } catch (err) {
       if (this.#transport !== transport) return;
+      this.#attemptReported = true;
       if (err instanceof TributaryClientError && err.code === "TOKEN_EXPIRED" && this.#options.getToken) {
         // The token expired before the server saw it: the server closes (4003) and we reconnect with a new one.
         this.#emitError(err);
@@ -271,9 +295,19 @@ export class TributaryClient extends Emitter<ClientEvents> {
         this.#shutdown(err);
         return;
       }
-      this.#emitError(new TributaryClientError("UNAVAILABLE", `cannot connect to ${url}: ${(err as Error)?.message ?? err}`, { url }, { cause: err }));
+      const message = String((err as Error)?.message ?? err);
+      const reason: ConnectFailureReason = stage === "token" ? "token" : err instanceof TributaryClientError && err.code === "TIMEOUT" ? "timeout" : stage === "hello" ? "protocol" : "network";
+      this.#reportConnectFailure(url, transport.failure ?? { reason, message }, undefined, err);
       transport.close(1000, "connect failed");
     }
+  }
+
+  /** One `error` event (UNAVAILABLE, retriable) for a failed connect attempt, with its cause in `context`. */
+  #reportConnectFailure(url: string, failure: ConnectFailure, closeCode: number | undefined, cause?: unknown): void {
+    this.#attemptReported = true;
+    const what = failure.reason === "http" ? `HTTP ${failure.status} on the WebSocket upgrade` : failure.reason === "refused" ? "connection refused" : failure.reason === "dns" ? "host name not found" : failure.message;
+    const context = { url, attempt: this.#attempt + 1, reason: failure.reason, ...(failure.status !== undefined ? { status: failure.status } : {}), ...(failure.errno ? { errno: failure.errno } : {}), ...(closeCode !== undefined ? { closeCode } : {}) };
+    this.#emitError(new TributaryClientError("UNAVAILABLE", `cannot connect to ${url}: ${what}${what === failure.message ? "" : ` (${failure.message})`}`, context, { cause: cause ?? failure }));
   }
 
   #onClose(code: number, reason: string): void {
@@ -477,6 +511,7 @@ export class TributaryClient extends Emitter<ClientEvents> {
   }
 
   #emitError(err: TributaryClientError): void {
+    this.#lastError = err;
     this.emit("error", err);
   }
 }

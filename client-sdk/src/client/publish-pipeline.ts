@@ -4,7 +4,7 @@ import { errorFromFrame, TributaryClientError } from "./errors.ts";
 import { PublishQueue, type PendingPublish } from "./publish-queue.ts";
 import { PublishRetry } from "./publish-retry.ts";
 import type { PublishOptions, PublishResult } from "./types.ts";
-import { encodeHeaders, encodeKey, type ValueCodec } from "./value-codec.ts";
+import { CONTENT_TYPE_HEADER, contentTypeOf, encodeHeaders, encodeKey, type ValueCodec } from "./value-codec.ts";
 
 export interface PublishPipelineSettings {
   maxQueuedPublishes: number;
@@ -62,10 +62,15 @@ export class PublishPipeline {
   publish(topic: string, value: unknown, options: PublishOptions): Promise<PublishResult> {
     if (this.#host.closed()) return Promise.reject(new TributaryClientError("UNAVAILABLE", "the client is closed", { topic }));
     let bytes: Uint8Array | null;
+    let headers: Record<string, Uint8Array> | undefined;
     try {
       bytes = value === null && this.#codec.name === "raw" ? null : this.#codec.encode(value);
+      headers = encodeHeaders(options.headers);
+      // The value's content type: the publish's own (option, then header) wins over the codec's.
+      const contentType = options.contentType ?? (headers?.[CONTENT_TYPE_HEADER] ? undefined : bytes === null ? undefined : contentTypeOf(this.#codec, value));
+      if (contentType !== undefined) headers = { ...headers, [CONTENT_TYPE_HEADER]: encodeKey(contentType)! };
     } catch (cause) {
-      return Promise.reject(new TributaryClientError("BAD_REQUEST", `value cannot be encoded with the ${this.#codec.name} codec`, { topic }, { cause }));
+      return Promise.reject(new TributaryClientError("BAD_REQUEST", `value cannot be encoded with the ${this.#codec.name} codec: ${String((cause as Error)?.message ?? cause)}`, { topic }, { cause }));
     }
     const timeoutMs = options.timeoutMs ?? this.#settings.publishTimeoutMs;
     return new Promise<PublishResult>((resolve, reject) => {
@@ -80,7 +85,7 @@ export class PublishPipeline {
             topic,
             key: encodeKey(options.key),
             value: bytes,
-            ...(options.headers ? { headers: encodeHeaders(options.headers) } : {}),
+            ...(headers ? { headers } : {}),
             ...(options.partition !== undefined ? { partition: options.partition } : {}),
             ...(options.acks !== undefined ? { acks: options.acks } : {}),
             producerId: this.#producerId,

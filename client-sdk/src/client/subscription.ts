@@ -16,7 +16,8 @@ import { Emitter } from "./emitter.ts";
 import { TributaryClientError } from "./errors.ts";
 import { GroupMember, type GroupPartitionControl } from "./group-member.ts";
 import type { Message, Position, SubscribeOptions, SubscriptionEvents } from "./types.ts";
-import { bytesToString, type ValueCodec } from "./value-codec.ts";
+import { contentTypeOfFrame, ReceivedMessage } from "./message.ts";
+import type { ValueCodec } from "./value-codec.ts";
 
 export type MessageHandler<T = unknown> = (message: Message<T>) => void | Promise<void>;
 
@@ -33,8 +34,6 @@ export interface SubscriptionHost {
   /** Sends this subscription's `subscribe` again (a group member that must join anew). */
   resubscribe(subscription: Subscription<any>): void;
 }
-
-const EMPTY_HEADERS: Record<string, Uint8Array> = Object.freeze({}) as Record<string, Uint8Array>;
 
 export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> implements AsyncIterable<Message<T>> {
   /** Id of the subscription on the wire (unique per client). */
@@ -242,31 +241,22 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   // ---- delivery --------------------------------------------------------------------------
 
   #toMessage(frame: MessageFrame): Message<T> {
+    const contentType = contentTypeOfFrame(frame);
     let value: T;
     if (frame.value === null || frame.value === undefined) {
       value = null as T;
     } else {
       try {
-        value = this.#codec.decode(frame.value);
+        value = this.#codec.decode(frame.value, contentType ?? undefined);
       } catch (cause) {
         value = frame.value as T;
+        const as = contentType === null ? this.#codec.name : `${contentType} (${this.#codec.name} codec)`;
         this.#host.reportError(
-          new TributaryClientError("MALFORMED_FRAME", `value at ${frame.topic}/${frame.partition}@${frame.offset} is not valid ${this.#codec.name}; delivered as bytes`, { topic: frame.topic, partition: frame.partition, offset: frame.offset }, { cause }),
+          new TributaryClientError("MALFORMED_FRAME", `value at ${frame.topic}/${frame.partition}@${frame.offset} is not valid ${as}; delivered as bytes`, { topic: frame.topic, partition: frame.partition, offset: frame.offset, contentType }, { cause }),
         );
       }
     }
-    const keyBytes = frame.key ?? null;
-    return {
-      topic: frame.topic,
-      partition: frame.partition,
-      offset: frame.offset,
-      timestamp: frame.timestamp,
-      key: keyBytes ? bytesToString(keyBytes) : null,
-      keyBytes,
-      value,
-      bytes: frame.value ?? null,
-      headers: frame.headers ?? EMPTY_HEADERS,
-    };
+    return new ReceivedMessage(frame, value, contentType);
   }
 
   /** Marks `message` handed to the application and grants credit back in half-window batches. */

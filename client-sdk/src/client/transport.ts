@@ -52,6 +52,41 @@ export function endpointUrl(base: string): string {
   return url.toString();
 }
 
+/**
+ * Why a connection attempt failed, as far as the platform says: `refused` (nothing listens),
+ * `dns` (the host name does not resolve), `timeout` (`connectTimeout` passed), `http` (the
+ * server answered the upgrade with an HTTP status, in `status`), `tls` (certificate or
+ * handshake), `protocol` (the server broke the WebSocket or Tributary protocol, or refused
+ * the `hello`), `closed` (the connection opened and closed before `welcome`), `token`
+ * (`getToken` threw), `network` (anything else; browsers give no detail, only this).
+ */
+export type ConnectFailureReason = "refused" | "dns" | "timeout" | "http" | "tls" | "protocol" | "closed" | "token" | "network";
+
+export interface ConnectFailure {
+  reason: ConnectFailureReason;
+  message: string;
+  /** HTTP status of a refused upgrade (`http`). */
+  status?: number;
+  /** The platform's error code (`ECONNREFUSED`, `ENOTFOUND`...), when it gives one. */
+  errno?: string;
+}
+
+/** Classifies a WebSocket `error` event (the `ws` package carries the Node error; browsers carry nothing). */
+export function connectFailureOf(ev: unknown): ConnectFailure {
+  const err = ((ev as { error?: unknown })?.error ?? ev) as { code?: unknown; message?: unknown } | undefined;
+  const errno = typeof err?.code === "string" ? err.code : undefined;
+  const message = typeof err?.message === "string" ? err.message : typeof (ev as { message?: unknown })?.message === "string" ? String((ev as { message: string }).message) : "network error";
+  const status = /Unexpected server response: (\d+)/.exec(message);
+  const base = { message, ...(errno ? { errno } : {}) };
+  if (status) return { ...base, reason: "http", status: Number(status[1]) };
+  if (errno === "ECONNREFUSED") return { ...base, reason: "refused" };
+  if (errno === "ENOTFOUND" || errno === "EAI_AGAIN" || errno === "EAI_NONAME") return { ...base, reason: "dns" };
+  if (errno === "ETIMEDOUT") return { ...base, reason: "timeout" };
+  if (/CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(errno ?? "") || /certificate|tls|ssl/i.test(message)) return { ...base, reason: "tls" };
+  if (/subprotocol|Sec-WebSocket|invalid (status|upgrade)|WebSocket frame/i.test(message)) return { ...base, reason: "protocol" };
+  return { ...base, reason: "network" };
+}
+
 export interface TransportHandlers {
   onFrame(frame: unknown): void;
   onClose(code: number, reason: string): void;
@@ -65,6 +100,9 @@ export class Transport {
   readonly format: WireFormat;
   #socket: WebSocketLike | undefined;
   #closed = false;
+  #opened = false;
+  /** Why the connection failed, when the platform said (set before `onClose`). */
+  failure: ConnectFailure | undefined;
   #handlers: TransportHandlers;
 
   constructor(url: string, format: WireFormat, handlers: TransportHandlers) {
@@ -80,15 +118,18 @@ export class Transport {
     this.#socket = socket;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
+        this.failure ??= { reason: "timeout", message: `connect timeout after ${timeoutMs} ms` };
         reject(new Error(`connect timeout after ${timeoutMs} ms`));
         this.close(1000, "connect timeout");
       }, timeoutMs);
       socket.onopen = () => {
         clearTimeout(timer);
+        this.#opened = true;
         resolve();
       };
-      socket.onerror = () => {
-        /* the close event follows and carries the outcome */
+      socket.onerror = (ev) => {
+        // The close event follows and carries the outcome; keep the first cause for it.
+        this.failure ??= connectFailureOf(ev);
       };
       socket.onclose = (ev) => {
         clearTimeout(timer);
@@ -116,6 +157,11 @@ export class Transport {
     const socket = this.#socket;
     if (socket) socket.onopen = socket.onmessage = socket.onclose = null;
     this.#handlers.onClose(code, reason);
+  }
+
+  /** The socket opened (the WebSocket handshake succeeded) at some point. */
+  get opened(): boolean {
+    return this.#opened;
   }
 
   get isOpen(): boolean {

@@ -25,7 +25,11 @@ export interface ClientOptions {
   clientId?: string;
   /** Who this client acts for, shown to presence watchers on a node without auth; with auth the server shows the token's `sub` instead. */
   user?: string;
-  /** How values are encoded in records: "cbor" (default), "json", "raw", "string" or your own. */
+  /**
+   * How values are encoded and decoded: "json" (default: objects as `application/json`,
+   * strings as `text/plain`, bytes as `application/octet-stream`, read by content type),
+   * "cbor" (`application/cbor`), "raw", "string" or your own `ValueCodec`.
+   */
   codec?: CodecName | ValueCodec<any>;
   /** Wire subprotocol: "cbor" (binary, default) or "json" (text, for debugging). */
   format?: WireFormat;
@@ -64,8 +68,10 @@ export interface ClientOptions {
 export interface PublishOptions {
   /** Record key: same key, same partition (murmur2, like Kafka). Strings are sent as UTF-8. */
   key?: string | Uint8Array | null;
-  /** Record headers; string values are sent as UTF-8. */
+  /** Record headers; string values are sent as UTF-8. A `content-type` here overrides the codec's. */
   headers?: Record<string, string | Uint8Array>;
+  /** The value's content type (the record's `content-type` header), instead of the one the codec picks. */
+  contentType?: string;
   /** Explicit partition (otherwise chosen from the key, or sticky for null keys). */
   partition?: number;
   /** 0: no acknowledgement; 1: in the node's log (default); "all": durable (fsynced). */
@@ -117,11 +123,28 @@ export interface Message<T = unknown> {
   /** Key as text (UTF-8), or null. `keyBytes` has the raw bytes. */
   key: string | null;
   keyBytes: Uint8Array | null;
-  /** The value decoded by the codec (null when the record has no value). */
+  /**
+   * The value, decoded by its content type with the codec (default: JSON types → the
+   * parsed value, `text/*` → a string, `application/cbor` → the CBOR value, anything else
+   * and records without a content type → the bytes). Null when the record has no value.
+   */
   value: T;
-  /** The raw value bytes. */
+  /** The raw value bytes (null when the record has no value). */
   bytes: Uint8Array | null;
-  headers: Record<string, Uint8Array>;
+  /** The record's `content-type` header, or null when it has none (MQTT 3.1.1, raw producers). */
+  contentType: string | null;
+  /**
+   * Header values: a string when the bytes are valid UTF-8, else the bytes. Headers
+   * published as strings come back as strings; bytes that happen to be UTF-8 come back as
+   * strings too (the log keeps header values as untyped bytes, see docs/semantics.md).
+   */
+  headers: Record<string, string | Uint8Array>;
+  /** Header values as the raw bytes stored in the log. */
+  headerBytes: Record<string, Uint8Array>;
+  /** The value bytes as UTF-8 text ("" for a record without a value; invalid sequences become U+FFFD). */
+  text(): string;
+  /** The value bytes parsed as JSON text; throws a SyntaxError when they are not JSON (null for a record without a value). */
+  json<J = unknown>(): J;
 }
 
 /**
@@ -163,7 +186,12 @@ export interface ClientEvents {
   disconnected: DisconnectedEvent;
   /** A reconnect attempt is scheduled in `delay` ms (attempt counts from 1 since the last success). */
   reconnecting: { attempt: number; delay: number; url: string };
-  /** Something went wrong that no promise reports (transport, server error frame, a failed subscription). */
+  /**
+   * Something went wrong that no promise reports: each failed connect attempt (UNAVAILABLE,
+   * `context.reason` refused | dns | timeout | http (+ `status`) | tls | protocol | closed |
+   * token | network, `context.attempt`), a server error frame, a failed subscription, a value
+   * that does not decode. Also kept in `client.lastError`.
+   */
   error: TributaryClientError;
   /** A subscription's position no longer existed; its reset policy moved it (see the event). */
   offsetOutOfRange: OffsetOutOfRangeEvent & { subscription: Subscription<any> };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cborCodec, encodeHeaders, encodeKey, jsonCodec, rawCodec, resolveCodec, stringCodec } from "./value-codec.ts";
+import { cborCodec, contentTypeOf, decodeByContentType, decodeHeaders, encodeHeaders, encodeKey, jsonCodec, rawCodec, resolveCodec, stringCodec } from "./value-codec.ts";
 
 describe("value codecs", () => {
   it("CBOR round-trips objects, arrays, numbers, strings, bytes, booleans and null", () => {
@@ -26,11 +26,42 @@ describe("value codecs", () => {
     expect(bytes.length).toBeLessThan(JSON.stringify({ a: 1 }).length);
   });
 
-  it("JSON round-trips JSON values as UTF-8 text", () => {
+  it("JSON (the default) writes objects as application/json, strings as text/plain, bytes as application/octet-stream", () => {
     const value = { a: [1, 2, { b: "ü" }], c: null };
     const bytes = jsonCodec.encode(value);
     expect(new TextDecoder().decode(bytes)).toBe(JSON.stringify(value));
-    expect(jsonCodec.decode(bytes)).toEqual(value);
+    expect(contentTypeOf(jsonCodec, value)).toBe("application/json");
+    expect(jsonCodec.decode(bytes, "application/json")).toEqual(value);
+    for (const scalar of [21.5, true, null, [1]]) {
+      expect(contentTypeOf(jsonCodec, scalar)).toBe("application/json");
+      expect(jsonCodec.decode(jsonCodec.encode(scalar), "application/json")).toEqual(scalar);
+    }
+    expect(new TextDecoder().decode(jsonCodec.encode("hello"))).toBe("hello"); // not "\"hello\""
+    expect(contentTypeOf(jsonCodec, "hello")).toBe("text/plain; charset=utf-8");
+    expect(jsonCodec.decode(jsonCodec.encode("héllo"), "text/plain; charset=utf-8")).toBe("héllo");
+    const raw = new Uint8Array([0, 255]);
+    expect(jsonCodec.encode(raw)).toBe(raw);
+    expect(contentTypeOf(jsonCodec, raw)).toBe("application/octet-stream");
+    expect(jsonCodec.decode(raw, "application/octet-stream")).toBe(raw);
+    expect(() => jsonCodec.encode(10n)).toThrow(TypeError);
+    expect(() => jsonCodec.encode(() => 1)).toThrow(/not a JSON value/);
+  });
+
+  it("decodes by content type: +json and text/* with parameters, CBOR, unknown types and none as bytes", () => {
+    const enc = new TextEncoder();
+    expect(decodeByContentType(enc.encode('{"a":1}'), "Application/LD+JSON; charset=utf-8")).toEqual({ a: 1 });
+    expect(decodeByContentType(enc.encode("a,b"), "text/csv")).toBe("a,b");
+    expect(decodeByContentType(cborCodec.encode({ x: [1] }), "application/cbor")).toEqual({ x: [1] });
+    const bytes = enc.encode("hello");
+    expect(decodeByContentType(bytes, undefined)).toBe(bytes);
+    expect(decodeByContentType(bytes, "image/png")).toBe(bytes);
+    expect(() => decodeByContentType(enc.encode("not json"), "application/json")).toThrow(SyntaxError);
+  });
+
+  it("CBOR records application/cbor and reads untyped records as CBOR (older SDKs), typed ones by their type", () => {
+    expect(contentTypeOf(cborCodec, { a: 1 })).toBe("application/cbor");
+    expect(cborCodec.decode(cborCodec.encode({ a: 1 }))).toEqual({ a: 1 });
+    expect(cborCodec.decode(new TextEncoder().encode('{"a":2}'), "application/json")).toEqual({ a: 2 });
   });
 
   it("raw passes bytes through untouched and sends strings as UTF-8", () => {
@@ -45,8 +76,9 @@ describe("value codecs", () => {
     expect(stringCodec.decode(stringCodec.encode("a ✓ b"))).toBe("a ✓ b");
   });
 
-  it("resolves codec names, defaults to CBOR and refuses unknown names", () => {
-    expect(resolveCodec(undefined)).toBe(cborCodec);
+  it("resolves codec names, defaults to JSON and refuses unknown names", () => {
+    expect(resolveCodec(undefined)).toBe(jsonCodec);
+    expect(resolveCodec("cbor")).toBe(cborCodec);
     expect(resolveCodec("json")).toBe(jsonCodec);
     expect(resolveCodec(rawCodec)).toBe(rawCodec);
     expect(() => resolveCodec("yaml" as never)).toThrow(/unknown codec/);
@@ -61,5 +93,12 @@ describe("value codecs", () => {
     const headers = encodeHeaders({ a: "x", b: raw })!;
     expect(Array.from(headers.a!)).toEqual([120]);
     expect(headers.b).toBe(raw);
+    // Read back: UTF-8 as strings, other bytes as bytes.
+    const back = decodeHeaders({ ...headers, bin: new Uint8Array([0xc3, 0x28]) });
+    expect(back.a).toBe("x");
+    expect(back.b).toBe("\t");
+    expect(back.bin).toBeInstanceOf(Uint8Array);
+    expect(contentTypeOf(rawCodec, raw)).toBeUndefined();
+    expect(contentTypeOf(stringCodec, "s")).toBe("text/plain; charset=utf-8");
   });
 });
