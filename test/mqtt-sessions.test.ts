@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttClient } from "mqtt";
 import { closeAndWait, collect, connectClient, endClient, flushLog, roundTrip, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { SESSIONS_TOPIC } from "../server/src/gateway/mqtt/session/session-store.ts";
 
 let node: MqttTestNode;
 const clients: MqttClient[] = [];
@@ -79,6 +80,25 @@ describe("will messages", () => {
 });
 
 describe("persistent sessions", () => {
+  it("clean sessions write nothing to __mqtt.sessions; a persistent session is written once and deleted by a clean start", async () => {
+    const sessionsEnd = async () => (await node.node.broker.offsets(SESSIONS_TOPIC, 0)).endOffset;
+    const before = await sessionsEnd();
+    const clean = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => connectClient(node.tcpUrl, { clientId: `clean-${i}`, protocolVersion: i % 2 ? 5 : 4, clean: true })),
+    );
+    await Promise.all(clean.map((c) => c.subscribeAsync(`clean-topic/${c.options.clientId}`, { qos: 1 })));
+    await closeAndWait(node, () => Promise.all(clean.map((c) => endClient(c))), clean.length);
+    // One persistent session: its CONNACK follows its record's write, which lands after any earlier write.
+    const persistent = await connectClient(node.tcpUrl, { clientId: "written-once", clean: false, protocolVersion: 4 });
+    expect(await sessionsEnd()).toBe(before + 1);
+    await closeAndWait(node, () => endClient(persistent));
+    const again = await client(node.tcpUrl, { clientId: "written-once", clean: true, protocolVersion: 4 });
+    expect(again.connected).toBe(true);
+    const tombstone = (await node.node.broker.read(SESSIONS_TOPIC, 0, before + 1, { maxRecords: 10 })).at(-1)!;
+    expect(new TextDecoder().decode(tombstone.key!)).toBe("written-once");
+    expect(tombstone.value === null || tombstone.value.length === 0).toBe(true);
+  });
+
   it("MQTT 3.1.1 clean session = false: keeps subscriptions and delivers from the log what was published while offline", async () => {
     const opts = { clientId: "persist-v3", clean: false, protocolVersion: 4 as const };
     const first = await client(node.tcpUrl, opts);

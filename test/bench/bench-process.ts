@@ -25,10 +25,10 @@ export function parseDuration(s: string): number {
   return m[2] === "ms" ? Number(m[1]) : Number(m[1]) * 1000;
 }
 
-export function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
+export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 20_000): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     let out = "";
-    const t = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), timeoutMs);
     child.stdout!.on("data", (d) => {
       out += d;
       const m = re.exec(out);

@@ -11,6 +11,7 @@ const BENCHES: Record<string, string> = {
   mqtt: "MQTT QoS 0/1 fan-out vs Mosquitto 2.0 and Aedes",
   redis: "RedisLogEngine produce vs raw pipelined XADD; cross-node delivery latency p50/p99",
   groups: "consumer-group rebalance time and group throughput",
+  connections: "idle WS + MQTT connections one node holds: RSS per connection, delivery p99 among them, vs Mosquitto",
   auth: "MQTT connects/s with JWT and argon2 vs anonymous; MQTT/WS publish with permission checks vs open mode",
 };
 

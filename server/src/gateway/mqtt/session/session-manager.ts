@@ -93,6 +93,7 @@ export class SessionManager {
     const stored = await this.#store.loadAll();
     const now = Date.now();
     for (const s of stored.values()) {
+      this.#storedIds.add(s.clientId);
       const disconnectedAt = s.disconnectedAt ?? now;
       if (s.expiry !== NEVER_EXPIRES && disconnectedAt + s.expiry * 1000 <= now) {
         this.#removeStored(s.clientId);
@@ -160,7 +161,10 @@ export class SessionManager {
       }
     }
     if (expiry > 0) await this.#save(session, null);
-    else if (restored || present) await this.#store.remove(clientId);
+    else if (this.#storedIds.has(clientId)) {
+      await this.#store.remove(clientId);
+      this.#storedIds.delete(clientId);
+    }
     return { session, present };
   }
 
@@ -336,8 +340,15 @@ export class SessionManager {
     for (const entry of session.inflight.values()) entry.cursor?.ack(entry.msg.offset);
     session.close();
     this.#restored.delete(session.clientId);
-    this.#removeStored(session.clientId);
+    if (this.#storedIds.has(session.clientId)) this.#removeStored(session.clientId);
   }
+
+  /**
+   * Client ids that may have a record in the store (loaded at start, or saved since): only
+   * their sessions' ends write a deletion. A clean session (expiry 0) is never saved, so
+   * its many connects and disconnects write nothing.
+   */
+  readonly #storedIds = new Set<string>();
 
   /** Client ids whose ended session could not be deleted from the store: retried at the next flush. */
   readonly #unremoved = new Set<string>();
@@ -351,7 +362,10 @@ export class SessionManager {
    */
   #removeStored(clientId: string): void {
     this.#unremoved.delete(clientId);
-    this.#store.remove(clientId).catch((err: unknown) => {
+    this.#store.remove(clientId).then(() => {
+      const current = this.sessions.get(clientId);
+      if (!current || current.expiry === 0) this.#storedIds.delete(clientId);
+    }, (err: unknown) => {
       this.#log.warn("mqtt.session.remove_failed", { clientId, error: String(err), retry: !this.sessions.has(clientId) });
       this.#deps.broker.metrics.backgroundErrors.inc({ task: "mqtt-session-remove" });
       if (!this.sessions.has(clientId)) this.#unremoved.add(clientId);
@@ -401,6 +415,7 @@ export class SessionManager {
   }
 
   #save(session: Session, disconnectedAt: number | null): Promise<void> {
+    this.#storedIds.add(session.clientId);
     const restored = this.#restored.get(session.clientId);
     const stored: StoredSession = {
       clientId: session.clientId,
