@@ -38,9 +38,13 @@ describe("SDK ↔ MQTT on the same log", () => {
     expect(m.topic).toBe("sensor-data");
     expect(m.key).toBe("sensor-data/d42/temp");
     expect(dec.decode(m.bytes!)).toBe('{"t":21.5}');
-    expect(dec.decode(m.headers["mqtt.content-type"]!)).toBe("application/json");
-    expect(dec.decode(m.headers["unit"]!)).toBe("C");
-    expect(dec.decode(m.headers["mqtt.qos"]!)).toBe("1");
+    // MQTT 5 Content Type is the record's content-type header; header values read as strings.
+    expect(m.contentType).toBe("application/json");
+    expect(m.headers["content-type"]).toBe("application/json");
+    expect(m.headers["unit"]).toBe("C");
+    expect(m.headers["mqtt.qos"]).toBe("1");
+    expect(dec.decode(m.headerBytes["unit"]!)).toBe("C");
+    expect(m.json()).toEqual({ t: 21.5 });
   });
 
   it("an SDK publish keyed by an MQTT topic reaches MQTT subscribers whose filter matches the key; headers become user properties", async () => {
@@ -70,5 +74,23 @@ describe("SDK ↔ MQTT on the same log", () => {
     await c.publish("alerts", new TextEncoder().encode("fire"));
     expect((await gotExact.waitFor(1))[0]).toMatchObject({ topic: "alerts", payload: "fire" });
     expect((await gotHash.waitFor(1))[0]).toMatchObject({ topic: "alerts", payload: "fire", qos: 0 });
+  });
+
+  it("an SDK record keyed `d42` reaches MQTT subscribers on `t/d42` (and `t/+`), as JSON with its Content Type", async () => {
+    const v5 = await connectClient(node.tcpUrl, { protocolVersion: 5 });
+    const v311 = await connectClient(node.tcpUrl);
+    mqttClients.push(v5, v311);
+    const got5 = collect(v5);
+    const got311 = collect(v311);
+    await v5.subscribeAsync("readings/d42", { qos: 1 });
+    await v311.subscribeAsync("readings/+/temp", { qos: 1 });
+    const c = connect(node.sdkUrl, { minReconnectDelay: 20, maxReconnectDelay: 200 }); // the default (JSON) codec
+    sdkClients.push(c);
+    await c.publish("readings", { temp: 21.5 }, { key: "d42" });
+    await c.publish("readings", "hot", { key: "d42/temp" });
+    const [m] = await got5.waitFor(1);
+    expect(m).toMatchObject({ topic: "readings/d42", payload: '{"temp":21.5}' });
+    expect(m!.properties).toMatchObject({ contentType: "application/json", payloadFormatIndicator: true });
+    expect((await got311.waitFor(1))[0]).toMatchObject({ topic: "readings/d42/temp", payload: "hot" });
   });
 });

@@ -126,7 +126,8 @@ describe("records an MQTT session cannot encode", () => {
       const got = collect(client);
       await client.subscribeAsync("nulj/#", { qos: 1 });
       await produce("nulj", [
-        { key: "nulj/a", value: "one", headers: { bad: enc.encode("x\u0000"), good: enc.encode("kept"), "mqtt.content-type": enc.encode("text/\u0000plain") } },
+        { key: "nulj/a", value: "one", headers: { bad: enc.encode("x\u0000"), good: enc.encode("kept"), "content-type": enc.encode("text/\u0000plain") } },
+        // `mqtt.content-type`: how records stored before the content-type convention carry it.
         { key: "nulj/a", value: "two", headers: { "mqtt.response-topic": enc.encode("reply/+"), "mqtt.content-type": enc.encode("text/plain") } },
       ]);
       await got.waitFor(2);
@@ -135,6 +136,7 @@ describe("records an MQTT session cannot encode", () => {
       expect(got.messages[0]!.properties?.contentType).toBeUndefined();
       expect(got.messages[1]!.properties?.responseTopic).toBeUndefined();
       expect(got.messages[1]!.properties?.contentType).toBe("text/plain");
+      expect(got.messages[1]!.properties?.payloadFormatIndicator).toBe(true); // text, valid UTF-8
     } finally {
       await endClient(client);
     }

@@ -12,19 +12,28 @@ import { isValidTopicName } from "../../broker/topic-filter.ts";
  * | `mqtt.qos`           | QoS the message was published with ("0" / "1" / "2")        |
  * | `mqtt.retain`        | "1" when published with RETAIN                              |
  * | `mqtt.client-id`     | publishing client, when it has a No Local subscription (MQTT 5) |
- * | `mqtt.content-type`  | Content Type                                                |
+ * | `content-type`       | Content Type (the record convention, docs/semantics.md); Payload Format Indicator 1 without a Content Type → `text/plain; charset=utf-8` |
  * | `mqtt.payload-format`| Payload Format Indicator ("1" = UTF-8)                      |
  * | `mqtt.response-topic`| Response Topic                                              |
  * | `mqtt.correlation-data` | Correlation Data (raw bytes)                             |
  * | `mqtt.message-expiry`| Message Expiry Interval, seconds, counted from the record timestamp |
  * | `mqtt.user-properties` | JSON `[[name, value], ...]` when names repeat or start with `mqtt.` |
  * | any other name       | one User Property (value UTF-8), both ways                  |
+ *
+ * To MQTT 5 subscribers, a record's `content-type` (from any protocol; `mqtt.content-type`
+ * of records stored before the convention too) is the Content Type, and the Payload Format
+ * Indicator is 1 when the MQTT publisher set it, or when the content type is text (`text/*`,
+ * JSON types) and the payload is valid UTF-8. MQTT 3.1.1 carries neither: its publishes
+ * have no content type.
  */
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const QOS_BYTES = [enc.encode("0"), enc.encode("1"), enc.encode("2")] as const;
 const ONE = enc.encode("1");
+/** The record header of the content-type convention (docs/semantics.md). */
+export const CONTENT_TYPE_HEADER = "content-type";
+const TEXT_PLAIN = enc.encode("text/plain; charset=utf-8");
 
 export type QoS = 0 | 1 | 2;
 
@@ -52,8 +61,11 @@ export function headersForPublish(msg: PublishInput, clientIdBytes: Uint8Array |
   if (clientIdBytes) headers["mqtt.client-id"] = clientIdBytes;
   const p = msg.properties;
   if (p) {
-    if (p.contentType !== undefined) headers["mqtt.content-type"] = enc.encode(p.contentType);
-    if (p.payloadFormatIndicator) headers["mqtt.payload-format"] = ONE;
+    if (p.contentType !== undefined) headers[CONTENT_TYPE_HEADER] = enc.encode(p.contentType);
+    if (p.payloadFormatIndicator) {
+      headers["mqtt.payload-format"] = ONE;
+      if (p.contentType === undefined) headers[CONTENT_TYPE_HEADER] = TEXT_PLAIN;
+    }
     if (p.responseTopic !== undefined) headers["mqtt.response-topic"] = enc.encode(p.responseTopic);
     if (p.correlationData !== undefined) headers["mqtt.correlation-data"] = p.correlationData;
     if (p.messageExpiryInterval !== undefined) headers["mqtt.message-expiry"] = enc.encode(String(p.messageExpiryInterval));
@@ -129,6 +141,7 @@ export class OutgoingMessage {
     let any = false;
     let user: Record<string, string | string[]> | undefined;
     let dropped = 0;
+    let utf8Payload = false;
     /** The header's value as an MQTT string, or null (counted) when MQTT cannot carry it. */
     const text = (value: Uint8Array): string | null => {
       const decoded = mqttString(value);
@@ -152,16 +165,19 @@ export class OutgoingMessage {
         case "mqtt.client-id":
         case "mqtt.message-expiry":
           break;
+        case CONTENT_TYPE_HEADER:
         case "mqtt.content-type": {
+          // `mqtt.content-type`: how records stored before the content-type convention carry it.
+          if (name === "mqtt.content-type" && h[CONTENT_TYPE_HEADER] !== undefined) break;
           const contentType = text(value);
           if (contentType === null) break;
           props.contentType = contentType;
           any = true;
+          if (isTextContentType(contentType) && mqttString(this.payload, Infinity) !== null) utf8Payload = true;
           break;
         }
         case "mqtt.payload-format":
-          props.payloadFormatIndicator = true;
-          any = true;
+          utf8Payload = true;
           break;
         case "mqtt.response-topic": {
           const responseTopic = text(value);
@@ -191,6 +207,10 @@ export class OutgoingMessage {
             if (v !== null) addUser(name, v);
           }
       }
+    }
+    if (utf8Payload) {
+      props.payloadFormatIndicator = true;
+      any = true;
     }
     if (user) {
       props.userProperties = user;
@@ -222,9 +242,20 @@ export function isMqttString(value: string): boolean {
   return value.length * 3 <= MQTT_STRING_MAX_BYTES || Buffer.byteLength(value) <= MQTT_STRING_MAX_BYTES;
 }
 
-/** `bytes` decoded as an MQTT UTF-8 string, or null when MQTT cannot carry it (not UTF-8, forbidden code points, too long). */
-export function mqttString(bytes: Uint8Array): string | null {
-  if (bytes.length > MQTT_STRING_MAX_BYTES) return null;
+/** Text content types (`text/*`, `application/json`, `+json`): their payloads are UTF-8 character data. */
+export function isTextContentType(contentType: string): boolean {
+  const semi = contentType.indexOf(";");
+  const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  return type.startsWith("text/") || type === "application/json" || type.endsWith("+json");
+}
+
+/**
+ * `bytes` decoded as an MQTT UTF-8 string, or null when MQTT cannot carry it (not UTF-8,
+ * forbidden code points, longer than `maxBytes`: 65,535 for strings; payloads with a Payload
+ * Format Indicator pass Infinity).
+ */
+export function mqttString(bytes: Uint8Array, maxBytes = MQTT_STRING_MAX_BYTES): string | null {
+  if (bytes.length > maxBytes) return null;
   let value: string;
   try {
     value = strictUtf8.decode(bytes);
@@ -237,11 +268,14 @@ export function mqttString(bytes: Uint8Array): string | null {
 const keyCache = new Map<string, string>();
 
 /**
- * The MQTT topic a record is delivered on. A key that is a valid MQTT topic name whose
- * first level maps to this log topic is used as is; anything else (null key, a key from
- * another producer) is delivered on the topic named by the log topic's first level alone
- * (so `orders/#`, `orders` and `#` see SDK records of `orders` published without an MQTT key).
- * Null when the log topic is not reachable from MQTT (internal topics).
+ * The MQTT topic a record is delivered on (docs/mqtt.md, "Keys and MQTT topics"):
+ * - a key that already is an MQTT topic of this log topic (first level = the topic's level:
+ *   what MQTT publishers write) → the key as is: `sensor-data/d42/temp`;
+ * - any other UTF-8 key `k` → `<level>/k`: an SDK or HTTP record of `sensor-data` with key
+ *   `d42` is delivered on `sensor-data/d42`, key `d42/temp` on `sensor-data/d42/temp`;
+ * - a null or empty key, or one that cannot make an MQTT topic name (`+` or `#`, NUL, not
+ *   UTF-8, forbidden code points, over 65,535 bytes) → the level alone: `sensor-data`
+ *   (seen by `sensor-data`, `sensor-data/#` and `#`).
  */
 let lastKey: Uint8Array | null = null;
 let lastLevel = "";
@@ -259,11 +293,12 @@ export function mqttTopicForRecord(logTopic: string, level: string, key: Uint8Ar
 }
 
 function mapKey(level: string, key: Uint8Array): string {
-  const topic = dec.decode(key);
-  if (topic.length >= level.length && topic.startsWith(level) && (topic.length === level.length || topic.charCodeAt(level.length) === 0x2f)) {
-    if (isValidTopicName(topic) && !FORBIDDEN_IN_MQTT_STRING.test(topic)) return topic;
-  }
-  return level;
+  const text = mqttString(key, Infinity);
+  if (text === null) return level;
+  const ofLevel = text.length >= level.length && text.startsWith(level) && (text.length === level.length || text.charCodeAt(level.length) === 0x2f);
+  const topic = ofLevel ? text : `${level}/${text}`;
+  if (!isValidTopicName(topic) || Buffer.byteLength(topic) > MQTT_STRING_MAX_BYTES) return level;
+  return topic;
 }
 
 /** MQTT first level for a log topic (cached), or null when MQTT cannot see this topic. */
