@@ -1,9 +1,18 @@
 #!/usr/bin/env node
-// Entry point of the `tributary` command: runs the TypeScript sources through tsx,
-// resolving the workspace SDK package to its sources.
-import { register } from "node:module";
-import { register as registerTsx } from "tsx/esm/api";
+// Entry point of the `tributary` command: checks that this Node has the native
+// uWebSockets.js binary (runtime-check.mjs), then runs the compiled node, dist/main.js
+// (server/build.mjs; `npm ci` builds it through the root `prepare` script).
+import { existsSync } from "node:fs";
+import { runtimeProblem } from "./runtime-check.mjs";
 
-register(new URL("./source-conditions.mjs", import.meta.url));
-registerTsx();
-await import(new URL("../src/cli/main.ts", import.meta.url).href);
+const problem = runtimeProblem();
+if (problem) {
+  process.stderr.write(`tributary: ${problem}\n`);
+  process.exit(1); // EXIT.FAILURE (server/src/cli/exit-codes.ts)
+}
+const main = new URL("../dist/main.js", import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write(`tributary: the node is not built (${main.pathname} is missing): run \`npm run build\` (npm ci does it)\n`);
+  process.exit(1);
+}
+await import(main.href);

@@ -3,14 +3,14 @@
  * `GET /topics`), live-tails one through the SDK over WebSocket, and publishes test
  * messages. Plain DOM, no framework: console/index.html + console/console.js.
  *
- * `GET /tributary.min.js` serves the SDK browser bundle: client-sdk/dist/tributary.min.js
- * when it exists and is newer than the SDK sources, otherwise the same bundle built
- * in-process with esbuild (the options come from client-sdk/build.mjs) once, at mount.
+ * `GET /tributary.min.js` serves the SDK browser bundle. The compiled node (server/build.mjs)
+ * reads it from console/tributary.min.js, built ahead of time beside the page; run from the
+ * TypeScript sources (tests), where that file does not exist, it comes from
+ * console-dev-bundle.ts (client-sdk/dist, or esbuild in-process), once, at mount.
  */
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import type uWS from "uWebSockets.js";
 import type { GatewayContext } from "../gateway-context.ts";
 
@@ -27,32 +27,15 @@ const STATIC: Record<string, string> = {
 };
 const TYPES: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8" };
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { recursive: true, encoding: "utf8" })) {
-    if (!entry.endsWith(".ts") || entry.endsWith(".test.ts")) continue;
-    newest = Math.max(newest, statSync(join(dir, entry)).mtimeMs);
-  }
-  return newest;
-}
-
-/** The SDK browser bundle: dist if fresh, else built in-process with esbuild. */
+/** The SDK browser bundle: prebuilt beside the page (compiled node), else the development bundle. */
 export async function loadBrowserBundle(): Promise<Uint8Array> {
-  const sdkDir = dirname(createRequire(import.meta.url).resolve("@tributary/client/package.json"));
-  const dist = join(sdkDir, "dist", "tributary.min.js");
   try {
-    if (statSync(dist).mtimeMs >= newestMtime(join(sdkDir, "src"))) return readFileSync(dist);
-  } catch {
-    // No dist (or it cannot be read): build the bundle below; a failed build is logged and counted by attachConsole.
+    return readFileSync(join(here, "console", "tributary.min.js"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  const { browserBundleOptions } = (await import(pathToFileURL(join(sdkDir, "build.mjs")).href)) as {
-    browserBundleOptions(format: "iife" | "esm"): Record<string, unknown>;
-  };
-  const esbuild = await import("esbuild");
-  const result = await esbuild.build({ ...browserBundleOptions("iife"), outfile: join(sdkDir, "dist", "tributary.min.js"), write: false, logLevel: "silent" });
-  const file = result.outputFiles?.find((f) => f.path.endsWith(".js"));
-  if (!file) throw new Error("esbuild produced no bundle");
-  return file.contents;
+  const { buildBrowserBundle } = await import("./console-dev-bundle.ts");
+  return buildBrowserBundle();
 }
 
 /** Mounts `GET /`, `GET /console.js` and `GET /tributary.min.js` on `app`. */
