@@ -308,6 +308,29 @@ describe("tributary produce / consume", () => {
     expect(consumed.stdout).toBe("0\t0\tk\tv\n");
   });
 
+  it("produces lines as text/plain or --content-type, and consume prints by content type (JSON compacted, CBOR as JSON, text as is)", async () => {
+    const produced = await run(["produce", "typed", "--content-type", "application/json", "--url", url], { input: '{ "temp": 21.5 }\n[1, 2]\n' });
+    expect(produced.code).toBe(0);
+    expect((await run(["produce", "typed", "--url", url], { input: "plain words\n" })).code).toBe(0);
+    const { encode } = await import("cbor-x");
+    const cbor = await fetch(`${url}/topics/typed/records`, { method: "POST", headers: { "content-type": "application/cbor" }, body: encode({ value: encode({ n: 1 }), contentType: "application/cbor" }) });
+    expect(cbor.status).toBe(200);
+    const bad = await fetch(`${url}/topics/typed/records`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: "{oops", contentType: "application/json" }) });
+    expect(bad.status).toBe(200);
+    const read = await (await fetch(`${url}/topics/typed/partitions/0/records`)).json();
+    expect(read.records.map((r: { headers: Record<string, string> }) => r.headers["content-type"])).toEqual(["application/json", "application/json", "text/plain; charset=utf-8", "application/cbor", "application/json"]);
+    const consumed = await run(["consume", "typed", "--from", "earliest", "--no-follow", "--url", url]);
+    expect(consumed.code).toBe(0);
+    expect(consumed.stdout).toBe('{"temp":21.5}\n[1,2]\nplain words\n{"n":1}\n{oops\n');
+    expect(consumed.stderr).toContain("offset 4: value is not valid application/json");
+    expect(consumed.stderr).toContain("consumed 5 records from typed (1 not valid for their content type, printed as stored)");
+
+    const notJson = await run(["produce", "typed", "--content-type", "application/json", "--url", url], { input: "{}\nnot json\n" });
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toContain("line 2 is not JSON");
+    expect((await run(["produce", "typed", "--content-type", "nonsense", "--url", url], { input: "x\n" })).code).toBe(2);
+  });
+
   it("follows new records like tail -f until --max, starting from latest", async () => {
     expect((await run(["topics", "create", "live", "--url", url])).code).toBe(0);
     await run(["produce", "live", "--url", url], { input: "old\n" });

@@ -168,8 +168,40 @@ describe("produce and read (JSON)", () => {
     expect(read.status).toBe(200);
     expect(read.json).toMatchObject({ topic, partition: 0, earliestOffset: 0, endOffset: 1, nextOffset: 1, epoch: expect.any(String) });
     expect(read.json.records).toEqual([
-      { offset: 0, timestamp: expect.any(Number), key: "d42", value: "21.5 °C", headers: { source: "sensor", raw: { base64: "AP8=" } } },
+      { offset: 0, timestamp: expect.any(Number), key: "d42", value: "21.5 °C", headers: { source: "sensor", raw: { base64: "AP8=" }, "content-type": "text/plain; charset=utf-8" } },
     ]);
+  });
+
+  it("records the value's content type: from the JSON value, or contentType / a content-type header when given", async () => {
+    const topic = await newTopic();
+    await call("POST", `/topics/${topic}/records`, {
+      records: [
+        { value: "hello" },
+        { value: { temp: 21.5 } },
+        { value: 21.5 },
+        { value: { base64: "AP8=" } },
+        { value: null, key: "gone" },
+        { value: "<a/>", contentType: "application/xml" },
+        { value: '{"a":1}', headers: { "content-type": "application/json" } },
+        { value: "x", contentType: "text/csv", headers: { "content-type": "text/csv" } },
+      ],
+    });
+    const read = await call("GET", `/topics/${topic}/partitions/0/records`);
+    expect(read.json.records.map((r: { headers: Record<string, unknown> }) => r.headers["content-type"] ?? null)).toEqual([
+      "text/plain; charset=utf-8",
+      "application/json",
+      "application/json",
+      "application/octet-stream",
+      null,
+      "application/xml",
+      "application/json",
+      "text/csv",
+    ]);
+    const path = `/topics/${topic}/records`;
+    expectError(await call("POST", path, { value: "x", contentType: "not a type" }), 400, "BAD_REQUEST", "contentType");
+    expectError(await call("POST", path, { value: "x", contentType: 7 }), 400, "BAD_REQUEST", "contentType");
+    expectError(await call("POST", path, { value: null, contentType: "text/plain" }), 400, "BAD_REQUEST", "without a value");
+    expectError(await call("POST", path, { value: "x", contentType: "text/plain", headers: { "content-type": "text/csv" } }), 400, "BAD_REQUEST", "disagree");
   });
 
   it("returns batch offsets in input order, contiguous per partition, and keeps order on read", async () => {

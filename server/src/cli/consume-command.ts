@@ -4,11 +4,15 @@
  * long-polling the HTTP read endpoint, until `--max` records, `--idle-timeout`, end of
  * the log with `--no-follow`, or Ctrl-C/SIGTERM (exit 0).
  *
- * Values: UTF-8 text as is; binary values as their raw bytes; a null value as `null`.
+ * Values by their content type (the `content-type` header, docs/semantics.md): JSON on one
+ * line (compacted), `text/*` as is, `application/cbor` decoded and shown as JSON; anything
+ * else, and records without a content type: UTF-8 text as is, other bytes raw; a null value
+ * as `null`.
  * `--print-offsets` prints `partition<TAB>offset<TAB>key<TAB>value`. If the position is
  * lost while following (retention passed it, or the topic was re-created: the epoch
  * changed), a warning goes to stderr and the partition restarts from its earliest offset.
  */
+import { decode as decodeCbor } from "cbor-x";
 import { InvalidArgumentError, type Command } from "commander";
 import { TributaryError, isTributaryError } from "../errors.ts";
 import { parseDuration } from "../config/units.ts";
@@ -71,12 +75,15 @@ export function registerConsumeCommand(program: Command): void {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
     }
-    process.stderr.write(`consumed ${consumer.count} record${consumer.count === 1 ? "" : "s"} from ${topic}\n`);
+    const malformed = consumer.malformed > 0 ? ` (${consumer.malformed} not valid for their content type, printed as stored)` : "";
+    process.stderr.write(`consumed ${consumer.count} record${consumer.count === 1 ? "" : "s"} from ${topic}${malformed}\n`);
   });
 }
 
 class Consumer {
   count = 0;
+  /** Values that are not what their content type says (printed as stored, each noted on stderr). */
+  malformed = 0;
   readonly #controller = new AbortController();
   #lastActivity = Date.now();
   #idleTimer: NodeJS.Timeout | undefined;
@@ -154,7 +161,7 @@ class Consumer {
   async #print(partition: number, record: RecordJson): Promise<void> {
     const parts: Array<string | Buffer> = [];
     if (this.options.printOffsets) parts.push(`${partition}\t${record.offset}\t`, bytes(record.key), "\t");
-    parts.push(bytes(record.value), "\n");
+    parts.push(valueOf(record, () => this.malformed++), "\n");
     const ok = process.stdout.write(Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p) : p))));
     if (!ok) await new Promise((resolve) => process.stdout.once("drain", resolve));
   }
@@ -164,4 +171,28 @@ function bytes(value: BytesJson): Buffer {
   if (value === null) return Buffer.from("null");
   if (typeof value === "string") return Buffer.from(value);
   return Buffer.from(value.base64, "base64");
+}
+
+function mediaTypeOf(record: RecordJson): string {
+  const header = record.headers?.["content-type"];
+  const text = header === undefined || header === null ? "" : typeof header === "string" ? header : Buffer.from(header.base64, "base64").toString("utf8");
+  return text.split(";")[0]!.trim().toLowerCase();
+}
+
+/** The value as printed: by content type (module comment). */
+export function valueOf(record: RecordJson, onMalformed: () => void = () => {}): Buffer {
+  const raw = bytes(record.value);
+  if (record.value === null) return raw;
+  const type = mediaTypeOf(record);
+  try {
+    if (type === "application/json" || type.endsWith("+json")) return Buffer.from(JSON.stringify(JSON.parse(raw.toString("utf8"))));
+    if (type === "application/cbor") {
+      return Buffer.from(JSON.stringify(decodeCbor(raw), (_k, v: unknown) => (v instanceof Uint8Array ? { base64: Buffer.from(v).toString("base64") } : typeof v === "bigint" ? v.toString() : v)));
+    }
+  } catch (err) {
+    // Not what its content type says: shown as it is, with a note (the reader still gets every record).
+    onMalformed();
+    process.stderr.write(`tributary: offset ${record.offset}: value is not valid ${type} (${(err as Error).message}); printed as stored\n`);
+  }
+  return raw;
 }

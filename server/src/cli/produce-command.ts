@@ -5,6 +5,9 @@
  * first line (interactive use). Each batch carries the run's producerId and a sequence
  * number, so a batch retried after a network error is written once. A summary goes to
  * stderr; nothing to stdout.
+ *
+ * Each line is a UTF-8 text value: the record's content type is `text/plain; charset=utf-8`
+ * unless `--content-type` names another (`application/json` checks that every line is JSON).
  */
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
@@ -21,6 +24,7 @@ interface ProduceOptions {
   keyed?: boolean;
   separator: string;
   partition?: number;
+  contentType?: string;
   acks: 0 | 1 | "all";
   batchSize: number;
   linger: number;
@@ -34,6 +38,21 @@ export function acksArg(raw: string): 0 | 1 | "all" {
   throw new InvalidArgumentError(`expected 0, 1 or all; got "${raw}"`);
 }
 
+const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$/;
+
+export function contentTypeArg(raw: string): string {
+  if (!MEDIA_TYPE.test(raw)) throw new InvalidArgumentError(`expected a media type like application/json or "text/plain; charset=utf-8"; got "${raw}"`);
+  return raw;
+}
+
+function isJsonType(contentType: string): boolean {
+  const type = contentType.split(";")[0]!.trim().toLowerCase();
+  return type === "application/json" || type.endsWith("+json");
+}
+
+/** A record of the produce body; `contentType` is the HTTP API's record field (docs/http-api.md). */
+type LineRecord = ProduceBody["records"][number] & { contentType?: string };
+
 export function registerProduceCommand(program: Command): void {
   addUrlOption(
     program
@@ -43,6 +62,7 @@ export function registerProduceCommand(program: Command): void {
       .option("--keyed", "lines are key<TAB>value (see --separator)")
       .option("--separator <text>", "key/value separator for --keyed", "\t")
       .option("-p, --partition <n>", "send every record to this partition", intArg("--partition"))
+      .option("--content-type <type>", "content type of every value (default text/plain; charset=utf-8); application/json checks each line is JSON", contentTypeArg)
       .option("--acks <acks>", "0 (no wait), 1 (in the log) or all (durable)", acksArg, 1)
       .option("--batch-size <n>", "most lines per request", intArg("--batch-size", 1), 1000)
       .option("--linger <ms>", "send a partial batch this long after its first line", intArg("--linger"), 20),
@@ -98,11 +118,12 @@ async function produceLines(client: ApiClient, topic: string, o: ProduceOptions)
   };
 
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const checkJson = o.contentType !== undefined && isJsonType(o.contentType);
   let lineNo = 0;
   for await (const line of lines) {
     lineNo++;
     if (failure !== undefined) break;
-    const record: ProduceBody["records"][number] = { value: line };
+    const record: LineRecord = { value: line };
     if (o.keyed) {
       const at = line.indexOf(o.separator);
       if (at < 0) {
@@ -113,6 +134,17 @@ async function produceLines(client: ApiClient, topic: string, o: ProduceOptions)
       record.value = line.slice(at + o.separator.length);
     } else if (o.key !== undefined) record.key = o.key;
     if (o.partition !== undefined) record.partition = o.partition;
+    if (o.contentType !== undefined) {
+      if (checkJson) {
+        try {
+          JSON.parse(record.value!);
+        } catch (err) {
+          badLine = new TributaryError("BAD_REQUEST", `line ${lineNo} is not JSON (--content-type ${o.contentType}): ${(err as Error).message}`);
+          break;
+        }
+      }
+      record.contentType = o.contentType;
+    }
     batch.push(record);
     batchChars += line.length + 32;
     if (batch.length >= o.batchSize || batchChars >= MAX_BATCH_CHARS) flush();

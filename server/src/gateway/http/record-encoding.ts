@@ -7,7 +7,12 @@
  *   - `null` → no key / no value (tombstone);
  *   - for `value` only, any other JSON (object, array, number, boolean) → its JSON text.
  * Request (CBOR, `Content-Type: application/cbor`): the same shape, and byte strings are
- * taken as is. Request (NDJSON, `Content-Type: application/x-ndjson`, produce only): one
+ * taken as is.
+ *
+ * Content type of the value (the record's `content-type` header, docs/semantics.md): the
+ * record's `contentType` field, else a `content-type` in its `headers`, else from the value:
+ * a JSON string → `text/plain; charset=utf-8`, `{ "base64" }` or a CBOR byte string →
+ * `application/octet-stream`, any other JSON → `application/json`; null (no value) → none. Request (NDJSON, `Content-Type: application/x-ndjson`, produce only): one
  * JSON record object per line, a batch of them.
  *
  * Response (JSON): key / value / header values are rendered as a string when the bytes are
@@ -28,7 +33,13 @@ export interface ProduceRequest {
   sequence?: number;
 }
 
-const RECORD_FIELDS = ["key", "value", "headers", "partition", "timestamp"];
+const RECORD_FIELDS = ["key", "value", "contentType", "headers", "partition", "timestamp"];
+const CONTENT_TYPE_HEADER = "content-type";
+export const TEXT_TYPE = "text/plain; charset=utf-8";
+export const JSON_TYPE = "application/json";
+export const BYTES_TYPE = "application/octet-stream";
+/** `type/subtype` with optional parameters (RFC 9110 token characters). */
+const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$/;
 const BATCH_FIELDS = ["records", "acks", "producerId", "sequence"];
 
 const utf8Encoder = new TextEncoder();
@@ -134,16 +145,19 @@ function parseRecord(raw: unknown, where: string): ProduceRecord {
     key: raw.key === undefined ? null : bytesOf(raw.key, `${where}.key`, false),
     value: bytesOf(raw.value, `${where}.value`, true),
   };
+  let headers: RecordHeaders | undefined;
   if (raw.headers !== undefined && raw.headers !== null) {
     if (!isPlainObject(raw.headers)) throw new TributaryError("BAD_REQUEST", `${where}.headers: expected an object of name → value, got ${show(raw.headers)}`);
-    const headers: RecordHeaders = {};
+    headers = {};
     for (const [name, value] of Object.entries(raw.headers)) {
       const bytes = bytesOf(value, `${where}.headers.${name}`, false);
       if (bytes === null) throw new TributaryError("BAD_REQUEST", `${where}.headers.${name}: header values cannot be null`);
       headers[name] = bytes;
     }
-    record.headers = headers;
   }
+  const contentType = contentTypeOf(raw, headers, where);
+  if (contentType !== null) headers = { ...headers, [CONTENT_TYPE_HEADER]: utf8Encoder.encode(contentType) };
+  if (headers) record.headers = headers;
   if (raw.partition !== undefined) {
     if (!Number.isSafeInteger(raw.partition) || (raw.partition as number) < 0) {
       throw new TributaryError("BAD_REQUEST", `${where}.partition: expected a non-negative integer, got ${show(raw.partition)}`);
@@ -157,6 +171,30 @@ function parseRecord(raw: unknown, where: string): ProduceRecord {
     record.timestamp = raw.timestamp as number;
   }
   return record;
+}
+
+/**
+ * The value's content type (module comment): `contentType`, a `content-type` header, or
+ * what the JSON value is; null when the record gets none (no value, or the header says it).
+ */
+function contentTypeOf(raw: Record<string, unknown>, headers: RecordHeaders | undefined, where: string): string | null {
+  const given = raw.contentType;
+  const header = headers?.[CONTENT_TYPE_HEADER];
+  if (given !== undefined) {
+    if (typeof given !== "string" || !MEDIA_TYPE.test(given)) {
+      throw new TributaryError("BAD_REQUEST", `${where}.contentType: expected a media type like "application/json" or "text/plain; charset=utf-8", got ${show(given)}`);
+    }
+    if (raw.value === null) throw new TributaryError("BAD_REQUEST", `${where}.contentType: a record without a value (null) has no content type`);
+    if (header !== undefined && Buffer.from(header).toString("utf8") !== given) {
+      throw new TributaryError("BAD_REQUEST", `${where}: contentType ${show(given)} and headers["content-type"] ${show(Buffer.from(header).toString("utf8"))} disagree; give one`);
+    }
+    return header !== undefined ? null : given;
+  }
+  if (header !== undefined || raw.value === null) return null;
+  const value = raw.value;
+  if (typeof value === "string") return TEXT_TYPE;
+  if (value instanceof Uint8Array || (isPlainObject(value) && Object.keys(value).length === 1 && "base64" in value)) return BYTES_TYPE;
+  return JSON_TYPE;
 }
 
 function bytesOf(raw: unknown, where: string, anyJson: boolean): Uint8Array | null {
