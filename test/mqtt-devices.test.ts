@@ -45,6 +45,16 @@ describe("device simulator CLI", () => {
     expect(typeof reading.value).toBe("number");
   });
 
+  it("with MQTT 5, readings carry Content Type application/json: the record's content-type header; with 3.1.1 none", async () => {
+    const r = await devices(["simulate", "--count", "2", "--rate", "5", "--qos", "1", "--duration", "1s", "--mqtt-version", "5", "--prefix", "typed-readings", "--url", node.tcpUrl]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const [v5] = await node.node.engine.read("typed-readings", 0, 0, { maxRecords: 1 });
+    expect(new TextDecoder().decode(v5!.headers["content-type"])).toBe("application/json");
+    const [v311] = await node.node.engine.read("sensor-data", 0, 0, { maxRecords: 1 });
+    expect(v311!.headers["content-type"]).toBeUndefined();
+  });
+
   it("prints help and rejects bad options with exit code 2", async () => {
     const help = await devices(["--help"]);
     expect(help.code).toBe(0);

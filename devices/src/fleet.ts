@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type IClientPublishOptions, type MqttClient } from "mqtt";
 
 export interface FleetOptions {
   url: string;
@@ -31,6 +31,8 @@ export interface FleetStats {
 }
 
 const METRICS = ["temperature", "humidity", "battery"] as const;
+/** MQTT 5 PUBLISH properties of a reading: JSON text (docs/mqtt.md, content types). */
+const JSON_PROPERTIES = { contentType: "application/json", payloadFormatIndicator: true } as const;
 
 /** A fleet of simulated MQTT sensor devices publishing JSON readings. */
 export class Fleet {
@@ -149,7 +151,9 @@ export class Fleet {
     const payload = JSON.stringify({ device, metric, value, seq, ts: Date.now() });
     const t0 = performance.now();
     this.#sent++;
-    client.publish(`${this.options.prefix}/${device}/${metric}`, payload, { qos: this.options.qos }, (err) => {
+    // MQTT 5 says what the payload is (Content Type, UTF-8 indicator): every reader decodes it as JSON. MQTT 3.1.1 cannot.
+    const options: IClientPublishOptions = this.options.protocolVersion === 5 ? { qos: this.options.qos, properties: JSON_PROPERTIES } : { qos: this.options.qos };
+    client.publish(`${this.options.prefix}/${device}/${metric}`, payload, options, (err) => {
       if (err) {
         this.#errors++;
         this.#lastError = err.message;
