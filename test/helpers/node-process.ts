@@ -31,6 +31,8 @@ export interface SpawnOptions {
   /** Extra CLI arguments (after the defaults: --port 0 --mqtt-port 0 --data-dir ... --log-level info). */
   args?: string[];
   env?: Record<string, string>;
+  /** Runs the node under this open-file limit (`ulimit -n`, lowering only). */
+  openFileLimit?: number;
 }
 
 /** Starts `tributary start`; rejects with its stderr if it exits before listening. */
@@ -70,7 +72,9 @@ export async function spawnFileNode(options: SpawnOptions = {}): Promise<NodeChi
 /** Runs the `tributary` command with a data dir (a fresh temp dir unless given); nothing awaited. */
 export function spawnTributary(args: string[], options: SpawnOptions = {}): { child: ChildProcess; dataDir: string; stderr(): string; exited: Promise<number | null> } {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "tributary-node-"));
-  const child = spawn(process.execPath, [BIN, ...args, "--data-dir", dataDir, "--log-level", "info"], {
+  const argv = [process.execPath, BIN, ...args, "--data-dir", dataDir, "--log-level", "info"];
+  const [command, ...rest] = options.openFileLimit === undefined ? argv : ["/bin/sh", "-c", 'ulimit -n "$0" && exec "$@"', String(options.openFileLimit), ...argv];
+  const child = spawn(command!, rest, {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...options.env },
