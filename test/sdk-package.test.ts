@@ -70,8 +70,8 @@ describe("the packed SDK", () => {
 
     node = await spawnFileNode();
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const snippet = /From a browser or Node:\s*```js\n([\s\S]*?)```/.exec(readme)?.[1];
-    expect(snippet, "README.md: the ```js block after 'From a browser or Node:'").toBeDefined();
+    const snippet = /From a browser or Node\b[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(snippet, "README.md: the ```js block after 'From a browser or Node'").toBeDefined();
     expect(snippet).toContain('"ws://127.0.0.1:8080"');
     const script = `${snippet!.replace("ws://127.0.0.1:8080", `ws://127.0.0.1:${node.httpPort}`)}console.log("published", partition, offset);\n`;
     writeFileSync(join(project, "snippet.mjs"), script);

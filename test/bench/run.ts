@@ -13,6 +13,7 @@ const BENCHES: Record<string, string> = {
   groups: "consumer-group rebalance time and group throughput",
   connections: "idle WS + MQTT connections one node holds: RSS per connection, delivery p99 among them, vs Mosquitto",
   auth: "MQTT connects/s with JWT and argon2 vs anonymous; MQTT/WS publish with permission checks vs open mode",
+  startup: "node start-up, compiled vs tsx sources: exec → listening line, idle RSS, --help",
 };
 
 function usage(): string {
