@@ -87,7 +87,7 @@ describe("persistent sessions", () => {
       Array.from({ length: 10 }, (_, i) => connectClient(node.tcpUrl, { clientId: `clean-${i}`, protocolVersion: i % 2 ? 5 : 4, clean: true })),
     );
     await Promise.all(clean.map((c) => c.subscribeAsync(`clean-topic/${c.options.clientId}`, { qos: 1 })));
-    await closeAndWait(node, () => Promise.all(clean.map((c) => endClient(c))), clean.length);
+    await closeAndWait(node, async () => void (await Promise.all(clean.map((c) => endClient(c)))), clean.length);
     // One persistent session: its CONNACK follows its record's write, which lands after any earlier write.
     const persistent = await connectClient(node.tcpUrl, { clientId: "written-once", clean: false, protocolVersion: 4 });
     expect(await sessionsEnd()).toBe(before + 1);

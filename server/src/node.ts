@@ -342,13 +342,10 @@ function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.
   });
 }
 
-/** Open connections per gateway that counts them (ws, mqtt), for the cluster registry. */
-function connectionCounts(gateways: Array<{ name: string; gateway: Gateway }>): Record<string, number> {
+/** Open client connections by kind (ws, mqtt, mqtt-ws) over every gateway, for the cluster registry. */
+function connectionCounts(gateways: Array<{ gateway: Gateway }>): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const { name, gateway } of gateways) {
-    const count = (gateway as Partial<{ connectionCount: number }>).connectionCount;
-    if (typeof count === "number") counts[name] = count;
-  }
+  for (const { gateway } of gateways) Object.assign(counts, gateway.connectionCounts?.());
   return counts;
 }
 

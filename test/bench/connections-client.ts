@@ -114,7 +114,7 @@ function openOne(i: number): Promise<void> {
       );
     });
     let head = Buffer.alloc(0);
-    const pending = { buf: Buffer.alloc(0) };
+    const pending: { buf: Buffer } = { buf: Buffer.alloc(0) };
     const onData = (d: Buffer): void => {
       if (!settled) {
         head = Buffer.concat([head, d]);

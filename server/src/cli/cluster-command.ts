@@ -37,7 +37,7 @@ async function fromRedis(url: string): Promise<ClusterStatus> {
 }
 
 export function render(status: ClusterStatus, now: number): string {
-  const rows = [["NODE", "HEALTH", "ENGINE", "HTTP", "MQTT", "WS", "MQTT", "UP", "SEEN"]];
+  const rows = [["NODE", "HEALTH", "ENGINE", "HTTP", "MQTT", "WS", "MQTT", "MQTT/WS", "UP", "SEEN"]];
   for (const n of status.nodes) {
     rows.push([
       n.nodeId === status.self ? `${n.nodeId} *` : n.nodeId,
@@ -47,6 +47,7 @@ export function render(status: ClusterStatus, now: number): string {
       n.urls.mqtt ?? "-",
       String(n.connections.ws ?? "-"),
       String(n.connections.mqtt ?? "-"),
+      String(n.connections["mqtt-ws"] ?? "-"),
       duration(now - n.startedAt),
       `${duration(now - n.lastHeartbeat)} ago`,
     ]);

@@ -30,7 +30,7 @@ export interface NodeInfo {
   startedAt: number;
   /** ms since the epoch, by the node's clock, of the heartbeat that wrote this entry. */
   lastHeartbeat: number;
-  /** Open client connections per gateway ("ws", "mqtt") at the last heartbeat. */
+  /** Open client connections by kind ("ws": SDK, "mqtt": MQTT over TCP/TLS, "mqtt-ws": MQTT over WebSocket) at the last heartbeat. */
   connections: Record<string, number>;
   /** "ready" while serving, "draining" while shutting down, "degraded" while storage fails. */
   health: "ready" | "draining" | "degraded";

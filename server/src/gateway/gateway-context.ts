@@ -31,4 +31,6 @@ export interface GatewayContext {
 /** A mounted gateway; `close()` says goodbye to its clients and releases its resources. */
 export interface Gateway {
   close(): Promise<void>;
+  /** Open client connections by kind (`ws`, `mqtt`, `mqtt-ws`), for the cluster registry; absent for gateways without clients. */
+  connectionCounts?(): Record<string, number>;
 }

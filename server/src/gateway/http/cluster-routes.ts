@@ -2,7 +2,7 @@
  * `GET /cluster`: the live nodes of this node's cluster (docs/cluster.md).
  *
  *   200 { self, engine, ttlMs, nodes: [{ nodeId, urls: { http, ws, mqtt }, engine, startedAt,
- *         lastHeartbeat, connections: { ws, mqtt }, health }] }
+ *         lastHeartbeat, connections: { ws, mqtt, "mqtt-ws" }, health }] }
  *   503 UNAVAILABLE when the registry (Redis) cannot be read.
  */
 import type { ClusterStatus } from "../../cluster/node-registry.ts";

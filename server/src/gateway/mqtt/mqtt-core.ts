@@ -33,6 +33,8 @@ export class MqttCore {
   readonly retained: RetainedStore;
   readonly sessions: SessionManager;
   readonly connections = new Set<MqttConnection>();
+  /** Open connections by transport: MQTT over TCP (and TLS) and MQTT over WebSocket. */
+  readonly openByKind: Record<"mqtt" | "mqtt-ws", number> = { mqtt: 0, "mqtt-ws": 0 };
   /** The node's connection budget (shared with the WebSocket gateway). */
   readonly limit: ConnectionLimit;
   /** PUBLISH packets sent to subscribers (read by the metrics at scrape time). */
@@ -83,6 +85,7 @@ export class MqttCore {
   open(transport: MqttTransport): MqttConnection {
     const conn = new MqttConnection(this, transport);
     this.connections.add(conn);
+    this.openByKind[gatewayLabel(transport)]++;
     this.limit.opened();
     this.broker.metrics.connections.inc({ gateway: gatewayLabel(transport) });
     if (this.closing) conn.close("gateway-closing");
@@ -90,7 +93,7 @@ export class MqttCore {
   }
 
   connectionClosed(conn: MqttConnection, why: string): void {
-    this.connections.delete(conn);
+    if (this.connections.delete(conn)) this.openByKind[gatewayLabel(conn.transport)]--;
     this.limit.closed();
     this.broker.metrics.connections.dec({ gateway: gatewayLabel(conn.transport) });
     this.log.debug("mqtt.connection.closed", { client: conn.clientId, why });

@@ -114,6 +114,7 @@ export async function startMqttGateway(app: TemplatedApp, ctx: GatewayContext, o
   return {
     port,
     tlsPort,
+    connectionCounts: () => ({ ...core.openByKind }),
     async close() {
       certs?.off("change", onCertificate);
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));

@@ -238,6 +238,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
     get connectionCount() {
       return connections.size;
     },
+    connectionCounts: () => ({ ws: connections.size }),
     get feedCount() {
       return ctx.broker.feeds.size;
     },
