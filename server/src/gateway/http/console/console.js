@@ -1,5 +1,6 @@
 // Tributary web console: plain DOM over the SDK browser bundle (global `Tributary`).
-// State for tests and the curious: window.__tributary = { client, received, subscription, tail, publish }.
+// State for tests and the curious: window.__tributary = { client, received, subscription, tail, publish }
+// (`received`: { partition, offset, key, value, contentType, kind, shown } — what the tail shows).
 "use strict";
 (function () {
   const MAX_ROWS = 500;
@@ -55,24 +56,47 @@
     }
   }
 
-  function render(value) {
-    if (value instanceof Uint8Array) return Array.from(value, (b) => b.toString(16).padStart(2, "0")).join(" ");
-    if (typeof value === "string") return value;
+  const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  const mediaType = (contentType) => (contentType || "").split(";")[0].trim().toLowerCase();
+  const isJsonType = (type) => type === "application/json" || type.endsWith("+json");
+
+  /**
+   * How the live tail shows a value, by its content type (docs/semantics.md): JSON (and CBOR,
+   * decoded by the SDK) pretty-printed, text as text, `application/octet-stream` and other
+   * binary types as hex; a record without a content type as text when it is UTF-8, else hex.
+   * Returns { kind: "json" | "text" | "bytes" | "null", text }.
+   */
+  function render(m) {
+    if (m.bytes === null) return { kind: "null", text: "null" };
+    const type = mediaType(m.contentType);
+    const value = m.value;
+    if (!(value instanceof Uint8Array) && typeof value !== "string") {
+      try {
+        return { kind: "json", text: JSON.stringify(value, (k, v) => (v instanceof Uint8Array ? "0x" + hex(v).replace(/ /g, "") : typeof v === "bigint" ? v.toString() : v), 2) };
+      } catch {
+        return { kind: "json", text: String(value) };
+      }
+    }
+    if (typeof value === "string") return { kind: isJsonType(type) ? "json" : "text", text: value };
+    // Bytes: no content type, a binary type, or a value that did not decode as its type said.
+    if (type === "application/octet-stream" || (type !== "" && !type.startsWith("text/") && !isJsonType(type))) return { kind: "bytes", text: hex(value) };
     try {
-      return JSON.stringify(value, (k, v) => (v instanceof Uint8Array ? "0x" + Array.from(v, (b) => b.toString(16).padStart(2, "0")).join("") : typeof v === "bigint" ? v.toString() : v));
+      return { kind: "text", text: strictUtf8.decode(value) };
     } catch {
-      return String(value);
+      return { kind: "bytes", text: hex(value) };
     }
   }
 
-  function addRow(m) {
+  function addRow(m, shown) {
     const tr = document.createElement("tr");
-    for (const text of [m.partition, m.offset, new Date(m.timestamp).toLocaleTimeString(), m.key === null ? "" : m.key, render(m.value)]) {
+    for (const text of [m.partition, m.offset, new Date(m.timestamp).toLocaleTimeString(), m.key === null ? "" : m.key, m.contentType || "", shown.text]) {
       const td = document.createElement("td");
       td.textContent = String(text);
       tr.append(td);
     }
-    tr.lastChild.className = "value";
+    tr.lastChild.className = "value " + shown.kind;
+    tr.lastChild.dataset.kind = shown.kind;
     const rows = $("rows");
     rows.prepend(tr);
     while (rows.childElementCount > MAX_ROWS) rows.lastChild.remove();
@@ -84,8 +108,9 @@
     state.received = [];
     $("rows").replaceChildren();
     state.subscription = client.subscribe(topic, (m) => {
-      state.received.push({ partition: m.partition, offset: m.offset, key: m.key, value: m.value });
-      addRow(m);
+      const shown = render(m);
+      state.received.push({ partition: m.partition, offset: m.offset, key: m.key, value: m.value, contentType: m.contentType, kind: shown.kind, shown: shown.text });
+      addRow(m, shown);
       $("count").textContent = state.received.length + " received";
     }, { from: from || "latest" });
     state.subscription.on("error", (err) => ($("log").textContent = err.code + ": " + err.message));
@@ -97,7 +122,7 @@
     state.subscription = null;
   }
 
-  /** Publishes `value` (JSON text is parsed; anything else is sent as a string). */
+  /** Publishes `value`: JSON text is parsed and sent as application/json; anything else as text/plain. */
   function publish(topic, key, value) {
     let parsed = value;
     if (typeof value === "string") {
