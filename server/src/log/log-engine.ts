@@ -5,8 +5,10 @@
  * tested against every engine with the same suite (`test/contract/log-engine-contract.ts`).
  *
  * Guarantees every engine keeps:
- * - Offsets are integers, contiguous per partition, starting at 0 and never reused
- *   (JavaScript numbers: exact up to 2^53, far beyond any partition's life).
+ * - Offsets are integers, assigned contiguously per partition, starting at 0 and never
+ *   reused (JavaScript numbers: exact up to 2^53, far beyond any partition's life). On a
+ *   compacted topic (cleanupPolicy "compact") removed records leave gaps: a read returns
+ *   the next records that exist, and readers continue from the last offset they got + 1.
  * - Appends to one partition are atomic per batch and totally ordered: a batch gets a
  *   contiguous offset range and no other batch interleaves with it. Callers may append
  *   concurrently; per-caller order is kept (a caller's second append, issued after its
@@ -14,8 +16,9 @@
  * - Reads see every append whose promise has resolved (read-your-writes), whatever acks.
  * - `acks: "all"` resolves only once the batch is durable by the engine's definition
  *   (file: fsynced; Redis: acknowledged by the configured replicas via WAIT).
- * - A tail delivers records in offset order, starting exactly at the requested offset,
- *   catch-up then live, with no gap and no duplicate.
+ * - A tail delivers records in offset order, starting at the requested offset (or the
+ *   first record after it that compaction kept), catch-up then live, with no gap (beyond
+ *   compaction's) and no duplicate.
  * - Each partition has an epoch (an opaque string) that changes whenever its history may
  *   have been rewritten (topic re-created, a tail lost by the storage). A position is
  *   (epoch, offset); committed group positions carry their epoch (`commitOffset`).
@@ -39,9 +42,52 @@ export interface TopicConfig {
   retentionBytes: number | null;
   /** Copies of each partition. The file engine accepts only 1. */
   replicationFactor: number;
-  /** Cleanup policy; only "delete" for now. */
-  cleanupPolicy: "delete";
+  /**
+   * Cleanup policy (Kafka's `cleanup.policy`): "delete" drops old records by retention;
+   * "compact" keeps the last record per key (see `LogEngine.compact`), offsets unchanged,
+   * and refuses keyless records (POLICY_VIOLATION); "compact,delete" does both.
+   */
+  cleanupPolicy: CleanupPolicy;
+  /**
+   * Compacted topics: how long a tombstone (a keyed record with a null value) is kept after
+   * its timestamp before compaction removes it (Kafka's `delete.retention.ms`), so readers
+   * that are behind still see the delete. Default 24 h.
+   */
+  deleteRetentionMs: number;
+  /**
+   * Compacted topics: compaction of a partition starts when the share of its log written
+   * since the last compaction (dirty) reaches this ratio, 0 to 1 (Kafka's
+   * `min.cleanable.dirty.ratio`). Default 0.5.
+   */
+  minCleanableDirtyRatio: number;
 }
+
+export type CleanupPolicy = "delete" | "compact" | "compact,delete";
+
+export const CLEANUP_POLICIES: readonly CleanupPolicy[] = ["delete", "compact", "compact,delete"];
+
+/** True when the policy keeps the last record per key. */
+export function isCompacted(policy: CleanupPolicy): boolean {
+  return policy !== "delete";
+}
+
+/** What one compaction pass did (`LogEngine.compact`), summed over the partitions it cleaned. */
+export interface CompactionStats {
+  /** Partitions whose log was rewritten or cleaned. */
+  partitionsCleaned: number;
+  /** Records looked at (the cleanable range of each cleaned partition). */
+  recordsRead: number;
+  /** Records removed: superseded by a later record with the same key, expired tombstones, keyless records. */
+  recordsRemoved: number;
+  /** Tombstones among the removed records. */
+  tombstonesRemoved: number;
+  /** Bytes of log before and after (file: segment bytes of the cleaned range; Redis: tracked record bytes). */
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/** Topic settings that can be changed after creation (`LogEngine.alterTopicConfig`). */
+export type AlterableTopicConfig = Pick<TopicConfig, "retentionMs" | "retentionBytes" | "cleanupPolicy" | "deleteRetentionMs" | "minCleanableDirtyRatio">;
 
 export interface PartitionInfo {
   partition: number;
@@ -209,6 +255,28 @@ export interface LogEngine {
   fetchGroupOffsets(group: string): Promise<Map<string, Map<number, CommittedOffset>>>;
   listGroups(): Promise<string[]>;
 
+  /**
+   * Changes a topic's retention and cleanup settings (not its partitions or replication
+   * factor), durably, and returns the new description. Switching to "compact" makes later
+   * appends of keyless records fail and lets the cleaner compact the existing log (keyless
+   * records already in it are removed by compaction). Errors: UNKNOWN_TOPIC,
+   * INVALID_CONFIG / POLICY_VIOLATION (a bad value), STORAGE_ERROR, UNAVAILABLE.
+   */
+  alterTopicConfig(name: string, changes: Partial<AlterableTopicConfig>): Promise<TopicDescription>;
+
+  /**
+   * Log compaction now (the engine's background cleaner runs the same pass on its own
+   * schedule): for every partition of `topic` (or of every compacted topic) whose policy
+   * includes "compact", removes each record that a later record with the same key
+   * supersedes and each tombstone older than `deleteRetentionMs`; offsets never change
+   * (reads skip the gaps: `read(o)` of a removed offset returns the records after it). The
+   * newest records are not touched (file: the active segment; Redis: nothing newer than the
+   * pass's snapshot of the end, and never the last record). `force` ignores the dirty ratio.
+   * A partition being appended to meanwhile stays consistent: compaction never changes
+   * what a read returns except by removing superseded records.
+   */
+  compact(topic?: string, options?: { force?: boolean; now?: number }): Promise<CompactionStats>;
+
   /** Makes every acknowledged append durable (fsync/flush). */
   flush(): Promise<void>;
   /** Flushes and releases everything. Later calls fail with UNAVAILABLE. */
@@ -223,4 +291,20 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   retentionBytes: null,
   replicationFactor: 1,
   cleanupPolicy: "delete",
+  deleteRetentionMs: 24 * 3600 * 1000,
+  minCleanableDirtyRatio: 0.5,
 };
+
+export function emptyCompactionStats(): CompactionStats {
+  return { partitionsCleaned: 0, recordsRead: 0, recordsRemoved: 0, tombstonesRemoved: 0, bytesBefore: 0, bytesAfter: 0 };
+}
+
+export function addCompactionStats(into: CompactionStats, add: CompactionStats): CompactionStats {
+  into.partitionsCleaned += add.partitionsCleaned;
+  into.recordsRead += add.recordsRead;
+  into.recordsRemoved += add.recordsRemoved;
+  into.tombstonesRemoved += add.tombstonesRemoved;
+  into.bytesBefore += add.bytesBefore;
+  into.bytesAfter += add.bytesAfter;
+  return into;
+}

@@ -1,5 +1,5 @@
 import { TributaryError } from "../errors.ts";
-import { DEFAULT_TOPIC_CONFIG, TOPIC_NAME_PATTERN, type TopicConfig } from "./log-engine.ts";
+import { CLEANUP_POLICIES, DEFAULT_TOPIC_CONFIG, TOPIC_NAME_PATTERN, type AlterableTopicConfig, type CleanupPolicy, type TopicConfig } from "./log-engine.ts";
 
 /** Engines' shared topic rules: name validation and config defaults/validation. */
 export const MAX_PARTITIONS = 10_000;
@@ -33,14 +33,67 @@ export function resolveTopicConfig(topic: string, partial: Partial<TopicConfig> 
   if (!Number.isInteger(c.replicationFactor) || c.replicationFactor < 1) {
     throw new TributaryError("POLICY_VIOLATION", `replicationFactor must be an integer >= 1, got ${String(c.replicationFactor)}`, { topic });
   }
-  if (c.cleanupPolicy !== "delete") {
-    throw new TributaryError("POLICY_VIOLATION", `cleanupPolicy ${String(c.cleanupPolicy)} is not supported (only "delete")`, { topic });
-  }
   return {
     partitions: c.partitions,
     retentionMs: nullablePositive(c.retentionMs, "retentionMs", topic),
     retentionBytes: nullablePositive(c.retentionBytes, "retentionBytes", topic),
     replicationFactor: c.replicationFactor,
-    cleanupPolicy: "delete",
+    cleanupPolicy: cleanupPolicy(c.cleanupPolicy, topic),
+    deleteRetentionMs: nonNegative(c.deleteRetentionMs, "deleteRetentionMs", topic),
+    minCleanableDirtyRatio: ratio(c.minCleanableDirtyRatio, topic),
   };
+}
+
+/** Normalises a cleanup policy: "delete", "compact", "compact,delete" (also "delete,compact" or an array of both, as Kafka accepts). */
+export function cleanupPolicy(value: unknown, topic: string): CleanupPolicy {
+  const parts = Array.isArray(value) ? value : typeof value === "string" ? value.split(",").map((s) => s.trim()) : null;
+  if (parts && parts.length > 0 && parts.every((p) => p === "delete" || p === "compact")) {
+    const compact = parts.includes("compact");
+    const del = parts.includes("delete");
+    return compact && del ? "compact,delete" : compact ? "compact" : "delete";
+  }
+  throw new TributaryError("INVALID_CONFIG", `cleanupPolicy must be one of ${CLEANUP_POLICIES.map((p) => JSON.stringify(p)).join(", ")}, got ${JSON.stringify(value) ?? String(value)}`, {
+    topic,
+    field: "cleanupPolicy",
+  });
+}
+
+function nonNegative(value: unknown, field: string, topic: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new TributaryError("INVALID_CONFIG", `${field} must be a non-negative integer (ms), got ${String(value)}`, { topic, field });
+  }
+  return value;
+}
+
+function ratio(value: unknown, topic: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new TributaryError("INVALID_CONFIG", `minCleanableDirtyRatio must be a number from 0 to 1, got ${String(value)}`, { topic, field: "minCleanableDirtyRatio" });
+  }
+  return value;
+}
+
+const ALTERABLE = new Set(["retentionMs", "retentionBytes", "cleanupPolicy", "deleteRetentionMs", "minCleanableDirtyRatio"]);
+
+/**
+ * Applies `changes` (retention and cleanup settings only) to a topic's current config and
+ * validates the result. Any other field is refused with POLICY_VIOLATION (partitions and
+ * replication factor are fixed at creation).
+ */
+export function alterTopicConfig(topic: string, current: TopicConfig, changes: Partial<AlterableTopicConfig>): TopicConfig {
+  if (changes === null || typeof changes !== "object") throw new TributaryError("BAD_REQUEST", "topic config changes must be an object", { topic });
+  for (const k of Object.keys(changes)) {
+    if (!ALTERABLE.has(k)) {
+      throw new TributaryError("POLICY_VIOLATION", `${k} cannot be changed after creation (alterable: ${[...ALTERABLE].join(", ")})`, { topic, field: k });
+    }
+  }
+  return resolveTopicConfig(topic, { ...current, ...changes });
+}
+
+/** A keyless record cannot be appended to a compacted topic (Kafka refuses it too: compaction keeps the last record per key). */
+export function keylessRecordError(topic: string, partition: number, index: number): TributaryError {
+  return new TributaryError(
+    "POLICY_VIOLATION",
+    `topic ${topic} is compacted (cleanupPolicy compact): record ${index} has no key, and every record of a compacted topic needs one`,
+    { topic, partition, record: index },
+  );
 }

@@ -13,6 +13,8 @@ export const BACKGROUND_TASKS = [
   "redis-connection",
   /** The Redis engine's periodic retention pass (trim by time/bytes, idle producers). */
   "redis-retention",
+  /** A log compaction pass (either engine's background cleaner) that failed: the partition stays as it was until the next pass. */
+  "compaction",
   /** The Redis engine could not preload its Lua scripts (commands fall back to EVAL). */
   "redis-script-preload",
   /** SSUBSCRIBE / SUNSUBSCRIBE of a partition's append notifications. */

@@ -62,6 +62,16 @@ export class BatchCache {
     }
   }
 
+  /** Forgets the batches below `offset` (a batch boundary: the first offset of a segment), after compaction rewrote them. */
+  dropBefore(offset: number): void {
+    while (this.#head < this.#bases.length && this.#bases[this.#head]! < offset) {
+      this.#bytes -= this.#bufs[this.#head]!.length;
+      this.#bufs[this.#head] = undefined as unknown as Buffer;
+      this.#head++;
+    }
+    if (this.#head > 0 && this.#head === this.#bases.length) this.clear();
+  }
+
   #compact(): void {
     this.#bases = this.#bases.slice(this.#head);
     this.#bufs = this.#bufs.slice(this.#head);

@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isTributaryError, type ErrorCode } from "../../errors.ts";
 import { runLogEngineContract, valueRecords } from "../../../../test/contract/log-engine-contract.ts";
+import { runCompactionContract } from "../../../../test/contract/log-engine-compaction-contract.ts";
 import { waitFor } from "../../../../test/helpers/wait.ts";
 import type { LogRecord } from "../log-engine.ts";
 import { FileLogEngine, type FileLogEngineOptions } from "./file-log-engine.ts";
@@ -25,6 +26,18 @@ runLogEngineContract("file", async () => {
   };
 });
 
+// Small segments, so a few hundred KB of records leave sealed segments to compact.
+runCompactionContract("file", async () => {
+  const dataDir = tempDir();
+  const engine = await FileLogEngine.open({ dataDir, fsync: "never", retentionCheckMs: 0, compactionCheckMs: 0, segmentBytes: 64 << 10 });
+  return {
+    engine,
+    cleanup: async () => {
+      await engine.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+});
 
 const dec = new TextDecoder();
 const text = (b: Uint8Array | null): string | null => (b === null ? null : dec.decode(b));

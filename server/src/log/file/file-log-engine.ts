@@ -8,6 +8,7 @@
  *                            <base>.index     sparse offset index (offset-index.ts)
  *                            <base>.timeindex time index (time-index.ts)
  * offsets.log                                committed group offsets (group-offsets.ts)
+ *                            cleaner-checkpoint  offset below which compaction last cleaned
  * trash/                                     deleted topics, removed in the background
  * tributary.lock                             pid of the owning process (data-dir-lock.ts)
  * ```
@@ -18,13 +19,21 @@
  * always waits for an fdatasync, shared by every producer waiting at that moment (group
  * commit). Recovery on open: see segment-recovery.ts. One process per data directory,
  * enforced by a lock file taken before anything is read (a second node fails to open).
+ *
+ * Compaction (topics with cleanupPolicy "compact" / "compact,delete"): a background cleaner
+ * checks every `compactionCheckMs` and compacts the partitions whose dirty ratio reached the
+ * topic's `minCleanableDirtyRatio`, one partition at a time (log-cleaner.ts); `compact()`
+ * runs a pass now. Its failures go to `onBackgroundError` (task "compaction") and the warning
+ * log; a failed pass leaves the partition readable as it was and is retried next round.
  */
 import fs from "node:fs";
 import path from "node:path";
-import { TributaryError } from "../../errors.ts";
+import { TributaryError, isTributaryError } from "../../errors.ts";
 import type {
+  AlterableTopicConfig,
   AppendOptions,
   AppendResult,
+  CompactionStats,
   CommitOptions,
   CommittedOffset,
   LogEngine,
@@ -37,6 +46,8 @@ import type {
   TopicConfig,
   TopicDescription,
 } from "../log-engine.ts";
+import { addCompactionStats, emptyCompactionStats, isCompacted } from "../log-engine.ts";
+import { cleanPartitionIfAlive } from "./log-cleaner.ts";
 import { validateCommit } from "../commit-options.ts";
 import { DataDirLock } from "./data-dir-lock.ts";
 import { AppendNotifier, startTailLoop } from "../tail-loop.ts";
@@ -50,7 +61,7 @@ import {
   writeTopicMetadata,
   type TopicMetadata,
 } from "./topic-metadata.ts";
-import { validateTopicName } from "../topic-config.ts";
+import { alterTopicConfig, keylessRecordError, validateTopicName } from "../topic-config.ts";
 
 export type FsyncPolicy = "always" | "never" | { intervalMs: number };
 
@@ -75,6 +86,14 @@ export interface FileLogEngineOptions {
   cacheBytesPerPartition?: number;
   /** Receives recovery warnings (truncations, dropped lines). Default console.warn. */
   onWarning?: (message: string, context: Record<string, unknown>) => void;
+  /** Period of the compaction check (compacted topics only). Default 15 s; 0 disables the timer (`compact()` still works). */
+  compactionCheckMs?: number;
+  /**
+   * Receives the failures of the engine's own background work (task "compaction": a
+   * compaction pass that failed), after they are logged through `onWarning`; the node counts
+   * them in `tributary_background_errors_total{task}`.
+   */
+  onBackgroundError?: (task: "compaction", err: unknown, context: Record<string, unknown>) => void;
 }
 
 interface TopicState {
@@ -93,6 +112,7 @@ export interface FileLogEngineStats {
 const TOPICS_DIR = "topics";
 const TRASH_DIR = "trash";
 const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
+
 
 function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 || value > max) {
@@ -115,6 +135,10 @@ export class FileLogEngine implements LogEngine {
   #closing: Promise<void> | null = null;
   #lock: DataDirLock | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #onBackgroundError: FileLogEngineOptions["onBackgroundError"];
+  /** The running compaction pass (one at a time); close waits for it. */
+  #cleaning: Promise<CompactionStats> | null = null;
+  #compactionTotals = emptyCompactionStats();
   #fsyncsOfDeleted = 0;
   #appends = 0;
   #records = 0;
@@ -135,6 +159,8 @@ export class FileLogEngine implements LogEngine {
       cacheBytes: options.cacheBytesPerPartition ?? 1 << 20,
     };
     this.#warn = options.onWarning ?? ((message) => console.warn(`[tributary:file-log] ${message}`));
+    this.#onBackgroundError = options.onBackgroundError;
+    if (options.compactionCheckMs !== undefined && options.compactionCheckMs !== 0) positiveInt(options.compactionCheckMs, "compactionCheckMs");
   }
 
   /** Opens (creating if needed) the data directory, loads every topic and recovers it. */
@@ -151,6 +177,8 @@ export class FileLogEngine implements LogEngine {
     if (retentionCheckMs > 0) {
       engine.#timers.push(setInterval(() => void engine.enforceRetention().catch((err) => engine.#warn(`retention failed: ${(err as Error).message}`, {})), retentionCheckMs).unref());
     }
+    const compactionCheckMs = options.compactionCheckMs ?? 15_000;
+    if (compactionCheckMs > 0) engine.#timers.push(setInterval(() => void engine.#compactionRound(), compactionCheckMs).unref());
     const fsync = engine.#fsync;
     if (typeof fsync === "object") engine.#timers.push(setInterval(() => engine.#syncDirtyPartitions(), fsync.intervalMs).unref());
     return engine;
@@ -172,7 +200,7 @@ export class FileLogEngine implements LogEngine {
       const partitions: PartitionLog[] = [];
       let epochChanged = false;
       for (let p = 0; p < meta.config.partitions; p++) {
-        const { log, recovery } = PartitionLog.open(name, p, path.join(dir, String(p)), meta.partitionEpochs[p]!, this.#partitionOptions, now);
+        const { log, recovery } = PartitionLog.open(name, p, path.join(dir, String(p)), meta.partitionEpochs[p]!, this.#partitionOptions, now, isCompacted(meta.config.cleanupPolicy));
         if (recovery) {
           // History may have lost records whose offsets will be reused: new epoch.
           const epoch = newEpoch();
@@ -239,7 +267,9 @@ export class FileLogEngine implements LogEngine {
       try {
         fs.mkdirSync(dir, { recursive: true });
         for (let p = 0; p < resolved.partitions; p++) {
-          partitions.push(PartitionLog.create(name, p, path.join(dir, String(p)), epoch, this.#partitionOptions, now));
+          const log = PartitionLog.create(name, p, path.join(dir, String(p)), epoch, this.#partitionOptions, now);
+          log.allowGaps = isCompacted(resolved.cleanupPolicy);
+          partitions.push(log);
         }
         const meta: TopicMetadata = {
           version: 1,
@@ -316,6 +346,9 @@ export class FileLogEngine implements LogEngine {
     const acks = options?.acks ?? 1;
     if (acks !== 0 && acks !== 1 && acks !== "all") {
       throw new TributaryError("BAD_REQUEST", `acks must be 0, 1 or "all", got ${String(acks)}`, { topic, partition });
+    }
+    if (isCompacted(this.#topic(topic).meta.config.cleanupPolicy) && Array.isArray(records)) {
+      for (let i = 0; i < records.length; i++) if (records[i]?.key === null) throw keylessRecordError(topic, partition, i);
     }
     const result = log.append(records, Date.now());
     this.#appends++;
@@ -403,6 +436,96 @@ export class FileLogEngine implements LogEngine {
     return { deletedSegments };
   }
 
+  async alterTopicConfig(name: string, changes: Partial<AlterableTopicConfig>): Promise<TopicDescription> {
+    this.#topic(name);
+    return this.#serial(() => {
+      const t = this.#topic(name);
+      const config = alterTopicConfig(name, t.meta.config, changes);
+      const meta: TopicMetadata = { ...t.meta, config };
+      try {
+        writeTopicMetadata(t.dir, meta);
+      } catch (err) {
+        throw new TributaryError("STORAGE_ERROR", `writing the config of topic ${name} failed: ${(err as Error).message}`, { topic: name }, { cause: err });
+      }
+      t.meta = meta;
+      if (isCompacted(config.cleanupPolicy)) for (const log of t.partitions) log.allowGaps = true;
+      return this.#describe(name);
+    });
+  }
+
+  /**
+   * Compacts now (see `LogEngine.compact`): every partition of `topic`, or of every
+   * compacted topic, whose dirty ratio reached the topic's minCleanableDirtyRatio (all of
+   * them with `force`). A pass already running is waited for first (one at a time).
+   */
+  async compact(topic?: string, options: { force?: boolean; now?: number } = {}): Promise<CompactionStats> {
+    this.#checkOpen();
+    if (topic !== undefined) this.#topic(topic);
+    const previous = this.#cleaning;
+    const run = (async () => {
+      if (previous) await previous.catch(() => undefined); // its failure was reported to its own caller
+      return this.#compactNow(topic, options.force ?? false, options.now);
+    })();
+    this.#cleaning = run;
+    try {
+      return await run;
+    } finally {
+      if (this.#cleaning === run) this.#cleaning = null;
+    }
+  }
+
+  async #compactNow(only: string | undefined, force: boolean, now: number | undefined): Promise<CompactionStats> {
+    const total = emptyCompactionStats();
+    const names = only !== undefined ? [only] : [...this.#topics.keys()].sort();
+    for (const name of names) {
+      const t = this.#topics.get(name);
+      if (!t || this.#closed || !isCompacted(t.meta.config.cleanupPolicy)) continue;
+      for (const log of t.partitions) {
+        if (this.#closed || log.gone) break;
+        if (!force && (log.segmentCount < 2 || log.dirtyRatio < t.meta.config.minCleanableDirtyRatio)) continue;
+        log.compacting = true;
+        try {
+          const stats = await cleanPartitionIfAlive(log, {
+            deleteRetentionMs: t.meta.config.deleteRetentionMs,
+            segmentBytes: this.#partitionOptions.segmentBytes,
+            indexIntervalBytes: this.#partitionOptions.indexIntervalBytes,
+            maxBatchBytes: this.#partitionOptions.maxBatchBytes,
+            now: now ?? Date.now(),
+          });
+          if (stats) {
+            addCompactionStats(total, stats);
+            addCompactionStats(this.#compactionTotals, stats);
+          }
+        } catch (err) {
+          throw err instanceof TributaryError
+            ? err
+            : new TributaryError("STORAGE_ERROR", `compaction of ${name}/${log.partition} failed: ${(err as Error).message}`, { topic: name, partition: log.partition }, { cause: err });
+        } finally {
+          log.compacting = false;
+        }
+      }
+    }
+    return total;
+  }
+
+  /** The timer's compaction round: failures are logged and reported, never thrown. */
+  async #compactionRound(): Promise<void> {
+    if (this.#closed || this.#cleaning) return;
+    try {
+      await this.compact();
+    } catch (err) {
+      if (this.#closed) return;
+      const context = isTributaryError(err) ? { ...err.context } : {};
+      this.#warn(`compaction failed: ${(err as Error).message}`, { task: "compaction", ...context });
+      this.#onBackgroundError?.("compaction", err, context);
+    }
+  }
+
+  /** Totals of every compaction pass since open (for tests, benchmarks and metrics). */
+  compactionTotals(): CompactionStats {
+    return { ...this.#compactionTotals };
+  }
+
   /** Counters for benchmarks and tests. */
   stats(): FileLogEngineStats {
     let fsyncs = this.#fsyncsOfDeleted;
@@ -442,6 +565,7 @@ export class FileLogEngine implements LogEngine {
     this.#closing = (async () => {
       await this.#admin;
       for (const timer of this.#timers) clearInterval(timer);
+      await this.#cleaning?.catch(() => undefined); // stops at its next yield (closed); its failure went to its caller
       try {
         await this.#flushAll();
       } finally {

@@ -14,8 +14,9 @@ import type { AppendResult, LogRecord, RecordInput } from "../log-engine.ts";
 import { BatchCache } from "./batch-cache.ts";
 import { encodeBatch, measureBatch, type DecodeSink } from "./batch-codec.ts";
 import { GroupCommit } from "./group-commit.ts";
+import { recoverCleanerLeftovers } from "./log-cleaner.ts";
 import { openSealedSegment, recoverActiveSegment } from "./segment-recovery.ts";
-import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX } from "./segment.ts";
+import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, segmentFileName } from "./segment.ts";
 
 export interface PartitionOptions {
   segmentBytes: number;
@@ -34,6 +35,8 @@ export interface RecoveryReport {
 }
 
 const SEGMENT_NAME = /^(\d{20})\.(log|index|timeindex)$/;
+/** Where compaction notes the offset below which the partition was cleaned (derived data: a lost file means one extra pass). */
+const CLEANER_CHECKPOINT = "cleaner-checkpoint";
 const MIN_CHUNK = 16 << 10;
 const MAX_CHUNK = 4 << 20;
 
@@ -50,6 +53,16 @@ export class PartitionLog {
   /** Set after a failed fdatasync: the state of written data is unknown (fsyncgate). */
   #failed: TributaryError | null = null;
   readonly commit: GroupCommit;
+  /**
+   * Offsets may have gaps (the topic is compacted, or was): a sealed segment may end before
+   * the next one's base, or be empty. Without it such a gap is reported as CORRUPT_RECORD.
+   */
+  allowGaps = false;
+  /** A compaction pass is running on this partition (retention waits for the next round). */
+  compacting = false;
+  /** Offset below which the last compaction pass cleaned the log (0 = never cleaned). */
+  #cleanedTo = 0;
+  #gone = false;
 
   private constructor(topic: string, partition: number, dir: string, epoch: string, segments: Segment[], options: PartitionOptions) {
     this.topic = topic;
@@ -60,6 +73,8 @@ export class PartitionLog {
     this.#options = options;
     this.#cache = new BatchCache(options.cacheBytes);
     this.commit = new GroupCommit(() => this.#syncDirty());
+    this.#cleanedTo = readCheckpoint(dir);
+    if (this.#cleanedTo > 0) this.allowGaps = true;
   }
 
   /** Creates the directory and the first, empty segment. */
@@ -78,9 +93,11 @@ export class PartitionLog {
     epoch: string,
     options: PartitionOptions,
     now: number,
+    allowGaps = false,
   ): { log: PartitionLog; recovery: RecoveryReport | null } {
     fs.mkdirSync(dir, { recursive: true });
     const bases = new Set<number>();
+    recoverCleanerLeftovers(dir, fs.readdirSync(dir));
     const files = fs.readdirSync(dir);
     for (const f of files) {
       const m = SEGMENT_NAME.exec(f);
@@ -94,11 +111,13 @@ export class PartitionLog {
     const sorted = [...bases].sort((a, b) => a - b);
     if (sorted.length === 0) return { log: PartitionLog.create(topic, partition, dir, epoch, options, now), recovery: null };
     const segments: Segment[] = [];
-    for (let i = 0; i < sorted.length - 1; i++) segments.push(openSealedSegment(dir, sorted[i]!, sorted[i + 1]!, options.indexIntervalBytes));
+    const gaps = allowGaps || readCheckpoint(dir) > 0;
+    for (let i = 0; i < sorted.length - 1; i++) segments.push(openSealedSegment(dir, sorted[i]!, sorted[i + 1]!, options.indexIntervalBytes, gaps));
     const last = sorted[sorted.length - 1]!;
     const active = recoverActiveSegment(dir, last, options.indexIntervalBytes, now);
     segments.push(active.segment);
     const log = new PartitionLog(topic, partition, dir, epoch, segments, options);
+    if (gaps) log.allowGaps = true;
     return { log, recovery: active.truncated ? { ...active.truncated, segment: last } : null };
   }
 
@@ -112,6 +131,69 @@ export class PartitionLog {
 
   get segmentCount(): number {
     return this.#segments.length;
+  }
+
+  /** The partition was abandoned (topic deleted) or closed. */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  /** The segments now, oldest first (a copy: the cleaner works on it while appends go on). */
+  segmentsSnapshot(): Segment[] {
+    return [...this.#segments];
+  }
+
+  /**
+   * Share of the sealed segments' bytes written since the last compaction pass (0 when
+   * there is no sealed segment): what `minCleanableDirtyRatio` is compared with.
+   */
+  get dirtyRatio(): number {
+    let clean = 0;
+    let dirty = 0;
+    for (let i = 0; i < this.#segments.length - 1; i++) {
+      const s = this.#segments[i]!;
+      if (s.nextOffset <= this.#cleanedTo) clean += s.size;
+      else dirty += s.size;
+    }
+    return clean + dirty === 0 ? 0 : dirty / (clean + dirty);
+  }
+
+  /** Records that a pass cleaned everything below `offset` (kept in a small file beside the segments). */
+  markCleaned(offset: number): void {
+    this.#cleanedTo = offset;
+    this.allowGaps = true;
+    writeCheckpoint(this.dir, offset);
+  }
+
+  /**
+   * Replaces the consecutive sealed segments `group` by `cleaned` (the cleaner's output, at
+   * `cleanedPath`, fdatasynced), crash-safely: rename to `swapPath` (the commit point,
+   * recovered on open), remove the group's files, rename to the group's first base, write
+   * the indexes, fsync the directory. Synchronous, so no read sees a partial swap.
+   */
+  swapCleaned(group: Segment[], cleaned: Segment, cleanedPath: string, swapPath: string): void {
+    const first = this.#segments.indexOf(group[0]!);
+    if (first < 0 || group.some((s, i) => this.#segments[first + i] !== s) || first + group.length >= this.#segments.length) {
+      throw new TributaryError("INTERNAL", `compaction of ${this.topic}/${this.partition}: segments changed under the cleaner`, this.#context());
+    }
+    fs.renameSync(cleanedPath, swapPath);
+    fsyncDirSync(this.dir);
+    for (const s of group) {
+      this.#dirtySegments.delete(s);
+      s.close();
+      for (const suffix of [INDEX_SUFFIX, TIME_INDEX_SUFFIX]) fs.rmSync(path.join(this.dir, segmentFileName(s.baseOffset, suffix)), { force: true });
+      if (s !== group[0]) fs.rmSync(path.join(this.dir, segmentFileName(s.baseOffset, LOG_SUFFIX)), { force: true });
+    }
+    fs.renameSync(swapPath, path.join(this.dir, segmentFileName(cleaned.baseOffset, LOG_SUFFIX)));
+    this.#segments.splice(first, group.length, cleaned);
+    try {
+      cleaned.writeIndexes();
+    } catch (err) {
+      // Derived data: rebuilt by a scan on the next open.
+      void err;
+    }
+    fsyncDirSync(this.dir);
+    this.#cache.dropBefore(this.#segments[this.#segments.length - 1]!.baseOffset);
   }
 
   /** Base offsets of the segments, oldest first (for tests and tools). */
@@ -191,7 +273,7 @@ export class PartitionLog {
       // Reached the end of this segment: the next offset must be the next segment's base.
       const next = i + 1 < this.#segments.length ? this.#segments[i + 1]!.baseOffset : end;
       const got = reached < 0 ? from : reached;
-      if (got < next) {
+      if (got < next && !this.allowGaps) {
         throw new TributaryError("CORRUPT_RECORD", `records ${got}..${next - 1} of ${this.topic}/${this.partition} are missing from segment ${seg.baseOffset}`, this.#context({ offset: got, segment: seg.baseOffset }));
       }
       from = next;
@@ -231,6 +313,7 @@ export class PartitionLog {
    * larger than retentionBytes. Returns the number of segments deleted.
    */
   enforceRetention(retentionMs: number | null, retentionBytes: number | null, now: number): number {
+    if (this.compacting) return 0; // the next round
     let deleted = 0;
     let total = this.sizeBytes;
     while (this.#segments.length > 1) {
@@ -278,10 +361,12 @@ export class PartitionLog {
     }
     for (const s of this.#segments) s.close();
     this.#cache.clear();
+    this.#gone = true;
   }
 
   /** Closes the files without writing anything (the topic is being deleted). */
   abandon(): void {
+    this.#gone = true;
     for (const s of this.#segments) s.close();
     this.#cache.clear();
   }
@@ -296,6 +381,30 @@ function fsyncDir(dir: string): Promise<void> {
       });
     });
   });
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readCheckpoint(dir: string): number {
+  try {
+    const n = Number(fs.readFileSync(path.join(dir, CLEANER_CHECKPOINT), "utf8").trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  } catch {
+    return 0; // none yet (or unreadable: one extra pass recomputes it)
+  }
+}
+
+function writeCheckpoint(dir: string, offset: number): void {
+  const file = path.join(dir, CLEANER_CHECKPOINT);
+  fs.writeFileSync(`${file}.tmp`, `${offset}\n`);
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 export { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX };

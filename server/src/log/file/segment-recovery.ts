@@ -33,7 +33,7 @@ export interface ScanResult {
 }
 
 /** Scans a segment file from the start, verifying every batch and building its indexes. */
-export function scanSegment(fd: number, baseOffset: number, indexIntervalBytes: number): ScanResult {
+export function scanSegment(fd: number, baseOffset: number, indexIntervalBytes: number, allowGaps = false): ScanResult {
   const fileSize = fs.fstatSync(fd).size;
   const state = emptySegmentState();
   let firstTimestamp: number | null = null;
@@ -57,19 +57,20 @@ export function scanSegment(fd: number, baseOffset: number, indexIntervalBytes: 
         break outer;
       }
       const h = check.header;
-      if (h.baseOffset !== baseOffset + state.recordCount) {
+      if (h.baseOffset !== baseOffset + state.recordCount && !(allowGaps && h.baseOffset > baseOffset + state.recordCount)) {
         problem = { position: position + p, kind: "corrupt", reason: `batch base offset ${h.baseOffset}, expected ${baseOffset + state.recordCount}` };
         break outer;
       }
       const at = position + p;
+      const rel = h.baseOffset - baseOffset; // = recordCount so far, unless compaction left a gap
       if (at === 0 || state.bytesSinceIndex >= indexIntervalBytes) {
-        state.offsetIndex.append(state.recordCount, at);
-        if (state.recordCount > 0) state.timeIndex.append(state.maxTimestamp, state.recordCount);
+        state.offsetIndex.append(rel, at);
+        if (rel > 0) state.timeIndex.append(state.maxTimestamp, rel);
         state.bytesSinceIndex = 0;
       }
       state.bytesSinceIndex += h.size;
       if (firstTimestamp === null) firstTimestamp = h.firstTimestamp;
-      state.recordCount += h.recordCount;
+      state.recordCount = rel + h.recordCount;
       if (h.maxTimestamp > state.maxTimestamp) state.maxTimestamp = h.maxTimestamp;
       p += h.size;
       state.size = at + h.size;
@@ -115,7 +116,7 @@ export function recoverActiveSegment(dir: string, baseOffset: number, indexInter
  * Opens a sealed segment holding offsets [baseOffset, nextBaseOffset): loads its index files
  * when plausible, else scans (without truncating) and rewrites them.
  */
-export function openSealedSegment(dir: string, baseOffset: number, nextBaseOffset: number, indexIntervalBytes: number): Segment {
+export function openSealedSegment(dir: string, baseOffset: number, nextBaseOffset: number, indexIntervalBytes: number, allowGaps = false): Segment {
   const file = path.join(dir, segmentFileName(baseOffset, ".log"));
   const fd = fs.openSync(file, fs.constants.O_RDONLY);
   const size = fs.fstatSync(fd).size;
@@ -129,12 +130,12 @@ export function openSealedSegment(dir: string, baseOffset: number, nextBaseOffse
     segment.sealed = true;
     return segment;
   }
-  const scan = scanSegment(fd, baseOffset, indexIntervalBytes);
+  const scan = scanSegment(fd, baseOffset, indexIntervalBytes, allowGaps);
   // Keep the file size (not the valid prefix): reads past the valid prefix report CORRUPT_RECORD.
   const state = { ...scan.state, size, recordCount };
   segment = new Segment(dir, baseOffset, fd, state, scan.firstTimestamp ?? 0);
   if (!scan.problem) {
-    segment.timeIndex.append(scan.state.maxTimestamp, recordCount);
+    if (Number.isFinite(scan.state.maxTimestamp)) segment.timeIndex.append(scan.state.maxTimestamp, recordCount);
     segment.sealed = true;
     try {
       segment.writeIndexes();

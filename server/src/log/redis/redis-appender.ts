@@ -1,7 +1,8 @@
 import { randomInt } from "node:crypto";
 import type { Cluster } from "ioredis";
 import { TributaryError } from "../../errors.ts";
-import type { AppendOptions, AppendResult, RecordInput } from "../log-engine.ts";
+import { isCompacted, type AppendOptions, type AppendResult, type RecordInput } from "../log-engine.ts";
+import { keylessRecordError } from "../topic-config.ts";
 import { hwKey, str, type RedisEngineCore } from "./redis-engine-core.ts";
 import { encodeRecord } from "./redis-record-codec.ts";
 import { isNoScript, SCRIPTS } from "./redis-scripts.ts";
@@ -40,6 +41,9 @@ export class RedisAppender {
       throw new TributaryError("RECORD_TOO_LARGE", `batch of ${size} bytes exceeds maxBatchBytes ${maxBatchBytes}`, { topic, partition, size, max: maxBatchBytes });
     }
     const t = await core.partitionTopic(topic, partition);
+    if (isCompacted(t.cleanupPolicy)) {
+      for (let i = 0; i < records.length; i++) if (records[i]!.key === null) throw keylessRecordError(topic, partition, i);
+    }
     const acks = options.acks ?? 1;
     const replicas = Math.max(core.options.replicas ?? 0, t.replicationFactor - 1);
     const token = newToken();

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { TributaryError } from "../../errors.ts";
-import { TOPIC_NAME_PATTERN, type TopicConfig } from "../log-engine.ts";
+import { DEFAULT_TOPIC_CONFIG, TOPIC_NAME_PATTERN, type TopicConfig } from "../log-engine.ts";
+import { cleanupPolicy } from "../topic-config.ts";
 import type { AppendNotifier } from "../tail-loop.ts";
 import type { RedisClient } from "../../redis/redis-connection.ts";
 import { RedisErrorReporter } from "../../redis/redis-error-reporter.ts";
@@ -118,7 +119,9 @@ export class RedisEngineCore {
       retentionMs: h.retentionMs ? Number(h.retentionMs) : null,
       retentionBytes: h.retentionBytes ? Number(h.retentionBytes) : null,
       replicationFactor: Number(h.replicationFactor ?? 1),
-      cleanupPolicy: "delete",
+      cleanupPolicy: h.cleanupPolicy ? cleanupPolicy(h.cleanupPolicy, name) : "delete",
+      deleteRetentionMs: h.deleteRetentionMs ? Number(h.deleteRetentionMs) : DEFAULT_TOPIC_CONFIG.deleteRetentionMs,
+      minCleanableDirtyRatio: h.minCleanableDirtyRatio ? Number(h.minCleanableDirtyRatio) : DEFAULT_TOPIC_CONFIG.minCleanableDirtyRatio,
       createdAt: Number(h.createdAt ?? 0),
     };
     this.#topics.set(name, t);

@@ -11,6 +11,8 @@
  *   {<prefix>:<topic>:<partition>}:notify           shard channel: new end offset after appends
  *   {<prefix>:<topic>:<partition>}:producers        hash: producerId -> recent (sequence, base offset) window
  *   {<prefix>:<topic>:<partition>}:producers:seen   sorted set: producerId by last append time (ms)
+ *   {<prefix>:<topic>:<partition>}:ckeys            hash: record key -> offset of its last record (compaction)
+ *   {<prefix>:<topic>:<partition>}:ctomb            sorted set: record keys whose last record is a tombstone, by timestamp
  *   {<prefix>:group:<group>}:offsets                hash: "<topic>:<partition>" -> committed
  */
 export class RedisKeys {
@@ -39,6 +41,12 @@ export class RedisKeys {
   }
   producersSeen(topic: string, partition: number): string {
     return `${this.partitionTag(topic, partition)}:producers:seen`;
+  }
+  compactionKeys(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:ckeys`;
+  }
+  compactionTombstones(topic: string, partition: number): string {
+    return `${this.partitionTag(topic, partition)}:ctomb`;
   }
   notifyChannel(topic: string, partition: number): string {
     return `${this.partitionTag(topic, partition)}:notify`;

@@ -16,6 +16,8 @@ export interface RedisLogEngineOptions extends RedisTarget {
   maxBatchBytes?: number;
   /** Period of the retention pass over idle partitions (default 30 s). */
   retentionCheckIntervalMs?: number;
+  /** Period of the compaction pass over compacted topics (default 15 s). */
+  compactionCheckIntervalMs?: number;
   /** Safety wake of tails, in case a notification is lost (default 1000 ms). */
   tailPollMs?: number;
   /** Idempotent produce: sequences remembered per producer and partition (default 1024). */

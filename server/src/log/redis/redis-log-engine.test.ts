@@ -11,6 +11,7 @@ import {
 } from "../../../../test/helpers/redis-harness.ts";
 import { isTributaryError, type TributaryError } from "../../errors.ts";
 import { runLogEngineContract } from "../../../../test/contract/log-engine-contract.ts";
+import { runCompactionContract } from "../../../../test/contract/log-engine-compaction-contract.ts";
 import { retryUntilOk, waitFor } from "../../../../test/helpers/wait.ts";
 import type { LogRecord } from "../log-engine.ts";
 import { createRedisEngineFromUrl, RedisLogEngine, type RedisLogEngineOptions } from "./redis-log-engine.ts";
@@ -55,6 +56,11 @@ runLogEngineContract("redis standalone", async () => {
   return { engine, cleanup: () => engine.close() };
 });
 
+runCompactionContract("redis standalone", async () => {
+  const engine = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: prefix() });
+  return { engine, cleanup: () => engine.close() };
+});
+
 describe("RedisLogEngine on Redis Cluster (3 primaries + 3 replicas)", () => {
   let cluster: RedisClusterSetup;
   beforeAll(async () => {
@@ -65,6 +71,11 @@ describe("RedisLogEngine on Redis Cluster (3 primaries + 3 replicas)", () => {
   });
 
   runLogEngineContract("redis cluster", async () => {
+    const engine = await RedisLogEngine.connect({ cluster: cluster.startupNodes, keyPrefix: prefix() });
+    return { engine, cleanup: () => engine.close() };
+  });
+
+  runCompactionContract("redis cluster", async () => {
     const engine = await RedisLogEngine.connect({ cluster: cluster.startupNodes, keyPrefix: prefix() });
     return { engine, cleanup: () => engine.close() };
   });

@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from "ioredis";
 import { TributaryError } from "../../errors.ts";
 import type {
+  AlterableTopicConfig,
   AppendOptions,
+  CompactionStats,
   AppendResult,
   CommitOptions,
   CommittedOffset,
@@ -24,6 +26,7 @@ import { RedisGroupOffsets } from "./redis-group-offsets.ts";
 import type { RedisLogEngineOptions } from "./redis-log-engine-options.ts";
 import { decodeEntry, recordSize, type RawEntry } from "./redis-record-codec.ts";
 import { enforceRedisRetention } from "./redis-retention.ts";
+import { compactRedis } from "./redis-compaction.ts";
 import { SCRIPTS } from "./redis-scripts.ts";
 import { startRedisTail } from "./redis-tail.ts";
 import { RedisTopicAdmin } from "./redis-topic-admin.ts";
@@ -64,6 +67,9 @@ interface ReadResult extends PartitionState {
  * The state replicates and rolls back with the log it describes. Producers idle for
  * `producerIdleMs` are dropped by the periodic retention pass.
  *
+ * Compaction (cleanupPolicy "compact"): see redis-compaction.ts; a periodic pass (every
+ * `compactionCheckIntervalMs`) and `compact()`.
+ *
  * Parts (internal): redis-engine-core.ts (connection, error mapping, topic cache, epoch
  * guard), redis-topic-admin.ts, redis-appender.ts, redis-group-offsets.ts, redis-tail.ts,
  * redis-retention.ts.
@@ -79,6 +85,9 @@ export class RedisLogEngine implements LogEngine {
   readonly #retentionTimer: NodeJS.Timeout;
   readonly #retentionFailures: FailureSeries;
   #retentionRunning = false;
+  readonly #compactionTimer: NodeJS.Timeout;
+  readonly #compactionFailures: FailureSeries;
+  #compacting: Promise<CompactionStats> | null = null;
 
   private constructor(client: RedisClient, subscriber: RedisClient, options: RedisLogEngineOptions) {
     const notifier = new AppendNotifier();
@@ -91,6 +100,20 @@ export class RedisLogEngine implements LogEngine {
     this.#retentionFailures = this.#core.reporter.series("redis-retention", "redis.retention_failed", "redis.retention_recovered", { component: "log-engine" });
     this.#retentionTimer = setInterval(() => void this.#retentionPass(), options.retentionCheckIntervalMs ?? 30_000);
     this.#retentionTimer.unref();
+    this.#compactionFailures = this.#core.reporter.series("compaction", "redis.compaction_failed", "redis.compaction_recovered", { component: "log-engine" });
+    this.#compactionTimer = setInterval(() => void this.#compactionPass(), options.compactionCheckIntervalMs ?? 15_000);
+    this.#compactionTimer.unref();
+  }
+
+  /** The periodic compaction pass: a failure is logged and counted (task "compaction"); the next pass resumes from each partition's cursor. */
+  async #compactionPass(): Promise<void> {
+    if (this.#compacting) return;
+    try {
+      await this.compact();
+      this.#compactionFailures.recovered();
+    } catch (err) {
+      if (!this.#core.closed) this.#compactionFailures.failed(err);
+    }
   }
 
   /**
@@ -150,6 +173,27 @@ export class RedisLogEngine implements LogEngine {
     await this.#topicAdmin.delete(name);
   }
 
+  async alterTopicConfig(name: string, changes: Partial<AlterableTopicConfig>): Promise<TopicDescription> {
+    await this.#topicAdmin.alter(name, changes);
+    return this.describeTopic(name);
+  }
+
+  /** Compacts now (see `LogEngine.compact` and redis-compaction.ts); one pass at a time per engine. */
+  async compact(topic?: string, options: { force?: boolean; now?: number } = {}): Promise<CompactionStats> {
+    this.#core.assertOpen();
+    const previous = this.#compacting;
+    const run = (async () => {
+      if (previous) await previous.catch(() => undefined); // its failure went to its own caller
+      return compactRedis(this.#core, () => this.listTopics(), topic, options);
+    })();
+    this.#compacting = run;
+    try {
+      return await run;
+    } finally {
+      if (this.#compacting === run) this.#compacting = null;
+    }
+  }
+
   async describeTopic(name: string): Promise<TopicDescription> {
     this.#core.assertOpen();
     const t = await this.#core.topic(name, true);
@@ -180,6 +224,8 @@ export class RedisLogEngine implements LogEngine {
     }
     const maxRecords = Math.max(1, Math.min(options.maxRecords ?? 500, 10_000));
     const state = await this.#readState(topic, partition, offset, maxRecords);
+    // Compaction deletes records (gaps): allowed once a compaction pass ran on the partition.
+    const gaps = state.compacted;
     if (expectedEpoch !== null && state.epoch !== expectedEpoch) {
       throw new TributaryError("STALE_EPOCH", `the history of ${topic}/${partition} changed (epoch ${expectedEpoch} → ${state.epoch}); reset by policy`, {
         topic, partition, epoch: state.epoch, staleEpoch: expectedEpoch, offset,
@@ -195,7 +241,8 @@ export class RedisLogEngine implements LogEngine {
     let bytes = 0;
     for (const raw of state.entries) {
       const { token: _t, ...rec } = decodeEntry(raw, ctx);
-      if (rec.offset !== offset + records.length) {
+      const expected = records.length === 0 ? offset : records[records.length - 1]!.offset + 1;
+      if (gaps ? rec.offset < expected : rec.offset !== expected) {
         throw new TributaryError("CORRUPT_RECORD", `record ${offset + records.length} of ${topic}/${partition} is missing (found ${rec.offset})`, ctx);
       }
       const size = recordSize(rec);
@@ -207,7 +254,7 @@ export class RedisLogEngine implements LogEngine {
   }
 
   /** read.lua with the epoch guard; recovers a missing partition once. */
-  async #readState(topic: string, partition: number, offset: number, count: number): Promise<PartitionState & { entries: RawEntry[] }> {
+  async #readState(topic: string, partition: number, offset: number, count: number): Promise<PartitionState & { entries: RawEntry[]; compacted: boolean }> {
     await this.#core.partitionTopic(topic, partition);
     const key = hwKey(topic, partition);
     const keys = [this.#core.keys.log(topic, partition), this.#core.keys.meta(topic, partition)];
@@ -223,7 +270,7 @@ export class RedisLogEngine implements LogEngine {
     const earliest = Number(str(reply[2]));
     const end = Number(str(reply[3]));
     this.#core.observe(key, { epoch, end, token: str(reply[4]) });
-    return { epoch, earliest, end, entries: (reply[6] as RawEntry[]) ?? [] };
+    return { epoch, earliest, end, entries: (reply[6] as RawEntry[]) ?? [], compacted: Number(reply[7] ?? 0) === 1 };
   }
 
   async offsets(topic: string, partition: number): Promise<PartitionInfo> {
@@ -290,6 +337,7 @@ export class RedisLogEngine implements LogEngine {
     if (core.closed) return;
     core.closed = true;
     clearInterval(this.#retentionTimer);
+    clearInterval(this.#compactionTimer);
     this.#watcher.close();
     core.notifier.notifyAll(); // tails observe the closed engine and stop
     core.client.disconnect();

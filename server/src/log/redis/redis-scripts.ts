@@ -53,4 +53,6 @@ export const SCRIPTS = {
   createTopic: new RedisScript("create-topic.lua", 1),
   commitOffset: new RedisScript("commit-offset.lua", 1),
   expireProducers: new RedisScript("expire-producers.lua", 2),
+  alterTopic: new RedisScript("alter-topic.lua", 1),
+  compact: new RedisScript("compact.lua", 4),
 } as const;

@@ -1,6 +1,6 @@
 import { TributaryError } from "../../errors.ts";
-import type { TopicConfig } from "../log-engine.ts";
-import { resolveTopicConfig, validateTopicName } from "../topic-config.ts";
+import type { AlterableTopicConfig, TopicConfig } from "../log-engine.ts";
+import { alterTopicConfig, resolveTopicConfig, validateTopicName } from "../topic-config.ts";
 import type { RedisEngineCore } from "./redis-engine-core.ts";
 import type { RedisGroupOffsets } from "./redis-group-offsets.ts";
 import { SCRIPTS } from "./redis-scripts.ts";
@@ -28,7 +28,7 @@ export class RedisTopicAdmin {
     const createdAt = Date.now();
     const created = await core.call({ topic: name }, () =>
       SCRIPTS.createTopic.run(core.client, [core.keys.topic(name)], [
-        c.partitions, c.retentionMs ?? "", c.retentionBytes ?? "", c.replicationFactor, c.cleanupPolicy, createdAt,
+        c.partitions, c.retentionMs ?? "", c.retentionBytes ?? "", c.replicationFactor, c.cleanupPolicy, createdAt, c.deleteRetentionMs, c.minCleanableDirtyRatio,
       ]),
     );
     if (Number(created) !== 1) throw new TributaryError("TOPIC_EXISTS", `topic ${name} already exists`, { topic: name });
@@ -48,7 +48,12 @@ export class RedisTopicAdmin {
       await core.client.srem(core.keys.topics(), name);
       const dels: Promise<unknown>[] = [];
       for (let p = 0; p < t.partitions; p++) {
-        dels.push(core.client.del(core.keys.log(name, p), core.keys.meta(name, p), core.keys.producers(name, p), core.keys.producersSeen(name, p)));
+        dels.push(
+          core.client.del(
+            core.keys.log(name, p), core.keys.meta(name, p), core.keys.producers(name, p), core.keys.producersSeen(name, p),
+            core.keys.compactionKeys(name, p), core.keys.compactionTombstones(name, p),
+          ),
+        );
         core.forgetHighWater(`${name}\u0000${p}`);
       }
       await Promise.all(dels);
@@ -57,6 +62,22 @@ export class RedisTopicAdmin {
     });
     core.uncacheTopic(name);
     for (let p = 0; p < t.partitions; p++) core.notifier.notify(name, p);
+  }
+
+  /** Changes retention and cleanup settings (other nodes see them at their next topic refresh: retention or compaction pass). */
+  async alter(name: string, changes: Partial<AlterableTopicConfig>): Promise<void> {
+    const core = this.#core;
+    core.assertOpen();
+    const { createdAt, ...current } = await core.topic(name, true);
+    const c = alterTopicConfig(name, current, changes);
+    const done = await core.call({ topic: name }, () =>
+      SCRIPTS.alterTopic.run(core.client, [core.keys.topic(name)], [c.retentionMs ?? "", c.retentionBytes ?? "", c.cleanupPolicy, c.deleteRetentionMs, c.minCleanableDirtyRatio]),
+    );
+    if (Number(done) !== 1) {
+      core.uncacheTopic(name);
+      throw new TributaryError("UNKNOWN_TOPIC", `topic ${name} does not exist`, { topic: name });
+    }
+    core.cacheTopic(name, { ...c, createdAt });
   }
 
   async list(): Promise<string[]> {

@@ -6,8 +6,9 @@
 -- ARGV[5] first offset to read
 -- ARGV[6] maximum number of records (0 = state only)
 -- Returns {"NOMETA"} when the partition does not exist, else
---   {"OK", epoch, earliest, end, token, bumped(0|1), entries}; entries is empty when the
---   offset is outside [earliest, end) (the caller decides between [] and OFFSET_OUT_OF_RANGE).
+--   {"OK", epoch, earliest, end, token, bumped(0|1), entries, compacted(0|1)}; entries is empty
+--   when the offset is outside [earliest, end) (the caller decides between [] and
+--   OFFSET_OUT_OF_RANGE); compacted is 1 once compaction ran on the partition (offsets may have gaps).
 --!include guard.lua
 
 local meta = load_meta(KEYS[2])
@@ -19,4 +20,4 @@ local count = tonumber(ARGV[6])
 if count > 0 and offset >= meta.earliest and offset < meta.e then
   entries = redis.call('XRANGE', KEYS[1], fmt(offset), '+', 'COUNT', count)
 end
-return { 'OK', meta.epoch, fmt(meta.earliest), fmt(meta.e), meta.tok or '0', bumped, entries }
+return { 'OK', meta.epoch, fmt(meta.earliest), fmt(meta.e), meta.tok or '0', bumped, entries, redis.call('HEXISTS', KEYS[2], 'ccur') }
