@@ -146,7 +146,7 @@ describe("consumer group admin and fencing", () => {
     expect(refused.status).toBe(409);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("GROUP_NOT_EMPTY");
     const cliRefused = await cli(["groups", "reset-offsets", "replay-g", "--topic", "replay", "--to", "earliest"]);
-    expect(cliRefused.code).toBe(1);
+    expect(cliRefused.code).toBe(4); // conflict: the group has members (docs/cli.md exit codes)
     expect(cliRefused.stderr).toContain("GROUP_NOT_EMPTY");
 
     await m.close(); // commits and leaves: the group is empty at once

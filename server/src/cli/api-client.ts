@@ -74,8 +74,8 @@ export class ApiClient {
     this.#token = token;
   }
 
-  listTopics(): Promise<{ topics: string[] }> {
-    return this.#call("GET", "/topics");
+  listTopics(internal = false): Promise<{ topics: string[] }> {
+    return this.#call("GET", internal ? "/topics?internal=true" : "/topics");
   }
 
   createTopic(body: Record<string, unknown>): Promise<TopicDescriptionJson> {

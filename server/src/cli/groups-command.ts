@@ -2,8 +2,8 @@
  * `tributary groups list | describe <group> | reset-offsets <group> --topic <t> --to <target>`
  * over the HTTP admin API (server/src/gateway/http/groups-routes.ts).
  *
- * Exit codes (as every client command, see exit-codes.ts): 0 ok; 1 server error (server
- * unreachable, GROUP_NOT_EMPTY, UNKNOWN_GROUP, ...); 2 usage (bad flags or --to value).
+ * Exit codes (one table for every command, exit-codes.ts): 0 ok; 1 server error (server
+ * unreachable); 2 usage (bad flags or --to value); 3 UNKNOWN_GROUP; 4 GROUP_NOT_EMPTY.
  * Errors are thrown as TributaryError and reported by runCli.
  */
 import { InvalidArgumentError, type Command } from "commander";

@@ -7,7 +7,7 @@ import { Command, CommanderError } from "commander";
 import { isTributaryError, toTributaryError } from "../errors.ts";
 import { registerClusterCommand } from "./cluster-command.ts";
 import { registerConsumeCommand } from "./consume-command.ts";
-import { EXIT, exitCodeOf } from "./exit-codes.ts";
+import { EXIT, exitCodeOf, formatUsageError } from "./exit-codes.ts";
 import { registerGroupsCommand } from "./groups-command.ts";
 import { registerPasswdCommand } from "./passwd-command.ts";
 import { registerProduceCommand } from "./produce-command.ts";
@@ -21,7 +21,12 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => process.stdout.write(s),
+      // Commander's parse errors in the documented form, like every other error.
+      outputError: (s, write) => write(formatUsageError(s)),
+    });
   registerStartCommand(program);
   registerTopicsCommand(program);
   registerProduceCommand(program);

@@ -91,9 +91,15 @@ export function registerTopicsCommand(program: Command): void {
     }
   });
 
-  addUrlOption(topics.command("list").description("List topic names, one per line.").option("--json", "print {\"topics\": [...]}")).action(
-    async (o: { json?: boolean; url: string }) => {
-      const { topics: names } = await clientFrom(o).listTopics();
+  addUrlOption(
+    topics
+      .command("list")
+      .description("List topic names, one per line; internal ones (__mqtt.retained, __mqtt.sessions, ...) only with --internal.")
+      .option("--json", "print {\"topics\": [...]}")
+      .option("--internal", "also list the node's internal topics"),
+  ).action(
+    async (o: { json?: boolean; internal?: boolean; url: string }) => {
+      const { topics: names } = await clientFrom(o).listTopics(Boolean(o.internal));
       process.stdout.write(o.json ? JSON.stringify({ topics: names }) + "\n" : names.map((n) => n + "\n").join(""));
     },
   );
