@@ -16,7 +16,21 @@ export type { GroupMember } from "./client/group-member.ts";
 export { State } from "./client/state.ts";
 export { TributaryClientError, isTributaryClientError } from "./client/errors.ts";
 export { backoff } from "./client/backoff.ts";
-export { cborCodec, jsonCodec, rawCodec, stringCodec, type ValueCodec, type CodecName } from "./client/value-codec.ts";
+export {
+  cborCodec,
+  jsonCodec,
+  rawCodec,
+  stringCodec,
+  decodeByContentType,
+  CONTENT_TYPE_HEADER,
+  JSON_TYPE,
+  TEXT_TYPE,
+  BYTES_TYPE,
+  CBOR_TYPE,
+  type ValueCodec,
+  type CodecName,
+} from "./client/value-codec.ts";
+export type { ConnectFailureReason } from "./client/transport.ts";
 export type {
   ClientEvents,
   ClientOptions,
