@@ -1,5 +1,6 @@
 import { TributaryError, isTributaryError } from "../errors.ts";
 import type {
+  AlterableTopicConfig,
   Acks,
   LogEngine,
   LogRecord,
@@ -378,6 +379,11 @@ export class Broker {
 
   describeTopic(name: string): Promise<TopicDescription> {
     return this.#engine.describeTopic(name);
+  }
+
+  /** Changes a topic's retention and cleanup settings (`LogEngine.alterTopicConfig`); the node's own use (keyed internal topics). */
+  alterTopicConfig(name: string, changes: Partial<AlterableTopicConfig>): Promise<TopicDescription> {
+    return this.#engine.alterTopicConfig(name, changes);
   }
 
   listTopics(): Promise<string[]> {

@@ -1,16 +1,24 @@
 import { isTributaryError } from "../errors.ts";
-import type { LogRecord, RecordHeaders } from "../log/log-engine.ts";
+import { isCompacted, type LogRecord, type RecordHeaders, type TopicConfig } from "../log/log-engine.ts";
 import type { Broker } from "./broker.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** How a keyed topic is created: one partition, no time or size retention, compacted. */
+export const KEYED_TOPIC_CONFIG: Partial<TopicConfig> = { partitions: 1, retentionMs: null, retentionBytes: null, cleanupPolicy: "compact" };
+
 /**
  * An internal single-partition topic used as a durable key → value table (MQTT retained
  * messages, MQTT sessions), through the broker like any other topic: created on first use
- * with no retention, written one record per change through the produce path (size limits,
- * coalescing; `put` with a null/empty value = delete, by the reader's rule), and read back
- * from its start on load (last record per key wins).
+ * compacted (cleanupPolicy "compact", no retention), written one record per change through
+ * the produce path (size limits, coalescing; `put` with a null or empty value writes a
+ * tombstone: a null value, which compaction removes after the topic's deleteRetentionMs),
+ * and read back from its start on load (last record per key wins). Compaction keeps about
+ * one record per live key, so loading costs what the live keys cost, not the history.
+ *
+ * A topic that exists with another policy (a data directory from before compaction) is
+ * switched to "compact" by `ensure` (its history is compacted by the engine's cleaner).
  *
  * Guarantees: `put`s of one KeyedTopic resolve in call order and land in call order;
  * `replay` sees every `put` that resolved before it started.
@@ -27,25 +35,35 @@ export class KeyedTopic {
 
   /** Creates the topic once; a concurrent or earlier creation is fine. */
   ensure(): Promise<void> {
-    this.#ready ??= this.#broker.createTopic(this.name, { partitions: 1, retentionMs: null, retentionBytes: null }).then(
-      () => undefined,
-      (err: unknown) => {
-        if (!isTributaryError(err, "TOPIC_EXISTS")) {
-          this.#ready = null;
-          throw err;
-        }
-      },
-    );
+    this.#ready ??= this.#create().catch((err: unknown) => {
+      this.#ready = null;
+      throw err;
+    });
     return this.#ready;
   }
 
-  /** Appends one record keyed by `key`; durable as acks=1 when the promise resolves. */
-  async put(key: string, value: Uint8Array | null, headers?: RecordHeaders, timestamp?: number): Promise<void> {
-    await this.ensure();
-    await this.#broker.produce(this.name, [{ key: enc.encode(key), value, headers, timestamp, partition: 0 }], { acks: 1 });
+  async #create(): Promise<void> {
+    try {
+      await this.#broker.createTopic(this.name, KEYED_TOPIC_CONFIG);
+      return;
+    } catch (err) {
+      if (!isTributaryError(err, "TOPIC_EXISTS")) throw err;
+    }
+    const existing = await this.#broker.describeTopic(this.name);
+    if (!isCompacted(existing.cleanupPolicy)) await this.#broker.alterTopicConfig(this.name, { cleanupPolicy: "compact" });
   }
 
-  /** Calls `apply(key, record)` for every keyed record from the earliest offset, in order. */
+  /** Appends one record keyed by `key` (a null or empty value: a tombstone); durable as acks=1 when the promise resolves. */
+  async put(key: string, value: Uint8Array | null, headers?: RecordHeaders, timestamp?: number): Promise<void> {
+    await this.ensure();
+    const stored = value === null || value.length === 0 ? null : value;
+    await this.#broker.produce(this.name, [{ key: enc.encode(key), value: stored, headers, timestamp, partition: 0 }], { acks: 1 });
+  }
+
+  /**
+   * Calls `apply(key, record)` for every keyed record from the earliest offset, in order
+   * (a tombstone has a null value). Gap-safe: each read continues after the last offset it got.
+   */
   async replay(apply: (key: string, record: LogRecord) => void): Promise<void> {
     await this.ensure();
     let offset = (await this.#broker.offsets(this.name, 0)).earliestOffset;
