@@ -14,11 +14,13 @@
 //
 //   node server/build.mjs              build
 //   node server/build.mjs --if-stale   build only if a source is newer than dist/main.js
-//                                      (the test setup runs this before every vitest run)
+//                                      (the test setup runs this before every vitest run);
+//                                      if the sources do not build, remove dist/main.js and
+//                                      leave the error in dist/build-error.txt for the bin
 //
 // Files are written to a temporary name and renamed into place, so a node started while
 // another process rebuilds reads either the old file or the new one, never half of one.
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -30,6 +32,8 @@ const srcDir = join(serverDir, "src");
 const sdkDir = join(rootDir, "client-sdk");
 export const distDir = join(serverDir, "dist");
 export const mainFile = join(distDir, "main.js");
+/** Written by a failed `--if-stale` build (and removed by the next good one); the bin prints it. */
+export const buildErrorFile = join(distDir, "build-error.txt");
 
 /**
  * Left to Node's resolver at run time: packages with native code (loaded through
@@ -149,7 +153,19 @@ export async function build() {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  if (process.argv.includes("--if-stale") && !isStale()) process.exit(0);
-  const { ms, bytes } = await build();
-  console.log(`server/dist/main.js: ${(bytes / 1024).toFixed(0)} KB, built in ${ms} ms`);
+  const ifStale = process.argv.includes("--if-stale");
+  if (ifStale && !isStale()) process.exit(0);
+  try {
+    const { ms, bytes } = await build();
+    rmSync(buildErrorFile, { force: true });
+    console.log(`server/dist/main.js: ${(bytes / 1024).toFixed(0)} KB, built in ${ms} ms`);
+  } catch (err) {
+    if (!ifStale) throw err;
+    // A source that does not build (someone's edit in progress): no dist/main.js, so the bin
+    // says why instead of running the previous build; the caller decides what else to do.
+    rmSync(mainFile, { force: true });
+    writeAtomic(buildErrorFile, `${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`server/build.mjs: the node does not build (${buildErrorFile}):\n${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
 }

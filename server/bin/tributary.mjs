@@ -2,7 +2,7 @@
 // Entry point of the `tributary` command: checks that this Node has the native
 // uWebSockets.js binary (runtime-check.mjs), then runs the compiled node, dist/main.js
 // (server/build.mjs; `npm ci` builds it through the root `prepare` script).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { runtimeProblem } from "./runtime-check.mjs";
 
 const problem = runtimeProblem();
@@ -12,7 +12,9 @@ if (problem) {
 }
 const main = new URL("../dist/main.js", import.meta.url);
 if (!existsSync(main)) {
-  process.stderr.write(`tributary: the node is not built (${main.pathname} is missing): run \`npm run build\` (npm ci does it)\n`);
+  const buildError = new URL("../dist/build-error.txt", import.meta.url);
+  const why = existsSync(buildError) ? `; the last build failed:\n${readFileSync(buildError, "utf8")}` : "\n";
+  process.stderr.write(`tributary: the node is not built (${main.pathname} is missing): run \`npm run build\` (npm ci does it)${why}`);
   process.exit(1);
 }
 await import(main.href);
