@@ -18,6 +18,9 @@ export interface TopicDescriptionJson {
   retentionMs: number | null;
   retentionBytes: number | null;
   cleanupPolicy: string;
+  /** Compacted topics: how long tombstones are kept (servers before compaction omit it). */
+  deleteRetentionMs?: number;
+  minCleanableDirtyRatio?: number;
   createdAt: number;
   partitionInfo: Array<{ partition: number; earliestOffset: number; endOffset: number; epoch: string }>;
 }

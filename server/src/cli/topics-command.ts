@@ -24,6 +24,28 @@ export function retentionBytesArg(raw: string): number | null {
   return bytes;
 }
 
+/** delete | compact | compact,delete (also delete,compact). */
+export function cleanupPolicyArg(raw: string): string {
+  const parts = raw.split(",").map((p) => p.trim());
+  if (parts.length === 0 || parts.length > 2 || !parts.every((p) => p === "delete" || p === "compact")) {
+    throw new InvalidArgumentError(`expected delete, compact or compact,delete; got "${raw}"`);
+  }
+  return parts.includes("compact") ? (parts.includes("delete") ? "compact,delete" : "compact") : "delete";
+}
+
+/** A duration >= 0 (0 allowed: tombstones removed at the first compaction). */
+export function deleteRetentionArg(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms < 0) throw new InvalidArgumentError(`expected a duration like 1d, 12h, 30m, 45s, 250ms or a number of ms; got "${raw}"`);
+  return ms;
+}
+
+export function ratioArg(raw: string): number {
+  const r = Number(raw);
+  if (raw.trim() === "" || !(r >= 0 && r <= 1)) throw new InvalidArgumentError(`expected a number from 0 to 1; got "${raw}"`);
+  return r;
+}
+
 export function formatDuration(ms: number | null): string {
   if (ms === null) return "forever";
   for (const [unit, size] of [["w", 604_800_000], ["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
@@ -48,6 +70,9 @@ function printDescription(t: TopicDescriptionJson): void {
     `  retention           ${formatDuration(t.retentionMs)}`,
     `  retention bytes     ${formatBytes(t.retentionBytes)}`,
     `  cleanup policy      ${t.cleanupPolicy}`,
+    ...(t.cleanupPolicy.includes("compact") && t.deleteRetentionMs !== undefined
+      ? [`  delete retention    ${formatDuration(t.deleteRetentionMs)}`, `  min dirty ratio     ${t.minCleanableDirtyRatio}`]
+      : []),
     `  created             ${new Date(t.createdAt).toISOString()}`,
     "",
   ];
@@ -69,15 +94,21 @@ export function registerTopicsCommand(program: Command): void {
       .option("--retention <duration>", "delete records older than this: 7d, 12h, 30m, 45s, ms, or forever", retentionArg)
       .option("--retention-bytes <size>", "keep at most this much per partition: 1GiB, 512MiB, bytes, or none", retentionBytesArg)
       .option("--replication-factor <n>", "copies of each partition (the file engine accepts only 1)", intArg("--replication-factor", 1))
+      .option("--cleanup-policy <policy>", "delete (retention), compact (keep the last record per key) or compact,delete", cleanupPolicyArg)
+      .option("--delete-retention <duration>", "compacted topics: keep tombstones this long (default 1d)", deleteRetentionArg)
+      .option("--min-cleanable-dirty-ratio <r>", "compacted topics: compact once this share of the log is new, 0..1 (default 0.5)", ratioArg)
       .option("--if-not-exists", "succeed (exit 0) if the topic already exists")
       .option("--json", "print the created topic as JSON"),
-  ).action(async (topic: string, o: { partitions?: number; retention?: number | null; retentionBytes?: number | null; replicationFactor?: number; ifNotExists?: boolean; json?: boolean; url: string }) => {
+  ).action(async (topic: string, o: { partitions?: number; retention?: number | null; retentionBytes?: number | null; replicationFactor?: number; cleanupPolicy?: string; deleteRetention?: number; minCleanableDirtyRatio?: number; ifNotExists?: boolean; json?: boolean; url: string }) => {
     const client = clientFrom(o);
     const body: Record<string, unknown> = { name: topic };
     if (o.partitions !== undefined) body.partitions = o.partitions;
     if (o.retention !== undefined) body.retentionMs = o.retention;
     if (o.retentionBytes !== undefined) body.retentionBytes = o.retentionBytes;
     if (o.replicationFactor !== undefined) body.replicationFactor = o.replicationFactor;
+    if (o.cleanupPolicy !== undefined) body.cleanupPolicy = o.cleanupPolicy;
+    if (o.deleteRetention !== undefined) body.deleteRetentionMs = o.deleteRetention;
+    if (o.minCleanableDirtyRatio !== undefined) body.minCleanableDirtyRatio = o.minCleanableDirtyRatio;
     try {
       const created = await client.createTopic(body);
       if (o.json) process.stdout.write(JSON.stringify(created) + "\n");

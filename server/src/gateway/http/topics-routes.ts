@@ -21,7 +21,8 @@ export function checkTopicName(name: string): string {
   return name;
 }
 
-const CREATE_FIELDS = ["name", "partitions", "retentionMs", "retentionBytes", "replicationFactor", "cleanupPolicy"];
+const CREATE_FIELDS = ["name", "partitions", "retentionMs", "retentionBytes", "replicationFactor", "cleanupPolicy", "deleteRetentionMs", "minCleanableDirtyRatio"];
+const CLEANUP_POLICIES = ["delete", "compact", "compact,delete", "delete,compact"];
 
 /** Reads a POST /topics body into (name, config); every field but `name` optional. */
 export function parseCreateTopic(body: unknown): { name: string; config: Partial<TopicConfig> } {
@@ -39,8 +40,21 @@ export function parseCreateTopic(body: unknown): { name: string; config: Partial
   if (body.retentionMs !== undefined) config.retentionMs = limit(body.retentionMs, "retentionMs", parseDuration, "a number of ms or a duration like \"7d\"");
   if (body.retentionBytes !== undefined) config.retentionBytes = limit(body.retentionBytes, "retentionBytes", parseByteSize, "a number of bytes or a size like \"1GiB\"");
   if (body.cleanupPolicy !== undefined) {
-    if (body.cleanupPolicy !== "delete") throw new TributaryError("POLICY_VIOLATION", `cleanupPolicy: only "delete" is supported, got ${show(body.cleanupPolicy)}`);
-    config.cleanupPolicy = "delete";
+    // The engine normalises ("delete,compact" → "compact,delete") and validates again.
+    if (typeof body.cleanupPolicy !== "string" || !CLEANUP_POLICIES.includes(body.cleanupPolicy)) {
+      throw new TributaryError("INVALID_CONFIG", `cleanupPolicy: expected "delete", "compact" or "compact,delete", got ${show(body.cleanupPolicy)}`);
+    }
+    config.cleanupPolicy = body.cleanupPolicy as TopicConfig["cleanupPolicy"];
+  }
+  if (body.deleteRetentionMs !== undefined) {
+    const n = typeof body.deleteRetentionMs === "string" ? parseDuration(body.deleteRetentionMs) : body.deleteRetentionMs;
+    if (!Number.isSafeInteger(n) || (n as number) < 0) throw new TributaryError("INVALID_CONFIG", `deleteRetentionMs: expected a number of ms or a duration like "1d" (>= 0), got ${show(body.deleteRetentionMs)}`);
+    config.deleteRetentionMs = n as number;
+  }
+  if (body.minCleanableDirtyRatio !== undefined) {
+    const r = body.minCleanableDirtyRatio;
+    if (typeof r !== "number" || !(r >= 0 && r <= 1)) throw new TributaryError("INVALID_CONFIG", `minCleanableDirtyRatio: expected a number from 0 to 1, got ${show(r)}`);
+    config.minCleanableDirtyRatio = r;
   }
   return { name, config };
 }
@@ -68,6 +82,8 @@ export function renderTopic(description: TopicDescription): Record<string, unkno
     retentionMs: description.retentionMs,
     retentionBytes: description.retentionBytes,
     cleanupPolicy: description.cleanupPolicy,
+    deleteRetentionMs: description.deleteRetentionMs,
+    minCleanableDirtyRatio: description.minCleanableDirtyRatio,
     createdAt: description.createdAt,
     partitionInfo: description.partitionInfo.map((p) => ({
       partition: p.partition,
