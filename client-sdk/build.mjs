@@ -6,7 +6,7 @@
 //   tributary.esm.min.js                      the same as an ES module
 // and prints the browser bundle's gzip size (budget: 15 KB).
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -38,33 +38,53 @@ export function browserBundleOptions(format) {
 }
 
 async function main() {
-  rmSync(dist, { recursive: true, force: true });
+  // Built beside dist/ and swapped in at the end: a test or node reading dist/ meanwhile
+  // (npm pack runs this build) sees the old files or the new ones, never a half-written one.
+  const out = join(root, `.dist-${process.pid}`);
+  rmSync(out, { recursive: true, force: true });
   const library = {
     absWorkingDir: root,
-    entryPoints: Object.entries(entries).map(([out, src]) => ({ in: join(root, src), out })),
+    entryPoints: Object.entries(entries).map(([name, src]) => ({ in: join(root, src), out: name })),
     bundle: true,
-    outdir: dist,
+    outdir: out,
     platform: "neutral",
     target: ["es2022"],
     external: ["cbor-x", "ws"],
     sourcemap: true,
     logLevel: "warning",
   };
-  await esbuild.build({ ...library, format: "esm", outExtension: { ".js": ".js" } });
-  await esbuild.build({ ...library, format: "cjs", platform: "node", outExtension: { ".js": ".cjs" } });
+  try {
+    await esbuild.build({ ...library, format: "esm", outExtension: { ".js": ".js" } });
+    await esbuild.build({ ...library, format: "cjs", platform: "node", outExtension: { ".js": ".cjs" } });
 
-  await esbuild.build({ ...browserBundleOptions("iife"), outfile: join(dist, "tributary.min.js"), logLevel: "warning" });
-  await esbuild.build({ ...browserBundleOptions("esm"), outfile: join(dist, "tributary.esm.min.js"), logLevel: "warning" });
+    await esbuild.build({ ...browserBundleOptions("iife"), outfile: join(out, "tributary.min.js"), logLevel: "warning" });
+    await esbuild.build({ ...browserBundleOptions("esm"), outfile: join(out, "tributary.esm.min.js"), logLevel: "warning" });
 
-  const tsc = join(root, "..", "node_modules", ".bin", "tsc");
-  execFileSync(tsc, ["-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });
-  // Sources import "./x.ts"; published declarations must say "./x.js".
-  for (const file of readdirSync(dist, { recursive: true, encoding: "utf8" })) {
-    if (!file.endsWith(".d.ts")) continue;
-    const path = join(dist, file);
-    const text = readFileSync(path, "utf8");
-    const fixed = text.replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']+)\.ts\2/g, "$1$2$3.js$2");
-    if (fixed !== text) writeFileSync(path, fixed);
+    const tsc = join(root, "..", "node_modules", ".bin", "tsc");
+    execFileSync(tsc, ["-p", join(root, "tsconfig.build.json"), "--outDir", out], { stdio: "inherit" });
+    // Sources import "./x.ts"; published declarations must say "./x.js".
+    for (const file of readdirSync(out, { recursive: true, encoding: "utf8" })) {
+      if (!file.endsWith(".d.ts")) continue;
+      const path = join(out, file);
+      const text = readFileSync(path, "utf8");
+      const fixed = text.replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']+)\.ts\2/g, "$1$2$3.js$2");
+      if (fixed !== text) writeFileSync(path, fixed);
+    }
+    const old = join(root, `.dist-old-${process.pid}`);
+    try {
+      renameSync(dist, old);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+    try {
+      renameSync(out, dist);
+    } catch (err) {
+      // A concurrent build installed its dist/ between the two renames: keep that one.
+      if (err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
+    }
+    rmSync(old, { recursive: true, force: true });
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
 
   const min = readFileSync(join(dist, "tributary.min.js"));
