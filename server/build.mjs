@@ -2,9 +2,10 @@
 // only (no TypeScript loader, no esbuild at run time):
 //
 //   dist/main.js                               src/cli/main.ts bundled (ESM, Node 20): the
-//                                              node's own code and the SDK protocol sources;
-//                                              npm dependencies stay external (native
-//                                              modules: uWebSockets.js, @node-rs/*, cbor-extract)
+//                                              node's code, the SDK protocol sources and the
+//                                              pure-JS npm dependencies; packages with native
+//                                              code stay external (uWebSockets.js, @node-rs/*,
+//                                              cbor-extract), resolved in node_modules
 //   dist/src/**/*.lua                          the Redis Lua scripts
 //   dist/src/gateway/http/console/*            the web console page, and tributary.min.js,
 //                                              the SDK browser bundle, built here once
@@ -43,12 +44,13 @@ export const buildErrorFile = join(distDir, "build-error.txt");
  */
 const EXTERNAL = ["uWebSockets.js", "@node-rs/argon2", "@node-rs/crc32", "cbor-extract", "bufferutil", "utf-8-validate"];
 
-/** Files under `dir` (recursive), relative paths with `/`. */
-function filesUnder(dir) {
+/** Entries under `dir` (recursive), relative paths with `/`. */
+function entriesUnder(dir, keep) {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath, e.name)).split(sep).join("/"));
+    .filter(keep)
+    .map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)).split(sep).join("/"));
 }
+const filesUnder = (dir) => entriesUnder(dir, (e) => e.isFile());
 
 const isSource = (file) => file.endsWith(".ts") && !file.endsWith(".test.ts");
 /** Non-TypeScript files a module loads beside itself at run time (Lua scripts, console page). */
@@ -60,6 +62,9 @@ function newestInput() {
   const consider = (path) => (newest = Math.max(newest, statSync(path).mtimeMs));
   for (const [dir, pick] of [[srcDir, (f) => isSource(f) || isAsset(f)], [join(sdkDir, "src"), isSource]]) {
     for (const file of filesUnder(dir)) if (pick(file)) consider(join(dir, file));
+    // A directory's mtime changes when a file in it is added, renamed or deleted.
+    consider(dir);
+    for (const sub of entriesUnder(dir, (e) => e.isDirectory())) consider(join(dir, sub));
   }
   for (const file of [join(serverDir, "build.mjs"), join(sdkDir, "build.mjs"), join(serverDir, "package.json"), join(sdkDir, "package.json")]) consider(file);
   return newest;
