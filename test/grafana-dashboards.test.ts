@@ -106,8 +106,8 @@ describe("grafana dashboards", () => {
       "tributary_subscriptions",
       "tributary_delivered_messages_total",
       "tributary_topics",
-      "tributary_process_resident_memory_bytes",
-      "tributary_process_cpu_seconds_total",
+      "process_resident_memory_bytes",
+      "process_cpu_seconds_total",
     ]) {
       expect(sampled.has(name), name).toBe(true);
     }

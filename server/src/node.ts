@@ -115,7 +115,7 @@ export async function openEngine(config: TributaryConfig, log: Logger, metrics?:
 export async function startNode(config: TributaryConfig, options: StartNodeOptions = {}): Promise<TributaryNode> {
   const log = options.logger ?? createLogger(config.log.level);
   const nodeId = options.nodeId ?? randomUUID();
-  const metrics = options.metrics ?? new Metrics();
+  const metrics = options.metrics ?? new Metrics({ enabled: config.metrics.enabled, maxTopicLabels: config.metrics.maxTopicLabels });
   // Mosquitto 2's local-only mode: with no authentication configured, loopback only unless allowAnonymous.
   const exposure = checkExposure(config.auth, [config.host]);
   if (!exposure.ok) {

@@ -17,6 +17,7 @@ import { AppendCoalescer, type RequestProducer } from "./append-coalescer.ts";
 import { KafkaPartitioner, producerPartition, type Partitioner } from "./partitioner.ts";
 import { ProducerDedupe } from "./producer-dedupe.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import type { Protocol } from "../metrics/traffic-metrics.ts";
 import { FeedRegistry } from "./delivery/partition-feed.ts";
 
 export interface ProduceRecord {
@@ -33,6 +34,8 @@ export interface ProduceOptions {
   /** With `sequence`: deduplicates retries of the same request (idempotent produce). */
   producerId?: string;
   sequence?: number;
+  /** Which protocol the records came in by (`tributary_records_in_total{protocol}`); default "internal". */
+  source?: Protocol;
 }
 
 /** A topic created or deleted through this node. */
@@ -102,6 +105,7 @@ export class Broker {
     this.options = options;
     this.#partitioner = options.partitioner ?? new KafkaPartitioner();
     this.metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
+    this.metrics.storage.setSource(engine); // partitions' offsets and sizes, read at scrape time
     this.feeds = new FeedRegistry(this);
     this.#coalescer = new AppendCoalescer(engine, { maxBatchRecords: 4096, maxBatchBytes: 512 * 1024, onDuplicate: () => this.metrics.duplicatePublishes.inc() });
   }
@@ -234,12 +238,12 @@ export class Broker {
       let written = false;
       const result = this.#dedupe.run(options.producerId, options.sequence, () => {
         written = true;
-        return this.#measured(topic, records, options.acks, producer);
+        return this.#measured(topic, records, options.acks, producer, options.source);
       });
       if (!written) this.metrics.duplicatePublishes.inc();
       return result;
     }
-    return this.#measured(topic, records, options.acks, undefined);
+    return this.#measured(topic, records, options.acks, undefined, options.source);
   }
 
   /** Labelled instrument children, resolved once per acks level (label lookup per request is costly). */
@@ -253,7 +257,7 @@ export class Broker {
     return m;
   }
 
-  #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
+  #measured(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined, source: Protocol = "internal"): Promise<ProducedRecord[]> {
     const m = this.#instruments(acks);
     const started = performance.now();
     return this.#produce(topic, records, acks, producer).then(
@@ -261,6 +265,7 @@ export class Broker {
         m.duration.observe((performance.now() - started) / 1000);
         m.tally.records += records.length;
         m.tally.requests++;
+        if (this.metrics.enabled) this.metrics.traffic.produced(source, topic, records.length, payloadBytes(records));
         return result;
       },
       (err: unknown) => {
@@ -418,3 +423,10 @@ export class Broker {
   }
 }
 export { TOPIC_NAME_PATTERN } from "../log/log-engine.ts";
+
+/** Key + value bytes of produced records (`tributary_bytes_in_total`). */
+function payloadBytes(records: ProduceRecord[]): number {
+  let n = 0;
+  for (const r of records) n += (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  return n;
+}

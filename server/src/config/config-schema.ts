@@ -235,6 +235,8 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("mqtt.maxSessionExpiry", "MQTT_MAX_SESSION_EXPIRY", "Cap on MQTT 5 session expiry interval, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("mqtt.v3SessionExpiry", "MQTT_V3_SESSION_EXPIRY", "Session expiry of MQTT 3.1.1 persistent sessions, seconds.", integer(0, 4_294_967_295, "seconds")),
   field("log.level", "LOG_LEVEL", "Log level (JSON lines on stderr).", oneOf(["debug", "info", "warn", "error"])),
+  field("metrics.enabled", "METRICS_ENABLED", "Serve Prometheus metrics at GET /metrics (false: no /metrics and no per-message metric work).", boolean),
+  field("metrics.maxTopicLabels", "METRICS_MAX_TOPIC_LABELS", "Topics that get their own topic label in /metrics; later topics are summed as _other.", integer(0, 10_000)),
   // tls.*: docs/security.md#tls. Files checked here (exist, readable); PEM content and key/cert match when the node opens them.
   field("tls.certFile", "TLS_CERT_FILE", "PEM server certificate: HTTPS/WSS on port, MQTTS on mqtt.tlsPort (needs tls.keyFile).", optionalFile),
   field("tls.keyFile", "TLS_KEY_FILE", "PEM private key of tls.certFile.", optionalFile),

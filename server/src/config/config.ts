@@ -114,6 +114,13 @@ export interface TributaryConfig {
     v3SessionExpiry: number;
   };
   log: { level: "debug" | "info" | "warn" | "error" };
+  /** Prometheus metrics at GET /metrics (docs/monitoring.md). */
+  metrics: {
+    /** Serve /metrics and count traffic per topic, delivery latency and storage timings; false = none of that per-message work. */
+    enabled: boolean;
+    /** Topics that get their own `topic` label value; later ones are summed as `_other` (bounded cardinality). */
+    maxTopicLabels: number;
+  };
   /**
    * TLS for every listener (docs/security.md#tls): with `certFile` and `keyFile` set, the
    * HTTP/WebSocket port serves HTTPS/WSS (uWS SSLApp) and MQTTS listens on
@@ -205,6 +212,7 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     v3SessionExpiry: 24 * 3600,
   },
   log: { level: "info" },
+  metrics: { enabled: true, maxTopicLabels: 50 },
   tls: { certFile: null, keyFile: null, caFile: null, passphraseFile: null, require: false },
   auth: {
     jwt: { secretFile: null, publicKeyFile: null, jwksFile: null, audience: null, issuer: null },

@@ -1,4 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { ERROR_CODES } from "@tributary/client/codes";
+import { GroupMetrics } from "./group-metrics.ts";
+import { StorageMetrics } from "./storage-metrics.ts";
+import { TrafficMetrics } from "./traffic-metrics.ts";
 
 /** Gateways that label connection and delivery metrics (bounded label set). */
 export type GatewayLabel = "http" | "ws" | "mqtt" | "mqtt-ws";
@@ -89,13 +93,37 @@ export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 const GATEWAY_LABELS: readonly GatewayLabel[] = ["http", "ws", "mqtt", "mqtt-ws"];
 
+/** Default of `metrics.maxTopicLabels`: topics that get their own `topic` label value. */
+export const DEFAULT_MAX_TOPIC_LABELS = 50;
+
+export interface MetricsOptions {
+  /** Node's standard process metrics (`process_*`, `nodejs_*`) in this registry (default true). */
+  defaultMetrics?: boolean;
+  /**
+   * false: the node serves no /metrics and does no per-message metric work (the traffic,
+   * delivery-latency and storage tallies stay off); the counters that exist still count.
+   * For measuring what metrics cost (`npm run bench -- ws` / `-- mqtt` compare both).
+   */
+  enabled?: boolean;
+  /** Topics that get their own `topic` label; the others are summed under `topic="_other"` (default 50). */
+  maxTopicLabels?: number;
+}
+
 /**
  * The node's Prometheus instruments, `tributary_` prefix, one registry per node (tests
- * run several nodes in one process). Labels are bounded: gateway, acks and error code
- * only, never topic or client names (MQTT auto-creates topics; their number is unbounded).
+ * run several nodes in one process). Labels are bounded: gateway, protocol, acks, error
+ * code, consumer group, and `topic` only for the first `maxTopicLabels` topics seen (the
+ * rest as `_other`); never client ids (docs/monitoring.md).
  */
 export class Metrics {
   readonly registry = new Registry();
+  readonly enabled: boolean;
+  /** Records and bytes in and out by protocol and topic, publish→deliver latency, backpressure pauses. */
+  readonly traffic: TrafficMetrics;
+  /** Consumer groups (lag, committed offsets, members, generations, rebalances) and MQTT sessions. */
+  readonly groups: GroupMetrics;
+  /** Partitions (offsets, bytes, segments), fsync and group commit, Redis commands. */
+  readonly storage: StorageMetrics;
 
   /**
    * Successful produce requests and their records, by acks level: the produce path bumps
@@ -253,14 +281,31 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
-    // Every task exported from zero, so rate() and alerts work before the first failure.
+  constructor(options: MetricsOptions = {}) {
+    this.enabled = options.enabled ?? true;
+    // Every labelled error counter exported from zero for its known label values, so rate() and alerts work before the first failure.
     for (const task of BACKGROUND_TASKS) this.backgroundErrors.labels({ task }).inc(0);
+    for (const code of Object.keys(ERROR_CODES)) {
+      this.produceRequests.labels({ code }).inc(0);
+      this.protocolErrors.labels({ gateway: "ws", code }).inc(0);
+    }
+    this.produceRequests.labels({ code: "OK" }).inc(0);
     for (const gateway of GATEWAY_LABELS) {
       for (const limit of LIMIT_NAMES) this.limitRefusals.labels({ limit, gateway }).inc(0);
       for (const reason of AUTH_FAILURE_REASONS) this.authFailures.labels({ gateway, reason }).inc(0);
+      if (gateway !== "http") this.slowConsumerDisconnects.labels({ gateway }).inc(0);
     }
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "tributary_" });
+    const maxTopicLabels = options.maxTopicLabels ?? DEFAULT_MAX_TOPIC_LABELS;
+    this.traffic = new TrafficMetrics(this.registry, { enabled: this.enabled, maxTopicLabels });
+    this.groups = new GroupMetrics(this.registry, this.traffic.topics);
+    this.storage = new StorageMetrics(this.registry, this.traffic.topics, { enabled: this.enabled });
+    if ((options.defaultMetrics ?? true) && this.enabled) {
+      // Node's standard process metrics under their usual names (stock Node.js dashboards match).
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client's `*_total` gauges (active handles/requests/resources) carry a counter's suffix:
+      // dropped (promtool check metrics refuses them); the same counts are in `nodejs_active_handles{type}` etc.
+      for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** Counts deliveries of a gateway from a plain, ever-growing number (no cost per message). */

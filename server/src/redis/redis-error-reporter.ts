@@ -95,6 +95,8 @@ export class RedisErrorReporter {
    * reconnecting in the background; commands meanwhile fail with UNAVAILABLE for their callers.
    */
   watch(client: RedisClient, context: Record<string, unknown>): void {
+    // Command latency, failures and reconnects (tributary_redis_*); subscriber connections block on reads: not timed.
+    if (context.role === "commands") this.#metrics?.storage.watchRedis(client, String(context.component));
     const series = this.series("redis-connection", "redis.connection_error", "redis.connection_recovered", context);
     let wasReady = false;
     client.on("ready", () => {

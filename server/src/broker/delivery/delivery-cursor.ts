@@ -2,6 +2,7 @@ import { toTributaryError, TributaryError } from "../../errors.ts";
 import type { LogRecord, PartitionPosition, Tail } from "../../log/log-engine.ts";
 import type { Logger } from "../../logger.ts";
 import type { Broker } from "../broker.ts";
+import type { Protocol } from "../../metrics/traffic-metrics.ts";
 import { DeliveryBatch } from "./delivery-batch.ts";
 import type { FeedMember, FeedRegistry, PartitionFeed } from "./partition-feed.ts";
 
@@ -50,6 +51,8 @@ export interface DeliveryEnv {
   broker: Broker;
   feeds: FeedRegistry;
   log?: Logger;
+  /** The consumers' protocol, for `tributary_records_out_total` and the publish→deliver latency; default "internal". */
+  protocol?: Protocol;
 }
 
 /** First wait before re-reading after a transient storage error; doubled up to MAX_RETRY_MS. */
@@ -98,6 +101,12 @@ export class DeliveryCursor implements FeedMember {
     this.nextOffset = nextOffset;
   }
 
+  /** Delivery metrics of records the consumer took (plain tallies; no work with metrics off). */
+  #counted(batch: DeliveryBatch, from: number, taken: number): void {
+    const traffic = this.#env.broker.metrics.traffic;
+    if (traffic.enabled) traffic.delivered(this.#env.protocol ?? "internal", this.topic, batch.records, from, taken);
+  }
+
   /** Which mode the cursor is in (for tests and metrics). */
   get mode(): "feed" | "tail" | "waiting" | "stopped" {
     return !this.#running ? "stopped" : this.#feed ? "feed" : this.#tail ? "tail" : "waiting";
@@ -143,6 +152,7 @@ export class DeliveryCursor implements FeedMember {
     if (batch.firstOffset <= this.nextOffset) {
       const from = firstAtOrAfter(batch, this.nextOffset);
       const taken = this.consumer.take(this, batch, from);
+      if (taken > 0) this.#counted(batch, from, taken);
       this.#advance(batch, from + taken);
       if (from + taken === batch.length) return true;
     }
@@ -215,6 +225,7 @@ export class DeliveryCursor implements FeedMember {
     while (from < batch.length) {
       if (this.#tail !== tail || !this.consumer.active) return;
       const taken = this.consumer.take(this, batch, from);
+      if (taken > 0) this.#counted(batch, from, taken);
       from += taken;
       this.#advance(batch, from);
       if (from < batch.length) await this.consumer.whenReady(this);

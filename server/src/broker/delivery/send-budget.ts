@@ -27,16 +27,19 @@ export class SendBudget {
   readonly #measure: () => number;
   readonly #onSlow: (reason: string) => void;
   readonly #pollMs: number;
+  readonly #onPause: (() => void) | undefined;
 
   /**
    * `measure`: bytes buffered right now. `pollMs`: while paused, re-measure this often (for
    * transports whose drain event is not reliable); 0 = rely on `drained()` calls only.
+   * `onPause`: told each time delivery pauses (`tributary_backpressure_pauses_total`).
    */
-  constructor(limits: SendBudgetLimits, measure: () => number, onSlow: (reason: string) => void, pollMs = 0) {
+  constructor(limits: SendBudgetLimits, measure: () => number, onSlow: (reason: string) => void, pollMs = 0, onPause?: () => void) {
     this.limits = limits;
     this.#measure = measure;
     this.#onSlow = onSlow;
     this.#pollMs = pollMs;
+    this.#onPause = onPause;
   }
 
   get paused(): boolean {
@@ -80,6 +83,7 @@ export class SendBudget {
 
   #pause(): void {
     this.#paused = true;
+    this.#onPause?.();
     const { maxBufferedBytes, slowConsumerGraceMs } = this.limits;
     this.#graceTimer = setTimeout(() => {
       this.#graceTimer = null;

@@ -47,6 +47,7 @@ export function mountRecordRoutes(router: HttpRouter, ctx: GatewayContext): void
         acks: request.acks,
         producerId: request.producerId,
         sequence: request.sequence,
+        source: "http",
       });
       if (request.acks === 0) return { status: 202 };
       return { status: 200, body: { offsets: results.map(({ partition, offset }) => ({ partition, offset })) } };

@@ -89,6 +89,7 @@ export class MqttConnection implements SessionConnection {
       () => this.transport.bufferedBytes(),
       (reason) => this.#slowConsumer(reason),
       10,
+      () => core.broker.metrics.traffic.backpressurePauses.inc({ gateway: transport.kind === "ws" ? "mqtt-ws" : "mqtt" }),
     );
     transport.onDrain = () => this.budget.drained();
   }

@@ -109,4 +109,4 @@ export class IngressPipeline {
   };
 }
 
-const ACKS_1 = { acks: 1 } as const;
+const ACKS_1 = { acks: 1, source: "mqtt" } as const;

@@ -59,7 +59,7 @@ export class MqttCore {
     this.auth = ctx.auth && ctx.auth.mode === "enforced" ? new MqttAuth(ctx.auth, this.log, () => this.connections) : null;
     this.directory = new TopicDirectory(this.broker, this.log);
     this.retained = new RetainedStore(this.broker, this.log);
-    const deps = { broker: this.broker, delivery: { broker: this.broker, feeds: this.broker.feeds, log: this.log }, log: this.log };
+    const deps = { broker: this.broker, delivery: { broker: this.broker, feeds: this.broker.feeds, log: this.log, protocol: "mqtt" as const }, log: this.log };
     const shareGroups = ctx.groups ? { coordinator: ctx.groups, nodeId: ctx.nodeId } : null; // `$share` = consumer groups (docs/mqtt.md)
     this.sessions = new SessionManager(deps, new SessionStore(this.broker, this.log), this.directory, this.log, (clientId, will) => this.publishWill(clientId, will), shareGroups);
     const metrics = this.broker.metrics;
@@ -71,6 +71,7 @@ export class MqttCore {
     });
     metrics.connections.set({ gateway: "mqtt" }, 0);
     metrics.connections.set({ gateway: "mqtt-ws" }, 0);
+    metrics.groups.setMqttSource({ sessions: () => this.sessions.sessions.values(), sharedGroups: () => this.sessions.groups.size });
     this.#keepAliveTimer = setInterval(() => this.#sweepKeepAlive(), 500);
     this.#keepAliveTimer.unref();
   }

@@ -19,6 +19,8 @@ export interface WsGatewayStats {
   onError(code: ErrorCode): void;
   /** The connection is dropped as a slow consumer, for `reason`. */
   onSlowConsumer(conn: WsConnection, reason: string): void;
+  /** A connection's delivery paused (send buffer over the limit). */
+  onPause?(): void;
 }
 
 /** Pause delivery past `maxBufferedBytes` in the socket's send buffer, drop with SLOW_CONSUMER after `slowConsumerGraceMs`. */
@@ -74,7 +76,7 @@ export class WsConnection {
     this.isBinary = this.format === "cbor";
     this.#limits = limits;
     this.#onGone = onGone;
-    this.budget = new SendBudget(limits, () => this.ws.getBufferedAmount(), (reason) => this.disconnect("SLOW_CONSUMER", reason, true, CLOSE_CODES.SLOW_CONSUMER));
+    this.budget = new SendBudget(limits, () => this.ws.getBufferedAmount(), (reason) => this.disconnect("SLOW_CONSUMER", reason, true, CLOSE_CODES.SLOW_CONSUMER), 0, () => stats.onPause?.());
   }
 
   /** True while the socket's send buffer is over the limit: delivery waits for `drain`. */

@@ -64,7 +64,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
   const native = new NativeFanout((topic, message, isBinary) => {
     app.publish(topic, message, isBinary);
   });
-  const delivery = { broker: ctx.broker, feeds: ctx.broker.feeds, log: ctx.log, native };
+  const delivery = { broker: ctx.broker, feeds: ctx.broker.feeds, log: ctx.log, native, protocol: "ws" as const };
   const presenceHub = new WsPresenceHub(ctx.presence, ctx.nodeId, ctx.log, () => ctx.broker.metrics.backgroundErrors.inc({ task: "presence-leave" }));
   const connections = new Set<WsConnection>();
   // Limits tied to IP and identity (docs/security.md#limits): per address at the upgrade
@@ -101,6 +101,7 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
       metrics.slowConsumerDisconnects.inc({ gateway: "ws" });
       ctx.log.info("ws.slow_consumer", { client: conn.clientId, session: conn.sessionId, reason });
     },
+    onPause: () => metrics.traffic.backpressurePauses.inc({ gateway: "ws" }),
   };
   metrics.addDeliverySource("ws", () => stats.delivered);
   metrics.connections.set({ gateway: "ws" }, 0);

@@ -139,6 +139,8 @@ export class FileLogEngine implements LogEngine {
   /** The running compaction pass (one at a time); close waits for it. */
   #cleaning: Promise<CompactionStats> | null = null;
   #compactionTotals = emptyCompactionStats();
+  /** Retention and compaction passes since open (`tributary_log_maintenance_runs_total`). */
+  #runs = { retention: 0, compaction: 0 };
   #fsyncsOfDeleted = 0;
   #appends = 0;
   #records = 0;
@@ -427,6 +429,7 @@ export class FileLogEngine implements LogEngine {
    */
   async enforceRetention(now = Date.now()): Promise<{ deletedSegments: number }> {
     this.#checkOpen();
+    this.#runs.retention++;
     let deletedSegments = 0;
     for (const t of this.#topics.values()) {
       const { retentionMs, retentionBytes } = t.meta.config;
@@ -475,6 +478,7 @@ export class FileLogEngine implements LogEngine {
   }
 
   async #compactNow(only: string | undefined, force: boolean, now: number | undefined): Promise<CompactionStats> {
+    this.#runs.compaction++;
     const total = emptyCompactionStats();
     const names = only !== undefined ? [only] : [...this.#topics.keys()].sort();
     for (const name of names) {
@@ -531,6 +535,17 @@ export class FileLogEngine implements LogEngine {
     let fsyncs = this.#fsyncsOfDeleted;
     for (const t of this.#topics.values()) for (const log of t.partitions) fsyncs += log.commit.syncs;
     return { fsyncs, appends: this.#appends, records: this.#records };
+  }
+
+  /** Retention and compaction passes since open (metrics). */
+  maintenanceRuns(): { retention: number; compaction: number } {
+    return { ...this.#runs };
+  }
+
+  /** Bytes and segment files of a partition's log (metrics). */
+  partitionStorage(topic: string, partition: number): { bytes: number; segments: number } {
+    const segments = this.#partition(topic, partition).segmentsSnapshot();
+    return { bytes: segments.reduce((n, s) => n + s.size, 0), segments: segments.length };
   }
 
   /** Test hook: the segment base offsets of a partition, oldest first. */

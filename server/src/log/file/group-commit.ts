@@ -1,3 +1,6 @@
+import { performance } from "node:perf_hooks";
+import { recordGroupCommit } from "../../metrics/storage-metrics.ts";
+
 /**
  * Group commit: many waiters, one fsync.
  *
@@ -35,7 +38,9 @@ export class GroupCommit {
       this.#waiting = [];
       try {
         this.syncs++;
+        const started = performance.now();
         await this.#sync();
+        recordGroupCommit((performance.now() - started) / 1000, batch.length); // tributary_fsync_duration_seconds, tributary_group_commit_batch_size
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);

@@ -32,7 +32,7 @@ export function handlePublish(ctx: HandlerContext, conn: WsConnection, frame: Pu
   const acks = frame.acks ?? 1;
   const record = { key: frame.key ?? null, value: frame.value, headers: frame.headers, partition: frame.partition };
   // Both callbacks release the pending slot first (no `.finally`: one promise less per publish).
-  ctx.broker.produce(frame.topic, [record], { acks, producerId: frame.producerId, sequence: frame.seq }).then(
+  ctx.broker.produce(frame.topic, [record], { acks, producerId: frame.producerId, sequence: frame.seq, source: "ws" }).then(
     ([result]) => {
       conn.pendingPublishes--;
       if (acks !== 0) conn.sendSoon({ op: "ack", id: frame.id, partition: result!.partition, offset: result!.offset });
