@@ -48,7 +48,7 @@ async function writeKeyed(engine: LogEngine, topic: string, writes: number, keys
     const records: RecordInput[] = [];
     for (let i = 0; i < Math.min(1000, writes - base); i++) {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      records.push({ key: enc.encode(`key-${seed % keys}`), value: enc.encode(`value-${base + i}`) });
+      records.push({ key: enc.encode(`key-${Math.floor((seed / 2 ** 31) * keys)}`), value: enc.encode(`value-${base + i}`) }); // high bits: an LCG's low bits cycle fast
     }
     await engine.append(topic, 0, records);
   }

@@ -175,6 +175,27 @@ export function runCompactionContract(name: string, makeEngine: () => Promise<Co
       expect(state.has("key-3")).toBe(true);
     });
 
+    it("compact-only-topics-ignore-time-and-size-retention-and-compact-delete-applies-both", async () => {
+      const compactOnly = topicName();
+      const both = topicName();
+      await engine.createTopic(compactOnly, { cleanupPolicy: "compact", retentionMs: 60_000, retentionBytes: 10_000 });
+      await engine.createTopic(both, { cleanupPolicy: "compact,delete", retentionMs: 60_000, retentionBytes: 10_000 });
+      const old = Date.now() - 3_600_000;
+      for (const t of [compactOnly, both]) {
+        for (let round = 0; round < 4; round++) {
+          await engine.append(t, 0, Array.from({ length: 100 }, (_, k) => ({ key: enc.encode(`k${round}-${k}`), value: enc.encode("x".repeat(300)), timestamp: old })));
+        }
+        await engine.append(t, 0, [{ key: enc.encode("fresh"), value: enc.encode("now") }]);
+      }
+      const retention = (engine as unknown as { enforceRetention?: () => Promise<unknown> }).enforceRetention;
+      expect(typeof retention).toBe("function");
+      await retention!.call(engine);
+      const kept = await engine.offsets(compactOnly, 0);
+      expect(kept.earliestOffset).toBe(0);
+      expect((await readAllGapSafe(engine, compactOnly, 0)).length).toBe(401);
+      expect((await engine.offsets(both, 0)).earliestOffset).toBeGreaterThan(0);
+    });
+
     it("a-delete-topic-switched-to-compact-is-compacted-and-then-refuses-keyless-records", async () => {
       const t = topicName();
       await engine.createTopic(t, { cleanupPolicy: "delete", retentionMs: null });

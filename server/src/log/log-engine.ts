@@ -36,9 +36,9 @@ export type RecordHeaders = Record<string, Uint8Array>;
 export interface TopicConfig {
   /** Number of partitions, >= 1. */
   partitions: number;
-  /** Delete whole segments/ranges older than this; null = keep forever. */
+  /** Delete whole segments/ranges older than this; null = keep forever. Applies when cleanupPolicy includes "delete". */
   retentionMs: number | null;
-  /** Keep at most this many bytes per partition (whole segments); null = no limit. */
+  /** Keep at most this many bytes per partition (whole segments); null = no limit. Applies when cleanupPolicy includes "delete". */
   retentionBytes: number | null;
   /** Copies of each partition. The file engine accepts only 1. */
   replicationFactor: number;

@@ -432,7 +432,8 @@ export class FileLogEngine implements LogEngine {
     this.#runs.retention++;
     let deletedSegments = 0;
     for (const t of this.#topics.values()) {
-      const { retentionMs, retentionBytes } = t.meta.config;
+      const { retentionMs, retentionBytes, cleanupPolicy } = t.meta.config;
+      if (cleanupPolicy === "compact") continue; // retention applies with "delete" or "compact,delete" only (Kafka)
       if (retentionMs === null && retentionBytes === null) continue;
       for (const log of t.partitions) deletedSegments += log.enforceRetention(retentionMs, retentionBytes, now);
     }
@@ -580,6 +581,7 @@ export class FileLogEngine implements LogEngine {
     this.#closing = (async () => {
       await this.#admin;
       for (const timer of this.#timers) clearInterval(timer);
+      for (const t of this.#topics.values()) for (const log of t.partitions) log.stopCompaction(); // a running pass stops at its next yield
       await this.#cleaning?.catch(() => undefined); // stops at its next yield (closed); its failure went to its caller
       try {
         await this.#flushAll();

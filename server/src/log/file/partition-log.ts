@@ -138,6 +138,11 @@ export class PartitionLog {
     return this.#gone;
   }
 
+  /** Makes a running compaction pass stop at its next yield (the engine is closing). */
+  stopCompaction(): void {
+    this.#gone = true;
+  }
+
   /** The segments now, oldest first (a copy: the cleaner works on it while appends go on). */
   segmentsSnapshot(): Segment[] {
     return [...this.#segments];

@@ -53,7 +53,7 @@ export class RedisAppender {
       core.keys.notifyChannel(topic, partition),
       token,
       "", // time retention runs in the periodic pass (it keeps at least the last record)
-      t.retentionBytes === null ? "" : t.retentionBytes,
+      t.retentionBytes === null || t.cleanupPolicy === "compact" ? "" : t.retentionBytes, // compact only: no size retention
       encoded.length,
     ];
     for (const r of encoded) args.push(r.flags, r.key, r.value, r.headers, r.timestamp);

@@ -18,6 +18,7 @@ import type {
   TopicDescription,
 } from "../log-engine.ts";
 import { AppendNotifier } from "../tail-loop.ts";
+import { isCompacted } from "../log-engine.ts";
 import { connectClient, createClient, type RedisClient, type RedisTarget } from "../../redis/redis-connection.ts";
 import { RedisErrorReporter, type FailureSeries } from "../../redis/redis-error-reporter.ts";
 import { RedisAppender } from "./redis-appender.ts";
@@ -224,8 +225,8 @@ export class RedisLogEngine implements LogEngine {
     }
     const maxRecords = Math.max(1, Math.min(options.maxRecords ?? 500, 10_000));
     const state = await this.#readState(topic, partition, offset, maxRecords);
-    // Compaction deletes records (gaps): allowed once a compaction pass ran on the partition.
-    const gaps = state.compacted;
+    // Compaction deletes records (gaps): allowed once a compaction pass ran on the partition, or on a compacted topic.
+    const gaps = state.compacted || isCompacted((await this.#core.topic(topic)).cleanupPolicy);
     if (expectedEpoch !== null && state.epoch !== expectedEpoch) {
       throw new TributaryError("STALE_EPOCH", `the history of ${topic}/${partition} changed (epoch ${expectedEpoch} → ${state.epoch}); reset by policy`, {
         topic, partition, epoch: state.epoch, staleEpoch: expectedEpoch, offset,

@@ -24,6 +24,7 @@ export async function enforceRedisRetention(core: RedisEngineCore, listTopics: (
       const producerKeys = [core.keys.producers(name, p), core.keys.producersSeen(name, p)];
       while (Number(await core.call({ topic: name, partition: p }, () => SCRIPTS.expireProducers.run(core.client, producerKeys, [idleBefore, 1000]))) === 1000);
     }
+    if (t.cleanupPolicy === "compact") continue; // retention applies with "delete" or "compact,delete" only (Kafka)
     if (t.retentionMs === null && t.retentionBytes === null) continue;
     for (let p = 0; p < t.partitions; p++) {
       await core.call({ topic: name, partition: p }, () =>
