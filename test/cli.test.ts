@@ -313,7 +313,7 @@ describe("tributary produce / consume", () => {
     expect(produced.code).toBe(0);
     expect((await run(["produce", "typed", "--url", url], { input: "plain words\n" })).code).toBe(0);
     const { encode } = await import("cbor-x");
-    const cbor = await fetch(`${url}/topics/typed/records`, { method: "POST", headers: { "content-type": "application/cbor" }, body: encode({ value: encode({ n: 1 }), contentType: "application/cbor" }) });
+    const cbor = await fetch(`${url}/topics/typed/records`, { method: "POST", headers: { "content-type": "application/cbor" }, body: new Uint8Array(encode({ value: encode({ n: 1 }), contentType: "application/cbor" })) });
     expect(cbor.status).toBe(200);
     const bad = await fetch(`${url}/topics/typed/records`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: "{oops", contentType: "application/json" }) });
     expect(bad.status).toBe(200);
