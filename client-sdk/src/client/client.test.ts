@@ -149,6 +149,57 @@ describe("TributaryClient against a fake server", () => {
     expect(sub.position()).toEqual({ 0: { offset: 20, epoch: "e1" } });
   });
 
+  it("sends the codec's content type with each publish, unless the contentType option or a content-type header says otherwise", async () => {
+    const server = await setup();
+    server.onFrame = (ws, frame) => {
+      if (frame.op === "hello") send(ws, { op: "welcome", id: frame.id, sessionId: "s", clientId: "c", node: "fake", limits: LIMITS });
+      if (frame.op === "publish") send(ws, { op: "ack", id: frame.id, partition: 0, offset: 0 });
+    };
+    const c = client(server.url);
+    await c.publish("t", { a: 1 });
+    await c.publish("t", "text");
+    await c.publish("t", new Uint8Array([1]));
+    await c.publish("t", "<a/>", { contentType: "application/xml" });
+    await c.publish("t", "x", { headers: { "content-type": "text/csv", h: "v" } });
+    const sent = server.frames.filter((f) => f.op === "publish").map((f) => (f.op === "publish" ? [new TextDecoder().decode(f.value!), new TextDecoder().decode(f.headers?.["content-type"])] : []));
+    expect(sent).toEqual([
+      ['{"a":1}', "application/json"],
+      ["text", "text/plain; charset=utf-8"],
+      ["\u0001", "application/octet-stream"],
+      ["<a/>", "application/xml"],
+      ["x", "text/csv"],
+    ]);
+    await expect(c.publish("t", 10n)).rejects.toMatchObject({ code: "BAD_REQUEST" });
+  });
+
+  it("delivers messages with contentType, text(), json() and headers as strings (bytes when not UTF-8)", async () => {
+    const server = await setup();
+    const enc = new TextEncoder();
+    server.onFrame = (ws, frame) => {
+      if (frame.op === "hello") send(ws, { op: "welcome", id: frame.id, sessionId: "s", clientId: "c", node: "fake", limits: LIMITS });
+      if (frame.op === "subscribe") {
+        send(ws, { op: "subscribed", id: frame.id, sub: frame.sub, topic: frame.topic, partitions: [{ partition: 0, offset: 0, epoch: "e1" }] });
+        const msg = (offset: number, value: Uint8Array, headers: Record<string, Uint8Array>) => send(ws, { op: "message", sub: frame.sub, topic: "t", partition: 0, offset, timestamp: 0, key: null, value, headers });
+        msg(0, enc.encode('{"t":1}'), { "content-type": enc.encode("application/json"), unit: enc.encode("C"), bin: new Uint8Array([0xff]) });
+        msg(1, enc.encode('{"t":2}'), {}); // no content type: bytes
+        msg(2, enc.encode("{oops"), { "content-type": enc.encode("application/json") }); // lies: bytes + error
+      }
+    };
+    const c = client(server.url);
+    const errors: TributaryClientError[] = [];
+    c.on("error", (err) => errors.push(err));
+    const it = c.subscribe("t", { from: "earliest" })[Symbol.asyncIterator]();
+    const typed = (await it.next()).value!;
+    expect([typed.contentType, typed.value, typed.headers.unit, typed.headers.bin]).toEqual(["application/json", { t: 1 }, "C", new Uint8Array([0xff])]);
+    const untyped = (await it.next()).value!;
+    expect(untyped.contentType).toBeNull();
+    expect(untyped.value).toBeInstanceOf(Uint8Array);
+    expect([untyped.text(), untyped.json()]).toEqual(['{"t":2}', { t: 2 }]);
+    const bad = (await it.next()).value!;
+    expect(bad.value).toBeInstanceOf(Uint8Array);
+    expect(errors.map((e) => [e.code, e.context.offset, e.context.contentType])).toEqual([["MALFORMED_FRAME", 2, "application/json"]]);
+  });
+
   describe("reports every failed connect attempt as an `error` with its cause, and keeps retrying", () => {
     async function httpServer(handler: RequestListener): Promise<{ server: Server; url: string }> {
       const server = createServer(handler);
