@@ -7,7 +7,7 @@
  * alternating:
  *
  * - exec → listening line: from spawn to `tributary listening …` on stdout (file engine,
- *   fresh data dir, loopback, free ports);
+ *   fresh data dir, loopback, free ports), and the CPU time the node used until then;
  * - idle RSS: the node's resident set after `--idle` of doing nothing once listening;
  * - `tributary --help`: from spawn to exit.
  *
@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { parseDuration, waitForLine } from "./bench-process.ts";
+import { cpuSeconds, parseDuration, waitForLine } from "./bench-process.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PATHS = {
@@ -34,6 +34,8 @@ type PathName = keyof typeof PATHS;
 
 interface Sample {
   listeningMs: number;
+  /** CPU time (user + system) the node used up to its listening line: less sensitive to a busy machine than wall time. */
+  cpuMs: number;
   rssBytes: number;
   helpMs: number;
 }
@@ -42,7 +44,7 @@ function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 }
 
-async function startOnce(bin: string, idleMs: number): Promise<{ listeningMs: number; rssBytes: number }> {
+async function startOnce(bin: string, idleMs: number): Promise<{ listeningMs: number; cpuMs: number; rssBytes: number }> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-startup-"));
   const started = performance.now();
   const child = spawn(process.execPath, [bin, "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--log-level", "warn"], {
@@ -55,8 +57,9 @@ async function startOnce(bin: string, idleMs: number): Promise<{ listeningMs: nu
       throw new Error(`${err.message}\n${stderr}`);
     });
     const listeningMs = performance.now() - started;
+    const cpuMs = cpuSeconds(child.pid!) * 1000;
     await new Promise((resolve) => setTimeout(resolve, idleMs)); // idle time before the RSS sample (a bench, not a synchronisation)
-    return { listeningMs, rssBytes: rssOf(child.pid!) };
+    return { listeningMs, cpuMs, rssBytes: rssOf(child.pid!) };
   } finally {
     if (child.exitCode === null) {
       await new Promise<void>((resolve) => {
@@ -112,6 +115,7 @@ export async function run(args: string[]): Promise<void> {
   };
   process.stdout.write(`\n${"median".padEnd(26)} ${"before: tsx src".padStart(16)} ${"after: compiled".padStart(16)} ${"ratio".padStart(8)}\n`);
   const listening = row("exec → listening line", (x) => x.listeningMs, (v) => `${v.toFixed(0)} ms`);
+  row("  CPU used until then", (x) => x.cpuMs, (v) => `${v.toFixed(0)} ms`);
   const rss = row("idle RSS", (x) => x.rssBytes, (v) => `${mb(v).toFixed(1)} MB`);
   row("tributary --help", (x) => x.helpMs, (v) => `${v.toFixed(0)} ms`);
   const saved = mb(rss.s - rss.c);
