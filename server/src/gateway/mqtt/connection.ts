@@ -13,6 +13,10 @@ import type { MqttUndeliverableReason } from "../../metrics/metrics.ts";
 import type { Session, SessionConnection } from "./session/session.ts";
 import type { WillMessage } from "./session/session-manager.ts";
 import type { MqttTransport } from "./transport.ts";
+import { LazyMap } from "../../lazy-collections.ts";
+
+/** The initial `lastTopicBytes` of every connection (one shared empty buffer). */
+const NO_BYTES = Buffer.alloc(0);
 
 /** Topic Alias Maximum the gateway grants clients (MQTT 5). */
 export const TOPIC_ALIAS_MAXIMUM = 64;
@@ -48,13 +52,13 @@ export class MqttConnection implements SessionConnection {
   /** The client's Maximum Packet Size. */
   maxPacketOut = Number.POSITIVE_INFINITY;
   topicAliasMaxOut = 0;
-  readonly aliasesIn = new Map<number, string>();
-  readonly aliasesOut = new Map<string, number>();
+  readonly aliasesIn: Map<number, string> = new LazyMap();
+  readonly aliasesOut: Map<string, number> = new LazyMap();
   /** QoS 1/2 PUBLISH received and not yet completed (PUBACK / PUBCOMP not sent). */
   inflightIn = 0;
   /** Last PUBLISH topic and its UTF-8 bytes (devices repeat topics). */
   lastTopic = "";
-  lastTopicBytes: Buffer = Buffer.alloc(0);
+  lastTopicBytes: Buffer = NO_BYTES;
   /** Who the client proved to be at CONNECT; null before CONNECT and in open mode (no auth layer). */
   identity: Identity | null = null;
   /** Closes the connection when the identity expires (MqttAuth.armExpiry). */

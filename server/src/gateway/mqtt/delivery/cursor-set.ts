@@ -4,6 +4,7 @@ import { isTributaryError, type TributaryError } from "../../../errors.ts";
 import type { Logger } from "../../../logger.ts";
 import { levelFor } from "../record-mapping.ts";
 import { MqttCursor, type DeliveryTarget } from "./mqtt-cursor.ts";
+import { LazyMap } from "../../../lazy-collections.ts";
 
 export interface CursorDeps {
   broker: Broker;
@@ -29,13 +30,13 @@ const TOPIC_POLL_MS = 2000;
  * node, or seen by polling), reads it from the earliest offset of its new epoch.
  */
 export class CursorSet {
-  readonly byTopic = new Map<string, MqttCursor[]>();
+  readonly byTopic: Map<string, MqttCursor[]> = new LazyMap();
   running = false;
   readonly #deps: CursorDeps;
   readonly #target: DeliveryTarget;
-  readonly #pending = new Map<string, Promise<void>>();
+  readonly #pending: Map<string, Promise<void>> = new LazyMap();
   /** Deleted topics waiting to exist again: topic → stop waiting. */
-  readonly #awaiting = new Map<string, () => void>();
+  readonly #awaiting: Map<string, () => void> = new LazyMap();
 
   constructor(deps: CursorDeps, target: DeliveryTarget) {
     this.#deps = deps;

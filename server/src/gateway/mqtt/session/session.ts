@@ -5,6 +5,7 @@ import type { TributaryError } from "../../../errors.ts";
 import type { MqttGroupMember } from "../delivery/group-member.ts";
 import { firstLevel, logTopicForLevel } from "../topic-mapping.ts";
 import type { Subscription } from "./subscription.ts";
+import { LazyMap, LazySet } from "../../../lazy-collections.ts";
 
 /** What a session needs from the connection it is attached to. */
 export interface SessionConnection {
@@ -61,11 +62,11 @@ export class Session implements DeliveryTarget {
   /** Session Expiry Interval, seconds (0 = ends with the connection; 0xFFFFFFFF = never). */
   expiry: number;
   connection: SessionConnection | null = null;
-  readonly subs = new Map<string, Subscription>();
+  readonly subs: Map<string, Subscription> = new LazyMap();
   readonly cursors: CursorSet;
-  readonly inflight = new Map<number, Inflight>();
+  readonly inflight: Map<number, Inflight> = new LazyMap();
   /** QoS 2 packet ids received (PUBREC sent), awaiting PUBREL: duplicates are not stored twice. */
-  readonly inboundQos2 = new Set<number>();
+  readonly inboundQos2: Set<number> = new LazySet();
   /** Wall-clock ms when the connection went away (null while connected). */
   disconnectedAt: number | null = null;
   expiryTimer: NodeJS.Timeout | null = null;
@@ -79,8 +80,8 @@ export class Session implements DeliveryTarget {
   /** CONNECT user name (the group member's `user`). */
   user: string | null = null;
   /** Consumer-group memberships of `$share` subscriptions, by subscription filter. */
-  readonly groupMembers = new Map<string, MqttGroupMember>();
-  readonly #literal = new Map<string, Subscription[]>();
+  readonly groupMembers: Map<string, MqttGroupMember> = new LazyMap();
+  readonly #literal: Map<string, Subscription[]> = new LazyMap();
   #wild: Subscription[] = [];
   readonly #hooks: SessionHooks;
   #nextPacketId = 1;
