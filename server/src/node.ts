@@ -101,7 +101,8 @@ export async function openEngine(config: TributaryConfig, log: Logger, metrics?:
         segmentBytes: config.file.segmentBytes,
         segmentMs: config.file.segmentMs,
         maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes),
-        onWarning: (message, context) => log.warn(context.task === "compaction" ? "log.compaction_failed" : "log.recovery", { message, ...context }),
+        onWarning: (message, context) =>
+          log.warn(context.task === "compaction" ? "log.compaction_failed" : context.task === "fsync" ? "log.fsync_failed" : "log.recovery", { message, ...context }),
         onBackgroundError: (task) => metrics?.backgroundErrors.inc({ task }),
       });
     case "redis":

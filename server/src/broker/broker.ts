@@ -1,6 +1,7 @@
 import { TributaryError, isTributaryError } from "../errors.ts";
 import type {
   AlterableTopicConfig,
+  EngineHealth,
   Acks,
   LogEngine,
   LogRecord,
@@ -17,6 +18,7 @@ import { AppendCoalescer, type RequestProducer } from "./append-coalescer.ts";
 import { KafkaPartitioner, producerPartition, type Partitioner } from "./partitioner.ts";
 import { ProducerDedupe } from "./producer-dedupe.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { registerStorageHealthMetrics } from "../metrics/storage-health-metrics.ts";
 import type { Protocol } from "../metrics/traffic-metrics.ts";
 import { FeedRegistry } from "./delivery/partition-feed.ts";
 
@@ -106,6 +108,7 @@ export class Broker {
     this.#partitioner = options.partitioner ?? new KafkaPartitioner();
     this.metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
     this.metrics.storage.setSource(engine); // partitions' offsets and sizes, read at scrape time
+    registerStorageHealthMetrics(this.metrics.registry, () => engine.health?.() ?? null); // fsync failures, read at scrape time
     this.feeds = new FeedRegistry(this);
     this.#coalescer = new AppendCoalescer(engine, { maxBatchRecords: 4096, maxBatchBytes: 512 * 1024, onDuplicate: () => this.metrics.duplicatePublishes.inc() });
   }
@@ -384,6 +387,11 @@ export class Broker {
 
   describeTopic(name: string): Promise<TopicDescription> {
     return this.#engine.describeTopic(name);
+  }
+
+  /** The log engine's storage health (`LogEngine.health`), or null when the engine has none to report (Redis: checked by a round trip). */
+  storageHealth(): EngineHealth | null {
+    return this.#engine.health?.() ?? null;
   }
 
   /** Changes a topic's retention and cleanup settings (`LogEngine.alterTopicConfig`); the node's own use (keyed internal topics). */

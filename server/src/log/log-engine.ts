@@ -86,6 +86,16 @@ export interface CompactionStats {
   bytesAfter: number;
 }
 
+/** What an engine knows of its storage's health (`LogEngine.health`). */
+export interface EngineHealth {
+  /** False once the storage failed in a way only a restart repairs (file engine: a failed fdatasync). */
+  ok: boolean;
+  /** Why it is not ok (null when ok). */
+  problem: string | null;
+  /** Failed fdatasync calls since open (file engine; 0 elsewhere). */
+  fsyncFailures: number;
+}
+
 /** Topic settings that can be changed after creation (`LogEngine.alterTopicConfig`). */
 export type AlterableTopicConfig = Pick<TopicConfig, "retentionMs" | "retentionBytes" | "cleanupPolicy" | "deleteRetentionMs" | "minCleanableDirtyRatio">;
 
@@ -276,6 +286,13 @@ export interface LogEngine {
    * what a read returns except by removing superseded records.
    */
   compact(topic?: string, options?: { force?: boolean; now?: number }): Promise<CompactionStats>;
+
+  /**
+   * Optional: the storage's health, synchronously (no I/O). The file engine reports a failed
+   * fdatasync here (it stays unhealthy until restart); engines whose storage is remote
+   * (Redis) leave it out and are checked by a round trip instead.
+   */
+  health?(): EngineHealth;
 
   /** Makes every acknowledged append durable (fsync/flush). */
   flush(): Promise<void>;

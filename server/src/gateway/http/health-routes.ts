@@ -5,7 +5,9 @@
  * - `GET /readyz`: 200 once the node accepts traffic and its storage answers; 503
  *   UNAVAILABLE while starting, shutting down, or when the engine fails (readiness: take
  *   the node out of a load balancer). With the Redis engine "storage answers" is a PING
- *   within 500 ms, cached for 1 s (server/src/cluster/redis-node-registry.ts).
+ *   within 500 ms, cached for 1 s (server/src/cluster/redis-node-registry.ts). With the
+ *   file engine, a failed fdatasync makes it 503 until the node restarts (the engine's
+ *   health, `LogEngine.health`).
  */
 import { TributaryError, toTributaryError } from "../../errors.ts";
 import type { GatewayContext } from "../gateway-context.ts";
@@ -17,6 +19,8 @@ export function mountHealthRoutes(router: HttpRouter, ctx: GatewayContext, isRea
 
   router.route("get", "/readyz", async () => {
     if (!isReady()) throw new TributaryError("UNAVAILABLE", "the node is starting or shutting down");
+    const health = ctx.broker.storageHealth();
+    if (health && !health.ok) throw new TributaryError("UNAVAILABLE", `the ${ctx.broker.engineKind} log engine's storage failed: ${health.problem}`);
     if (checkStorage) await checkStorage();
     else {
       try {

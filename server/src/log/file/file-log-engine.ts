@@ -34,6 +34,7 @@ import type {
   AppendOptions,
   AppendResult,
   CompactionStats,
+  EngineHealth,
   CommitOptions,
   CommittedOffset,
   LogEngine,
@@ -48,6 +49,8 @@ import type {
 } from "../log-engine.ts";
 import { addCompactionStats, emptyCompactionStats, isCompacted } from "../log-engine.ts";
 import { cleanPartitionIfAlive } from "./log-cleaner.ts";
+import type { SyncFile } from "./segment.ts";
+import { StorageHealth } from "./storage-health.ts";
 import { validateCommit } from "../commit-options.ts";
 import { DataDirLock } from "./data-dir-lock.ts";
 import { AppendNotifier, startTailLoop } from "../tail-loop.ts";
@@ -94,6 +97,8 @@ export interface FileLogEngineOptions {
    * them in `tributary_background_errors_total{task}`.
    */
   onBackgroundError?: (task: "compaction", err: unknown, context: Record<string, unknown>) => void;
+  /** Fault injection for tests: replaces fs.fdatasync for segment files. */
+  syncFile?: SyncFile;
 }
 
 interface TopicState {
@@ -139,6 +144,7 @@ export class FileLogEngine implements LogEngine {
   /** The running compaction pass (one at a time); close waits for it. */
   #cleaning: Promise<CompactionStats> | null = null;
   #compactionTotals = emptyCompactionStats();
+  readonly #health: StorageHealth;
   /** Retention and compaction passes since open (`tributary_log_maintenance_runs_total`). */
   #runs = { retention: 0, compaction: 0 };
   #fsyncsOfDeleted = 0;
@@ -162,6 +168,11 @@ export class FileLogEngine implements LogEngine {
     };
     this.#warn = options.onWarning ?? ((message) => console.warn(`[tributary:file-log] ${message}`));
     this.#onBackgroundError = options.onBackgroundError;
+    this.#health = new StorageHealth((what, err) =>
+      this.#warn(`fdatasync of ${what} failed: ${(err as Error).message}; writes to it are refused and the node reports not ready until it restarts`, { task: "fsync", what }),
+    );
+    this.#partitionOptions.health = this.#health;
+    if (options.syncFile) this.#partitionOptions.syncFile = options.syncFile;
     if (options.compactionCheckMs !== undefined && options.compactionCheckMs !== 0) positiveInt(options.compactionCheckMs, "compactionCheckMs");
   }
 
@@ -220,7 +231,7 @@ export class FileLogEngine implements LogEngine {
       if (epochChanged) writeTopicMetadata(dir, meta);
       this.#topics.set(name, { meta, dir, partitions });
     }
-    this.#offsets = GroupOffsetStore.open(this.dataDir, (m) => this.#warn(m, {}));
+    this.#offsets = GroupOffsetStore.open(this.dataDir, (m) => this.#warn(m, {}), this.#health);
   }
 
   #checkOpen(): void {
@@ -524,6 +535,14 @@ export class FileLogEngine implements LogEngine {
       this.#warn(`compaction failed: ${(err as Error).message}`, { task: "compaction", ...context });
       this.#onBackgroundError?.("compaction", err, context);
     }
+  }
+
+  /**
+   * Storage health (`LogEngine.health`): not ok once an fdatasync failed (see
+   * storage-health.ts); the node's /readyz answers 503 and the failures are counted.
+   */
+  health(): EngineHealth {
+    return this.#health.snapshot();
   }
 
   /** Totals of every compaction pass since open (for tests, benchmarks and metrics). */

@@ -19,6 +19,7 @@ import path from "node:path";
 import { TributaryError } from "../../errors.ts";
 import type { CommittedOffset } from "../log-engine.ts";
 import { GroupCommit } from "./group-commit.ts";
+import type { StorageHealth } from "./storage-health.ts";
 import { fsyncDirSync } from "./topic-metadata.ts";
 
 export const OFFSETS_FILE = "offsets.log";
@@ -50,15 +51,19 @@ export class GroupOffsetStore {
   readonly #commit: GroupCommit;
   #closed = false;
 
-  private constructor(file: string, fd: number, offsets: Offsets, lines: number) {
+  readonly #health: StorageHealth | undefined;
+  #failed: unknown = null;
+
+  private constructor(file: string, fd: number, offsets: Offsets, lines: number, health: StorageHealth | undefined) {
     this.#file = file;
     this.#fd = fd;
     this.#offsets = offsets;
     this.#lines = lines;
+    this.#health = health;
     this.#commit = new GroupCommit(() => this.#sync());
   }
 
-  static open(dataDir: string, warn: (message: string) => void): GroupOffsetStore {
+  static open(dataDir: string, warn: (message: string) => void, health?: StorageHealth): GroupOffsetStore {
     const file = path.join(dataDir, OFFSETS_FILE);
     const offsets: Offsets = new Map();
     let lines = 0;
@@ -82,7 +87,7 @@ export class GroupOffsetStore {
       apply(offsets, JSON.parse(json) as CommitLine | { d: string });
       lines++;
     }
-    const store = new GroupOffsetStore(file, -1, offsets, lines);
+    const store = new GroupOffsetStore(file, -1, offsets, lines, health);
     // Rewrite when the file had damage or garbage; otherwise append to it.
     if (lines !== complete.length || all[all.length - 1] !== "" || store.#shouldCompact()) store.#compactSync();
     else store.#fd = fs.openSync(file, "a");
@@ -155,10 +160,14 @@ export class GroupOffsetStore {
       this.#compactSync(); // durable by itself
       return;
     }
+    if (this.#failed) throw new TributaryError("STORAGE_ERROR", `${this.#file} failed to sync before; restart to recover`, {}, { cause: this.#failed });
     await new Promise<void>((resolve, reject) =>
-      fs.fdatasync(this.#fd, (err) =>
-        err ? reject(new TributaryError("STORAGE_ERROR", `fdatasync ${this.#file} failed: ${err.message}`, {}, { cause: err })) : resolve(),
-      ),
+      fs.fdatasync(this.#fd, (err) => {
+        if (!err) return resolve();
+        this.#failed = err;
+        this.#health?.fsyncFailed(this.#file, err);
+        reject(new TributaryError("STORAGE_ERROR", `fdatasync ${this.#file} failed: ${err.message}`, {}, { cause: err }));
+      }),
     );
   }
 

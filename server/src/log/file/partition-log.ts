@@ -16,7 +16,8 @@ import { encodeBatch, measureBatch, type DecodeSink } from "./batch-codec.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { recoverCleanerLeftovers } from "./log-cleaner.ts";
 import { openSealedSegment, recoverActiveSegment } from "./segment-recovery.ts";
-import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, segmentFileName } from "./segment.ts";
+import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, segmentFileName, type SyncFile } from "./segment.ts";
+import type { StorageHealth } from "./storage-health.ts";
 
 export interface PartitionOptions {
   segmentBytes: number;
@@ -24,6 +25,10 @@ export interface PartitionOptions {
   maxBatchBytes: number;
   indexIntervalBytes: number;
   cacheBytes: number;
+  /** Where failed fdatasyncs are reported (the engine's health). */
+  health?: StorageHealth;
+  /** fs.fdatasync unless a test injects a fault. */
+  syncFile?: SyncFile;
 }
 
 export interface RecoveryReport {
@@ -337,7 +342,7 @@ export class PartitionLog {
 
   async #syncDirty(): Promise<void> {
     const work: Promise<void>[] = [];
-    for (const s of this.#dirtySegments) work.push(s.sync());
+    for (const s of this.#dirtySegments) work.push(s.sync(this.#options.syncFile));
     this.#dirtySegments.clear();
     if (this.#dirDirty) {
       this.#dirDirty = false;
@@ -346,7 +351,9 @@ export class PartitionLog {
     try {
       await Promise.all(work);
     } catch (err) {
+      const first = this.#failed === null;
       this.#failed = new TributaryError("STORAGE_ERROR", `partition ${this.topic}/${this.partition} failed to sync; restart to recover`, this.#context(), { cause: err });
+      if (first) this.#options.health?.fsyncFailed(`partition ${this.topic}/${this.partition}`, err);
       throw err;
     }
   }

@@ -206,13 +206,13 @@ export class Segment {
     });
   }
 
-  /** Flushes the file's data to the device (thread pool). */
-  sync(): Promise<void> {
+  /** Flushes the file's data to the device (thread pool); `syncFile` is fs.fdatasync unless a test injects a fault. */
+  sync(syncFile: SyncFile = fs.fdatasync): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.dirty = false;
     this.#syncing++;
     return new Promise<void>((resolve, reject) => {
-      fs.fdatasync(this.fd, (err) => {
+      syncFile(this.fd, (err) => {
         this.#syncing--;
         if (this.#closeRequested && this.#syncing === 0) this.#doClose();
         if (err) reject(new TributaryError("STORAGE_ERROR", `fdatasync ${this.logPath} failed: ${err.message}`, { file: this.logPath }, { cause: err }));
@@ -259,6 +259,9 @@ export class Segment {
     }
   }
 }
+
+/** fs.fdatasync's shape: the engine's seam for fault-injection tests (FileLogEngineOptions.syncFile). */
+export type SyncFile = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 
 export function emptySegmentState(): SegmentState {
   return {
