@@ -3,7 +3,9 @@
  * 127.0.0.1/localhost made with openssl in a temp dir (no committed keys); `tributary
  * start` as a child process; mosquitto_pub/sub --cafile and MQTT.js mqtts:// over MQTTS,
  * curl --cacert over HTTPS; a certificate reload by SIGHUP seen by a new MQTTS connection;
- * tls.require without the plain MQTT port; a key that does not match refused at start.
+ * tls.require without the plain MQTT port; a key that does not match refused at start;
+ * the SDK over wss:// in headless Chromium, the test CA trusted through an NSS database
+ * made with certutil (Debian libnss3-tools), as a user would import a company CA.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,6 +14,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { promisify } from "node:util";
 import mqtt from "mqtt";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN } from "./helpers/node-process.ts";
 import { waitFor, within } from "./helpers/wait.ts";
@@ -143,6 +146,51 @@ describe("TLS listeners", () => {
     await run("mosquitto_pub", ["--cafile", join(dir, "ca.pem"), "-h", "127.0.0.1", "-p", String(node.mqtts), "-t", "tls-room/1", "-m", "over-tls", "-q", "1"]);
     expect(await within(done, 10_000, "mosquitto_sub to exit after one message")).toBe(0);
     expect(out).toContain("tls-room/1 over-tls");
+  });
+
+  it("carries-the-sdk-over-wss-in-chromium-trusting-the-test-ca", async () => {
+    // Chromium reads trusted CAs from $HOME/.pki/nssdb: a fresh one holding only the test CA.
+    const home = join(dir, "chromium-home");
+    const nssdb = join(home, ".pki", "nssdb");
+    await run("mkdir", ["-p", nssdb]);
+    await run("certutil", ["-d", `sql:${nssdb}`, "-N", "--empty-password"]);
+    await run("certutil", ["-d", `sql:${nssdb}`, "-A", "-t", "C,,", "-n", "tributary-test-ca", "-i", join(dir, "ca.pem")]);
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+      env: { ...process.env, HOME: home },
+    });
+    try {
+      const page = await browser.newPage();
+      const origin = `https://localhost:${node.https}`;
+      // Trusted: the console page loads over HTTPS with no certificate error...
+      const response = await page.goto(`${origin}/`);
+      expect(response?.status()).toBe(200);
+      await page.addScriptTag({ url: `${origin}/tributary.min.js` });
+      // ...and the SDK publishes and receives over wss:// from that page.
+      const got = await page.evaluate(async (url) => {
+        const T = (window as unknown as { Tributary: typeof import("@tributary/client") }).Tributary;
+        const client = T.connect(url);
+        const first = new Promise<unknown>((resolve, reject) => {
+          const sub = client.subscribe("wss-room", (msg) => resolve(msg.value), { from: "earliest" });
+          sub.once("error", reject);
+        });
+        await client.publish("wss-room", { over: "wss" });
+        const value = await first;
+        await client.close();
+        return value;
+      }, origin.replace("https:", "wss:"));
+      expect(got).toEqual({ over: "wss" });
+    } finally {
+      await browser.close();
+    }
+    // Without the CA, the same page is refused (the trust above came from the NSS database).
+    const untrusting = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"], env: { ...process.env, HOME: join(dir, "empty-home") } });
+    try {
+      await expect((await untrusting.newPage()).goto(`https://localhost:${node.https}/`)).rejects.toThrow(/ERR_CERT_AUTHORITY_INVALID/);
+    } finally {
+      await untrusting.close();
+    }
   });
 
   it("carries-mqttjs-mqtts-with-the-ca", async () => {
