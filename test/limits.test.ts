@@ -224,6 +224,29 @@ describe("failed-auth backoff over HTTP", () => {
   });
 });
 
+/** A WebSocket from `localAddress` whose hello carries `token`: the close code the node ends it with. */
+function wsHelloClose(localAddress: string, token: string): Promise<number> {
+  const ws = new WebSocket(`ws://127.0.0.1:${node.httpPort}/ws`, ["tributary.v1.json"], { localAddress });
+  opened.push({ close: () => ws.terminate() });
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => ws.send(JSON.stringify({ op: "hello", id: 1, protocol: 1, token })));
+    ws.once("close", (code) => resolve(code));
+    ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused with ${res.statusCode}`)));
+    ws.once("error", reject);
+  });
+}
+
+describe("failed-auth backoff over WebSocket hello", () => {
+  it("counts-bad-hello-tokens-against-the-address-until-its-upgrades-get-429-while-another-address-gets-in", async () => {
+    const limits = clientLimitsFor(node.node.broker, node.node.config);
+    for (let i = 0; i < 4; i++) expect(await wsHelloClose("127.0.0.11", `not-a-token-${i}`)).toBe(4501);
+    expect(limits.blockedFor("127.0.0.11")).toBeGreaterThan(0);
+    expect((await wsUpgrade("127.0.0.11")).status).toBe(429);
+    expect((await wsUpgrade("127.0.0.12")).status).toBe("open");
+    expect(await metric("tributary_auth_failures_total", 'gateway="ws",reason="bad_token"')).toBeGreaterThanOrEqual(4);
+  });
+});
+
 describe("connections per identity", () => {
   it("refuses-a-third-connection-of-one-identity-on-mqtt-and-ws-hello-but-not-another-identity", async () => {
     const t = await token("per-identity");

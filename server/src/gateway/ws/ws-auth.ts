@@ -56,9 +56,12 @@ export class WsAuth {
   /**
    * The identity for a `hello`: synchronous when no token has to be verified (open mode,
    * no token), else a promise. Throws / rejects with UNAUTHORIZED or TOKEN_EXPIRED.
-   * Undefined: no auth layer (every check passes).
+   * Undefined: no auth layer (every check passes). A refused token counts against the
+   * client's `address` like a refused MQTT password or HTTP Bearer token (docs/security.md
+   * "Limits"): the rejection is delayed, and the address is blocked after
+   * `limits.authFailuresBeforeBlock` failures (then its upgrades get 429).
    */
-  authenticate(token: string | undefined, clientId: string): Identity | Promise<Identity> | undefined {
+  authenticate(token: string | undefined, clientId: string, address: string | null = null): Identity | Promise<Identity> | undefined {
     const auth = this.service;
     if (!auth) return undefined;
     const limits = this.limits;
@@ -70,10 +73,11 @@ export class WsAuth {
     }
     const identity = auth.authenticateToken(token, clientId);
     if (!limits) return identity;
-    return identity.catch((err: unknown) => {
-      // Counted; no per-address backoff here: guessing a signed token is hopeless, and the
-      // hello does not carry the address (per-address blocks apply at the upgrade).
-      if (isTributaryError(err)) limits.authFailed(null, "ws", err);
+    return identity.catch(async (err: unknown) => {
+      if (isTributaryError(err)) {
+        const delayMs = limits.authFailed(address, "ws", err);
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
       throw err;
     });
   }

@@ -25,7 +25,9 @@ export function handleHello(ctx: HandlerContext, conn: WsConnection, frame: Hell
   conn.clientId = frame.clientId ?? conn.sessionId;
   let identity: Identity | Promise<Identity> | undefined;
   try {
-    identity = ctx.wsAuth.authenticate(frame.token, conn.clientId);
+    // The peer's address, read while the socket is surely open: a refused token counts against it.
+    const address = frame.token ? Buffer.from(conn.ws.getRemoteAddressAsText()).toString() : null;
+    identity = ctx.wsAuth.authenticate(frame.token, conn.clientId, address);
   } catch (err) {
     refuse(conn, frame, err);
     return;
