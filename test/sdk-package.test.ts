@@ -41,7 +41,8 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "tributary-sdk-pack-"));
   // `npm pack` runs the SDK's prepack script (the build), as `npm publish` would.
   const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", work], { cwd: SDK, env: npmEnv(), maxBuffer: 16 << 20 });
-  packed = (JSON.parse(stdout.slice(stdout.indexOf("["))) as PackResult[])[0]!;
+  // The build's own output (prepack) may come first: the JSON array starts at a line's start.
+  packed = (JSON.parse(stdout.slice(stdout.search(/^\[/m))) as PackResult[])[0]!;
 }, 120_000);
 
 afterAll(async () => {
