@@ -290,6 +290,7 @@ export class Metrics {
       this.protocolErrors.labels({ gateway: "ws", code }).inc(0);
     }
     this.produceRequests.labels({ code: "OK" }).inc(0);
+    for (const acks of ["0", "1", "all"]) this.produceDuration.zero({ acks });
     for (const gateway of GATEWAY_LABELS) {
       for (const limit of LIMIT_NAMES) this.limitRefusals.labels({ limit, gateway }).inc(0);
       for (const reason of AUTH_FAILURE_REASONS) this.authFailures.labels({ gateway, reason }).inc(0);

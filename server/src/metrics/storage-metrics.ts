@@ -4,6 +4,8 @@ import { OTHER_TOPIC, type TopicLabels } from "./traffic-metrics.ts";
 
 /** What the partition metrics read at scrape time (the broker's view of the log engine). */
 export interface PartitionSource {
+  /** "file" engines' group commits are timed (tributary_fsync_duration_seconds). */
+  readonly kind: string;
   listTopics(): Promise<string[]>;
   describeTopic(topic: string): Promise<{ partitionInfo: Array<{ partition: number; earliestOffset: number; endOffset: number }> }>;
   /** Bytes and segments of a partition, when the engine keeps files (file engine). */
@@ -133,15 +135,20 @@ export class StorageMetrics {
       registers: [registry],
     });
     for (const component of REDIS_COMPONENTS) {
+      this.redisCommandDuration.zero({ component });
       this.redisCommandErrors.labels({ component }).inc(0);
       this.redisReconnects.labels({ component }).inc(0);
     }
   }
 
-  /** The engine to read partitions from at scrape time; starts receiving group commits (file engine). */
+  /**
+   * The engine to read partitions from at scrape time. A file engine's metrics also receive
+   * the process's group commits (fsync rounds are timed per process: one node per process
+   * in production; in-process test nodes on the file engine share them).
+   */
   setSource(source: PartitionSource): void {
     this.#source = source;
-    if (this.enabled) groupCommitListeners.add(new WeakRef(this));
+    if (this.enabled && source.kind === "file") groupCommitListeners.add(new WeakRef(this));
   }
 
   groupCommitted(seconds: number, waiters: number): void {

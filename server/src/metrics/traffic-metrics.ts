@@ -85,6 +85,8 @@ export class TrafficMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     });
+    // Exported from zero (rate() over the first observations then sees them as an increase).
+    for (const protocol of PROTOCOLS) this.#latency.zero({ protocol });
     this.#latencyChildren = PROTOCOLS.map((protocol) => this.#latency.labels({ protocol }));
     this.backpressurePauses = new Counter({
       name: "tributary_backpressure_pauses_total",
