@@ -100,6 +100,7 @@ export async function openEngine(config: TributaryConfig, log: Logger, metrics?:
         fsync: config.file.fsync,
         segmentBytes: config.file.segmentBytes,
         segmentMs: config.file.segmentMs,
+        maxOpenSegmentFiles: config.limits.maxOpenSegmentFiles,
         maxBatchBytes: Math.max(8 << 20, 2 * config.limits.maxFrameBytes),
         onWarning: (message, context) =>
           log.warn(context.task === "compaction" ? "log.compaction_failed" : context.task === "fsync" ? "log.fsync_failed" : "log.recovery", { message, ...context }),

@@ -208,6 +208,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("limits.maxTopics", "MAX_TOPICS", "Most topics on the node, internal ones included (creating more fails with POLICY_VIOLATION).", integer(1, MAX)),
   field("limits.maxPartitionsPerTopic", "MAX_PARTITIONS_PER_TOPIC", "Most partitions one topic may have.", integer(1, 10_000)),
   field("limits.maxPartitions", "MAX_PARTITIONS", "Most partitions over all topics of the node (each keeps files open).", integer(1, MAX)),
+  field("limits.maxOpenSegmentFiles", "MAX_OPEN_SEGMENT_FILES", "File engine: most segment files open at once; the least recently used are closed (and reopened on use) past it.", integer(16, MAX)),
   field("limits.defaultCredit", "DEFAULT_CREDIT", "Flow-control window (messages in flight) a subscription starts with.", integer(1, MAX)),
   field("limits.maxCredit", "MAX_CREDIT", "Largest flow-control window a client may grant.", integer(1, MAX)),
   field("limits.maxBufferedBytes", "MAX_BUFFERED_BYTES", "A socket whose send buffer passes this is paused.", integer(1024, MAX, "bytes")),

@@ -51,6 +51,8 @@ export interface TributaryConfig {
     maxPartitionsPerTopic: number;
     /** Most partitions over all topics of the node (each holds open files). */
     maxPartitions: number;
+    /** File engine: most segment files kept open at once (an LRU closes the least recently used; partitions are not file descriptors). */
+    maxOpenSegmentFiles: number;
     /** Flow-control window a subscription starts with (messages in flight). */
     defaultCredit: number;
     maxCredit: number;
@@ -183,6 +185,7 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     maxTopics: 10_000,
     maxPartitionsPerTopic: 1000,
     maxPartitions: 10_000,
+    maxOpenSegmentFiles: 512,
     defaultCredit: 1000,
     maxCredit: 100_000,
     maxBufferedBytes: 4 * 1024 * 1024,

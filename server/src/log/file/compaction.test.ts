@@ -32,7 +32,8 @@ function newDir(): string {
 }
 
 async function open(dataDir: string, extra: Partial<FileLogEngineOptions> = {}): Promise<FileLogEngine> {
-  const e = await FileLogEngine.open({ dataDir, fsync: "never", retentionCheckMs: 0, compactionCheckMs: 0, onWarning: () => undefined, ...extra });
+  // A small LRU of open segment files: compaction reads and swaps segments whose files it may have to reopen.
+  const e = await FileLogEngine.open({ dataDir, fsync: "never", retentionCheckMs: 0, compactionCheckMs: 0, maxOpenSegmentFiles: 16, onWarning: () => undefined, ...extra });
   engines.push(e);
   return e;
 }

@@ -51,6 +51,7 @@ import { addCompactionStats, emptyCompactionStats, isCompacted } from "../log-en
 import { cleanPartitionIfAlive } from "./log-cleaner.ts";
 import type { SyncFile } from "./segment.ts";
 import { StorageHealth } from "./storage-health.ts";
+import { SegmentFiles, type SegmentFilesStats } from "./segment-files.ts";
 import { validateCommit } from "../commit-options.ts";
 import { DataDirLock } from "./data-dir-lock.ts";
 import { AppendNotifier, startTailLoop } from "../tail-loop.ts";
@@ -97,6 +98,13 @@ export interface FileLogEngineOptions {
    * them in `tributary_background_errors_total{task}`.
    */
   onBackgroundError?: (task: "compaction", err: unknown, context: Record<string, unknown>) => void;
+  /**
+   * Most segment files open at once (default 512): past it the least recently used one that
+   * is not being synced (and, unless fsync is "never", has nothing unsynced) is closed, and
+   * reopened when next used (segment-files.ts). Keeps the file descriptors bounded whatever
+   * the partition count.
+   */
+  maxOpenSegmentFiles?: number;
   /** Fault injection for tests: replaces fs.fdatasync for segment files. */
   syncFile?: SyncFile;
 }
@@ -145,6 +153,7 @@ export class FileLogEngine implements LogEngine {
   #cleaning: Promise<CompactionStats> | null = null;
   #compactionTotals = emptyCompactionStats();
   readonly #health: StorageHealth;
+  readonly #files: SegmentFiles;
   /** Retention and compaction passes since open (`tributary_log_maintenance_runs_total`). */
   #runs = { retention: 0, compaction: 0 };
   #fsyncsOfDeleted = 0;
@@ -172,6 +181,8 @@ export class FileLogEngine implements LogEngine {
       this.#warn(`fdatasync of ${what} failed: ${(err as Error).message}; writes to it are refused and the node reports not ready until it restarts`, { task: "fsync", what }),
     );
     this.#partitionOptions.health = this.#health;
+    this.#files = new SegmentFiles(positiveInt(options.maxOpenSegmentFiles ?? 512, "maxOpenSegmentFiles"), fsync === "never");
+    this.#partitionOptions.files = this.#files;
     if (options.syncFile) this.#partitionOptions.syncFile = options.syncFile;
     if (options.compactionCheckMs !== undefined && options.compactionCheckMs !== 0) positiveInt(options.compactionCheckMs, "compactionCheckMs");
   }
@@ -548,6 +559,11 @@ export class FileLogEngine implements LogEngine {
   /** Totals of every compaction pass since open (for tests, benchmarks and metrics). */
   compactionTotals(): CompactionStats {
     return { ...this.#compactionTotals };
+  }
+
+  /** The LRU of open segment files: open now, its bound, evictions and reopens so far. */
+  segmentFiles(): SegmentFilesStats {
+    return this.#files.stats();
   }
 
   /** Counters for benchmarks and tests. */

@@ -17,6 +17,7 @@ import { GroupCommit } from "./group-commit.ts";
 import { recoverCleanerLeftovers } from "./log-cleaner.ts";
 import { openSealedSegment, recoverActiveSegment } from "./segment-recovery.ts";
 import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, segmentFileName, type SyncFile } from "./segment.ts";
+import type { SegmentFiles } from "./segment-files.ts";
 import type { StorageHealth } from "./storage-health.ts";
 
 export interface PartitionOptions {
@@ -29,6 +30,8 @@ export interface PartitionOptions {
   health?: StorageHealth;
   /** fs.fdatasync unless a test injects a fault. */
   syncFile?: SyncFile;
+  /** The engine's LRU of open segment files (none: every segment keeps its file open). */
+  files?: SegmentFiles;
 }
 
 export interface RecoveryReport {
@@ -76,6 +79,7 @@ export class PartitionLog {
     this.epoch = epoch;
     this.#segments = segments;
     this.#options = options;
+    if (options.files) for (const s of segments) s.attach(options.files);
     this.#cache = new BatchCache(options.cacheBytes);
     this.commit = new GroupCommit(() => this.#syncDirty());
     this.#cleanedTo = readCheckpoint(dir);
@@ -117,7 +121,11 @@ export class PartitionLog {
     if (sorted.length === 0) return { log: PartitionLog.create(topic, partition, dir, epoch, options, now), recovery: null };
     const segments: Segment[] = [];
     const gaps = allowGaps || readCheckpoint(dir) > 0;
-    for (let i = 0; i < sorted.length - 1; i++) segments.push(openSealedSegment(dir, sorted[i]!, sorted[i + 1]!, options.indexIntervalBytes, gaps));
+    for (let i = 0; i < sorted.length - 1; i++) {
+      const sealed = openSealedSegment(dir, sorted[i]!, sorted[i + 1]!, options.indexIntervalBytes, gaps);
+      if (options.files) sealed.attach(options.files); // bounded while opening too
+      segments.push(sealed);
+    }
     const last = sorted[sorted.length - 1]!;
     const active = recoverActiveSegment(dir, last, options.indexIntervalBytes, now);
     segments.push(active.segment);
@@ -196,6 +204,7 @@ export class PartitionLog {
     }
     fs.renameSync(swapPath, path.join(this.dir, segmentFileName(cleaned.baseOffset, LOG_SUFFIX)));
     this.#segments.splice(first, group.length, cleaned);
+    if (this.#options.files) cleaned.attach(this.#options.files);
     try {
       cleaned.writeIndexes();
     } catch (err) {
@@ -252,6 +261,7 @@ export class PartitionLog {
     const old = this.#segments[this.#segments.length - 1]!;
     old.seal();
     const next = Segment.create(this.dir, old.nextOffset, now);
+    if (this.#options.files) next.attach(this.#options.files);
     this.#segments.push(next);
     this.#dirDirty = true;
     return next;

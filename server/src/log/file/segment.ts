@@ -16,6 +16,7 @@ import path from "node:path";
 import { TributaryError } from "../../errors.ts";
 import { BATCH_HEADER_BYTES, checkBatch, decodeRecordsInto, readU32, type BatchHeader, type DecodeSink } from "./batch-codec.ts";
 import { OffsetIndex } from "./offset-index.ts";
+import type { SegmentFiles } from "./segment-files.ts";
 import { TimeIndex } from "./time-index.ts";
 
 export const LOG_SUFFIX = ".log";
@@ -39,7 +40,10 @@ export interface SegmentState {
 export class Segment {
   readonly dir: string;
   readonly baseOffset: number;
-  readonly fd: number;
+  /** Open descriptor, or -1 while closed by the engine's LRU of open files (reopened on use). */
+  #fd: number;
+  /** The engine's LRU of open segment files (null: the file stays open until close). */
+  #files: SegmentFiles | null = null;
   /** Bytes of valid batches in the file. */
   size: number;
   recordCount: number;
@@ -60,7 +64,7 @@ export class Segment {
   constructor(dir: string, baseOffset: number, fd: number, state: SegmentState, createdAt: number) {
     this.dir = dir;
     this.baseOffset = baseOffset;
-    this.fd = fd;
+    this.#fd = fd;
     this.size = state.size;
     this.recordCount = state.recordCount;
     this.maxTimestamp = state.maxTimestamp;
@@ -68,6 +72,44 @@ export class Segment {
     this.timeIndex = state.timeIndex;
     this.bytesSinceIndex = state.bytesSinceIndex;
     this.createdAt = createdAt;
+  }
+
+  /** The file's descriptor, reopened if the LRU of open files closed it. */
+  get fd(): number {
+    if (this.#fd >= 0) {
+      this.#files?.touch(this);
+      return this.#fd;
+    }
+    if (this.#closeRequested) throw new TributaryError("STORAGE_ERROR", `segment ${this.logPath} is closed`, { file: this.logPath });
+    try {
+      this.#fd = fs.openSync(this.logPath, this.sealed ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
+    } catch (err) {
+      throw new TributaryError("STORAGE_ERROR", `reopening ${this.logPath} failed: ${(err as Error).message}`, { file: this.logPath }, { cause: err });
+    }
+    this.#files?.opened(this, true);
+    return this.#fd;
+  }
+
+  /** Puts the open file under the engine's LRU of open segment files (which may close others). */
+  attach(files: SegmentFiles): void {
+    this.#files = files;
+    if (this.#fd >= 0) files.opened(this, false);
+  }
+
+  /** Whether the LRU may close the file now (see segment-files.ts). */
+  evictable(evictDirty: boolean): boolean {
+    return this.#fd >= 0 && this.#syncing === 0 && !this.#closeRequested && (evictDirty || !this.dirty);
+  }
+
+  /** Closes the file for the LRU; the next use reopens it. */
+  evict(): void {
+    if (this.#fd < 0) return;
+    try {
+      fs.closeSync(this.#fd);
+    } catch {
+      // the descriptor is gone either way; the next use opens a new one
+    }
+    this.#fd = -1;
   }
 
   get nextOffset(): number {
@@ -209,12 +251,20 @@ export class Segment {
   /** Flushes the file's data to the device (thread pool); `syncFile` is fs.fdatasync unless a test injects a fault. */
   sync(syncFile: SyncFile = fs.fdatasync): Promise<void> {
     if (this.#closed) return Promise.resolve();
+    if (this.#fd < 0 && !this.dirty) return Promise.resolve(); // closed by the LRU when clean: nothing to flush
+    let fd: number;
+    try {
+      fd = this.fd;
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.dirty = false;
     this.#syncing++;
     return new Promise<void>((resolve, reject) => {
-      syncFile(this.fd, (err) => {
+      syncFile(fd, (err) => {
         this.#syncing--;
         if (this.#closeRequested && this.#syncing === 0) this.#doClose();
+        else if (!err && this.#syncing === 0) this.#files?.trim(); // clean now: the LRU may close it
         if (err) reject(new TributaryError("STORAGE_ERROR", `fdatasync ${this.logPath} failed: ${err.message}`, { file: this.logPath }, { cause: err }));
         else resolve();
       });
@@ -244,11 +294,14 @@ export class Segment {
   #doClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#files?.closed(this);
+    if (this.#fd < 0) return;
     try {
-      fs.closeSync(this.fd);
+      fs.closeSync(this.#fd);
     } catch {
       // already closed
     }
+    this.#fd = -1;
   }
 
   /** Closes and removes the segment's files. */
