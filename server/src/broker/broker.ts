@@ -20,6 +20,7 @@ import { ProducerDedupe } from "./producer-dedupe.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { registerStorageHealthMetrics } from "../metrics/storage-health-metrics.ts";
 import type { Protocol } from "../metrics/traffic-metrics.ts";
+import type { PartitionSource } from "../metrics/storage-metrics.ts";
 import { FeedRegistry } from "./delivery/partition-feed.ts";
 
 export interface ProduceRecord {
@@ -387,6 +388,21 @@ export class Broker {
 
   describeTopic(name: string): Promise<TopicDescription> {
     return this.#engine.describeTopic(name);
+  }
+
+  /**
+   * Bytes the topic's partitions take in storage, when the engine keeps files (file
+   * engine: segment files); null when it does not say (Redis) or a partition is gone.
+   */
+  topicSizeBytes(description: TopicDescription): number | null {
+    const source: PartitionSource = this.#engine;
+    if (!source.partitionStorage) return null;
+    try {
+      return description.partitionInfo.reduce((n, p) => n + source.partitionStorage!(description.name, p.partition).bytes, 0);
+    } catch (err) {
+      if (isTributaryError(err, "UNKNOWN_TOPIC") || isTributaryError(err, "UNKNOWN_PARTITION")) return null; // deleted meanwhile
+      throw err;
+    }
   }
 
   /** The log engine's storage health (`LogEngine.health`), or null when the engine has none to report (Redis: checked by a round trip). */

@@ -1,7 +1,10 @@
 /**
- * The web console: a small page served by the node at `/` that lists topics (HTTP API
- * `GET /topics`), live-tails one through the SDK over WebSocket, and publishes test
- * messages. Plain DOM, no framework: console/index.html + console/console.js.
+ * The web console: a small single page served by the node at `/` (hash routes: overview,
+ * topics, groups, live tail, publish, token login) over the HTTP API and the SDK over
+ * WebSocket. Plain DOM, no framework, no build step: console/index.html, console.css,
+ * console.js (token, API, client, router), console-views.js (overview, topics, groups),
+ * console-tail.js (live tail, publish). Every file under console/ is copied to dist by
+ * server/build.mjs; the list below is what is served.
  *
  * `GET /tributary.min.js` serves the SDK browser bundle. The compiled node (server/build.mjs)
  * reads it from console/tributary.min.js, built ahead of time beside the page; run from the
@@ -23,9 +26,12 @@ interface Asset {
 
 const STATIC: Record<string, string> = {
   "/": "index.html",
+  "/console.css": "console.css",
   "/console.js": "console.js",
+  "/console-views.js": "console-views.js",
+  "/console-tail.js": "console-tail.js",
 };
-const TYPES: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8" };
+const TYPES: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8", css: "text/css; charset=utf-8" };
 
 /** The SDK browser bundle: prebuilt beside the page (compiled node), else the development bundle. */
 export async function loadBrowserBundle(): Promise<Uint8Array> {
@@ -38,7 +44,7 @@ export async function loadBrowserBundle(): Promise<Uint8Array> {
   return buildBrowserBundle();
 }
 
-/** Mounts `GET /`, `GET /console.js` and `GET /tributary.min.js` on `app`. */
+/** Mounts the console's files (`GET /`, `/console.css`, `/console*.js`) and `GET /tributary.min.js` on `app`. */
 export function attachConsole(app: uWS.TemplatedApp, ctx: GatewayContext): void {
   for (const [route, file] of Object.entries(STATIC)) {
     const asset: Asset = { body: readFileSync(join(here, "console", file)), type: TYPES[file.split(".").pop()!]! };

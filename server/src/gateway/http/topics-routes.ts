@@ -73,8 +73,8 @@ function limit(raw: unknown, field: string, parse: (s: string) => number | undef
   return n as number;
 }
 
-/** The JSON shape of a topic description (also what the CLI prints). */
-export function renderTopic(description: TopicDescription): Record<string, unknown> {
+/** The JSON shape of a topic description (also what the CLI prints); `sizeBytes` when the engine reports it. */
+export function renderTopic(description: TopicDescription, sizeBytes?: number | null): Record<string, unknown> {
   return {
     name: description.name,
     partitions: description.partitions,
@@ -91,6 +91,7 @@ export function renderTopic(description: TopicDescription): Record<string, unkno
       endOffset: p.endOffset,
       epoch: p.epoch,
     })),
+    ...(sizeBytes !== undefined ? { sizeBytes } : {}),
   };
 }
 
@@ -123,7 +124,8 @@ export function mountTopicRoutes(router: HttpRouter, ctx: GatewayContext): void 
     const topic = checkTopicName(req.params[0]!);
     // Describing (partitions, offsets; no records): whoever may read or write the topic, and admin.
     authorize(auth, req.identity, (a, id) => a.isAdmin(id) || a.canConsume(id, topic) || a.canProduce(id, topic, null), "consume", topic);
-    return { status: 200, body: renderTopic(await broker.describeTopic(topic)) };
+    const description = await broker.describeTopic(topic);
+    return { status: 200, body: renderTopic(description, broker.topicSizeBytes(description)) };
   });
 
   router.route("delete", "/topics/:topic", async (req) => {

@@ -1,172 +1,216 @@
-// Tributary web console: plain DOM over the SDK browser bundle (global `Tributary`).
-// State for tests and the curious: window.__tributary = { client, received, subscription, tail, publish }
-// (`received`: { partition, offset, key, value, contentType, kind, shown } — what the tail shows).
+// Tributary web console, core: token, HTTP API, SDK client, hash router, formatting.
+// Plain DOM over the SDK browser bundle (global `Tributary`); the views register themselves
+// in console-views.js (overview, topics, groups) and console-tail.js (live tail, publish).
+// State for tests and the curious: window.__tributary = { client, received, subscription,
+// errors, tail, publish, refreshTopics } (`received`: what the tail got, see console-tail.js).
 "use strict";
 (function () {
-  const MAX_ROWS = 500;
   const $ = (id) => document.getElementById(id);
-  // Token (nodes with auth): kept in sessionStorage (this tab only, gone when it closes), sent
-  // in the WebSocket hello (getToken: read again at every reconnect) and as Bearer to the API.
+
+  /** `el("td", { className: "num" }, "42")`: an element with properties and children (strings become text). */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    if (props) for (const [k, v] of Object.entries(props)) if (v !== undefined && v !== null) k.startsWith("data-") || k.startsWith("aria-") ? node.setAttribute(k, v) : (node[k] = v);
+    for (const c of children) if (c !== undefined && c !== null) node.append(typeof c === "string" || typeof c === "number" ? String(c) : c);
+    return node;
+  }
+
+  /** Fills `tbody` with one row per item; the first cell is the row header (`<th scope="row">`). A cell is text or { text | node, num, className }. */
+  function fillRows(tbody, rows, emptyText) {
+    const out = rows.map((cells) =>
+      el("tr", null, ...cells.map((c, i) => {
+        const cell = c !== null && typeof c === "object" && !(c instanceof Node) ? c : { text: c };
+        const td = el(i === 0 ? "th" : "td", { className: [cell.num ? "num" : "", cell.className || ""].join(" ").trim() || undefined }, cell.node || String(cell.text ?? ""));
+        if (i === 0) td.scope = "row";
+        return td;
+      })),
+    );
+    if (out.length === 0 && emptyText) out.push(el("tr", null, el("td", { colSpan: tbody.parentElement.tHead.rows[0].cells.length, className: "help" }, emptyText)));
+    tbody.replaceChildren(...out);
+  }
+
+  // ---- token: sessionStorage only (this tab, gone when it closes) ----
   const TOKEN_KEY = "tributary.token";
   const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
-  const authHeaders = () => (token() ? { Authorization: "Bearer " + token() } : {});
-  const client = Tributary.connect(location.origin.replace(/^http/, "ws"), { getToken: token });
-  const state = { client, received: [], subscription: null, errors: [], tail, publish, refreshTopics };
-  window.__tributary = state;
-
-  function showState() {
-    const el = $("state");
-    el.textContent = client.state;
-    el.className = client.state;
-  }
-  client.on("state", showState);
-  client.on("error", (err) => {
-    state.errors.push(err.code + ": " + err.message);
-    $("log").textContent = err.code + ": " + err.message;
-  });
-  client.on("connected", () => {
-    $("log").textContent = "";
-    refreshTopics();
-  });
-  client.on("offsetOutOfRange", (e) => {
-    $("log").textContent = `partition ${e.partition}: offset ${e.requested} is gone (${e.reason}); continuing at ${e.offset} (reset ${e.reset})`;
-  });
-  showState();
-
-  async function refreshTopics() {
-    try {
-      const res = await fetch("/topics", { headers: authHeaders() });
-      const body = await res.json();
-      if (!res.ok) throw new Error((body.error && body.error.code) + ": " + (body.error && body.error.message));
-      const list = $("topics");
-      list.replaceChildren();
-      for (const name of body.topics || []) {
-        const li = document.createElement("li");
-        li.textContent = typeof name === "string" ? name : name.name;
-        li.onclick = () => {
-          $("tail-topic").value = li.textContent;
-          $("pub-topic").value = li.textContent;
-          tail(li.textContent, $("tail-from").value);
-        };
-        if (state.subscription && state.subscription.topic === li.textContent) li.className = "active";
-        list.append(li);
-      }
-    } catch (err) {
-      $("log").textContent = "cannot list topics: " + err;
-    }
-  }
-
-  const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
-  const mediaType = (contentType) => (contentType || "").split(";")[0].trim().toLowerCase();
-  const isJsonType = (type) => type === "application/json" || type.endsWith("+json");
-
-  /**
-   * How the live tail shows a value, by its content type (docs/semantics.md): JSON (and CBOR,
-   * decoded by the SDK) pretty-printed, text as text, `application/octet-stream` and other
-   * binary types as hex; a record without a content type as text when it is UTF-8, else hex.
-   * Returns { kind: "json" | "text" | "bytes" | "null", text }.
-   */
-  function render(m) {
-    if (m.bytes === null) return { kind: "null", text: "null" };
-    const type = mediaType(m.contentType);
-    const value = m.value;
-    if (!(value instanceof Uint8Array) && typeof value !== "string") {
-      try {
-        return { kind: "json", text: JSON.stringify(value, (k, v) => (v instanceof Uint8Array ? "0x" + hex(v).replace(/ /g, "") : typeof v === "bigint" ? v.toString() : v), 2) };
-      } catch {
-        return { kind: "json", text: String(value) };
-      }
-    }
-    if (typeof value === "string") return { kind: isJsonType(type) ? "json" : "text", text: value };
-    // Bytes: no content type, a binary type, or a value that did not decode as its type said.
-    if (type === "application/octet-stream" || (type !== "" && !type.startsWith("text/") && !isJsonType(type))) return { kind: "bytes", text: hex(value) };
-    try {
-      return { kind: "text", text: strictUtf8.decode(value) };
-    } catch {
-      return { kind: "bytes", text: hex(value) };
-    }
-  }
-
-  function addRow(m, shown) {
-    const tr = document.createElement("tr");
-    for (const text of [m.partition, m.offset, new Date(m.timestamp).toLocaleTimeString(), m.key === null ? "" : m.key, m.contentType || "", shown.text]) {
-      const td = document.createElement("td");
-      td.textContent = String(text);
-      tr.append(td);
-    }
-    tr.lastChild.className = "value " + shown.kind;
-    tr.lastChild.dataset.kind = shown.kind;
-    const rows = $("rows");
-    rows.prepend(tr);
-    while (rows.childElementCount > MAX_ROWS) rows.lastChild.remove();
-  }
-
-  /** Tails `topic` from "latest" | "earliest"; replaces the current tail. */
-  function tail(topic, from) {
-    stop();
-    state.received = [];
-    $("rows").replaceChildren();
-    state.subscription = client.subscribe(topic, (m) => {
-      const shown = render(m);
-      state.received.push({ partition: m.partition, offset: m.offset, key: m.key, value: m.value, contentType: m.contentType, kind: shown.kind, shown: shown.text });
-      addRow(m, shown);
-      $("count").textContent = state.received.length + " received";
-    }, { from: from || "latest" });
-    state.subscription.on("error", (err) => ($("log").textContent = err.code + ": " + err.message));
-    return state.subscription;
-  }
-
-  function stop() {
-    if (state.subscription) state.subscription.unsubscribe();
-    state.subscription = null;
-  }
-
-  /** Publishes `value`: JSON text is parsed and sent as application/json; anything else as text/plain. */
-  function publish(topic, key, value) {
-    let parsed = value;
-    if (typeof value === "string") {
-      try {
-        parsed = JSON.parse(value);
-      } catch {
-        parsed = value;
-      }
-    }
-    return client.publish(topic, parsed, key ? { key } : {});
-  }
-
-  $("token").value = token();
-  $("token-form").onsubmit = (ev) => {
-    ev.preventDefault();
-    const value = $("token").value.trim();
+  function setToken(value) {
     if (value) sessionStorage.setItem(TOKEN_KEY, value);
     else sessionStorage.removeItem(TOKEN_KEY);
-    location.reload(); // a new connection with the new token
-  };
-
-  $("tail-form").onsubmit = (ev) => {
-    ev.preventDefault();
-    tail($("tail-topic").value.trim(), $("tail-from").value);
-  };
-  $("stop").onclick = stop;
-  $("refresh").onclick = refreshTopics;
-  $("publish-form").onsubmit = async (ev) => {
-    ev.preventDefault();
-    const topic = $("pub-topic").value.trim();
-    try {
-      const r = await publish(topic, $("pub-key").value, $("pub-value").value);
-      $("pub-result").textContent = `→ partition ${r.partition}, offset ${r.offset}`;
-      refreshTopics();
-    } catch (err) {
-      $("pub-result").textContent = (err.code || "") + " " + err.message;
-    }
-  };
-
-  const params = new URLSearchParams(location.search);
-  if (params.get("topic")) {
-    $("tail-topic").value = params.get("topic");
-    $("pub-topic").value = params.get("topic");
-    if (params.get("from")) $("tail-from").value = params.get("from");
-    tail(params.get("topic"), params.get("from") || "latest");
+    showIdentity();
   }
+  /** The token's claims, for display only (the node verifies it); null when absent or unreadable. */
+  function claims() {
+    try {
+      const part = token().split(".")[1];
+      return part ? JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/"))) : null;
+    } catch {
+      return null;
+    }
+  }
+  function showIdentity() {
+    const c = claims();
+    $("who").textContent = token() ? `Token: ${c && c.sub ? c.sub : "?"}${c && c.admin ? " (admin)" : ""}` : "";
+    $("logout").hidden = !token();
+  }
+
+  // ---- HTTP API ----
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+  /** GET (or `init`) `path` with the Bearer token; resolves to the JSON body, rejects with ApiError (401s also open the login view). */
+  async function api(path, init = {}) {
+    const headers = { ...(init.headers || {}), ...(token() ? { Authorization: "Bearer " + token() } : {}) };
+    const res = await fetch(path, { ...init, headers });
+    const text = await res.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      body = null;
+    }
+    if (!res.ok) {
+      const e = (body && body.error) || {};
+      const err = new ApiError(res.status, e.code || "HTTP_" + res.status, e.message || text || res.statusText);
+      if (res.status === 401) needLogin(err.code, err.message);
+      throw err;
+    }
+    return body;
+  }
+  /** Plain text of a route (`/metrics`). */
+  async function apiText(path) {
+    const res = await fetch(path, { headers: token() ? { Authorization: "Bearer " + token() } : {} });
+    if (!res.ok) throw new ApiError(res.status, "HTTP_" + res.status, `${path}: ${res.status} ${res.statusText}`);
+    return res.text();
+  }
+
+  /** What to tell a person about an error: 401 / TOKEN_EXPIRED / 403 in words, the rest as code: message. */
+  function explain(err) {
+    const code = err && err.code;
+    if (code === "TOKEN_EXPIRED") return "Your token has expired: sign in with a fresh one (TOKEN_EXPIRED).";
+    if (code === "UNAUTHORIZED" || (err && err.status === 401)) return token() ? `The node refused this token (UNAUTHORIZED: ${err.message}).` : "This node requires a token: sign in with a JWT.";
+    if (code === "FORBIDDEN" || (err && err.status === 403)) return `Not permitted with this token (FORBIDDEN: ${err.message}).`;
+    return `${code ? code + ": " : ""}${err && err.message ? err.message : String(err)}`;
+  }
+
+  const state = { client: null, received: [], subscription: null, errors: [] };
+  window.__tributary = state;
+
+  // ---- SDK client: getToken is read again at every (re)connect ----
+  function showState() {
+    $("state").textContent = state.client ? state.client.state : "—";
+    $("state").className = state.client ? state.client.state : "";
+  }
+  function connectClient() {
+    const old = state.client;
+    if (old) old.close().catch(() => {}); // best effort: the old connection is being replaced (its listeners check state.client)
+    const client = Tributary.connect(location.origin.replace(/^http/, "ws"), { getToken: token });
+    state.client = client;
+    client.on("state", showState);
+    client.on("error", (err) => {
+      if (state.client !== client) return;
+      state.errors.push(err.code + ": " + err.message);
+      if (err.code === "UNAUTHORIZED" || err.code === "TOKEN_EXPIRED") {
+        client.close().catch(() => {}); // best effort: getToken would return the same refused token
+        needLogin(err.code, err.message);
+      } else $("log").textContent = explain(err);
+    });
+    client.on("connected", () => {
+      if (state.client === client) $("log").textContent = "";
+    });
+    client.on("offsetOutOfRange", (e) => {
+      $("log").textContent = `partition ${e.partition}: offset ${e.requested} is gone (${e.reason}); continuing at ${e.offset} (reset ${e.reset})`;
+    });
+    showState();
+    app.onClient.forEach((f) => f(client));
+    return client;
+  }
+
+  // ---- login ----
+  let returnTo = "";
+  function needLogin(code, message) {
+    $("login-why").textContent = explain({ code, message, status: 401 });
+    if (current !== "login") {
+      returnTo = location.hash && !location.hash.startsWith("#/login") ? location.hash : returnTo;
+      location.hash = "#/login";
+    }
+  }
+  $("token-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    setToken($("token").value.trim());
+    $("token").value = "";
+    try {
+      await api("/topics");
+    } catch (err) {
+      $("login-why").textContent = explain(err);
+      return;
+    }
+    $("log").textContent = "";
+    connectClient();
+    location.hash = returnTo || "#/overview";
+  };
+  $("logout").onclick = () => {
+    setToken("");
+    connectClient();
+    $("login-why").textContent = "Signed out: the token was removed from this tab.";
+    location.hash = "#/login";
+  };
+
+  // ---- router: #/<view>[/<arg>][?query] ----
+  const views = { login: { enter() {} } };
+  let current = null;
+  function parseHash() {
+    const m = /^#\/([a-z]+)(?:\/([^?]*))?(?:\?(.*))?$/.exec(location.hash);
+    if (!m) return { name: "overview", arg: "", query: new URLSearchParams() };
+    return { name: m[1], arg: m[2] ? decodeURIComponent(m[2]) : "", query: new URLSearchParams(m[3] || "") };
+  }
+  function route(focus) {
+    let { name, arg, query } = parseHash();
+    if (name === "topics" && arg) name = "topic";
+    if (name === "groups" && arg) name = "group";
+    if (!views[name]) name = "overview";
+    if (current && current !== name && views[current].leave) views[current].leave();
+    current = name;
+    for (const s of document.querySelectorAll("main > section")) s.hidden = s.dataset.view !== name;
+    const navName = name === "topic" ? "topics" : name === "group" ? "groups" : name;
+    for (const a of document.querySelectorAll("nav a")) a.getAttribute("href") === "#/" + navName ? a.setAttribute("aria-current", "page") : a.removeAttribute("aria-current");
+    document.title = `${$(`${name}-h`).textContent} · Tributary console`;
+    views[name].enter(arg, query);
+    // Moving focus to the view's heading tells screen readers the page changed.
+    if (focus) $(`${name}-h`).focus();
+  }
+  window.addEventListener("hashchange", () => route(true));
+
+  // ---- formatting ----
+  const nf = new Intl.NumberFormat("en");
+  const num = (n) => (n === null || n === undefined ? "—" : nf.format(n));
+  function bytes(n) {
+    if (n === null || n === undefined) return "—";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+    return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+  }
+  function duration(ms) {
+    if (ms === null || ms === undefined) return "forever";
+    for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["min", 60_000], ["s", 1000]]) if (ms >= size && ms % size === 0) return `${ms / size} ${unit}`;
+    return `${ms} ms`;
+  }
+  const time = (ms) => (ms ? new Date(ms).toLocaleString() : "—");
+  const link = (href, text) => el("a", { href }, text);
+
+  const app = { $, el, fillRows, api, apiText, explain, token, state, views, connectClient, onClient: [], fmt: { num, bytes, duration, time }, link };
+  window.TributaryConsole = app;
+
+  showIdentity();
+  // After every script has registered its view: connect, then show the view the address names.
+  document.addEventListener("DOMContentLoaded", () => {
+    connectClient();
+    const params = new URLSearchParams(location.search);
+    // Old links `/?topic=x&from=earliest` open the live tail on that topic.
+    if (params.get("topic") && !location.hash) history.replaceState(null, "", `${location.pathname}${location.search}#/tail?${params}`);
+    route(false);
+  });
 })();
