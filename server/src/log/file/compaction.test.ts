@@ -228,6 +228,14 @@ describe("FileLogEngine compaction", () => {
     expect((failures[0]!.err as { code?: string }).code).toBe("CORRUPT_RECORD");
     expect(warnings.some((w) => w.startsWith("compaction failed: compaction found corrupt data"))).toBe(true);
     expect(engine.segmentBaseOffsets("auto", 0)).toEqual(bases); // nothing swapped past the failure
+
+    // The damaged partition does not keep the others from being compacted ("auto" sorts first and fails every round).
+    await engine.createTopic("other", { cleanupPolicy: "compact", retentionMs: null });
+    const cleanedBefore = engine.compactionTotals().partitionsCleaned;
+    await writeRounds(engine, "other", 20, 40);
+    await waitFor(() => engine.compactionTotals().partitionsCleaned > cleanedBefore, { what: "the cleaner to compact 'other' despite 'auto' failing" });
+    expect((await readAllGapSafe(engine, "other", 0, 0)).length).toBeLessThan(20 * 40);
+    expect(failures.length).toBeGreaterThanOrEqual(2);
   });
 
   it("compact-delete-topics-are-compacted-and-still-retained-by-time", async () => {

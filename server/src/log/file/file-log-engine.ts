@@ -485,22 +485,31 @@ export class FileLogEngine implements LogEngine {
    * them with `force`). A pass already running is waited for first (one at a time).
    */
   async compact(topic?: string, options: { force?: boolean; now?: number } = {}): Promise<CompactionStats> {
+    return this.#compactSerial(topic, options.force ?? false, options.now, undefined);
+  }
+
+  #compactSerial(topic: string | undefined, force: boolean, now: number | undefined, report: ((err: TributaryError) => void) | undefined): Promise<CompactionStats> {
     this.#checkOpen();
     if (topic !== undefined) this.#topic(topic);
     const previous = this.#cleaning;
     const run = (async () => {
       if (previous) await previous.catch(() => undefined); // its failure was reported to its own caller
-      return this.#compactNow(topic, options.force ?? false, options.now);
+      return this.#compactNow(topic, force, now, report);
     })();
     this.#cleaning = run;
-    try {
-      return await run;
-    } finally {
+    const clear = (): void => {
       if (this.#cleaning === run) this.#cleaning = null;
-    }
+    };
+    run.then(clear, clear);
+    return run;
   }
 
-  async #compactNow(only: string | undefined, force: boolean, now: number | undefined): Promise<CompactionStats> {
+  /**
+   * One pass. A partition's failure is thrown (an explicit `compact()`), or, with `report`
+   * (the timer's round), reported and the pass goes on with the next partition: a damaged
+   * partition never keeps the others from being compacted.
+   */
+  async #compactNow(only: string | undefined, force: boolean, now: number | undefined, report: ((err: TributaryError) => void) | undefined): Promise<CompactionStats> {
     this.#runs.compaction++;
     const total = emptyCompactionStats();
     const names = only !== undefined ? [only] : [...this.#topics.keys()].sort();
@@ -524,9 +533,12 @@ export class FileLogEngine implements LogEngine {
             addCompactionStats(this.#compactionTotals, stats);
           }
         } catch (err) {
-          throw err instanceof TributaryError
-            ? err
-            : new TributaryError("STORAGE_ERROR", `compaction of ${name}/${log.partition} failed: ${(err as Error).message}`, { topic: name, partition: log.partition }, { cause: err });
+          const failure =
+            err instanceof TributaryError
+              ? err
+              : new TributaryError("STORAGE_ERROR", `compaction of ${name}/${log.partition} failed: ${(err as Error).message}`, { topic: name, partition: log.partition }, { cause: err });
+          if (!report) throw failure;
+          report(failure);
         } finally {
           log.compacting = false;
         }
@@ -538,13 +550,16 @@ export class FileLogEngine implements LogEngine {
   /** The timer's compaction round: failures are logged and reported, never thrown. */
   async #compactionRound(): Promise<void> {
     if (this.#closed || this.#cleaning) return;
-    try {
-      await this.compact();
-    } catch (err) {
+    const report = (err: unknown): void => {
       if (this.#closed) return;
       const context = isTributaryError(err) ? { ...err.context } : {};
       this.#warn(`compaction failed: ${(err as Error).message}`, { task: "compaction", ...context });
       this.#onBackgroundError?.("compaction", err, context);
+    };
+    try {
+      await this.#compactSerial(undefined, false, undefined, report);
+    } catch (err) {
+      report(err); // not a partition's failure (the engine closed meanwhile is not reported)
     }
   }
 

@@ -196,6 +196,16 @@ export class PartitionLog {
     }
     fs.renameSync(cleanedPath, swapPath);
     fsyncDirSync(this.dir);
+    try {
+      this.#finishSwap(group, cleaned, first, swapPath);
+    } catch (err) {
+      // Past the commit point: the swap file is recovered on the next open, but this process's view is unsure.
+      this.#failed = new TributaryError("STORAGE_ERROR", `partition ${this.topic}/${this.partition}: finishing a compaction swap failed; restart to recover`, this.#context(), { cause: err });
+      throw this.#failed;
+    }
+  }
+
+  #finishSwap(group: Segment[], cleaned: Segment, first: number, swapPath: string): void {
     for (const s of group) {
       this.#dirtySegments.delete(s);
       s.close();
