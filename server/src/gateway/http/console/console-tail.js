@@ -48,8 +48,8 @@
   const matches = (r, f) => (f.partition === null || r.partition === f.partition) && (f.key === "" || (r.key !== null && String(r.key).includes(f.key)));
 
   function row(r) {
-    const tr = el("tr", null);
-    for (const text of [r.partition, r.offset, new Date(r.timestamp).toLocaleTimeString(), r.key === null ? "" : r.key, r.contentType || ""]) tr.append(el("td", null, String(text)));
+    const tr = el("tr", null, el("td", { className: "num" }, String(r.partition)), el("td", { className: "num" }, String(r.offset)));
+    for (const text of [new Date(r.timestamp).toLocaleTimeString(), r.key === null ? "" : r.key, r.contentType || ""]) tr.append(el("td", null, String(text)));
     tr.append(el("td", { className: "value " + r.kind, "data-kind": r.kind }, r.shown));
     return tr;
   }
@@ -81,8 +81,10 @@
   }
 
   /** Tails `topic` from "latest" | "earliest"; replaces the current tail. */
+  let tailFrom = "latest";
   function tail(topic, from) {
     stop();
+    tailFrom = from || "latest";
     state.received = [];
     $("rows").replaceChildren();
     shown = 0;
@@ -100,7 +102,7 @@
         }
         announce(false);
       },
-      { from: from || "latest" },
+      { from: tailFrom },
     );
     sub.on("error", (err) => ($("log").textContent = explain(err)));
     state.subscription = sub;
@@ -114,7 +116,7 @@
   }
   // A new client (another token): the tail follows it.
   window.TributaryConsole.onClient.push(() => {
-    if (state.subscription) tail(state.subscription.topic, "latest");
+    if (state.subscription) tail(state.subscription.topic, tailFrom);
   });
 
   views.tail = {

@@ -130,8 +130,9 @@
 
   // ---- login ----
   let returnTo = "";
+  let signedOut = false; // keeps "Signed out" on the login view rather than the refusal that follows it
   function needLogin(code, message) {
-    $("login-why").textContent = explain({ code, message, status: 401 });
+    if (!(signedOut && current === "login")) $("login-why").textContent = explain({ code, message, status: 401 });
     if (current !== "login") {
       returnTo = location.hash && !location.hash.startsWith("#/login") ? location.hash : returnTo;
       location.hash = "#/login";
@@ -139,12 +140,14 @@
   }
   $("token-form").onsubmit = async (ev) => {
     ev.preventDefault();
+    signedOut = false;
     setToken($("token").value.trim());
     $("token").value = "";
     try {
-      await api("/topics");
+      await api("/topics"); // any identity may list topics: a token this refuses is not kept
     } catch (err) {
       $("login-why").textContent = explain(err);
+      if (err.status === 401) setToken("");
       return;
     }
     $("log").textContent = "";
@@ -153,6 +156,7 @@
   };
   $("logout").onclick = () => {
     setToken("");
+    signedOut = true;
     connectClient();
     $("login-why").textContent = "Signed out: the token was removed from this tab.";
     location.hash = "#/login";
