@@ -403,7 +403,7 @@ describe("console views after a scripted workload (SDK over WebSocket, MQTT over
     );
     // A budget, so the page stays small: the console's own files, and the whole page with the SDK.
     expect(weight.console.bytes).toBeLessThan(48 * 1024);
-    expect(weight.console.gzip).toBeLessThan(14 * 1024);
+    expect(weight.console.gzip).toBeLessThan(18 * 1024);
     expect(weight.withSdk.gzip).toBeLessThan(40 * 1024);
     expect(pageErrors).toEqual([]);
   });
