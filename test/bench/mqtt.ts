@@ -72,24 +72,38 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
-async function startTributary(): Promise<BrokerProc> {
+/**
+ * `tributary start` with metrics on (its /metrics fetched every second, as a Prometheus
+ * scraping at 1 s would) or off (`--metrics-enabled false`).
+ */
+async function startTributary(metrics: "on" | "off" = "on"): Promise<BrokerProc> {
   // Profiling aid: measure an already running node (BENCH_TRIBUTARY_PORT, optional BENCH_TRIBUTARY_PID).
-  if (process.env.BENCH_TRIBUTARY_PORT) {
+  if (process.env.BENCH_TRIBUTARY_PORT && metrics === "on") {
     return { name: "tributary", port: Number(process.env.BENCH_TRIBUTARY_PORT), pid: Number(process.env.BENCH_TRIBUTARY_PID ?? 0), stop: async () => {} };
   }
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-mqtt-"));
   const child = spawn(
     process.execPath,
-    [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--log-level", "warn"],
+    [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--log-level", "warn", "--metrics-enabled", metrics === "on" ? "true" : "false"],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
-  const m = await waitForLine(child, /mqtt=[^:\s]+:(\d+)/, "tributary");
+  const m = await waitForLine(child, /http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/, "tributary");
   const stop = stopper(child);
+  let scraper: NodeJS.Timeout | null = null;
+  if (metrics === "on") {
+    const url = `http://127.0.0.1:${m[1]}/metrics`;
+    scraper = setInterval(() => {
+      fetch(url)
+        .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`GET /metrics: ${res.status}`))))
+        .catch((err: unknown) => process.stderr.write(`bench scrape failed: ${String(err)}\n`));
+    }, 1000);
+  }
   return {
-    name: "tributary",
-    port: Number(m[1]),
+    name: metrics === "on" ? "tributary" : "tributary-nometrics",
+    port: Number(m[2]),
     pid: child.pid!,
     async stop() {
+      if (scraper) clearInterval(scraper);
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -316,7 +330,7 @@ const fmtMs = (ms: number) => (Number.isNaN(ms) ? "-" : ms < 10 ? ms.toFixed(2) 
 export async function run(args: string[]): Promise<void> {
   let durationMs = 3000;
   let reps = 2;
-  let only = ["tributary", "mosquitto", "aedes"];
+  let only = ["tributary", "tributary-nometrics", "mosquitto", "aedes"];
   let points: Point[] = [
     { qos: 0, subscribers: 1 },
     { qos: 0, subscribers: 100 },
@@ -343,7 +357,7 @@ export async function run(args: string[]): Promise<void> {
     `${points.length} points × ${only.length} brokers × best of ${reps} runs of ${durationMs / 1000}s; 64-byte payloads; ≤ ${WINDOW} undelivered messages per subscriber; MQTT 3.1.1\n` +
       "tributary: separate `tributary start` process, file engine (every message appended to the log, acks=1)\n\n",
   );
-  const starters: Record<string, () => Promise<BrokerProc>> = { tributary: startTributary, mosquitto: startMosquitto, aedes: startAedes };
+  const starters: Record<string, () => Promise<BrokerProc>> = { tributary: () => startTributary("on"), "tributary-nometrics": () => startTributary("off"), mosquitto: startMosquitto, aedes: startAedes };
   const brokers: BrokerProc[] = [];
   const results = new Map<string, Map<string, Result>>();
   try {
@@ -373,16 +387,25 @@ export async function run(args: string[]): Promise<void> {
     await Promise.all(brokers.map((b) => b.stop()));
   }
   const trib = results.get("tributary");
-  if (trib && results.size > 1) {
+  const others = [...results.keys()].filter((n) => n !== "tributary" && n !== "tributary-nometrics");
+  if (trib && others.length > 0) {
     process.stdout.write("\nratios (Tributary msgs/s ÷ other):\n");
     for (const [key, r] of trib) {
       const parts = [...results.entries()]
-        .filter(([n]) => n !== "tributary")
+        .filter(([n]) => n !== "tributary" && n !== "tributary-nometrics")
         .map(([n, m]) => {
           const o = m.get(key);
           return o ? `${n} ${(r.rate / o.rate).toFixed(2)}×` : "";
         });
       process.stdout.write(`  ${key.padEnd(16)} ${parts.join("   ")}\n`);
+    }
+    const off = results.get("tributary-nometrics");
+    if (off) {
+      process.stdout.write("\nmetrics on vs off (same run; target ≥ 95%):\n");
+      for (const [key, r] of trib) {
+        const o = off.get(key);
+        if (o) process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}%   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}%)\n`);
+      }
     }
     const aedes = results.get("aedes");
     const mosquitto = results.get("mosquitto");

@@ -14,6 +14,7 @@ const BENCHES: Record<string, string> = {
   connections: "idle WS + MQTT connections one node holds: RSS per connection, delivery p99 among them, vs Mosquitto",
   auth: "MQTT connects/s with JWT and argon2 vs anonymous; MQTT/WS publish with permission checks vs open mode",
   startup: "node start-up, compiled vs tsx sources: exec → listening line, idle RSS, --help",
+  dashboards: "the README's monitoring pictures: a real workload scraped by Prometheus, every dashboard panel drawn from query_range to docs/img/*.png",
   compaction: "log compaction: 1M writes over 1000 keys (file, and Redis at 200k), node restart with 100k retained 1 KB messages compacted vs not",
 };
 

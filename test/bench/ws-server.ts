@@ -1,7 +1,9 @@
 /**
  * The server side of `npm run bench -- ws`, run in its own process (so the loader and the
  * server each get a core):
- *   ws-server.ts tributary                 → the Tributary WebSocket gateway on the FileLogEngine
+ *   ws-server.ts tributary                 → the Tributary WebSocket gateway on the FileLogEngine, metrics
+ *                                            on (default process metrics, /metrics scraped every second)
+ *   ws-server.ts tributary-nometrics       → the same with metrics.enabled = false
  *   ws-server.ts bare                      → a bare uWebSockets.js pub/sub server, no log:
  *                                            every frame a client sends is published to all
  *                                            connections that did not send ?role=pub (the ceiling)
@@ -13,6 +15,7 @@ import path from "node:path";
 import uWS from "uWebSockets.js";
 import { SUBPROTOCOL_CBOR } from "@tributary/client/protocol";
 import { FileLogEngine } from "../../server/src/log/file/file-log-engine.ts";
+import { Metrics } from "../../server/src/metrics/metrics.ts";
 import { startWsTestServer } from "../helpers/ws-harness.ts";
 
 const [mode = "tributary"] = process.argv.slice(2);
@@ -42,8 +45,15 @@ if (mode === "bare") {
   const dataDir = mkdtempSync(path.join(tmpdir(), "tributary-bench-ws-"));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const engine = await FileLogEngine.open({ dataDir, fsync: "never", retentionCheckMs: 0 });
-  const server = await startWsTestServer({ engine, limits: { maxCredit: 1_000_000, maxBufferedBytes: 8 << 20, slowConsumerGraceMs: 30_000 } });
+  const enabled = mode !== "tributary-nometrics";
+  const metrics = new Metrics({ enabled, defaultMetrics: enabled });
+  const server = await startWsTestServer({ engine, metrics, limits: { maxCredit: 1_000_000, maxBufferedBytes: 8 << 20, slowConsumerGraceMs: 30_000 } });
   cleanups.unshift(() => server.close());
+  if (enabled) {
+    // A Prometheus scraping every second (10x the usual rate): the exposition's cost is in the figures.
+    const scrape = setInterval(() => void metrics.expose().catch((err: unknown) => process.stderr.write(`scrape failed: ${String(err)}\n`)), 1000);
+    cleanups.unshift(() => clearInterval(scrape));
+  }
   process.stdout.write(`listening ${server.port}\n`);
 }
 

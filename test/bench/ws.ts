@@ -10,6 +10,9 @@
  * subscriber has it), as in the issue's reference measurement. Reports delivered msgs/s
  * and p50/p99 publish→deliver latency (sampled on up to 20 subscribers).
  * Rate phase: 1 subscriber, the publisher paced at `--rate` msgs/s; reports p50/p99.
+ * Metrics: the Tributary gateway runs twice in the same run, metrics on (default process
+ * metrics, /metrics exposition every second) and off (`metrics.enabled` false); the on/off
+ * ratio of delivered msgs/s and of server CPU per message is printed (target ≥ 95%).
  * Tributary clients announce the features the SDK does: "feed" (live records may come as
  * feed `messages` batches through uWS pub/sub; "delivered" counts records, not frames) and
  * "acks" (the publisher's acks may come batched).
@@ -20,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
-type Mode = "tributary" | "bare";
+type Mode = "tributary" | "bare" | "tributary-nometrics";
 const MAX_IN_FLIGHT = 5;
 const CREDIT_WINDOW = 1000;
 const SAMPLED = 20;
@@ -55,24 +58,48 @@ export async function run(args: string[]): Promise<void> {
   const fanout = new Map<string, Result>();
   const paced = new Map<Mode, Result>();
   const only = opt("only", "");
-  for (const mode of ["bare", "tributary"] as Mode[]) {
-    if (only && only !== mode) continue;
-    const server = await startServer(mode, engine);
+  // bare alone; then metrics on and off side by side, interleaved per N (each N run twice,
+  // in alternating order, best kept) so that load from elsewhere on the machine hits both alike.
+  const keep = (mode: Mode, n: number, r: Result) => {
+    const best = fanout.get(`${mode}:${n}`);
+    if (!best || r.delivered / r.seconds > best.delivered / best.seconds) fanout.set(`${mode}:${n}`, r);
+  };
+  for (const group of [["bare"], ["tributary", "tributary-nometrics"]] as Mode[][]) {
+    const modes = group.filter((mode) => !only || only === mode);
+    if (modes.length === 0) continue;
+    const servers = new Map<Mode, BenchServer>();
     try {
+      for (const mode of modes) servers.set(mode, await startServer(mode, engine));
+      const reps = modes.length > 1 ? 2 : 1;
       for (const n of ns) {
-        const r = await fanOut(server, mode, n, seconds, `fan-${n}`);
-        fanout.set(`${mode}:${n}`, r);
-        process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
+        for (let rep = 0; rep < reps; rep++) {
+          for (const mode of rep % 2 === 0 ? modes : [...modes].reverse()) keep(mode, n, await fanOut(servers.get(mode)!, mode, n, seconds, `fan-${n}-${rep}`));
+        }
+        for (const mode of modes) {
+          const r = fanout.get(`${mode}:${n}`)!;
+          process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
+        }
       }
-      const r = await pacedRun(server, mode, rate, Math.min(3, seconds), "paced");
-      paced.set(mode, r);
-      process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
+      for (const mode of modes) {
+        const r = await pacedRun(servers.get(mode)!, mode, rate, Math.min(3, seconds), "paced");
+        paced.set(mode, r);
+        process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
+      }
     } finally {
-      await server.stop();
+      for (const server of servers.values()) await server.stop();
     }
   }
 
   if (only) return;
+  const metricsRows = [`| N | metrics on msgs/s | metrics off msgs/s | on/off | server CPU µs/msg on / off | off/on CPU |`, `|---|---|---|---|---|---|`];
+  for (const n of ns) {
+    const on = fanout.get(`tributary:${n}`)!;
+    const off = fanout.get(`tributary-nometrics:${n}`)!;
+    const cpuOn = on.serverCpuUs / on.delivered;
+    const cpuOff = off.serverCpuUs / off.delivered;
+    metricsRows.push(`| ${n} | ${fmt(on.delivered / on.seconds)} | ${fmt(off.delivered / off.seconds)} | ${((on.delivered / on.seconds / (off.delivered / off.seconds)) * 100).toFixed(0)}% | ${cpuPer(on)} / ${cpuPer(off)} | ${((cpuOff / cpuOn) * 100).toFixed(0)}% |`);
+  }
+  process.stdout.write(`\nMetrics on vs off (same run, same loader; target ≥ 95%):\n${metricsRows.join("\n")}\n`);
   rows.push(`| N | bare uWS msgs/s | Tributary msgs/s | ratio | bare p50/p99 | Tributary p50/p99 | server CPU µs/msg bare / Tributary |`, `|---|---|---|---|---|---|---|`);
   for (const n of ns) {
     const b = fanout.get(`bare:${n}`)!;
@@ -367,7 +394,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
 const cpuPer = (r: Result) => (r.delivered > 0 ? (r.serverCpuUs / r.delivered).toFixed(2) : "-");
 const ms = (x: number) => `${x.toFixed(2)} ms`;
-const label = (mode: Mode, engine: string) => (mode === "bare" ? "bare uWS      " : `tributary/${engine}`);
+const label = (mode: Mode, engine: string) => (mode === "bare" ? "bare uWS      " : mode === "tributary" ? `tributary/${engine} metrics on ` : `tributary/${engine} metrics off`);
 
 function pct(values: number[], p: number): number {
   if (values.length === 0) return NaN;

@@ -2,6 +2,7 @@
  * A real Tributary WebSocket gateway on its own port, for tests: engine + Broker + uWS app
  * + attachWsGateway, always cleaned up with `close()`.
  */
+import type { Metrics } from "../../server/src/metrics/metrics.ts";
 import uWS from "uWebSockets.js";
 import { Broker } from "../../server/src/broker/broker.ts";
 import { DEFAULT_CONFIG, type TributaryConfig } from "../../server/src/config/config.ts";
@@ -36,6 +37,8 @@ export interface WsTestServerOptions {
   limits?: Partial<TributaryConfig["limits"]>;
   topics?: Partial<TributaryConfig["topics"]>;
   port?: number;
+  /** The broker's instruments (default: a private registry, metrics enabled). */
+  metrics?: Metrics;
 }
 
 export async function startWsTestServer(options: WsTestServerOptions = {}): Promise<WsTestServer> {
@@ -51,6 +54,7 @@ export async function startWsTestServer(options: WsTestServerOptions = {}): Prom
     autoCreateTopics: config.topics.autoCreate,
     topicDefaults: { partitions: config.topics.defaultPartitions },
     maxRecordBytes: config.limits.maxRecordBytes,
+    metrics: options.metrics,
   });
   const log = createLogger("error");
   const app = uWS.App();
