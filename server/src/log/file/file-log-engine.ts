@@ -28,7 +28,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { TributaryError, isTributaryError } from "../../errors.ts";
+import { TributaryError } from "../../errors.ts";
 import type {
   AlterableTopicConfig,
   AppendOptions,
@@ -47,8 +47,8 @@ import type {
   TopicConfig,
   TopicDescription,
 } from "../log-engine.ts";
-import { addCompactionStats, emptyCompactionStats, isCompacted } from "../log-engine.ts";
-import { cleanPartitionIfAlive } from "./log-cleaner.ts";
+import { isCompacted } from "../log-engine.ts";
+import { FileCompactor } from "./file-compactor.ts";
 import type { SyncFile } from "./segment.ts";
 import { StorageHealth } from "./storage-health.ts";
 import { SegmentFiles, type SegmentFilesStats } from "./segment-files.ts";
@@ -149,9 +149,7 @@ export class FileLogEngine implements LogEngine {
   #lock: DataDirLock | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #onBackgroundError: FileLogEngineOptions["onBackgroundError"];
-  /** The running compaction pass (one at a time); close waits for it. */
-  #cleaning: Promise<CompactionStats> | null = null;
-  #compactionTotals = emptyCompactionStats();
+  readonly #compactor: FileCompactor;
   readonly #health: StorageHealth;
   readonly #files: SegmentFiles;
   /** Retention and compaction passes since open (`tributary_log_maintenance_runs_total`). */
@@ -177,6 +175,23 @@ export class FileLogEngine implements LogEngine {
     };
     this.#warn = options.onWarning ?? ((message) => console.warn(`[tributary:file-log] ${message}`));
     this.#onBackgroundError = options.onBackgroundError;
+    const engine = this;
+    this.#compactor = new FileCompactor({
+      topicNames: () => [...this.#topics.keys()],
+      topic: (name) => {
+        const t = this.#topics.get(name);
+        return t && { config: t.meta.config, partitions: t.partitions };
+      },
+      get closed() {
+        return engine.#closed;
+      },
+      partitionOptions: this.#partitionOptions,
+      passStarted: () => void this.#runs.compaction++,
+      report: (err, context) => {
+        this.#warn(`compaction failed: ${err.message}`, { task: "compaction", ...context });
+        this.#onBackgroundError?.("compaction", err, context);
+      },
+    });
     this.#health = new StorageHealth((what, err) =>
       this.#warn(`fdatasync of ${what} failed: ${(err as Error).message}; writes to it are refused and the node reports not ready until it restarts`, { task: "fsync", what }),
     );
@@ -202,7 +217,7 @@ export class FileLogEngine implements LogEngine {
       engine.#timers.push(setInterval(() => void engine.enforceRetention().catch((err) => engine.#warn(`retention failed: ${(err as Error).message}`, {})), retentionCheckMs).unref());
     }
     const compactionCheckMs = options.compactionCheckMs ?? 15_000;
-    if (compactionCheckMs > 0) engine.#timers.push(setInterval(() => void engine.#compactionRound(), compactionCheckMs).unref());
+    if (compactionCheckMs > 0) engine.#timers.push(setInterval(() => void engine.#compactor.round(), compactionCheckMs).unref());
     const fsync = engine.#fsync;
     if (typeof fsync === "object") engine.#timers.push(setInterval(() => engine.#syncDirtyPartitions(), fsync.intervalMs).unref());
     return engine;
@@ -485,82 +500,9 @@ export class FileLogEngine implements LogEngine {
    * them with `force`). A pass already running is waited for first (one at a time).
    */
   async compact(topic?: string, options: { force?: boolean; now?: number } = {}): Promise<CompactionStats> {
-    return this.#compactSerial(topic, options.force ?? false, options.now, undefined);
-  }
-
-  #compactSerial(topic: string | undefined, force: boolean, now: number | undefined, report: ((err: TributaryError) => void) | undefined): Promise<CompactionStats> {
     this.#checkOpen();
     if (topic !== undefined) this.#topic(topic);
-    const previous = this.#cleaning;
-    const run = (async () => {
-      if (previous) await previous.catch(() => undefined); // its failure was reported to its own caller
-      return this.#compactNow(topic, force, now, report);
-    })();
-    this.#cleaning = run;
-    const clear = (): void => {
-      if (this.#cleaning === run) this.#cleaning = null;
-    };
-    run.then(clear, clear);
-    return run;
-  }
-
-  /**
-   * One pass. A partition's failure is thrown (an explicit `compact()`), or, with `report`
-   * (the timer's round), reported and the pass goes on with the next partition: a damaged
-   * partition never keeps the others from being compacted.
-   */
-  async #compactNow(only: string | undefined, force: boolean, now: number | undefined, report: ((err: TributaryError) => void) | undefined): Promise<CompactionStats> {
-    this.#runs.compaction++;
-    const total = emptyCompactionStats();
-    const names = only !== undefined ? [only] : [...this.#topics.keys()].sort();
-    for (const name of names) {
-      const t = this.#topics.get(name);
-      if (!t || this.#closed || !isCompacted(t.meta.config.cleanupPolicy)) continue;
-      for (const log of t.partitions) {
-        if (this.#closed || log.gone) break;
-        if (!force && (log.segmentCount < 2 || log.dirtyRatio < t.meta.config.minCleanableDirtyRatio)) continue;
-        log.compacting = true;
-        try {
-          const stats = await cleanPartitionIfAlive(log, {
-            deleteRetentionMs: t.meta.config.deleteRetentionMs,
-            segmentBytes: this.#partitionOptions.segmentBytes,
-            indexIntervalBytes: this.#partitionOptions.indexIntervalBytes,
-            maxBatchBytes: this.#partitionOptions.maxBatchBytes,
-            now: now ?? Date.now(),
-          });
-          if (stats) {
-            addCompactionStats(total, stats);
-            addCompactionStats(this.#compactionTotals, stats);
-          }
-        } catch (err) {
-          const failure =
-            err instanceof TributaryError
-              ? err
-              : new TributaryError("STORAGE_ERROR", `compaction of ${name}/${log.partition} failed: ${(err as Error).message}`, { topic: name, partition: log.partition }, { cause: err });
-          if (!report) throw failure;
-          report(failure);
-        } finally {
-          log.compacting = false;
-        }
-      }
-    }
-    return total;
-  }
-
-  /** The timer's compaction round: failures are logged and reported, never thrown. */
-  async #compactionRound(): Promise<void> {
-    if (this.#closed || this.#cleaning) return;
-    const report = (err: unknown): void => {
-      if (this.#closed) return;
-      const context = isTributaryError(err) ? { ...err.context } : {};
-      this.#warn(`compaction failed: ${(err as Error).message}`, { task: "compaction", ...context });
-      this.#onBackgroundError?.("compaction", err, context);
-    };
-    try {
-      await this.#compactSerial(undefined, false, undefined, report);
-    } catch (err) {
-      report(err); // not a partition's failure (the engine closed meanwhile is not reported)
-    }
+    return this.#compactor.run(topic, options.force ?? false, options.now);
   }
 
   /**
@@ -573,7 +515,7 @@ export class FileLogEngine implements LogEngine {
 
   /** Totals of every compaction pass since open (for tests, benchmarks and metrics). */
   compactionTotals(): CompactionStats {
-    return { ...this.#compactionTotals };
+    return this.#compactor.totals;
   }
 
   /** The LRU of open segment files: open now, its bound, evictions and reopens so far. */
@@ -632,7 +574,7 @@ export class FileLogEngine implements LogEngine {
       await this.#admin;
       for (const timer of this.#timers) clearInterval(timer);
       for (const t of this.#topics.values()) for (const log of t.partitions) log.stopCompaction(); // a running pass stops at its next yield
-      await this.#cleaning?.catch(() => undefined); // stops at its next yield (closed); its failure went to its caller
+      await this.#compactor.running?.catch(() => undefined); // stops at its next yield (closed); its failure went to its caller
       try {
         await this.#flushAll();
       } finally {
