@@ -5,7 +5,7 @@
  * lags), every view shows what the HTTP API says. Screenshots go to test/artifacts/
  * (gitignored); the page weight is printed and written to test/artifacts/console-weight.json.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +16,7 @@ import { hasMarks, publishMarks, until } from "./helpers/sdk-node.ts";
 import { connectClient, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
 import { startTcpProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { spawnFileNode } from "./helpers/node-process.ts";
 import { ARTIFACTS, CHROMIUM_ARGS, cells, expectAccessibleView, int, shot } from "./helpers/console-page.ts";
 
 let node: MqttTestNode;
@@ -406,5 +407,30 @@ describe("console views after a scripted workload (SDK over WebSocket, MQTT over
     expect(weight.console.gzip).toBeLessThan(18 * 1024);
     expect(weight.withSdk.gzip).toBeLessThan(40 * 1024);
     expect(pageErrors).toEqual([]);
+  });
+});
+
+describe("the compiled node (server/dist) serves the console", () => {
+  it("serves every file the page references, byte for byte as in the sources, with its content type", async () => {
+    const child = await spawnFileNode();
+    try {
+      const base = `http://127.0.0.1:${child.httpPort}`;
+      const source = (file: string) => readFileSync(join(import.meta.dirname, "../server/src/gateway/http/console", file));
+      const page = await fetch(base + "/");
+      expect([page.status, page.headers.get("content-type")]).toEqual([200, "text/html; charset=utf-8"]);
+      const html = await page.text();
+      expect(html).toBe(source("index.html").toString());
+      const refs = [...html.matchAll(/(?:src|href)="(\/[^"#]*)"/g)].map((m) => m[1]!);
+      expect(refs.sort()).toEqual(["/console-tail.js", "/console-views.js", "/console.css", "/console.js", "/tributary.min.js"]);
+      for (const ref of refs) {
+        const res = await fetch(base + ref);
+        expect([ref, res.status, res.headers.get("content-type")]).toEqual([ref, 200, ref.endsWith(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8"]);
+        const body = Buffer.from(await res.arrayBuffer());
+        if (ref === "/tributary.min.js") expect(body.toString()).toContain("Tributary");
+        else expect([ref, body.equals(source(ref.slice(1)))]).toEqual([ref, true]);
+      }
+    } finally {
+      await child.stop();
+    }
   });
 });
