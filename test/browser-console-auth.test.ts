@@ -122,4 +122,19 @@ describe("web console on a node with JWT auth", () => {
     await page.close();
     expect(pageErrors).toEqual([]);
   });
+
+  it("asks for a fresh token when the one in use expires while the console is open", async () => {
+    const page = await openPage("/#/tail?topic=secured&from=earliest");
+    await page.waitForFunction(() => document.querySelector("#login-why")!.textContent === "This node requires a token: sign in with a JWT.");
+    // a token with 3 s to live: the tail works, then the node refuses it and the console says why
+    await signIn(page, await node.hs({ sub: "brief", admin: true }, 3));
+    await page.waitForFunction(() => (window as unknown as { __tributary: { received: unknown[] } }).__tributary.received.length === 3);
+    await page.waitForFunction(() => !document.querySelector("#view-login")!.hidden && document.querySelector("#login-why")!.textContent === "Your token has expired: sign in with a fresh one (TOKEN_EXPIRED).", null, { timeout: 15_000 });
+    // a fresh token picks up where the tail was
+    await signIn(page, admin);
+    await expectAccessibleView(page, "tail");
+    await page.waitForFunction(() => (window as unknown as { __tributary: { client: { state: string } } }).__tributary.client.state === "connected");
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
 });
