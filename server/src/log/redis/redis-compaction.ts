@@ -20,14 +20,16 @@ const STEP_RECORDS = 2000;
  * A partition is compacted when the records written since its last pass reach the topic's
  * minCleanableDirtyRatio of the stream's length (or always, with `force`). Work per pass is
  * proportional to the records written since the previous one, in steps of STEP_RECORDS.
- * Failures (Redis unreachable, a script error) are thrown: the periodic caller reports them
- * (task "compaction"); a pass stopped half-way resumes from the cursor next time.
+ * Failures (Redis unreachable, a script error) are thrown, or with `report` (the periodic
+ * pass) reported per partition while the pass goes on with the next one (on Redis Cluster
+ * another shard may answer); a partition stopped half-way resumes from its cursor next time.
  */
 export async function compactRedis(
   core: RedisEngineCore,
   listTopics: () => Promise<string[]>,
   only: string | undefined,
   options: { force?: boolean; now?: number },
+  report?: (err: unknown, context: Record<string, unknown>) => void,
 ): Promise<CompactionStats> {
   const total = emptyCompactionStats();
   const names = only !== undefined ? [only] : await listTopics();
@@ -43,31 +45,42 @@ export async function compactRedis(
     if (!isCompacted(t.cleanupPolicy)) continue;
     const cutoff = (options.now ?? Date.now()) - t.deleteRetentionMs;
     for (let p = 0; p < t.partitions; p++) {
-      const keys = [core.keys.log(name, p), core.keys.meta(name, p), core.keys.compactionKeys(name, p), core.keys.compactionTombstones(name, p)];
-      let first = true;
-      let cleaned = false;
-      for (;;) {
-        if (core.closed) break;
-        const step = first;
-        const reply = (await core.call({ topic: name, partition: p }, () =>
-          SCRIPTS.compact.run(core.client, keys, [STEP_RECORDS, cutoff, options.force ? 0 : t.minCleanableDirtyRatio, step ? 1 : 0]),
-        )) as unknown[];
-        first = false;
-        const status = str(reply[0]);
-        if (status === "NOMETA" || status === "SKIP") break;
-        const [indexed, removed, tombstones, done, before, after] = reply.slice(1).map((x) => Number(str(x)));
-        if (step) total.bytesBefore += before!;
-        total.recordsRead += indexed!;
-        total.recordsRemoved += removed!;
-        total.tombstonesRemoved += tombstones!;
-        cleaned = true;
-        if (done === 1) {
-          total.bytesAfter += after!;
-          break;
-        }
+      if (core.closed) break;
+      try {
+        if (await compactPartition(core, t, name, p, cutoff, options.force ?? false, total)) total.partitionsCleaned++;
+      } catch (err) {
+        if (!report || core.closed) throw err;
+        report(err, { topic: name, partition: p });
       }
-      if (cleaned) total.partitionsCleaned++;
     }
   }
   return total;
+}
+
+/** Steps of compact.lua over one partition until its cursor reaches the end; true when a step ran (not skipped). */
+async function compactPartition(core: RedisEngineCore, t: StoredTopic, name: string, p: number, cutoff: number, force: boolean, total: CompactionStats): Promise<boolean> {
+  const keys = [core.keys.log(name, p), core.keys.meta(name, p), core.keys.compactionKeys(name, p), core.keys.compactionTombstones(name, p)];
+  let first = true;
+  let cleaned = false;
+  for (;;) {
+    if (core.closed) break;
+    const step = first;
+    const reply = (await core.call({ topic: name, partition: p }, () =>
+      SCRIPTS.compact.run(core.client, keys, [STEP_RECORDS, cutoff, force ? 0 : t.minCleanableDirtyRatio, step ? 1 : 0]),
+    )) as unknown[];
+    first = false;
+    const status = str(reply[0]);
+    if (status === "NOMETA" || status === "SKIP") break;
+    const [indexed, removed, tombstones, done, before, after] = reply.slice(1).map((x) => Number(str(x)));
+    if (step) total.bytesBefore += before!;
+    total.recordsRead += indexed!;
+    total.recordsRemoved += removed!;
+    total.tombstonesRemoved += tombstones!;
+    cleaned = true;
+    if (done === 1) {
+      total.bytesAfter += after!;
+      break;
+    }
+  }
+  return cleaned;
 }

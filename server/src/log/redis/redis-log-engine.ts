@@ -109,11 +109,16 @@ export class RedisLogEngine implements LogEngine {
   /** The periodic compaction pass: a failure is logged and counted (task "compaction"); the next pass resumes from each partition's cursor. */
   async #compactionPass(): Promise<void> {
     if (this.#compacting) return;
+    let failed = false;
+    const report = (err: unknown, context: Record<string, unknown>): void => {
+      failed = true;
+      if (!this.#core.closed) this.#compactionFailures.failed(err, context);
+    };
     try {
-      await this.compact();
-      this.#compactionFailures.recovered();
+      await this.#compactSerial(undefined, {}, report);
+      if (!failed) this.#compactionFailures.recovered();
     } catch (err) {
-      if (!this.#core.closed) this.#compactionFailures.failed(err);
+      report(err, {});
     }
   }
 
@@ -181,11 +186,15 @@ export class RedisLogEngine implements LogEngine {
 
   /** Compacts now (see `LogEngine.compact` and redis-compaction.ts); one pass at a time per engine. */
   async compact(topic?: string, options: { force?: boolean; now?: number } = {}): Promise<CompactionStats> {
+    return this.#compactSerial(topic, options, undefined);
+  }
+
+  async #compactSerial(topic: string | undefined, options: { force?: boolean; now?: number }, report: ((err: unknown, context: Record<string, unknown>) => void) | undefined): Promise<CompactionStats> {
     this.#core.assertOpen();
     const previous = this.#compacting;
     const run = (async () => {
       if (previous) await previous.catch(() => undefined); // its failure went to its own caller
-      return compactRedis(this.#core, () => this.listTopics(), topic, options);
+      return compactRedis(this.#core, () => this.listTopics(), topic, options, report);
     })();
     this.#compacting = run;
     try {
