@@ -336,8 +336,10 @@ describe("console views after a scripted workload (SDK over WebSocket, MQTT over
     await view.fill("#pub-value", "<a/>");
     await view.click("#publish-form button[type=submit]");
     await view.waitForFunction(() => /^Published: partition \d+, offset \d+$/.test(document.querySelector("#pub-result")!.textContent!) && document.querySelector("#pub-result")!.textContent !== "");
+    expect(await view.isVisible("#pub-custom")).toBe(true);
     // an invalid JSON value is refused in the page, before anything is sent
     await view.selectOption("#pub-type", "application/json");
+    expect(await view.isVisible("#pub-custom")).toBe(false); // the media type field only for "other…"
     await view.fill("#pub-value", "{not json");
     await view.click("#publish-form button[type=submit]");
     await view.waitForFunction(() => document.querySelector("#pub-result")!.textContent!.startsWith("Not published: the value is not JSON"));
