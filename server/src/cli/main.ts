@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { isTributaryError, toTributaryError } from "../errors.ts";
 import { registerClusterCommand } from "./cluster-command.ts";
+import { registerConnectCommand } from "./connect-command.ts";
 import { registerConsumeCommand } from "./consume-command.ts";
 import { EXIT, exitCodeOf, formatUsageError } from "./exit-codes.ts";
 import { registerGroupsCommand } from "./groups-command.ts";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerClusterCommand(program);
   registerTokenCommand(program);
   registerPasswdCommand(program);
+  registerConnectCommand(program);
   return program;
 }
 

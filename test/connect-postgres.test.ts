@@ -1,0 +1,109 @@
+/**
+ * The PostgreSQL sink against a real `postgres` (Debian's postgresql 15, started here on a
+ * free port in a temp dir), through the compiled `tributary connect` process and a node
+ * process: 100,000 records, the connect process SIGKILLed twice while it writes (on row
+ * counts), and the table ends with each record exactly once.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnConnect, type ConnectChild } from "./helpers/connect-process.ts";
+import { spawnFileNode, type NodeChild } from "./helpers/node-process.ts";
+import { startPostgres, type PgServer } from "./helpers/postgres.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const TOTAL = 100_000;
+let node: NodeChild;
+let pgServer: PgServer;
+let dir: string;
+const children: ConnectChild[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "connect-pg-"));
+  [node, pgServer] = await Promise.all([spawnFileNode(), startPostgres()]);
+});
+afterAll(async () => {
+  for (const c of children) await c.kill();
+  await node?.stop();
+  await pgServer?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function http(method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, { method, headers: body ? { "content-type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+async function produce(topic: string, from: number, to: number): Promise<void> {
+  for (let start = from; start < to; start += 5000) {
+    const records = [];
+    for (let i = start; i < Math.min(to, start + 5000); i++) records.push({ key: `device-${i % 500}`, value: { n: i, temp: (i % 300) / 10 } });
+    await http("POST", `/topics/${topic}/records`, { records });
+  }
+}
+
+async function rowCount(table: string): Promise<number> {
+  const rows = await pgServer.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`).catch((err: { code?: string }) => {
+    if (err.code === "42P01") return [{ n: "0" }]; // the sink has not created the table yet
+    throw err;
+  });
+  return Number(rows[0]!.n);
+}
+
+function yaml(name: string, topic: string, table: string): string {
+  return [
+    "connectors:",
+    `  - name: ${name}`,
+    "    type: postgres-sink",
+    `    topics: [${topic}]`,
+    `    connection: ${pgServer.url}`,
+    `    table: ${table}`,
+    "    batchSize: 2000",
+    "",
+  ].join("\n");
+}
+
+describe("PostgreSQL sink, exactly-once by (topic, partition, offset)", () => {
+  for (const run of [1, 2, 3]) {
+    it(`writes 100,000 records exactly once although the connect process is SIGKILLed twice mid-way (run ${run})`, async () => {
+      const topic = `orders-${run}`;
+      const table = `orders_${run}`;
+      await http("POST", "/topics", { name: topic, partitions: 4 });
+      await produce(topic, 0, TOTAL);
+      const config = join(dir, `pg-${run}.yaml`);
+
+      const first = await spawnConnect(config, yaml(`pg-${run}`, topic, table), `http://127.0.0.1:${node.httpPort}`);
+      children.push(first);
+      await waitFor(async () => (await rowCount(table)) >= 20_000, { timeoutMs: 40_000, intervalMs: 20, what: "20,000 rows" });
+      await first.kill();
+      const afterFirst = await rowCount(table);
+      expect(afterFirst).toBeLessThan(TOTAL); // killed mid-way
+
+      const second = await spawnConnect(config, yaml(`pg-${run}`, topic, table), `http://127.0.0.1:${node.httpPort}`);
+      children.push(second);
+      await waitFor(async () => (await rowCount(table)) >= afterFirst + 25_000, { timeoutMs: 40_000, intervalMs: 20, what: `${afterFirst + 25_000} rows` });
+      await second.kill();
+      const afterSecond = await rowCount(table);
+      expect(afterSecond).toBeLessThan(TOTAL);
+
+      const third = await spawnConnect(config, yaml(`pg-${run}`, topic, table), `http://127.0.0.1:${node.httpPort}`);
+      children.push(third);
+      await waitFor(async () => (await rowCount(table)) >= TOTAL, { timeoutMs: 50_000, intervalMs: 50, what: "100,000 rows" });
+      // Everything consumed and committed: the group's lag drops to 0 (no record left behind).
+      await waitFor(async () => (await http("GET", `/groups/connect.pg-${run}`)).totalLag === 0, { timeoutMs: 20_000, what: "the connector group's lag to reach 0" });
+      expect(await third.stop()).toBe(0);
+
+      const [stats] = await pgServer.query<{ rows: string; positions: string; values: string; min: string; max: string }>(
+        `SELECT count(*) AS rows, count(DISTINCT (src_partition, src_offset)) AS positions, count(DISTINCT (value->>'n')) AS values,
+                min((value->>'n')::int) AS min, max((value->>'n')::int) AS max FROM ${table}`,
+      );
+      expect(stats).toEqual({ rows: String(TOTAL), positions: String(TOTAL), values: String(TOTAL), min: 0, max: TOTAL - 1 });
+      // Rows carry the record: key and topic as produced.
+      const [row] = await pgServer.query(`SELECT src_topic, src_key, value FROM ${table} WHERE value->>'n' = '777'`);
+      expect(row).toEqual({ src_topic: topic, src_key: "device-277", value: { n: 777, temp: 17.7 } });
+    }, 150_000);
+  }
+});
