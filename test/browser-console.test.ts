@@ -352,6 +352,9 @@ describe("console views after a scripted workload (SDK over WebSocket, MQTT over
     try {
       await keys.goto(`${origin}/#/overview`);
       await keys.waitForFunction(() => !document.querySelector("#view-overview")!.hasAttribute("hidden"));
+      // once connected, the tail's and the publish form's topic suggestions are there, internal topics left out
+      await keys.waitForFunction(() => [...document.querySelectorAll("#topic-names option")].some((o) => (o as HTMLOptionElement).value === "orders"));
+      expect((await keys.$$eval("#topic-names option", (os) => os.map((o) => (o as HTMLOptionElement).value))).filter((t) => t.startsWith("__"))).toEqual([]);
       const focused = () => keys.evaluate(() => document.activeElement?.getAttribute("href") ?? document.activeElement?.tagName ?? null);
       const seen: Array<string | null> = [];
       for (let i = 0; i < 10 && (seen.at(-1) ?? "") !== "#/groups"; i++) {

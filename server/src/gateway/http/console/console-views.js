@@ -126,6 +126,15 @@
     }
   }
   window.__tributary.refreshTopics = refreshTopics;
+  // The tail's and the publish form's topic suggestions, once connected (names only).
+  window.TributaryConsole.onClient.push((client) =>
+    client.on("connected", () => {
+      api(`/topics${$("show-internal").checked ? "?internal=true" : ""}`).then(
+        ({ topics }) => $("topic-names").replaceChildren(...topics.map((t) => el("option", { value: t }))),
+        (err) => ($("topics-error").textContent = explain(err)),
+      );
+    }),
+  );
   views.topics = { enter: refreshTopics };
   $("refresh").onclick = refreshTopics;
   $("show-internal").onchange = refreshTopics;
