@@ -2,9 +2,10 @@
  * Log compaction of one file-engine partition (Kafka's log cleaner, for a single node).
  *
  * A pass, on a partition whose topic has cleanupPolicy "compact" or "compact,delete":
- * 1. Flushes the partition (so every record the pass reasons about is durable: a record is
- *    only ever removed because a later record of its key is on the device), then notes the
- *    end offset E and the active segment. Records at or after E are not looked at.
+ * 1. Notes the end offset E, then flushes the partition (so every record the pass reasons
+ *    about is durable: a record is only ever removed because a later record of its key is on
+ *    the device). Records at or after E are not looked at; the segments holding any (the
+ *    active one, or one that rolled meanwhile) are not rewritten.
  * 2. Builds the offset map: for every key, the offset of its last record below E (over the
  *    sealed segments AND the active one, so a key rewritten recently is cleaned from the
  *    sealed part at once), and whether that last record is a tombstone (null value) with
@@ -74,16 +75,21 @@ interface KeyState {
  * (the log is left as it was for the group that failed; groups swapped before stay swapped).
  */
 export async function cleanPartition(log: PartitionLog, settings: CleanerSettings): Promise<CompactionStats | null> {
+  // The end first, then the flush: every record below `end` is durable once it resolves (a
+  // record is only removed because a later one of its key is on the device).
+  const end = log.endOffset;
   await log.flush();
   const checkAlive = (): void => {
     if (log.gone) throw new Aborted();
   };
   checkAlive();
   const segments = log.segmentsSnapshot();
-  if (segments.length < 2) return null;
-  const end = log.endOffset;
-  const active = segments[segments.length - 1]!;
-  const sealed = segments.slice(0, -1);
+  // Cleanable: the sealed segments wholly below `end` (appends since may have rolled the active one).
+  let cleanable = 0;
+  while (cleanable < segments.length - 1 && segments[cleanable]!.nextOffset <= end) cleanable++;
+  if (cleanable === 0) return null;
+  const sealed = segments.slice(0, cleanable);
+  const active = segments[cleanable]!; // the first segment not cleaned: the active one, or one sealed since `end`
   const context = { topic: log.topic, partition: log.partition };
 
   // --- pass 1: the offset map
