@@ -105,7 +105,22 @@ export class MqttConnection implements SessionConnection {
     if (this.#deferred.length > 0) {
       this.#deferred.push(data);
       this.#deferredBytes += data.length;
-      if (this.#deferredBytes > DEFERRED_MAX) this.#parseDeferred();
+      if (this.#deferredBytes > DEFERRED_MAX) {
+        if (this.transport.kind === "tcp") {
+          // A client sending faster than its turns parse: stop reading it until the backlog is parsed.
+          if (!this.#backlogPaused) {
+            this.#backlogPaused = true;
+            this.#applyReading();
+          }
+        } else {
+          // uWS cannot stop reading one WebSocket: parse the backlog now (bounded memory first).
+          while (this.#deferred.length > 0 && !this.closed) {
+            const chunk = this.#deferred.shift()!;
+            this.#deferredBytes -= chunk.length;
+            this.#parse(chunk);
+          }
+        }
+      }
       return;
     }
     if (data.length <= FIRST_SLICE) {
@@ -131,11 +146,31 @@ export class MqttConnection implements SessionConnection {
     setImmediate(this.#parseDeferred);
   };
 
+  /**
+   * Parses at most TURN_BYTES of the deferred input, then leaves the rest for the next
+   * event-loop turn: the loop serves every other socket (new connections, probes) in
+   * between, so one flooding client holds it for one slice per turn, not for its whole
+   * backlog (up to 2 MB that libuv reads from a busy socket in one turn).
+   */
   readonly #parseDeferred = (): void => {
-    while (this.#deferred.length > 0 && !this.closed) {
-      const data = this.#deferred.shift()!;
+    let budget = TURN_BYTES;
+    while (this.#deferred.length > 0 && !this.closed && budget > 0) {
+      let data = this.#deferred[0]!;
+      if (data.length > budget) {
+        this.#deferred[0] = data.subarray(budget);
+        data = data.subarray(0, budget);
+      } else this.#deferred.shift();
       this.#deferredBytes -= data.length;
+      budget -= data.length;
       this.#parse(data);
+    }
+    if (!this.closed && this.#deferred.length > 0) {
+      setImmediate(this.#parseDeferred);
+      return;
+    }
+    if (this.#backlogPaused) {
+      this.#backlogPaused = false;
+      this.#applyReading();
     }
     if (this.closed) {
       this.#deferred = [];
@@ -221,14 +256,27 @@ export class MqttConnection implements SessionConnection {
   #pauseReading(): void {
     if (this.#readingPaused) return;
     this.#readingPaused = true;
-    this.transport.pauseReading();
+    this.#applyReading();
   }
 
   #maybeResumeReading(): void {
     if (this.#readingPaused && this.#queue.length < 100 && this.pipeline.pending <= this.core.maxPendingPublishes / 2) {
       this.#readingPaused = false;
-      this.transport.resumeReading();
+      this.#applyReading();
     }
+  }
+
+  /** Deferred input over DEFERRED_MAX: reading stops until it is parsed. */
+  #backlogPaused = false;
+  #transportPaused = false;
+
+  /** Reading is paused while packets wait for the log (#readingPaused) or input waits to be parsed (#backlogPaused). */
+  #applyReading(): void {
+    const pause = this.#readingPaused || this.#backlogPaused;
+    if (pause === this.#transportPaused) return;
+    this.#transportPaused = pause;
+    if (pause) this.transport.pauseReading();
+    else this.transport.resumeReading();
   }
 
   // ---- output -------------------------------------------------------------------------
@@ -434,8 +482,10 @@ function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", _version: 
 
 /** Bytes of a read parsed in the turn it arrives (some 50 small PUBLISH); the rest waits one turn. */
 const FIRST_SLICE = 4096;
-/** Deferred input beyond this is parsed at once (no unbounded buffering for a client that floods). */
+/** Deferred input beyond this stops reading the socket until it is parsed (a bound on what a flooding client buffers). */
 const DEFERRED_MAX = 256 * 1024;
+/** Deferred input one connection parses per event-loop turn. */
+const TURN_BYTES = 64 * 1024;
 
 function varIntSize(n: number): number {
   return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
