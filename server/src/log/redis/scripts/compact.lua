@@ -1,7 +1,8 @@
 -- compact.lua: one step of a partition's log compaction (cleanupPolicy "compact").
 -- KEYS[1] partition stream            {<prefix>:<topic>:<partition>}:log
 -- KEYS[2] partition meta hash         {<prefix>:<topic>:<partition>}:meta
---         (reads epoch, end, earliest, bytes; keeps the cleaner cursor in field 'ccur')
+--         (reads epoch, end, earliest, bytes; keeps the cleaner cursor in 'ccur' and the
+--         epoch it was built under in 'cepoch')
 -- KEYS[3] offset map hash             {<prefix>:<topic>:<partition>}:ckeys
 --         record key -> offset of its last record (indexed records only)
 -- KEYS[4] tombstone zset              {<prefix>:<topic>:<partition>}:ctomb
@@ -14,13 +15,21 @@
 -- record, which is deleted (XDEL); each keyless record is deleted (a topic switched to
 -- compact may hold some). Then expired tombstones are deleted, never record end-1 (the epoch
 -- guard compares its stream ID). Offsets never change; 'bytes' drops by what was deleted.
+-- A record is deleted only if it still carries the key it is deleted for. If the history
+-- was rewritten under the cleaner (another epoch, or the end went below the cursor: a
+-- failover lost a tail and offsets are being reused), its state is dropped and rebuilt.
 -- Returns {"NOMETA"}, {"SKIP"} (dirty ratio below ARGV[3]), or
 --   {"OK", indexed, removed, tombstones removed, done (1 when the cursor reached the end), bytes before, bytes after}.
 --!include guard.lua
 
 local meta = load_meta(KEYS[2])
 if not meta then return {'NOMETA'} end
-local cur = tonumber(redis.call('HGET', KEYS[2], 'ccur') or '0')
+local state = redis.call('HMGET', KEYS[2], 'ccur', 'cepoch')
+local cur = tonumber(state[1] or '0')
+if (state[2] and state[2] ~= meta.epoch) or cur > meta.e then
+  redis.call('DEL', KEYS[3], KEYS[4])
+  cur = 0
+end
 if cur < meta.earliest then cur = meta.earliest end
 local bytes_before = meta.bytes
 if ARGV[4] == '1' then
@@ -52,13 +61,14 @@ local removed = 0
 local tombs = 0
 local bytes = meta.bytes
 
--- Deletes the record at offset `off` if it is still there (and is not record end-1).
-local function drop(off)
+-- Deletes the record at offset `off` if it is still there, is not record end-1, and has key `k` (nil: no key).
+local function drop(off, k)
   if off >= last or off < meta.earliest then return false end
   local id = fmt(off)
   local r = redis.call('XRANGE', KEYS[1], id, id, 'COUNT', 1)
   if #r == 0 then return false end
   local fields = entry_fields(r[1])
+  if fields.k ~= k then return false end
   redis.call('XDEL', KEYS[1], r[1][1])
   bytes = bytes - fields.size
   removed = removed + 1
@@ -74,12 +84,12 @@ if cur < meta.e then
     if off >= meta.e then break end
     local f = entry_fields(entry)
     if f.k == nil then
-      drop(off)
+      drop(off, nil)
     else
       local prev = redis.call('HGET', KEYS[3], f.k)
       if prev then
         local p = tonumber(prev)
-        if p < off then drop(p) end
+        if p < off then drop(p, f.k) end
       end
       redis.call('HSET', KEYS[3], f.k, fmt(off))
       if f.v then
@@ -93,7 +103,7 @@ if cur < meta.e then
   end
   if #entries < limit then cur = meta.e end
 end
-redis.call('HSET', KEYS[2], 'ccur', fmt(cur))
+redis.call('HSET', KEYS[2], 'ccur', fmt(cur), 'cepoch', meta.epoch)
 
 -- Expired tombstones (at most `limit` per step; one that is record end-1 stays for a later pass).
 local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2], 'LIMIT', 0, limit)
@@ -103,7 +113,7 @@ for _, k in ipairs(expired) do
     redis.call('HDEL', KEYS[3], k)
     redis.call('ZREM', KEYS[4], k)
   elseif off < last then
-    if drop(off) then tombs = tombs + 1 end
+    if drop(off, k) then tombs = tombs + 1 end
     redis.call('HDEL', KEYS[3], k)
     redis.call('ZREM', KEYS[4], k)
   end
