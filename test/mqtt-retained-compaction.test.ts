@@ -85,11 +85,11 @@ describe("MQTT state in compacted internal topics", () => {
     expect(await retainedSeen(node, "ret/#")).toEqual(expected);
 
     const engine = node.engine as FileLogEngine;
-    const before = (await readAllGapSafe(engine, RETAINED, 0)).length;
-    const stats = await engine.compact(RETAINED, { force: true });
+    await engine.compact(RETAINED, { force: true }); // the node's own cleaner may have run a pass already: either way the log is compacted now
     const after = await readAllGapSafe(engine, RETAINED, 0);
-    expect(stats.recordsRemoved).toBeGreaterThan(0);
-    expect(after.length).toBeLessThan(before / 3);
+    const written = 25 * 40 + 10 + 100;
+    expect((await engine.offsets(RETAINED, 0)).endOffset).toBe(written);
+    expect(after.length).toBeLessThan(written / 3);
     // Tombstones stay (deleteRetentionMs, 24 h by default): readers behind still see the clears.
     const keys = new Map(after.map((r) => [new TextDecoder().decode(r.key!), r.value]));
     for (let t = 30; t < 40; t++) expect(keys.get(`ret/t${t}`), `ret/t${t}`).toBeNull();

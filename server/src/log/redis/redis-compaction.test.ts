@@ -37,7 +37,7 @@ describe("RedisLogEngine compaction", () => {
   it("compacts-100,000-writes-over-1,000-keys-to-1,000-live-records", async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.destroy());
-    const engine = await RedisLogEngine.connect({ url: redis.url, keyPrefix: "c100k", maxBatchBytes: 8 << 20 });
+    const engine = await RedisLogEngine.connect({ url: redis.url, keyPrefix: "c100k", maxBatchBytes: 8 << 20, compactionCheckIntervalMs: 0 });
     cleanups.push(() => engine.close());
     await engine.createTopic("keyed", { cleanupPolicy: "compact", retentionMs: null });
     const keys = 1000;
@@ -73,7 +73,7 @@ describe("RedisLogEngine compaction", () => {
   it("a-history-rewritten-under-the-cleaner-resets-it-and-no-other-keys-record-is-deleted", async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.destroy());
-    const engine = await RedisLogEngine.connect({ url: redis.url, keyPrefix: "crb" });
+    const engine = await RedisLogEngine.connect({ url: redis.url, keyPrefix: "crb", compactionCheckIntervalMs: 0 });
     cleanups.push(() => engine.close());
     await engine.createTopic("kv", { cleanupPolicy: "compact" });
     for (let round = 0; round < 5; round++) {
@@ -93,7 +93,7 @@ describe("RedisLogEngine compaction", () => {
     const lastId = (await raw.xrevrange(log, "+", "-", "COUNT", 1))[0]![0];
     await raw.call("XSETID", log, lastId); // the replica's stream never had 45..49
     await raw.hset(meta, "end", "45", "tok", lastId.split("-")[1]!);
-    const other = await RedisLogEngine.connect({ url: redis.url, keyPrefix: "crb" });
+    const other = await RedisLogEngine.connect({ url: redis.url, keyPrefix: "crb", compactionCheckIntervalMs: 0 });
     cleanups.push(() => other.close());
     const { baseOffset } = await other.append("kv", 0, Array.from({ length: 5 }, (_, k) => ({ key: enc.encode(`b${k}`), value: enc.encode("new") })));
     expect(baseOffset).toBe(45); // offsets 45..49 reused by other keys

@@ -16,7 +16,7 @@ export interface RedisLogEngineOptions extends RedisTarget {
   maxBatchBytes?: number;
   /** Period of the retention pass over idle partitions (default 30 s). */
   retentionCheckIntervalMs?: number;
-  /** Period of the compaction pass over compacted topics (default 15 s). */
+  /** Period of the compaction pass over compacted topics (default 15 s; 0 disables the timer, `compact()` still works). */
   compactionCheckIntervalMs?: number;
   /** Safety wake of tails, in case a notification is lost (default 1000 ms). */
   tailPollMs?: number;

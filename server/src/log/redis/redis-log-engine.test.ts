@@ -57,7 +57,7 @@ runLogEngineContract("redis standalone", async () => {
 });
 
 runCompactionContract("redis standalone", async () => {
-  const engine = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: prefix() });
+  const engine = await RedisLogEngine.connect({ url: standalone.url, keyPrefix: prefix(), compactionCheckIntervalMs: 0 });
   return { engine, cleanup: () => engine.close() };
 });
 
@@ -76,7 +76,7 @@ describe("RedisLogEngine on Redis Cluster (3 primaries + 3 replicas)", () => {
   });
 
   runCompactionContract("redis cluster", async () => {
-    const engine = await RedisLogEngine.connect({ cluster: cluster.startupNodes, keyPrefix: prefix() });
+    const engine = await RedisLogEngine.connect({ cluster: cluster.startupNodes, keyPrefix: prefix(), compactionCheckIntervalMs: 0 });
     return { engine, cleanup: () => engine.close() };
   });
 

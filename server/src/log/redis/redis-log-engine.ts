@@ -86,7 +86,7 @@ export class RedisLogEngine implements LogEngine {
   readonly #retentionTimer: NodeJS.Timeout;
   readonly #retentionFailures: FailureSeries;
   #retentionRunning = false;
-  readonly #compactionTimer: NodeJS.Timeout;
+  readonly #compactionTimer: NodeJS.Timeout | null;
   readonly #compactionFailures: FailureSeries;
   #compacting: Promise<CompactionStats> | null = null;
 
@@ -102,8 +102,8 @@ export class RedisLogEngine implements LogEngine {
     this.#retentionTimer = setInterval(() => void this.#retentionPass(), options.retentionCheckIntervalMs ?? 30_000);
     this.#retentionTimer.unref();
     this.#compactionFailures = this.#core.reporter.series("compaction", "redis.compaction_failed", "redis.compaction_recovered", { component: "log-engine" });
-    this.#compactionTimer = setInterval(() => void this.#compactionPass(), options.compactionCheckIntervalMs ?? 15_000);
-    this.#compactionTimer.unref();
+    const compactionCheckMs = options.compactionCheckIntervalMs ?? 15_000;
+    this.#compactionTimer = compactionCheckMs > 0 ? setInterval(() => void this.#compactionPass(), compactionCheckMs).unref() : null;
   }
 
   /** The periodic compaction pass: a failure is logged and counted (task "compaction"); the next pass resumes from each partition's cursor. */
@@ -347,7 +347,7 @@ export class RedisLogEngine implements LogEngine {
     if (core.closed) return;
     core.closed = true;
     clearInterval(this.#retentionTimer);
-    clearInterval(this.#compactionTimer);
+    if (this.#compactionTimer) clearInterval(this.#compactionTimer);
     this.#watcher.close();
     core.notifier.notifyAll(); // tails observe the closed engine and stop
     core.client.disconnect();
