@@ -38,7 +38,8 @@ function once(fn: (done: () => void) => void): Promise<void> {
   return new Promise((resolve) => fn(resolve));
 }
 
-async function mqttChurn(): Promise<void> {
+/** Connection churn: connect, `hello` the server, wait for its first answer, close, again. */
+async function churn(hello: () => string | Buffer, accepted: (first: Buffer) => boolean): Promise<void> {
   while (!stop) {
     counts.attempts++;
     await once((done) => {
@@ -54,11 +55,25 @@ async function mqttChurn(): Promise<void> {
       };
       s.on("error", () => end(false));
       s.on("close", () => end(false));
-      s.once("connect", () => s.write(mqttConnect(`flood-${process.pid}-${seq}`)));
-      s.once("data", (d) => end(d[0] === 0x20 && d[3] === 0));
+      s.once("connect", () => s.write(hello()));
+      s.once("data", (d) => end(accepted(d)));
     });
   }
 }
+
+const mqttChurn = (): Promise<void> =>
+  churn(
+    () => mqttConnect(`flood-${process.pid}-${seq}`),
+    (d) => d[0] === 0x20 && d[3] === 0,
+  );
+
+const wsChurn = (): Promise<void> =>
+  churn(
+    () =>
+      `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\n` +
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tributary.v1.json\r\n\r\n",
+    (d) => d.subarray(0, 12).toString().includes(" 101"),
+  );
 
 async function mqttPublisher(): Promise<void> {
   while (!stop) {
@@ -81,33 +96,6 @@ async function mqttPublisher(): Promise<void> {
         counts.ok++;
         pump();
       });
-    });
-  }
-}
-
-async function wsChurn(): Promise<void> {
-  while (!stop) {
-    counts.attempts++;
-    await once((done) => {
-      const s = net.connect({ host: "127.0.0.1", port, localAddress: source() });
-      let finished = false;
-      const end = (ok: boolean): void => {
-        if (finished) return;
-        finished = true;
-        if (ok) counts.ok++;
-        else counts.failed++;
-        s.destroy();
-        done();
-      };
-      s.on("error", () => end(false));
-      s.on("close", () => end(false));
-      s.once("connect", () =>
-        s.write(
-          `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\n` +
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tributary.v1.json\r\n\r\n",
-        ),
-      );
-      s.once("data", (d) => end(d.subarray(0, 12).toString().includes(" 101")));
     });
   }
 }
