@@ -86,6 +86,8 @@ describe("PostgreSQL sink, exactly-once by (topic, partition, offset)", () => {
       children.push(second);
       await waitFor(async () => (await rowCount(table)) >= afterFirst + 25_000, { timeoutMs: 40_000, intervalMs: 20, what: `${afterFirst + 25_000} rows` });
       await second.kill();
+      // The first process had written rows it had not committed: they came again, and were skipped.
+      expect(second.stderr()).toContain("connect.postgres.redelivered_batch");
       const afterSecond = await rowCount(table);
       expect(afterSecond).toBeLessThan(TOTAL);
 

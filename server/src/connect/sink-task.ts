@@ -61,7 +61,7 @@ export class SinkTask {
   /** A message was left unwritten while stopping: no commit may follow. */
   #dirty = false;
   #timers: ReturnType<typeof setInterval>[] = [];
-  #commitRunning = false;
+  #commitsInFlight = 0;
 
   constructor(config: ConnectorConfig, sink: SinkConnector, sessionTimeoutMs: number | undefined, deps: SinkTaskDeps) {
     this.name = config.name;
@@ -148,30 +148,34 @@ export class SinkTask {
     this.#batchOwners = [];
     if (batch.length > 0) await this.#deliver(batch);
     const pending = new Set(this.#batchOwners);
-    await this.#commit([...owners].filter((s) => !pending.has(s)));
+    void this.#commit([...owners].filter((s) => !pending.has(s))); // failures are logged and counted there
   }
 
   #idleCommit(): void {
-    if (this.#stopping || this.#inHandler > 0 || this.#batch.length > 0 || this.#commitRunning) return;
+    if (this.#stopping || this.#inHandler > 0 || this.#batch.length > 0 || this.#commitsInFlight > 0) return;
     void this.#commit(this.#subs);
   }
 
-  async #commit(subs: Subscription<Uint8Array>[]): Promise<void> {
-    this.#commitRunning = true;
-    try {
-      for (const sub of subs) {
-        if (sub.closed) continue;
-        try {
-          await sub.commit();
-        } catch (err) {
+  /**
+   * Commits the processed positions of `subs`. The SDK reads each position when `commit()` is
+   * called, so every call is made here at once, synchronously (before any other handler
+   * runs); the replies are awaited after, and a flush does not wait for them.
+   */
+  #commit(subs: Subscription<Uint8Array>[]): Promise<void> {
+    const calls = subs
+      .filter((sub) => !sub.closed)
+      .map((sub) =>
+        sub.commit().catch((err: unknown) => {
           // Fenced (a rebalance) or disconnected: the records since the last commit come again (at-least-once).
           this.#deps.metrics.failures.inc({ connector: this.name, kind: "commit" });
           this.#deps.logger.warn("connect.sink.commit_failed", { connector: this.name, topic: sub.topic, error: (err as Error).message });
-        }
-      }
-    } finally {
-      this.#commitRunning = false;
-    }
+        }),
+      );
+    if (calls.length === 0) return Promise.resolve();
+    this.#commitsInFlight++;
+    return Promise.all(calls).then(() => {
+      this.#commitsInFlight--;
+    });
   }
 
   async #pollLag(): Promise<void> {

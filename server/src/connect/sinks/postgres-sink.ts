@@ -7,9 +7,13 @@
  *   value jsonb                                  -- mode: jsonb (default)
  *   <column> <any type>, ...                     -- mode: columns (JSON fields → columns)
  *
- * Exactly-once: a batch is one transaction of `INSERT ... ON CONFLICT DO NOTHING`, so a
- * record delivered again after a crash (the group commit is at-least-once) finds its row
- * and is skipped: each record is in the table once, whatever the restarts.
+ * Exactly-once: rows are unique on (src_topic, src_partition, src_offset) and a batch is one
+ * transaction, so a record delivered again after a crash (the group commit is
+ * at-least-once) finds its row and is skipped: each record is in the table once, whatever
+ * the restarts. In mode jsonb a batch goes in with `COPY ... FROM STDIN` (method "copy",
+ * default: COPY's speed); when the batch meets rows already there (unique violation, only
+ * after a redelivery) the transaction is rolled back and the batch written again with
+ * `INSERT ... ON CONFLICT DO NOTHING`, which skips them. Method "insert" always upserts.
  *
  * Mode jsonb: the value must be JSON text (any content type; PostgreSQL checks it), stored
  * in `valueColumn`. Mode columns: the value must be a JSON object; `columns` maps table
@@ -18,6 +22,8 @@
  * a record error, not retriable: dead-lettered at once. Connection problems and a missing
  * table are target errors: retried until they go away.
  */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { Pool, PoolClient } from "pg";
 import type { FieldReader } from "../connect-config.ts";
 import { SinkError, type SinkConnector, type SinkRecord } from "../connector.ts";
@@ -33,6 +39,7 @@ export interface PostgresSinkOptions {
   valueColumn: string;
   columns: Record<string, string> | null;
   createTable: boolean;
+  method: "copy" | "insert";
 }
 
 export function postgresSinkOptions(f: FieldReader, topics: string[]): PostgresSinkOptions {
@@ -52,6 +59,7 @@ export function postgresSinkOptions(f: FieldReader, topics: string[]): PostgresS
     valueColumn: f.string("valueColumn", "value")!,
     columns,
     createTable,
+    method: f.oneOf("method", ["copy", "insert"] as const, "copy"),
   };
 }
 
@@ -60,6 +68,13 @@ export function quoteIdent(name: string): string {
     .split(".")
     .map((part) => `"${part.replace(/"/g, '""')}"`)
     .join(".");
+}
+
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+/** A text-format COPY field: backslash, tab, newline and carriage return escaped. */
+export function copyText(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (ch) => COPY_ESCAPES[ch]!) : s;
 }
 
 /** PostgreSQL error classes that mean "this data", not "this connection" (SQLSTATE 22xxx, 23xxx). */
@@ -73,6 +88,7 @@ export class PostgresSink implements SinkConnector {
   readonly #name: string;
   #pool: Pool | undefined;
   readonly #ready = new Set<string>();
+  #copyFrom: typeof import("pg-copy-streams").from | undefined;
 
   constructor(name: string, options: PostgresSinkOptions, logger: Logger) {
     this.#name = name;
@@ -88,6 +104,10 @@ export class PostgresSink implements SinkConnector {
   async start(): Promise<void> {
     const pgModule = "pg"; // loaded on use, only by processes that run a PostgreSQL connector
     const pg = ((await import(pgModule)) as { default: typeof import("pg") }).default;
+    if (this.#options.mode === "jsonb" && this.#options.method === "copy") {
+      const copyModule = "pg-copy-streams";
+      this.#copyFrom = ((await import(copyModule)) as typeof import("pg-copy-streams")).from;
+    }
     this.#pool = new pg.Pool({ connectionString: this.#options.connection, max: 1, application_name: `tributary-connect:${this.#name}` });
     this.#pool.on("error", (err) => this.#logger.warn("connect.postgres.idle_client_error", { connector: this.#name, error: err.message }));
     // Reach the server now: a wrong connection string shows in the status at start.
@@ -111,15 +131,43 @@ export class PostgresSink implements SinkConnector {
     }
     await this.#withClient(async (c) => {
       for (const table of byTable.keys()) await this.#prepare(c, table);
-      await c.query("BEGIN");
+      const copy = this.#options.mode === "jsonb" && this.#options.method === "copy";
       try {
-        for (const [table, rows] of byTable) await this.#insert(c, table, rows);
-        await c.query("COMMIT");
+        await this.#transaction(c, async () => {
+          for (const [table, rows] of byTable) await (copy ? this.#copy(c, table, rows) : this.#insert(c, table, rows));
+        });
       } catch (err) {
-        await c.query("ROLLBACK").catch((rollbackErr: Error) => this.#logger.warn("connect.postgres.rollback_failed", { connector: this.#name, error: rollbackErr.message }));
-        throw err;
+        if (!copy || (err as { code?: string }).code !== "23505") throw err;
+        // Rows of this batch are there already (a redelivery after a crash): upsert, skipping them.
+        this.#logger.info("connect.postgres.redelivered_batch", { connector: this.#name, records: records.length });
+        await this.#transaction(c, async () => {
+          for (const [table, rows] of byTable) await this.#insert(c, table, rows);
+        });
       }
     });
+  }
+
+  async #transaction(c: PoolClient, body: () => Promise<void>): Promise<void> {
+    await c.query("BEGIN");
+    try {
+      await body();
+      await c.query("COMMIT");
+    } catch (err) {
+      await c.query("ROLLBACK").catch((rollbackErr: Error) => this.#logger.warn("connect.postgres.rollback_failed", { connector: this.#name, error: rollbackErr.message }));
+      throw err;
+    }
+  }
+
+  /** COPY FROM STDIN in text format (tab-separated, \N for NULL, backslash escapes). */
+  async #copy(c: PoolClient, table: string, rows: SinkRecord[]): Promise<void> {
+    const parts: string[] = [];
+    for (const r of rows) {
+      const value = r.value === null ? "\\N" : copyText(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength).toString("utf8"));
+      parts.push(`${copyText(r.topic)}\t${r.partition}\t${r.offset}\t${r.key === null ? "\\N" : copyText(r.key)}\t${new Date(r.timestamp).toISOString()}\t${value}\n`);
+    }
+    const columns = [...META, this.#options.valueColumn].map(quoteIdent).join(", ");
+    const stream = c.query(this.#copyFrom!(`COPY ${quoteIdent(table)} (${columns}) FROM STDIN`));
+    await pipeline(Readable.from([Buffer.from(parts.join(""), "utf8")]), stream);
   }
 
   async #insert(c: PoolClient, table: string, rows: SinkRecord[]): Promise<void> {

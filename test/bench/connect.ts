@@ -1,0 +1,100 @@
+/**
+ * `npm run bench -- connect [--records 200000] [--batch 2000]`: the PostgreSQL sink's rows/s
+ * (records already in a topic → table, through `tributary connect`: the SDK consumer group,
+ * batched INSERT ... ON CONFLICT DO NOTHING, commits) against `COPY` of the same rows into
+ * the same server (psql \copy from a CSV file, one transaction into an identical table with
+ * the same primary key). Target: the sink at ≥ 50% of COPY.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { startPostgres } from "../helpers/postgres.ts";
+import { cpuSeconds, startTributary, waitForLine } from "./bench-process.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const run = promisify(execFile);
+
+function arg(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+}
+
+function csvField(s: string | null): string {
+  return s === null ? "" : `"${s.replace(/"/g, '""')}"`;
+}
+
+export async function run_(args: string[]): Promise<void> {
+  const N = arg(args, "--records", 200_000);
+  const batch = arg(args, "--batch", 2000);
+  const dir = mkdtempSync(join(tmpdir(), "bench-connect-"));
+  const [node, pg] = await Promise.all([startTributary(), startPostgres()]);
+  try {
+    const base = `http://127.0.0.1:${node.httpPort}`;
+    await fetch(`${base}/topics`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "bench", partitions: 4 }) });
+    // Produce N records; keep where each landed for the COPY baseline's identical rows.
+    const rows: string[] = [];
+    for (let start = 0; start < N; start += 5000) {
+      const records: Array<{ key: string; value: unknown }> = [];
+      for (let i = start; i < Math.min(N, start + 5000); i++) records.push({ key: `device-${i % 1000}`, value: { n: i, temp: (i % 300) / 10, site: "bench", ok: i % 2 === 0 } });
+      const at = new Date().toISOString();
+      const res = await fetch(`${base}/topics/bench/records`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ records }) });
+      const { offsets } = (await res.json()) as { offsets: Array<{ partition: number; offset: number }> };
+      offsets.forEach((o, j) => rows.push([csvField("bench"), o.partition, o.offset, csvField(records[j]!.key), at, csvField(JSON.stringify(records[j]!.value))].join(",")));
+    }
+    const csv = join(dir, "rows.csv");
+    writeFileSync(csv, rows.join("\n") + "\n");
+    const schema = (t: string) => `CREATE TABLE ${t} (src_topic text NOT NULL, src_partition integer NOT NULL, src_offset bigint NOT NULL, src_key text, src_timestamp timestamptz NOT NULL, value jsonb, PRIMARY KEY (src_topic, src_partition, src_offset))`;
+    await pg.query(schema("copy_rows"));
+    await pg.query(schema("sink_rows"));
+
+    // Baseline: COPY of the same rows (client-side \copy: the rows travel over the connection like the sink's).
+    const psql = "/usr/lib/postgresql/15/bin/psql";
+    const t0 = performance.now();
+    await run(psql, [pg.url, "-v", "ON_ERROR_STOP=1", "-c", `\\copy copy_rows FROM '${csv}' WITH (FORMAT csv)`]);
+    const copyMs = performance.now() - t0;
+    const copied = Number((await pg.query<{ n: string }>("SELECT count(*) AS n FROM copy_rows"))[0]!.n);
+    if (copied !== N) throw new Error(`COPY wrote ${copied} rows, expected ${N}`);
+
+    // The sink: from the connect process's start to the last row in the table.
+    const config = join(dir, "connectors.yaml");
+    writeFileSync(config, `connectors:\n  - name: bench-pg\n    type: postgres-sink\n    topics: [bench]\n    connection: ${pg.url}\n    table: sink_rows\n    createTable: false\n    batchSize: ${batch}\n`);
+    const t1 = performance.now();
+    const child = spawn(process.execPath, [join(ROOT, "server/bin/tributary.mjs"), "connect", "--config", config, "--url", base, "--listen", "127.0.0.1:0", "--log-level", "warn"], { stdio: ["ignore", "pipe", "inherit"] });
+    const apiUrl = (await waitForLine(child, /tributary connect listening (\S+)/, "tributary connect"))[1]!;
+    const cpu0 = cpuSeconds(child.pid!);
+    let count = 0;
+    const deadline = Date.now() + 300_000;
+    while (count < N) {
+      if (Date.now() > deadline) throw new Error(`the sink wrote ${count} of ${N} rows in 300 s`);
+      await new Promise((r) => setTimeout(r, 20)); // poll interval of the row count
+      count = Number((await pg.query<{ n: string }>("SELECT count(*) AS n FROM sink_rows"))[0]!.n);
+    }
+    const sinkMs = performance.now() - t1;
+    const connectCpu = cpuSeconds(child.pid!) - cpu0;
+    const metrics = await (await fetch(`${apiUrl}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name}\\{connector="bench-pg"\\} (\\S+)`, "m").exec(metrics)?.[1] ?? NaN);
+    const writes = metric("tributary_connect_batch_seconds_count");
+    const writeSeconds = metric("tributary_connect_batch_seconds_sum");
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    const same = await pg.query<{ n: string }>("SELECT count(*) AS n FROM sink_rows s JOIN copy_rows c USING (src_topic, src_partition, src_offset) WHERE s.value = c.value AND s.src_key = c.src_key");
+    if (Number(same[0]!.n) !== N) throw new Error(`the sink's rows differ from COPY's: ${same[0]!.n} of ${N} match`);
+
+    const copyRate = N / (copyMs / 1000);
+    const sinkRate = N / (sinkMs / 1000);
+    process.stdout.write(`records            ${N} (4 partitions, ~70-byte JSON values, jsonb column, primary key (topic, partition, offset))\n`);
+    process.stdout.write(`COPY (psql \\copy)   ${Math.round(copyRate).toLocaleString("en")} rows/s  (${copyMs.toFixed(0)} ms)\n`);
+    process.stdout.write(`postgres-sink      ${Math.round(sinkRate).toLocaleString("en")} rows/s  (${sinkMs.toFixed(0)} ms from process start, batch ${batch}, connect CPU ${connectCpu.toFixed(1)} s)\n`);
+    process.stdout.write(`sink batches       ${writes} writes, ${(N / writes).toFixed(0)} rows per write on average, ${((writeSeconds / writes) * 1000).toFixed(1)} ms per write, ${(writeSeconds).toFixed(1)} s writing in all\n`);
+    process.stdout.write(`ratio              ${((sinkRate / copyRate) * 100).toFixed(0)}% of COPY (target >= 50%)\n`);
+  } finally {
+    await node.stop();
+    await pg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export { run_ as run };
