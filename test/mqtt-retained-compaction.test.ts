@@ -17,6 +17,8 @@ import { startNode, type TributaryNode } from "../server/src/node.ts";
 import { readAllGapSafe } from "./contract/log-engine-compaction-contract.ts";
 import { collect, connectClient, endClient, roundTrip } from "./helpers/mqtt-node.ts";
 import { testNodeConfig } from "./helpers/node-config.ts";
+import { redisNodeConfig } from "./helpers/cluster-nodes.ts";
+import { startRedis } from "./helpers/redis-harness.ts";
 import { retryUntilOk } from "./helpers/wait.ts";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -117,6 +119,38 @@ describe("MQTT state in compacted internal topics", () => {
     node = await start(cfg);
     stopped = false;
     expect(await retainedSeen(node, "ret/#")).toEqual(expected);
+  });
+
+  it("on-the-redis-engine-retained-messages-survive-compaction-and-a-node-restart", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.destroy());
+    const base = redisNodeConfig(redis.url);
+    const cfg: TributaryConfig = { ...base, mqtt: { ...base.mqtt, enabled: true } };
+    let node = await start(cfg);
+    let stopped = false;
+    cleanups.push(async () => {
+      if (!stopped) await node.close();
+    });
+    expect((await node.broker.describeTopic(RETAINED)).cleanupPolicy).toBe("compact");
+    const pub = await client(node);
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(Array.from({ length: 20 }, (_, t) => pub.publishAsync(`r/t${t}`, `v${round}`, { qos: 1, retain: true })));
+    }
+    for (let t = 15; t < 20; t++) await pub.publishAsync(`r/t${t}`, "", { qos: 1, retain: true });
+    await pub.publishAsync("r/last", "x", { qos: 1, retain: true }); // the stream's last record is never deleted: not a cleared one
+    await endClient(pub);
+    await node.engine.compact(RETAINED, { force: true }); // the node's own pass may have done part of it already: either way it is compacted now
+    expect((await node.engine.offsets(RETAINED, 0)).endOffset).toBe(20 * 10 + 5 + 1);
+    const after = await readAllGapSafe(node.engine, RETAINED, 0);
+    expect(after.length).toBe(21); // 15 values, 5 tombstones (kept deleteRetentionMs), r/last
+    const expected = [...Array.from({ length: 15 }, (_, t) => `r/t${t}=v9`), "r/last=x"].sort();
+    expect(await retainedSeen(node, "r/#")).toEqual(expected);
+
+    await node.close();
+    stopped = true;
+    node = await start(cfg);
+    stopped = false;
+    expect(await retainedSeen(node, "r/#")).toEqual(expected);
   });
 
   it("internal-topics-created-with-the-delete-policy-are-switched-to-compact-at-start", async () => {
