@@ -40,7 +40,11 @@ async function http(method: string, path: string, body?: unknown): Promise<any> 
 async function produce(topic: string, from: number, to: number): Promise<void> {
   for (let start = from; start < to; start += 5000) {
     const records = [];
-    for (let i = start; i < Math.min(to, start + 5000); i++) records.push({ key: `device-${i % 500}`, value: { n: i, temp: (i % 300) / 10 } });
+    for (let i = start; i < Math.min(to, start + 5000); i++) {
+      // Every 1000th record carries what COPY's text format must escape (tab, newline, backslash) and non-ASCII text.
+      if (i % 1000 === 7) records.push({ key: `odd\tkey\\${i}`, value: { n: i, note: "tab\there\nnew line \\ back \u00e9\u2713" } });
+      else records.push({ key: `device-${i % 500}`, value: { n: i, temp: (i % 300) / 10 } });
+    }
     await http("POST", `/topics/${topic}/records`, { records });
   }
 }
@@ -106,6 +110,8 @@ describe("PostgreSQL sink, exactly-once by (topic, partition, offset)", () => {
       // Rows carry the record: key and topic as produced.
       const [row] = await pgServer.query(`SELECT src_topic, src_key, value FROM ${table} WHERE value->>'n' = '777'`);
       expect(row).toEqual({ src_topic: topic, src_key: "device-277", value: { n: 777, temp: 17.7 } });
+      const odd = await pgServer.query(`SELECT src_key, value FROM ${table} WHERE value->>'n' = '99007'`);
+      expect(odd).toEqual([{ src_key: "odd\tkey\\99007", value: { n: 99007, note: "tab\there\nnew line \\ back \u00e9\u2713" } }]);
     }, 150_000);
   }
 });

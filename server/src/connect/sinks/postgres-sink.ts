@@ -77,6 +77,16 @@ export function copyText(s: string): string {
   return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (ch) => COPY_ESCAPES[ch]!) : s;
 }
 
+const NULL_FIELD = Buffer.from("\\N");
+const NEWLINE = Buffer.from("\n");
+
+/** Value bytes as a COPY field: as they are unless they hold a backslash, tab, newline or carriage return (JSON text rarely does). */
+function copyBytes(bytes: Uint8Array): Buffer {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.indexOf(0x5c) < 0 && b.indexOf(0x09) < 0 && b.indexOf(0x0a) < 0 && b.indexOf(0x0d) < 0) return b;
+  return Buffer.from(copyText(b.toString("utf8")), "utf8");
+}
+
 /** PostgreSQL error classes that mean "this data", not "this connection" (SQLSTATE 22xxx, 23xxx). */
 function isDataError(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith("22") || code.startsWith("23"));
@@ -160,14 +170,20 @@ export class PostgresSink implements SinkConnector {
 
   /** COPY FROM STDIN in text format (tab-separated, \N for NULL, backslash escapes). */
   async #copy(c: PoolClient, table: string, rows: SinkRecord[]): Promise<void> {
-    const parts: string[] = [];
+    const chunks: Buffer[] = [];
+    let lastTimestamp = NaN;
+    let lastTime = "";
     for (const r of rows) {
-      const value = r.value === null ? "\\N" : copyText(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength).toString("utf8"));
-      parts.push(`${copyText(r.topic)}\t${r.partition}\t${r.offset}\t${r.key === null ? "\\N" : copyText(r.key)}\t${new Date(r.timestamp).toISOString()}\t${value}\n`);
+      if (r.timestamp !== lastTimestamp) {
+        lastTimestamp = r.timestamp;
+        lastTime = new Date(r.timestamp).toISOString();
+      }
+      chunks.push(Buffer.from(`${copyText(r.topic)}\t${r.partition}\t${r.offset}\t${r.key === null ? "\\N" : copyText(r.key)}\t${lastTime}\t`, "utf8"));
+      chunks.push(r.value === null ? NULL_FIELD : copyBytes(r.value), NEWLINE);
     }
     const columns = [...META, this.#options.valueColumn].map(quoteIdent).join(", ");
     const stream = c.query(this.#copyFrom!(`COPY ${quoteIdent(table)} (${columns}) FROM STDIN`));
-    await pipeline(Readable.from([Buffer.from(parts.join(""), "utf8")]), stream);
+    await pipeline(Readable.from([Buffer.concat(chunks)]), stream);
   }
 
   async #insert(c: PoolClient, table: string, rows: SinkRecord[]): Promise<void> {
