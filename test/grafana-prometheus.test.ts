@@ -5,8 +5,8 @@
  * $share group, a consumer group that falls behind). Then every panel query and variable of
  * every dashboard in grafana/dashboards and every rule of grafana/alerts.yml is evaluated
  * through Prometheus's HTTP API: each has data, and the values are the workload's (lag =
- * end − committed, records in = what was sent). promtool checks the rules and each node's
- * exposition.
+ * end − committed, records in = what was sent). promtool checks the rules (and unit-tests
+ * them on synthetic series: grafana/alerts.test.yml) and each node's exposition.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -161,6 +161,10 @@ describe("grafana dashboards and alert rules on a real prometheus", () => {
 
   it("every-alert-rule-evaluates-in-prometheus-and-its-expression-has-data", { timeout: 30_000 }, async () => {
     expect(promtool(["check", "rules", ALERTS]).status).toBe(0);
+    // Each alert fires on synthetic series that should fire it, and not on others (grafana/alerts.test.yml).
+    const unit = promtool(["test", "rules", join(GRAFANA, "alerts.test.yml")]);
+    expect(unit.output).toContain("SUCCESS");
+    expect(unit.status).toBe(0);
     type Rule = { name: string; query: string; health: string; lastError?: string; lastEvaluation: string };
     let rules: Rule[] = [];
     await waitFor(
