@@ -31,7 +31,7 @@ const SESSIONS = "__mqtt.sessions";
 
 function config(dataDir: string): TributaryConfig {
   const c = testNodeConfig(dataDir, { mqtt: { enabled: true } });
-  return { ...c, file: { ...c.file, segmentBytes: 8 << 10 } }; // small segments: the internal topics have sealed segments to compact
+  return c;
 }
 
 async function start(cfg: TributaryConfig): Promise<TributaryNode> {
@@ -69,7 +69,10 @@ describe("MQTT state in compacted internal topics", () => {
     cleanups.push(async () => {
       if (!stopped) await node.close();
     });
-    expect((await node.broker.describeTopic(RETAINED)).cleanupPolicy).toBe("compact");
+    expect(await node.broker.describeTopic(RETAINED)).toMatchObject({ cleanupPolicy: "compact", segmentBytes: 4 << 20, retentionMs: null });
+    expect(await node.broker.describeTopic(SESSIONS)).toMatchObject({ cleanupPolicy: "compact", segmentBytes: 4 << 20 });
+    // Smaller segments than the keyed topics' 4 MiB, so this test's few hundred KB leave sealed segments to compact.
+    await node.broker.alterTopicConfig(RETAINED, { segmentBytes: 8 << 10 });
 
     // A persistent session with a subscription, then 40 retained topics written 25 times each, 10 of them cleared.
     const sub = await client(node, { clientId: "keeper", clean: false, properties: { sessionExpiryInterval: 3600 } });
@@ -170,7 +173,7 @@ describe("MQTT state in compacted internal topics", () => {
     cleanups.push(() => node.close());
     expect(await retainedSeen(node, "old/#")).toEqual(["old/a=2"]);
     // KeyedTopic.ensure ran while the node started (the retained store loads before it listens).
-    expect((await node.broker.describeTopic(RETAINED)).cleanupPolicy).toBe("compact");
+    expect(await node.broker.describeTopic(RETAINED)).toMatchObject({ cleanupPolicy: "compact", segmentBytes: 4 << 20 });
     await expect(node.broker.produce(RETAINED, [{ key: null, value: enc.encode("x"), partition: 0 }])).rejects.toMatchObject({ code: "POLICY_VIOLATION" });
   });
 });

@@ -80,7 +80,13 @@ export function runCompactionContract(name: string, makeEngine: () => Promise<Co
       const both = await engine.createTopic(topicName(), { cleanupPolicy: "delete,compact" as never });
       expect(both.cleanupPolicy).toBe("compact,delete");
       const plain = await engine.createTopic(topicName(), {});
-      expect(plain).toMatchObject({ cleanupPolicy: "delete", deleteRetentionMs: 86_400_000, minCleanableDirtyRatio: 0.5 });
+      expect(plain).toMatchObject({ cleanupPolicy: "delete", deleteRetentionMs: 86_400_000, minCleanableDirtyRatio: 0.5, segmentBytes: null });
+      const sized = topicName();
+      expect(await engine.createTopic(sized, { segmentBytes: 4096 })).toMatchObject({ segmentBytes: 4096 });
+      expect(await engine.alterTopicConfig(sized, { segmentBytes: 8192, minCleanableDirtyRatio: 0.1 })).toMatchObject({ segmentBytes: 8192, minCleanableDirtyRatio: 0.1 });
+      expect(await engine.describeTopic(sized)).toMatchObject({ segmentBytes: 8192, minCleanableDirtyRatio: 0.1 });
+      await expectCode(engine.createTopic(topicName(), { segmentBytes: 100 }), "INVALID_CONFIG");
+      await expectCode(engine.alterTopicConfig(sized, { segmentBytes: 2 ** 31 }), "INVALID_CONFIG");
       await expectCode(engine.createTopic(topicName(), { cleanupPolicy: "shrink" as never }), "INVALID_CONFIG");
       await expectCode(engine.createTopic(topicName(), { cleanupPolicy: "compact", deleteRetentionMs: -1 }), "INVALID_CONFIG");
       await expectCode(engine.createTopic(topicName(), { cleanupPolicy: "compact", minCleanableDirtyRatio: 1.5 }), "INVALID_CONFIG");

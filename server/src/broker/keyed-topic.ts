@@ -5,8 +5,12 @@ import type { Broker } from "./broker.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** How a keyed topic is created: one partition, no time or size retention, compacted. */
-export const KEYED_TOPIC_CONFIG: Partial<TopicConfig> = { partitions: 1, retentionMs: null, retentionBytes: null, cleanupPolicy: "compact" };
+/**
+ * How a keyed topic is created: one partition, no time or size retention, compacted, and
+ * 4 MiB segments (the active segment is never compacted: start-up reads the live keys plus
+ * at most this much history).
+ */
+export const KEYED_TOPIC_CONFIG = { partitions: 1, retentionMs: null, retentionBytes: null, cleanupPolicy: "compact", segmentBytes: 4 << 20 } satisfies Partial<TopicConfig>;
 
 /**
  * An internal single-partition topic used as a durable key → value table (MQTT retained
@@ -17,8 +21,9 @@ export const KEYED_TOPIC_CONFIG: Partial<TopicConfig> = { partitions: 1, retenti
  * and read back from its start on load (last record per key wins). Compaction keeps about
  * one record per live key, so loading costs what the live keys cost, not the history.
  *
- * A topic that exists with another policy (a data directory from before compaction) is
- * switched to "compact" by `ensure` (its history is compacted by the engine's cleaner).
+ * A topic that exists with another policy or no segment size of its own (a data directory
+ * from before compaction) is switched to "compact" and 4 MiB segments by `ensure` (its
+ * history is compacted by the engine's cleaner).
  *
  * Guarantees: `put`s of one KeyedTopic resolve in call order and land in call order;
  * `replay` sees every `put` that resolved before it started.
@@ -50,7 +55,9 @@ export class KeyedTopic {
       if (!isTributaryError(err, "TOPIC_EXISTS")) throw err;
     }
     const existing = await this.#broker.describeTopic(this.name);
-    if (!isCompacted(existing.cleanupPolicy)) await this.#broker.alterTopicConfig(this.name, { cleanupPolicy: "compact" });
+    if (!isCompacted(existing.cleanupPolicy) || existing.segmentBytes === null) {
+      await this.#broker.alterTopicConfig(this.name, { cleanupPolicy: "compact", segmentBytes: existing.segmentBytes ?? KEYED_TOPIC_CONFIG.segmentBytes });
+    }
   }
 
   /** Appends one record keyed by `key` (a null or empty value: a tombstone); durable as acks=1 when the promise resolves. */

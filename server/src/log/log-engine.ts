@@ -60,6 +60,13 @@ export interface TopicConfig {
    * `min.cleanable.dirty.ratio`). Default 0.5.
    */
   minCleanableDirtyRatio: number;
+  /**
+   * Roll a partition's active segment past this many bytes (Kafka's `segment.bytes`); null =
+   * the engine's default (file engine: its `segmentBytes` option). Only sealed segments are
+   * compacted, so a compacted topic read back at start-up (the node's keyed internal topics)
+   * uses small segments. The Redis engine keeps it and has no segments.
+   */
+  segmentBytes: number | null;
 }
 
 export type CleanupPolicy = "delete" | "compact" | "compact,delete";
@@ -97,7 +104,7 @@ export interface EngineHealth {
 }
 
 /** Topic settings that can be changed after creation (`LogEngine.alterTopicConfig`). */
-export type AlterableTopicConfig = Pick<TopicConfig, "retentionMs" | "retentionBytes" | "cleanupPolicy" | "deleteRetentionMs" | "minCleanableDirtyRatio">;
+export type AlterableTopicConfig = Pick<TopicConfig, "retentionMs" | "retentionBytes" | "cleanupPolicy" | "deleteRetentionMs" | "minCleanableDirtyRatio" | "segmentBytes">;
 
 export interface PartitionInfo {
   partition: number;
@@ -310,6 +317,7 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   cleanupPolicy: "delete",
   deleteRetentionMs: 24 * 3600 * 1000,
   minCleanableDirtyRatio: 0.5,
+  segmentBytes: null,
 };
 
 export function emptyCompactionStats(): CompactionStats {

@@ -41,7 +41,20 @@ export function resolveTopicConfig(topic: string, partial: Partial<TopicConfig> 
     cleanupPolicy: cleanupPolicy(c.cleanupPolicy, topic),
     deleteRetentionMs: nonNegative(c.deleteRetentionMs, "deleteRetentionMs", topic),
     minCleanableDirtyRatio: ratio(c.minCleanableDirtyRatio, topic),
+    segmentBytes: segmentBytes(c.segmentBytes, topic),
   };
+}
+
+/** Smallest and largest per-topic segment size (a segment's positions are 32-bit). */
+export const MIN_SEGMENT_BYTES = 1024;
+export const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
+
+function segmentBytes(value: unknown, topic: string): number | null {
+  if (value === null) return null;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < MIN_SEGMENT_BYTES || value > MAX_SEGMENT_BYTES) {
+    throw new TributaryError("INVALID_CONFIG", `segmentBytes must be an integer from ${MIN_SEGMENT_BYTES} to ${MAX_SEGMENT_BYTES}, or null for the engine's default, got ${String(value)}`, { topic, field: "segmentBytes" });
+  }
+  return value;
 }
 
 /** Normalises a cleanup policy: "delete", "compact", "compact,delete" (also "delete,compact" or an array of both, as Kafka accepts). */
@@ -72,7 +85,7 @@ function ratio(value: unknown, topic: string): number {
   return value;
 }
 
-const ALTERABLE = new Set(["retentionMs", "retentionBytes", "cleanupPolicy", "deleteRetentionMs", "minCleanableDirtyRatio"]);
+const ALTERABLE = new Set(["retentionMs", "retentionBytes", "cleanupPolicy", "deleteRetentionMs", "minCleanableDirtyRatio", "segmentBytes"]);
 
 /**
  * Applies `changes` (retention and cleanup settings only) to a topic's current config and

@@ -238,6 +238,28 @@ describe("FileLogEngine compaction", () => {
     expect(failures.length).toBeGreaterThanOrEqual(2);
   });
 
+  it("a-topic's-segmentBytes-rolls-its-segments-whatever-the-engine-default-and-can-be-changed", async () => {
+    const dir = newDir();
+    let engine = await open(dir); // engine default: 64 MiB segments
+    await engine.createTopic("small", { cleanupPolicy: "compact", segmentBytes: 4096 });
+    await engine.createTopic("large", { cleanupPolicy: "compact" });
+    await writeRounds(engine, "small", 10, 20);
+    await writeRounds(engine, "large", 10, 20);
+    expect(engine.segmentBaseOffsets("small", 0).length).toBeGreaterThan(3);
+    expect(engine.segmentBaseOffsets("large", 0)).toEqual([0]);
+    const stats = await engine.compact(undefined, { force: true });
+    expect(stats.partitionsCleaned).toBe(1); // "large" has no sealed segment: nothing to clean
+    await engine.alterTopicConfig("large", { segmentBytes: 4096 });
+    await writeRounds(engine, "large", 10, 20, 100, 20);
+    expect(engine.segmentBaseOffsets("large", 0).length).toBeGreaterThan(3);
+    await closeEngine(engine);
+    engine = await open(dir);
+    expect((await engine.describeTopic("large")).segmentBytes).toBe(4096);
+    const before = engine.segmentBaseOffsets("large", 0).length;
+    await writeRounds(engine, "large", 10, 20, 100, 40);
+    expect(engine.segmentBaseOffsets("large", 0).length).toBeGreaterThan(before + 2);
+  });
+
   it("compact-delete-topics-are-compacted-and-still-retained-by-time", async () => {
     const dir = newDir();
     const engine = await open(dir, { segmentBytes: 16 << 10 });

@@ -91,7 +91,7 @@ export class FileCompactor {
         try {
           const stats = await cleanPartitionIfAlive(log, {
             deleteRetentionMs: t.config.deleteRetentionMs,
-            segmentBytes: host.partitionOptions.segmentBytes,
+            segmentBytes: log.segmentBytes,
             indexIntervalBytes: host.partitionOptions.indexIntervalBytes,
             maxBatchBytes: host.partitionOptions.maxBatchBytes,
             now: now ?? Date.now(),

@@ -239,7 +239,7 @@ export class FileLogEngine implements LogEngine {
       const partitions: PartitionLog[] = [];
       let epochChanged = false;
       for (let p = 0; p < meta.config.partitions; p++) {
-        const { log, recovery } = PartitionLog.open(name, p, path.join(dir, String(p)), meta.partitionEpochs[p]!, this.#partitionOptions, now, isCompacted(meta.config.cleanupPolicy));
+        const { log, recovery } = PartitionLog.open(name, p, path.join(dir, String(p)), meta.partitionEpochs[p]!, this.#optionsFor(meta.config), now, isCompacted(meta.config.cleanupPolicy));
         if (recovery) {
           // History may have lost records whose offsets will be reused: new epoch.
           const epoch = newEpoch();
@@ -258,6 +258,11 @@ export class FileLogEngine implements LogEngine {
       this.#topics.set(name, { meta, dir, partitions });
     }
     this.#offsets = GroupOffsetStore.open(this.dataDir, (m) => this.#warn(m, {}), this.#health);
+  }
+
+  /** A partition's options: the engine's, with the topic's segmentBytes when it has one (each partition its own copy). */
+  #optionsFor(config: TopicConfig): PartitionOptions {
+    return { ...this.#partitionOptions, segmentBytes: config.segmentBytes ?? this.#partitionOptions.segmentBytes };
   }
 
   #checkOpen(): void {
@@ -306,7 +311,7 @@ export class FileLogEngine implements LogEngine {
       try {
         fs.mkdirSync(dir, { recursive: true });
         for (let p = 0; p < resolved.partitions; p++) {
-          const log = PartitionLog.create(name, p, path.join(dir, String(p)), epoch, this.#partitionOptions, now);
+          const log = PartitionLog.create(name, p, path.join(dir, String(p)), epoch, this.#optionsFor(resolved), now);
           log.allowGaps = isCompacted(resolved.cleanupPolicy);
           partitions.push(log);
         }
@@ -489,7 +494,10 @@ export class FileLogEngine implements LogEngine {
         throw new TributaryError("STORAGE_ERROR", `writing the config of topic ${name} failed: ${(err as Error).message}`, { topic: name }, { cause: err });
       }
       t.meta = meta;
-      if (isCompacted(config.cleanupPolicy)) for (const log of t.partitions) log.allowGaps = true;
+      for (const log of t.partitions) {
+        if (isCompacted(config.cleanupPolicy)) log.allowGaps = true;
+        log.segmentBytes = config.segmentBytes ?? this.#partitionOptions.segmentBytes;
+      }
       return this.#describe(name);
     });
   }

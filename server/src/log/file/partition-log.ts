@@ -142,6 +142,15 @@ export class PartitionLog {
     return this.#segments[this.#segments.length - 1]!.nextOffset;
   }
 
+  /** Size past which the active segment rolls (the topic's segmentBytes or the engine's); changed by alterTopicConfig. */
+  get segmentBytes(): number {
+    return this.#options.segmentBytes;
+  }
+
+  set segmentBytes(bytes: number) {
+    this.#options.segmentBytes = bytes;
+  }
+
   get segmentCount(): number {
     return this.#segments.length;
   }

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { TributaryError } from "../../errors.ts";
-import type { TopicConfig } from "../log-engine.ts";
+import { DEFAULT_TOPIC_CONFIG, type TopicConfig } from "../log-engine.ts";
 import { resolveTopicConfig } from "../topic-config.ts";
 
 export const TOPIC_FILE = "topic.json";
@@ -86,6 +86,8 @@ export function readTopicMetadata(topicDir: string): TopicMetadata | null {
   if (meta.version !== 1 || typeof meta.epoch !== "string" || !meta.config || typeof meta.config.partitions !== "number") {
     throw new TributaryError("STORAGE_ERROR", `${topicDir}/${TOPIC_FILE} has an unknown format`, {});
   }
+  // Settings added after a topic was created (compaction's, segmentBytes) take their defaults.
+  meta.config = { ...DEFAULT_TOPIC_CONFIG, ...meta.config };
   if (!Array.isArray(meta.partitionEpochs) || meta.partitionEpochs.length !== meta.config.partitions) {
     meta.partitionEpochs = Array.from({ length: meta.config.partitions }, () => meta.epoch);
   }

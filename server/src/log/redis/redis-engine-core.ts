@@ -122,6 +122,7 @@ export class RedisEngineCore {
       cleanupPolicy: h.cleanupPolicy ? cleanupPolicy(h.cleanupPolicy, name) : "delete",
       deleteRetentionMs: h.deleteRetentionMs ? Number(h.deleteRetentionMs) : DEFAULT_TOPIC_CONFIG.deleteRetentionMs,
       minCleanableDirtyRatio: h.minCleanableDirtyRatio ? Number(h.minCleanableDirtyRatio) : DEFAULT_TOPIC_CONFIG.minCleanableDirtyRatio,
+      segmentBytes: h.segmentBytes ? Number(h.segmentBytes) : null,
       createdAt: Number(h.createdAt ?? 0),
     };
     this.#topics.set(name, t);

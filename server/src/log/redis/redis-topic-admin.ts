@@ -28,7 +28,7 @@ export class RedisTopicAdmin {
     const createdAt = Date.now();
     const created = await core.call({ topic: name }, () =>
       SCRIPTS.createTopic.run(core.client, [core.keys.topic(name)], [
-        c.partitions, c.retentionMs ?? "", c.retentionBytes ?? "", c.replicationFactor, c.cleanupPolicy, createdAt, c.deleteRetentionMs, c.minCleanableDirtyRatio,
+        c.partitions, c.retentionMs ?? "", c.retentionBytes ?? "", c.replicationFactor, c.cleanupPolicy, createdAt, c.deleteRetentionMs, c.minCleanableDirtyRatio, c.segmentBytes ?? "",
       ]),
     );
     if (Number(created) !== 1) throw new TributaryError("TOPIC_EXISTS", `topic ${name} already exists`, { topic: name });
@@ -71,7 +71,7 @@ export class RedisTopicAdmin {
     const { createdAt, ...current } = await core.topic(name, true);
     const c = alterTopicConfig(name, current, changes);
     const done = await core.call({ topic: name }, () =>
-      SCRIPTS.alterTopic.run(core.client, [core.keys.topic(name)], [c.retentionMs ?? "", c.retentionBytes ?? "", c.cleanupPolicy, c.deleteRetentionMs, c.minCleanableDirtyRatio]),
+      SCRIPTS.alterTopic.run(core.client, [core.keys.topic(name)], [c.retentionMs ?? "", c.retentionBytes ?? "", c.cleanupPolicy, c.deleteRetentionMs, c.minCleanableDirtyRatio, c.segmentBytes ?? ""]),
     );
     if (Number(done) !== 1) {
       core.uncacheTopic(name);
