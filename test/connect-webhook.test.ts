@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -131,16 +131,13 @@ describe("webhook sink", () => {
       children.push(connect);
       await waitFor(() => receiver.delivered.size >= 999, { timeoutMs: 40_000, what: "999 records delivered" });
       // The poison record is dead-lettered once it failed 1 + maxRetries times.
-      const dlq = await within(
-        (async () => {
-          for (;;) {
-            const page = await http("GET", `/topics/${name}.dlq/partitions/0/records?offset=earliest`).catch(() => ({ records: [] }));
-            if (page.records.length > 0) return page;
-            await new Promise((r) => setTimeout(r, 50)); // poll interval, not a synchronisation
-          }
-        })(),
-        30_000,
-        "the DLQ record",
+      let dlq: any;
+      await waitFor(
+        async () => {
+          dlq = await http("GET", `/topics/${name}.dlq/partitions/0/records?offset=earliest`);
+          return dlq.records.length > 0;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: "the DLQ record" },
       );
       expect(dlq.records).toHaveLength(1);
       const dead = dlq.records[0];
@@ -199,6 +196,12 @@ describe("webhook sink", () => {
     const unknown = await cli(["connect", "pause", "nope", ...at]);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('no connector named "nope"');
+    // A config mistake is a usage error naming the connector, the field and what to write.
+    writeFileSync(join(dir, "bad.yaml"), "connectors:\n  - name: typo\n    type: webhook-sink\n    topics: [a]\n    url: http://127.0.0.1:1/x\n    batchsize: 10\n");
+    const bad = await cli(["connect", "--config", join(dir, "bad.yaml"), "--url", `http://127.0.0.1:${node.httpPort}`]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('connector "typo" (webhook-sink): "batchsize": unknown field (known: ');
+    expect(bad.stderr).toContain("[INVALID_CONFIG]");
     const unreachable = await cli(["connect", "status", "--connect-url", "http://127.0.0.1:1"]);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toContain("cannot reach the connect process");
