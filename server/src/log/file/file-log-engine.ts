@@ -73,7 +73,7 @@ export interface FileLogEngineOptions {
   dataDir: string;
   /** When acks 0/1 appends reach the device. Default `{ intervalMs: 1000 }`. */
   fsync?: FsyncPolicy;
-  /** Roll the active segment past this size. Default 64 MiB. */
+  /** Roll the active segment past this size, for topics without a segmentBytes of their own. Default 64 MiB. */
   segmentBytes?: number;
   /** Roll the active segment this long after its first append. Default 7 days. */
   segmentMs?: number;
