@@ -61,6 +61,7 @@ export class GroupMember {
   readonly autoCommitIntervalMs: number;
   readonly strategies: string[] | undefined;
   readonly sessionTimeoutMs: number | undefined;
+  readonly #onRevoke: SubscribeOptions["onRevoke"];
   /** Assigned by the server in `joined`; kept across reconnects to re-bind. */
   memberId: string | undefined;
   /** Generation of the latest `assign` (0 before the first). */
@@ -87,6 +88,7 @@ export class GroupMember {
     this.autoCommitIntervalMs = options.autoCommitIntervalMs ?? 5000;
     this.strategies = options.strategy === undefined ? undefined : Array.isArray(options.strategy) ? [...options.strategy] : [options.strategy];
     this.sessionTimeoutMs = options.sessionTimeoutMs;
+    this.#onRevoke = options.onRevoke;
     this.#sub = sub;
     this.#control = control;
     this.#host = host;
@@ -168,6 +170,13 @@ export class GroupMember {
     const joins = this.#joins;
     this.#serially(async () => {
       await this.#control.whenIdle(partitions);
+      if (this.#onRevoke) {
+        try {
+          await this.#onRevoke(partitions);
+        } catch (err) {
+          this.#report(err, "onRevoke", partitions, "the revoke goes on");
+        }
+      }
       if (this.autoCommit && !(await this.#commitOnRevoke(partitions, frame.generation, joins))) return;
       this.#host.send({ op: "revoked", sub: this.#sub.id, generation: frame.generation, partitions: frame.partitions });
       for (const p of partitions) this.#revoking.delete(p);

@@ -111,6 +111,14 @@ export interface SubscribeOptions {
   strategy?: string | string[];
   /** Group: how long the member survives without a connection before its partitions move (ms; server default 10 000). */
   sessionTimeoutMs?: number;
+  /**
+   * Group: called when partitions are revoked (not lost), after the handler finished its
+   * message of them and before their commit (with `autoCommit`) and the confirmation: the
+   * partitions move only once the returned promise settles, so finish (flush, commit) work
+   * of them here, like Kafka's `onPartitionsRevoked`. A throw or rejection is reported on
+   * the client's `error` event and the revoke goes on.
+   */
+  onRevoke?: (partitions: number[]) => void | Promise<void>;
 }
 
 /** One record, delivered in offset order per partition. */

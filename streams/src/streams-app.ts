@@ -1,0 +1,457 @@
+/**
+ * A running streams application: `new TributaryStreams(builder, { url, applicationId }).start()`.
+ *
+ * Work split: every sub-topology subscribes to its input topic in the consumer group
+ * `streams.<applicationId>`; each partition the group assigns to this instance is a task,
+ * restored from its changelogs before it processes a record.
+ *
+ * Flush (every `maxBatchMs`, or when `maxBatchRecords` records are waiting), for all tasks:
+ *   1. changelog records of what the stores changed → acknowledged;
+ *   2. per task the outbox record (input position `b`, stream time, the outputs, and where
+ *      in the output topics they will land at the earliest) → acknowledged;
+ *   3. the outputs, each with an origin header `<task>|<b>|<i>` → acknowledged;
+ *   4. the input offsets are committed.
+ * Records are not processed while a flush runs, so a commit covers exactly what was flushed.
+ * On a restore, an outbox whose `b` is past the committed offset belongs to a flush that
+ * may have died between 2 and 4: its outputs are looked up in the output topics by origin
+ * and the missing ones produced, and records below `b` are skipped (they are in the state
+ * and the outbox already). So a crash neither loses nor repeats an output.
+ */
+import { connect, type ClientOptions, type Message, type Subscription, type TributaryClient } from "@tributary/client";
+import { StreamsBuilder } from "./builder.ts";
+import { StreamsError } from "./errors.ts";
+import { GlobalTableState } from "./global-table.ts";
+import { headerText, jsonValue, NodeAdmin } from "./node-admin.ts";
+import { eventTimeOf, JSON_CONTENT_TYPE, ORIGIN_HEADER, StreamTask, type EncodedOutput, type FlushBatch, type Outbox, type TaskNames } from "./task.ts";
+import type { SinkTarget, SubTopology, Topology } from "./topology.ts";
+
+export interface StreamsOptions {
+  /** Names the consumer group (`streams.<id>`), the changelog, outbox and repartition topics. Keep it stable. */
+  applicationId: string;
+  /** SDK URL of a node, `ws://host:port`. */
+  url: string;
+  /** HTTP base URL of the node (default: from `url`, ws → http). */
+  httpUrl?: string;
+  /** Token (JWT) for the SDK connection and the HTTP requests. */
+  token?: string;
+  /** Flush when this many input records (or outputs) wait (default 2000). */
+  maxBatchRecords?: number;
+  /** Flush at most this long after the first unflushed record, ms (default 100). */
+  maxBatchMs?: number;
+  /** Consumer-group session timeout: how long a vanished instance keeps its partitions, ms (default the node's). */
+  sessionTimeoutMs?: number;
+  /** Flow-control window of the input subscriptions (default 2000). */
+  credit?: number;
+  /** Called with every error (failed flushes stop the application first; fenced commits are only reported). */
+  onError?: (err: StreamsError) => void;
+  /** Extra SDK client options. */
+  client?: ClientOptions;
+}
+
+export interface StreamsMetrics {
+  /** Input records processed (not counting skipped ones). */
+  processed: number;
+  /** Input records skipped after a restore (already in the restored state and outbox). */
+  skipped: number;
+  /** Records dropped because every window they belong to had closed. */
+  late: number;
+  /** Output records produced. */
+  emitted: number;
+  /** Outputs of an interrupted flush produced again on restore (their earlier attempt had not landed). */
+  reemitted: number;
+  flushes: number;
+  /** Tasks restored, and changelog records read doing it. */
+  restores: number;
+  restoredRecords: number;
+  /** Tasks running now. */
+  tasks: number;
+}
+
+interface SourceState {
+  sub: SubTopology;
+  index: number;
+  topic: string;
+  partitions: number;
+  subscription?: Subscription<unknown>;
+}
+
+export class TributaryStreams {
+  readonly applicationId: string;
+  readonly topology: Topology;
+  readonly #options: StreamsOptions;
+  readonly #admin: NodeAdmin;
+  #client: TributaryClient | undefined;
+  readonly #sources: SourceState[] = [];
+  readonly #tasks = new Map<string, StreamTask>();
+  readonly #restoring = new Map<string, Promise<void>>();
+  readonly #tables = new Map<string, GlobalTableState>();
+  /** Per output topic and partition: an offset at or below the end (for outbox lookups). */
+  readonly #knownEnds = new Map<string, Map<number, number>>();
+  #flushing: Promise<void> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #unflushed = 0;
+  #failure: StreamsError | undefined;
+  #closed = false;
+  #resolveStopped!: (err: StreamsError | undefined) => void;
+  /** Resolves when the application stopped: with the error that stopped it, or undefined after `close()`. */
+  readonly stopped: Promise<StreamsError | undefined> = new Promise((resolve) => (this.#resolveStopped = resolve));
+  readonly #metrics: StreamsMetrics = { processed: 0, skipped: 0, late: 0, emitted: 0, reemitted: 0, flushes: 0, restores: 0, restoredRecords: 0, tasks: 0 };
+
+  constructor(topology: Topology | StreamsBuilder, options: StreamsOptions) {
+    if (!/^[a-zA-Z0-9._-]{1,100}$/.test(options.applicationId)) throw new StreamsError("INVALID_TOPOLOGY", `applicationId "${options.applicationId}" must match [a-zA-Z0-9._-]{1,100}`);
+    this.applicationId = options.applicationId;
+    this.topology = topology instanceof StreamsBuilder ? topology.build() : topology;
+    this.#options = options;
+    this.#admin = new NodeAdmin(options.httpUrl ?? NodeAdmin.fromSdkUrl(options.url), () => options.token);
+  }
+
+  /** The consumer group of the application's input subscriptions. */
+  get group(): string {
+    return `streams.${this.applicationId}`;
+  }
+
+  metrics(): StreamsMetrics {
+    let processed = 0;
+    let skipped = 0;
+    let late = 0;
+    for (const t of this.#tasks.values()) {
+      processed += t.counters.processed;
+      skipped += t.counters.skipped;
+      late += t.counters.late;
+    }
+    return { ...this.#metrics, processed: this.#metrics.processed + processed, skipped: this.#metrics.skipped + skipped, late: this.#metrics.late + late, tasks: this.#tasks.size };
+  }
+
+  // ---- names ------------------------------------------------------------------------------
+
+  topicOf(target: SinkTarget): string {
+    return typeof target === "string" ? target : `${this.applicationId}-${target.repartition}-repartition`;
+  }
+
+  changelogTopic(store: string): string {
+    return `${this.applicationId}-${store}-changelog`;
+  }
+
+  outboxTopic(source: string): string {
+    return `${this.applicationId}-${source}-outbox`;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  /** Checks and creates the topics, loads the global tables, joins the group. */
+  async start(): Promise<void> {
+    const admin = this.#admin;
+    // Sources in order: a repartition source comes after the sub-topology that writes it.
+    const partitionsOf = new Map<string, number>();
+    for (const [index, sub] of this.topology.subTopologies.entries()) {
+      const topic = this.topicOf(sub.source);
+      let partitions: number;
+      if (typeof sub.source === "string") {
+        const info = await admin.describeTopic(topic);
+        if (!info) throw new StreamsError("TOPIC_MISMATCH", `input topic "${topic}" does not exist`, { topic });
+        partitions = info.partitions;
+      } else {
+        const known = partitionsOf.get(topic);
+        if (known === undefined) throw new StreamsError("INVALID_TOPOLOGY", `repartition topic "${topic}" has no writer before it`, { topic });
+        partitions = known;
+      }
+      this.#sources.push({ sub, index, topic, partitions });
+      await admin.ensureTopic(this.outboxTopic(topic), partitions, "compact");
+      for (const store of sub.stores) await admin.ensureTopic(this.changelogTopic(store.name), partitions, "compact");
+      for (const target of sub.sinks) {
+        const out = this.topicOf(target);
+        const info = typeof target === "string" ? ((await admin.describeTopic(out)) ?? (await admin.ensureTopic(out, partitions, "delete"))) : await admin.ensureTopic(out, partitions, "delete");
+        if (typeof target !== "string") partitionsOf.set(out, partitions);
+        this.#knownEnds.set(out, new Map(info.partitionInfo.map((p) => [p.partition, p.endOffset])));
+      }
+    }
+    this.#client = connect(this.#options.url, {
+      codec: "raw",
+      maxQueuedPublishes: 1_000_000,
+      maxInflightPublishes: 1024,
+      ...(this.#options.token ? { token: this.#options.token } : {}),
+      ...this.#options.client,
+    });
+    this.#client.on("error", (err) => this.#report(new StreamsError("HTTP", `client: ${err.message}`, { code: err.code }, { cause: err, retriable: err.retriable })));
+    for (const topic of this.topology.tables) {
+      const table = new GlobalTableState(topic);
+      this.#tables.set(topic, table);
+      await table.start(this.#client, admin);
+    }
+    for (const source of this.#sources) this.#subscribe(source);
+  }
+
+  /** Flushes and commits what was processed, leaves the group, closes the connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#failure) {
+      if (this.#timer) clearTimeout(this.#timer);
+      while (this.#flushing) await this.#flushing;
+      await this.#flush();
+    }
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    for (const source of this.#sources) await source.subscription?.unsubscribe();
+    for (const table of this.#tables.values()) await table.close();
+    await this.#client?.close();
+    this.#resolveStopped(this.#failure);
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  #subscribe(source: SourceState): void {
+    const client = this.#client!;
+    const subscription = client.subscribe<unknown>(source.topic, (message) => this.#handle(source, message), {
+      group: this.group,
+      autoCommit: false,
+      reset: "earliest",
+      codec: "json",
+      presence: false,
+      credit: this.#options.credit ?? 2000,
+      ...(this.#options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: this.#options.sessionTimeoutMs } : {}),
+      onRevoke: async (partitions) => {
+        // The partitions move once this settles: finish their work here (Kafka's onPartitionsRevoked).
+        while (this.#flushing) await this.#flushing;
+        if (!this.#failure) await this.#flush();
+        for (const p of partitions) this.#dropTask(source, p);
+      },
+    });
+    source.subscription = subscription;
+    subscription.on("assigned", ({ added }) => {
+      for (const { partition, offset } of added) this.#startTask(source, partition, offset);
+    });
+    subscription.on("revoked", ({ partitions, lost }) => {
+      if (lost) for (const p of partitions) this.#dropTask(source, p);
+    });
+    subscription.on("error", (err) => this.#fail(new StreamsError("HTTP", `subscription to "${source.topic}" failed: ${err.message}`, { topic: source.topic, code: err.code }, { cause: err })));
+  }
+
+  async #handle(source: SourceState, message: Message<unknown>): Promise<void> {
+    const key = `${source.index}:${message.partition}`;
+    for (;;) {
+      if (this.#failure || this.#closed) return;
+      const restoring = this.#restoring.get(key);
+      if (this.#flushing) await this.#flushing;
+      else if (restoring) await restoring;
+      else break;
+    }
+    const task = this.#tasks.get(key);
+    if (!task) return; // revoked meanwhile: the SDK drops its messages, the next owner reads them
+    try {
+      const input = { offset: message.offset, key: message.key, value: message.value, timestamp: message.timestamp, headers: message.headers };
+      task.process(input, eventTimeOf(source.sub, input));
+    } catch (cause) {
+      this.#fail(new StreamsError("PROCESSING", `processing ${source.topic}/${message.partition}@${message.offset} threw: ${String((cause as Error)?.message ?? cause)}`, { topic: source.topic, partition: message.partition, offset: message.offset }, { cause }));
+      return;
+    }
+    this.#unflushed++;
+    const max = this.#options.maxBatchRecords ?? 2000;
+    if (this.#unflushed >= max || task.pendingOutputs >= max) await this.#flush();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        void this.#flush();
+      }, this.#options.maxBatchMs ?? 100);
+    }
+  }
+
+  // ---- tasks ------------------------------------------------------------------------------
+
+  #names(source: SourceState, partition: number): TaskNames {
+    return {
+      changelog: (store) => this.changelogTopic(store),
+      topic: (target) => this.topicOf(target),
+      taskId: `${this.applicationId}|${source.topic}|${partition}`,
+    };
+  }
+
+  #startTask(source: SourceState, partition: number, committed: number): void {
+    const key = `${source.index}:${partition}`;
+    const task = new StreamTask(source.sub, partition, this.#names(source, partition), (table, k) => this.#tables.get(table)!.get(k));
+    const restoring = this.#restore(source, task, committed).then(
+      () => {
+        if (this.#restoring.get(key) === restoring) {
+          this.#restoring.delete(key);
+          this.#tasks.set(key, task);
+        }
+      },
+      (err: unknown) => this.#fail(err instanceof StreamsError ? err : new StreamsError("CHANGELOG", `restoring ${source.topic}/${partition} failed: ${String((err as Error)?.message ?? err)}`, { topic: source.topic, partition }, { cause: err })),
+    );
+    this.#restoring.set(key, restoring);
+  }
+
+  #dropTask(source: SourceState, partition: number): void {
+    const key = `${source.index}:${partition}`;
+    this.#restoring.delete(key);
+    const task = this.#tasks.get(key);
+    if (!task) return;
+    this.#tasks.delete(key);
+    this.#metrics.processed += task.counters.processed;
+    this.#metrics.skipped += task.counters.skipped;
+    this.#metrics.late += task.counters.late;
+  }
+
+  /** Rebuilds a task's stores from its changelogs and completes its last flush if it was cut short. */
+  async #restore(source: SourceState, task: StreamTask, committed: number): Promise<void> {
+    const admin = this.#admin;
+    const p = task.partition;
+    const outboxTopic = this.outboxTopic(source.topic);
+    let outbox: Outbox | null = null;
+    const info = await admin.describeTopic(outboxTopic);
+    const part = info?.partitionInfo.find((x) => x.partition === p);
+    if (part && part.endOffset > part.earliestOffset) {
+      for await (const page of admin.read(outboxTopic, p, part.endOffset - 1)) outbox = jsonValue(page[page.length - 1]!) as Outbox;
+    }
+    for (const store of source.sub.stores) {
+      const topic = this.changelogTopic(store.name);
+      const cinfo = await admin.describeTopic(topic);
+      const cpart = cinfo?.partitionInfo.find((x) => x.partition === p);
+      if (!cpart) throw new StreamsError("CHANGELOG", `changelog "${topic}" has no partition ${p}`, { topic, partition: p });
+      for await (const page of admin.read(topic, p, cpart.earliestOffset)) {
+        for (const r of page) {
+          if (r.key === null) continue;
+          task.restoreRecord(store.name, { key: r.key, value: r.value === null ? null : (jsonValue(r) as { a: unknown; t: number }) });
+          this.#metrics.restoredRecords++;
+        }
+      }
+    }
+    task.restoreOutbox(outbox);
+    if (outbox && outbox.b > committed && outbox.out.length > 0) await this.#completeOutbox(task, outbox);
+    this.#metrics.restores++;
+  }
+
+  /** Produces the outputs of `outbox` that are not in their topics yet (found by origin header). */
+  async #completeOutbox(task: StreamTask, outbox: Outbox): Promise<void> {
+    const prefix = `${task.names.taskId}|${outbox.b}|`;
+    const seen = new Set<string>();
+    for (const [topic, partitions] of Object.entries(outbox.from)) {
+      for (const [partition, from] of Object.entries(partitions)) {
+        for await (const page of this.#admin.read(topic, Number(partition), from)) {
+          for (const r of page) {
+            const origin = headerText(r.headers[ORIGIN_HEADER]);
+            if (origin?.startsWith(prefix)) seen.add(origin);
+          }
+        }
+      }
+    }
+    const missing: EncodedOutput[] = [];
+    outbox.out.forEach((o, i) => {
+      if (seen.has(prefix + i)) return;
+      const payload = o.v === null ? null : o.c === JSON_CONTENT_TYPE ? JSON.stringify(o.v) : String(o.v);
+      missing.push({ topic: o.t, key: o.k, payload, contentType: o.c, headers: o.h });
+    });
+    if (missing.length === 0) return;
+    await this.#produceOutputs(missing);
+    this.#metrics.reemitted += missing.length;
+  }
+
+  // ---- flush ------------------------------------------------------------------------------
+
+  #flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    if (this.#failure || this.#closed) return Promise.resolve();
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const flushing: Promise<void> = this.#runFlush()
+      .catch((err: unknown) => this.#fail(err instanceof StreamsError ? err : new StreamsError("PRODUCE", `flush failed: ${String((err as Error)?.message ?? err)}`, {}, { cause: err })))
+      .finally(() => {
+        if (this.#flushing === flushing) this.#flushing = undefined;
+      });
+    this.#flushing = flushing;
+    return flushing;
+  }
+
+  async #runFlush(): Promise<void> {
+    this.#unflushed = 0;
+    const batches: FlushBatch[] = [];
+    for (const task of this.#tasks.values()) {
+      const batch = task.snapshot();
+      if (batch) batches.push(batch);
+    }
+    if (batches.length === 0) return;
+    const client = this.#client!;
+    // 1. changelogs
+    const changelog: Promise<unknown>[] = [];
+    for (const b of batches) {
+      for (const { topic, records } of b.changelog) {
+        for (const r of records) {
+          changelog.push(client.publish(topic, r.value === null ? null : JSON.stringify(r.value), { key: r.key, partition: b.task.partition, ...(r.value === null ? {} : { contentType: JSON_CONTENT_TYPE }) }));
+        }
+      }
+    }
+    await Promise.all(changelog);
+    // 2. outboxes
+    await Promise.all(
+      batches.map((b) => {
+        const source = this.#sources.find((s) => s.sub === b.task.sub)!;
+        return client.publish(this.outboxTopic(source.topic), this.#outboxJson(b), { key: "outbox", partition: b.task.partition, contentType: JSON_CONTENT_TYPE });
+      }),
+    );
+    // 3. outputs
+    await this.#produceOutputs(batches.flatMap((b) => b.outputs));
+    // 4. commits
+    for (const source of this.#sources) {
+      if (!source.subscription || !batches.some((b) => b.task.sub === source.sub)) continue;
+      try {
+        await source.subscription.commit();
+      } catch (err) {
+        // The outputs are safe: the next owner finds them by their origin (see #completeOutbox).
+        this.#report(new StreamsError("COMMIT", `commit of "${source.topic}" failed: ${String((err as Error)?.message ?? err)}; the next owner completes the flush from its outbox`, { topic: source.topic }, { cause: err }));
+      }
+    }
+    for (const b of batches) b.task.flushed();
+    this.#metrics.flushes++;
+  }
+
+  /** The outbox record of a batch as JSON text (output values embedded as they are: no second serialisation). */
+  #outboxJson(b: FlushBatch): string {
+    const from: Outbox["from"] = {};
+    for (const target of b.task.sub.sinks) {
+      const topic = this.topicOf(target);
+      from[topic] = Object.fromEntries(this.#knownEnds.get(topic) ?? []);
+    }
+    const out = b.outputs.map((o) => {
+      const v = o.payload === null ? "null" : o.contentType === JSON_CONTENT_TYPE ? o.payload : JSON.stringify(o.payload);
+      return `{"t":${JSON.stringify(o.topic)},"k":${JSON.stringify(o.key)},"c":${JSON.stringify(o.contentType)},"v":${v},"h":${JSON.stringify(o.headers)}}`;
+    });
+    return `{"b":${b.outbox.b},"st":${b.outbox.st},"from":${JSON.stringify(from)},"out":[${out.join(",")}]}`;
+  }
+
+  async #produceOutputs(outputs: EncodedOutput[]): Promise<void> {
+    const client = this.#client!;
+    const results = await Promise.all(
+      outputs.map((o) => client.publish(o.topic, o.payload, { key: o.key, headers: o.headers, ...(o.payload === null ? {} : { contentType: o.contentType }) })),
+    );
+    outputs.forEach((o, i) => {
+      const ends = this.#knownEnds.get(o.topic);
+      const { partition, offset } = results[i]!;
+      if (ends && offset + 1 > (ends.get(partition) ?? 0)) ends.set(partition, offset + 1);
+    });
+    this.#metrics.emitted += outputs.length;
+  }
+
+  // ---- errors -----------------------------------------------------------------------------
+
+  #report(err: StreamsError): void {
+    if (this.#options.onError) this.#options.onError(err);
+    else process.stderr.write(`tributary-streams ${this.applicationId}: ${err.code}: ${err.message}\n`);
+  }
+
+  /** Stops processing at once, without committing (like a crash: the uncommitted input is processed again after a restart). */
+  #fail(err: StreamsError): void {
+    if (this.#failure || this.#closed) return;
+    this.#failure = err;
+    this.#report(err);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#closed = true;
+    void this.#client?.close().then(
+      () => this.#resolveStopped(err),
+      (closeErr: unknown) => {
+        this.#report(new StreamsError("CLOSED", `closing after a failure: ${String(closeErr)}`, {}, { cause: closeErr }));
+        this.#resolveStopped(err);
+      },
+    );
+  }
+}
