@@ -46,7 +46,7 @@ export class GlobalTableState {
           if (pending.size === 0) caughtUp();
         }
       },
-      { from: "earliest", reset: "earliest", presence: false },
+      { from: "earliest", reset: "earliest", presence: false, codec: "json" },
     );
     await ready;
   }
