@@ -12,9 +12,9 @@
  *    is the figure, the shape is the same).
  * 3. Node restart with `--retained` retained MQTT messages of 1 KB, each topic written
  *    `--rewrites` times (the history of a busy broker): exec → listening line and RSS of a
- *    `tributary start` on that data dir, never compacted vs compacted (the default 64 MiB
- *    segments: the active segment, never compacted, keeps the newest ~64 MB), medians of
- *    `--runs`, alternating. The data dir is written with the engine directly, in the
+ *    `tributary start` on that data dir, never compacted vs compacted (the topic's 4 MiB
+ *    segments, as the node creates it: the active segment, never compacted, holds at most
+ *    4 MiB of history), medians of `--runs`, alternating. The data dir is written with the engine directly, in the
  *    `__mqtt.retained` record format (key = MQTT topic, value = payload).
  */
 import { spawn } from "node:child_process";
@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { KEYED_TOPIC_CONFIG } from "../../server/src/broker/keyed-topic.ts";
 import { FileLogEngine } from "../../server/src/log/file/file-log-engine.ts";
 import type { LogEngine, RecordInput } from "../../server/src/log/log-engine.ts";
 import { RedisLogEngine } from "../../server/src/log/redis/redis-log-engine.ts";
@@ -122,7 +123,7 @@ async function redisCase(writes: number, keys: number): Promise<void> {
 async function retainedDataDir(retained: number, rewrites: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-retained-"));
   const engine = await FileLogEngine.open({ dataDir: dir, fsync: "never", retentionCheckMs: 0, compactionCheckMs: 0 });
-  await engine.createTopic("__mqtt.retained", { partitions: 1, retentionMs: null, retentionBytes: null, cleanupPolicy: "compact" });
+  await engine.createTopic("__mqtt.retained", KEYED_TOPIC_CONFIG); // as the node creates it: compacted, 4 MiB segments
   const payload = new Uint8Array(1024).fill(0x61);
   for (let round = 0; round < rewrites; round++) {
     for (let base = 0; base < retained; base += 1000) {
