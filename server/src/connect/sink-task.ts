@@ -91,7 +91,8 @@ export class SinkTask {
         group: this.group,
         autoCommit: false,
         reset: this.#settings.from,
-        credit: Math.max(64, this.#settings.batchSize * 2),
+        // Two batches in flight, at most 8192: the SDK's buffer is an array whose shift() turns linear-time when it gets much larger.
+        credit: Math.min(8192, Math.max(64, this.#settings.batchSize * 2)),
         presence: false,
         ...(this.#sessionTimeoutMs !== undefined ? { sessionTimeoutMs: this.#sessionTimeoutMs } : {}),
       });
