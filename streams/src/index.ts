@@ -9,7 +9,7 @@
  * Internals (tasks, stores, the outbox) are not exported.
  */
 export { StreamsBuilder, KStream, KGroupedStream, TimeWindowedKStream, KTable, GlobalTable, type StoreOptions } from "./builder.ts";
-export { TributaryStreams, type StreamsOptions, type StreamsMetrics } from "./streams-app.ts";
+export { TributaryStreams, type StreamsOptions, type StreamsMetrics, type FlushStep } from "./streams-app.ts";
 export { tumbling, hopping, windowsFor, type TimeWindows, type Window, type WindowOptions } from "./windows.ts";
 export { StreamsError, type StreamsErrorCode } from "./errors.ts";
 export { EVENT_TIME_HEADER, WINDOW_START_HEADER, WINDOW_END_HEADER, type StreamRecord, type KeyValue, type Topology, type SourceOptions } from "./topology.ts";

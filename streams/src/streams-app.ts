@@ -46,7 +46,15 @@ export interface StreamsOptions {
   onError?: (err: StreamsError) => void;
   /** Extra SDK client options. */
   client?: ClientOptions;
+  /**
+   * Called as a flush passes each step (instrumentation, and fault injection in tests):
+   * "changelog" (its changelog records acknowledged), "outbox" (the outbox acknowledged),
+   * "outputs" (the outputs acknowledged), "committed". `outputs`: the outputs of this flush.
+   */
+  onFlushStep?: (step: FlushStep, info: { flush: number; outputs: number }) => void;
 }
+
+export type FlushStep = "changelog" | "outbox" | "outputs" | "committed";
 
 export interface StreamsMetrics {
   /** Input records processed (not counting skipped ones). */
@@ -382,6 +390,9 @@ export class TributaryStreams {
       }
     }
     await Promise.all(changelog);
+    const flush = this.#metrics.flushes + 1;
+    const outputs = batches.reduce((n, b) => n + b.outputs.length, 0);
+    this.#options.onFlushStep?.("changelog", { flush, outputs });
     // 2. outboxes
     await Promise.all(
       batches.map((b) => {
@@ -389,8 +400,10 @@ export class TributaryStreams {
         return client.publish(this.outboxTopic(source.topic), this.#outboxJson(b), { key: "outbox", partition: b.task.partition, contentType: JSON_CONTENT_TYPE });
       }),
     );
+    this.#options.onFlushStep?.("outbox", { flush, outputs });
     // 3. outputs
     await this.#produceOutputs(batches.flatMap((b) => b.outputs));
+    this.#options.onFlushStep?.("outputs", { flush, outputs });
     // 4. commits
     for (const source of this.#sources) {
       if (!source.subscription || !batches.some((b) => b.task.sub === source.sub)) continue;
@@ -403,6 +416,7 @@ export class TributaryStreams {
     }
     for (const b of batches) b.task.flushed();
     this.#metrics.flushes++;
+    this.#options.onFlushStep?.("committed", { flush, outputs });
   }
 
   /** The outbox record of a batch as JSON text (output values embedded as they are: no second serialisation). */

@@ -4,7 +4,7 @@
  * `started` once it joined, `stopped <json metrics>` after a SIGTERM (clean close), and
  * `error <code> <message>` for every error it reports.
  */
-import { StreamsBuilder, TributaryStreams, tumbling } from "@tributary/streams";
+import { StreamsBuilder, TributaryStreams, tumbling, type FlushStep } from "@tributary/streams";
 
 export interface StreamsRunnerOptions {
   url: string;
@@ -14,6 +14,8 @@ export interface StreamsRunnerOptions {
   windowMs: number;
   graceMs: number;
   sessionTimeoutMs: number;
+  /** Fault injection: SIGKILL itself right after a flush with outputs passed `step`, once it emitted at least `minEmitted` outputs. */
+  dieAt?: { step: FlushStep; minEmitted: number };
 }
 
 export interface WindowAverage {
@@ -47,6 +49,12 @@ async function main(): Promise<void> {
     applicationId: o.applicationId,
     sessionTimeoutMs: o.sessionTimeoutMs,
     onError: (err) => process.stdout.write(`error ${err.code} ${err.message.replace(/\n/g, " ")}\n`),
+    onFlushStep: (step, { outputs }) => {
+      if (o.dieAt && step === o.dieAt.step && outputs > 0 && app.metrics().emitted >= o.dieAt.minEmitted) {
+        process.stdout.write(`dying at ${step}\n`);
+        process.kill(process.pid, "SIGKILL");
+      }
+    },
   });
   process.on("SIGTERM", () => {
     void app.close().then(() => {
