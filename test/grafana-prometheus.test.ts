@@ -119,6 +119,11 @@ describe("grafana dashboards and alert rules on a real prometheus", () => {
     // The $share group consumed everything (its lag reaches 0); the MQTT session is reported without its client id.
     await waitFor(async () => (await prom.query(`sum(tributary_consumer_group_lag{group="${SHARE_GROUP}", ${at}})`)).some((s) => Number(s.value[1]) === 0), { timeoutMs: 10_000, intervalMs: 200, what: "the $share group's lag to reach 0" });
     expect((await prom.query(`tributary_mqtt_session_lag{topic="${WORKLOAD_TOPIC}", ${at}}`)).length).toBe(1);
+    const value = async (expr: string) => Number((await prom.query(expr))[0]?.value[1]);
+    expect(await value(`tributary_mqtt_sessions{state="connected", ${at}}`)).toBe(3); // the session, the $share member, the device
+    expect(await value(`tributary_mqtt_shared_groups{${at}}`)).toBe(1);
+    // The persistent session and the $share member each received every record over MQTT.
+    expect(await value(`sum(tributary_records_out_total{topic="${WORKLOAD_TOPIC}", protocol="mqtt", ${at}})`)).toBeGreaterThanOrEqual(2 * total);
     expect(await prom.query(`{__name__=~"tributary_.*", group=~"mqtt.session.*"}`)).toEqual([]);
     // The Redis nodes: records in on the producing node, delivered on the other, Redis commands timed.
     const [redisIn] = await prom.query(`sum(tributary_records_in_total{topic="${REDIS_TOPIC}", protocol="ws"})`);

@@ -71,7 +71,15 @@ export class MqttCore {
     });
     metrics.connections.set({ gateway: "mqtt" }, 0);
     metrics.connections.set({ gateway: "mqtt-ws" }, 0);
-    metrics.groups.setMqttSource({ sessions: () => this.sessions.sessions.values(), sharedGroups: () => this.sessions.groups.size });
+    metrics.groups.setMqttSource({
+      sessions: () => this.sessions.sessions.values(),
+      // $share groups: consumer groups (members per session) or, without a coordinator, the manager's own.
+      sharedGroups: () => {
+        const names = new Set<string>(this.sessions.groups.keys());
+        for (const session of this.sessions.sessions.values()) for (const member of session.groupMembers.values()) names.add(member.group);
+        return names.size;
+      },
+    });
     this.#keepAliveTimer = setInterval(() => this.#sweepKeepAlive(), 500);
     this.#keepAliveTimer.unref();
   }
