@@ -42,6 +42,7 @@ describe("fsync failure and readiness", () => {
     const ok = await fetch(`${base}/topics/orders/records?acks=all`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: "first" }) });
     expect(ok.status).toBe(200);
     expect(await fsyncFailures()).toBe(0);
+    expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^tributary_node_ready 1$/m);
 
     failing = true;
     const failed = await fetch(`${base}/topics/orders/records?acks=all`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: "second" }) });
@@ -52,6 +53,9 @@ describe("fsync failure and readiness", () => {
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ error: { code: "UNAVAILABLE", message: expect.stringMatching(/storage failed: fdatasync of partition orders\/\d+ failed/) } });
     expect(await fsyncFailures()).toBe(1);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^tributary_node_ready 0$/m); // the TributaryNodeUnready alert's input
+    expect(metrics).toMatch(/^tributary_storage_healthy 0$/m);
     expect(warnings.some((w) => w.startsWith("fdatasync of partition orders/"))).toBe(true);
 
     failing = false; // the device answers again: still not ready (the state of the unsynced data is unknown) until a restart

@@ -200,7 +200,9 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   const ctx: GatewayContext = { broker, config, nodeId, log, groups, presence, connections: new ConnectionLimit(maxConnections), auth };
 
   let ready = false;
-  metrics.gaugeFromCallback("tributary_node_ready", "1 while the node serves clients (GET /readyz 200), 0 while it starts or stops.", () => (ready ? 1 : 0));
+  metrics.gaugeFromCallback("tributary_node_ready", "1 while the node serves clients (GET /readyz 200), 0 while it starts or stops or its storage failed (file engine: a failed fsync).", () =>
+    ready && broker.storageHealth()?.ok !== false ? 1 : 0,
+  );
   const app = createUwsApp(certs, log);
   const gateways: Array<{ name: string; gateway: Gateway }> = [];
   let mqttPort = 0;
