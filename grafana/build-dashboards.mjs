@@ -63,7 +63,7 @@ const DASHBOARDS = [
       ts("Partition size", "bytes", [[`sum by (topic) (tributary_partition_bytes{${I}, ${T}})`, "{{topic}}"]], "Segment files (file engine)."),
       ts("Segments", "none", [[`sum by (topic) (tributary_partition_segments{${I}, ${T}})`, "{{topic}}"]], "Segment files (file engine)."),
       ts("Retention and compaction runs / 5 min", "none", [[`sum by (kind) (increase(tributary_log_maintenance_runs_total{${I}}[5m]))`, "{{kind}}"]]),
-      stat("Topics", "none", [[`max(tributary_topics{${I}})`, "topics"]]),
+      ts("Topics", "none", [[`max(tributary_topics{${I}})`, "topics"]]),
     ],
   },
   {
@@ -87,7 +87,7 @@ const DASHBOARDS = [
       ts("MQTT connections", "none", [[`sum by (instance, gateway) (tributary_connections{${I}, gateway=~"mqtt|mqtt-ws"})`, "{{instance}} {{gateway}}"]]),
       ts("Sessions by state", "none", [[`sum by (state) (tributary_mqtt_sessions{${I}})`, "{{state}}"]], "Disconnected = persistent sessions waiting for their client."),
       ts("Session lag by topic", "none", [[`max by (topic) (tributary_mqtt_session_lag{${I}, ${T}})`, "{{topic}}"]], "Records persistent sessions have not acknowledged, summed over sessions."),
-      stat("$share groups", "none", [[`sum(tributary_mqtt_shared_groups{${I}})`, "groups"]]),
+      ts("$share groups", "none", [[`sum by (instance) (tributary_mqtt_shared_groups{${I}})`, "{{instance}}"]], "MQTT $share groups with members on each node (each is a consumer group)."),
       ts("MQTT records in / out per s", "ops", [
         [`sum by (topic) (rate(tributary_records_in_total{${I}, ${T}, protocol="mqtt"}[${R}]))`, "in {{topic}}"],
         [`sum by (topic) (rate(tributary_records_out_total{${I}, ${T}, protocol="mqtt"}[${R}]))`, "out {{topic}}"],
