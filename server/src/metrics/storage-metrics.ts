@@ -93,7 +93,7 @@ export class StorageMetrics {
     partitionGauge("tributary_partition_segments", "Segment files of the partition (file engine).", (r) => r.segments, true);
     new Counter({
       name: "tributary_log_maintenance_runs_total",
-      help: "Retention and compaction passes of the log engine since the node started, by kind (retention, compaction; file engine).",
+      help: "Retention and compaction passes of the log engine since the node started, by kind (retention, compaction).",
       labelNames: ["kind"] as const,
       registers: [registry],
       collect() {

@@ -127,6 +127,9 @@ export class RedisLogEngine implements LogEngine {
    * counted; the pass stops at the partition that failed, so records past retention and idle
    * producers stay until the next pass, which starts over. Not run twice at once.
    */
+  /** Retention and compaction passes since connect (metrics). */
+  readonly #runs = { retention: 0, compaction: 0 };
+
   async #retentionPass(): Promise<void> {
     if (this.#retentionRunning) return;
     this.#retentionRunning = true;
@@ -194,6 +197,7 @@ export class RedisLogEngine implements LogEngine {
     const previous = this.#compacting;
     const run = (async () => {
       if (previous) await previous.catch(() => undefined); // its failure went to its own caller
+      this.#runs.compaction++;
       return compactRedis(this.#core, () => this.listTopics(), topic, options, report);
     })();
     this.#compacting = run;
@@ -359,7 +363,13 @@ export class RedisLogEngine implements LogEngine {
    * forgets the producers idle for `producerIdleMs`.
    */
   enforceRetention(): Promise<void> {
+    this.#runs.retention++;
     return enforceRedisRetention(this.#core, () => this.listTopics());
+  }
+
+  /** Retention and compaction passes since connect (`tributary_log_maintenance_runs_total`). */
+  maintenanceRuns(): { retention: number; compaction: number } {
+    return { ...this.#runs };
   }
 }
 
