@@ -49,8 +49,12 @@ export class GroupMetrics {
   readonly mqttSharedGroups: Gauge;
   readonly mqttSessionLag: Gauge<"topic">;
 
-  constructor(registry: Registry, topics: TopicLabels) {
+  readonly #onCollectError: (err: unknown, what: string) => void;
+
+  /** `onCollectError`: the groups could not be read for a scrape (storage down): the group series are left out of it. */
+  constructor(registry: Registry, topics: TopicLabels, onCollectError: (err: unknown, what: string) => void) {
     this.#topics = topics;
+    this.#onCollectError = onCollectError;
     const self = this;
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: Gauge<L>, s: GroupSnapshot) => void) =>
       new Gauge<L>({
@@ -148,7 +152,11 @@ export class GroupMetrics {
   #snap(): Promise<GroupSnapshot> {
     const now = Date.now();
     if (this.#snapshot && now - this.#snapshot.at < 500) return this.#snapshot.value;
-    const value = this.#read();
+    // A failed read leaves the group series out of this scrape (the rest of /metrics still answers).
+    const value = this.#read().catch((err: unknown) => {
+      this.#onCollectError(err, "consumer-groups");
+      return { groups: [], sessionLag: new Map<string, number>() };
+    });
     this.#snapshot = { at: now, value };
     return value;
   }

@@ -52,6 +52,20 @@ describe("Metrics", () => {
     expect(text).toMatch(/^tributary_background_errors_total\{task="compaction"\} 0$/m);
   });
 
+  it("a-scrape-whose-groups-or-partitions-cannot-be-read-still-answers-and-counts-the-failure", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const failures: string[] = [];
+    metrics.onCollectError = (err, what) => failures.push(`${what}: ${(err as Error).message}`);
+    const down = () => Promise.reject(new Error("storage unreachable"));
+    metrics.groups.setSource({ listGroups: down, describeGroup: down });
+    metrics.storage.setSource({ kind: "redis", listTopics: down, describeTopic: down });
+    metrics.traffic.produced("ws", "a", 1, 1);
+    const text = await metrics.expose();
+    expect(text).toMatch(/^tributary_records_in_total\{protocol="ws",topic="a"\} 1$/m);
+    expect(text).not.toMatch(/^tributary_(consumer_group_lag|partition_end_offset)\{/m);
+    expect(failures).toEqual(["consumer-groups: storage unreachable", "partitions: storage unreachable"]);
+  });
+
   it("a-node-with-metrics-disabled-serves-no-metrics-endpoint", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tributary-metrics-off-"));
     const config = testNodeConfig(dataDir);

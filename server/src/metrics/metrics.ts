@@ -59,6 +59,8 @@ export const BACKGROUND_TASKS = [
   "mqtt-ingress",
   /** Leaving a topic's presence after an unsubscribe (the presence session timeout removes the client). */
   "presence-leave",
+  /** A scrape-time read of consumer groups or partitions failed (storage unreachable): those series are left out of that scrape (logged as `metrics.collect_failed`). */
+  "metrics-collect",
   /** An auth file (JWT keys, JWKS, password file, ACL file) changed but did not parse, or could not be watched: the previous content stays in force (logged as `auth.reload_failed`). */
   "auth-reload",
 ] as const;
@@ -298,8 +300,9 @@ export class Metrics {
     }
     const maxTopicLabels = options.maxTopicLabels ?? DEFAULT_MAX_TOPIC_LABELS;
     this.traffic = new TrafficMetrics(this.registry, { enabled: this.enabled, maxTopicLabels });
-    this.groups = new GroupMetrics(this.registry, this.traffic.topics);
-    this.storage = new StorageMetrics(this.registry, this.traffic.topics, { enabled: this.enabled });
+    const onCollectError = (err: unknown, what: string) => this.onCollectError(err, what);
+    this.groups = new GroupMetrics(this.registry, this.traffic.topics, onCollectError);
+    this.storage = new StorageMetrics(this.registry, this.traffic.topics, { enabled: this.enabled, onCollectError });
     if ((options.defaultMetrics ?? true) && this.enabled) {
       // Node's standard process metrics under their usual names (stock Node.js dashboards match).
       collectDefaultMetrics({ register: this.registry });
@@ -308,6 +311,13 @@ export class Metrics {
       for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
     }
   }
+
+  /**
+   * A scrape-time read (consumer groups, partitions) failed, typically the storage being
+   * unreachable: its series are left out of that scrape, the failure is counted under
+   * `task="metrics-collect"`; the node logs it too (metrics-route.ts sets this).
+   */
+  onCollectError: (err: unknown, what: string) => void = () => this.backgroundErrors.inc({ task: "metrics-collect" });
 
   /** Counts deliveries of a gateway from a plain, ever-growing number (no cost per message). */
   addDeliverySource(gateway: GatewayLabel, read: () => number): void {

@@ -55,7 +55,8 @@ export class StorageMetrics {
   readonly redisCommandErrors: Counter<"component">;
   readonly redisReconnects: Counter<"component">;
 
-  constructor(registry: Registry, topics: TopicLabels, options: { enabled: boolean }) {
+  /** `onCollectError`: the partitions could not be read for a scrape (storage down): their series are left out of it. */
+  constructor(registry: Registry, topics: TopicLabels, options: { enabled: boolean; onCollectError: (err: unknown, what: string) => void }) {
     this.enabled = options.enabled;
     this.#topics = topics;
     const self = this;
@@ -63,7 +64,14 @@ export class StorageMetrics {
     let snapshot: { at: number; value: Promise<Row[]> } | null = null;
     const rows = (): Promise<Row[]> => {
       const now = Date.now();
-      if (!snapshot || now - snapshot.at >= 500) snapshot = { at: now, value: self.#readPartitions() };
+      if (!snapshot || now - snapshot.at >= 500) {
+        // A failed read leaves the partition series out of this scrape (the rest of /metrics still answers).
+        const value = self.#readPartitions().catch((err: unknown) => {
+          options.onCollectError(err, "partitions");
+          return [];
+        });
+        snapshot = { at: now, value };
+      }
       return snapshot.value;
     };
     const partitionGauge = (name: string, help: string, pick: (r: Row) => number | null, summable: boolean) =>

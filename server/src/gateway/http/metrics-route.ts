@@ -11,6 +11,10 @@ export function attachMetricsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): 
   const metrics = ctx.broker.metrics;
   if (!metrics.enabled) return;
   metrics.gaugeFromCallback("tributary_topics", "Topics in the log.", async () => (await ctx.broker.listTopics()).length);
+  metrics.onCollectError = (err, what) => {
+    metrics.backgroundErrors.inc({ task: "metrics-collect" });
+    ctx.log.warn("metrics.collect_failed", { what, message: err instanceof Error ? err.message : String(err) });
+  };
   if (ctx.groups) {
     metrics.groups.setSource(ctx.groups);
     ctx.groups.instrumentation.on("group.rebalance", (e) => metrics.groups.rebalanced(e.payload.group, e.payload.durationMs));
