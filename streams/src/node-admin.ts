@@ -29,6 +29,20 @@ interface ReadReply {
 }
 
 const PAGE = 10_000;
+/** A produce request carries at most this many records, and about this many bytes (the node's body limit is 2 MB by default). */
+const PRODUCE_MAX_RECORDS = 2000;
+const PRODUCE_MAX_BYTES = 512 * 1024;
+/** How long a produce request is retried (same producer id and sequence) before it fails, ms. */
+const PRODUCE_RETRY_MS = 30_000;
+
+/** A record to produce: the value as text (JSON text with a JSON content type, or a string), null for a tombstone. */
+export interface ProduceRecord {
+  key: string | null;
+  value: string | null;
+  contentType?: string;
+  headers?: Record<string, string>;
+  partition?: number;
+}
 
 export class NodeAdmin {
   readonly baseUrl: string;
@@ -87,6 +101,47 @@ export class NodeAdmin {
       if (records.length > 0) yield records;
       if (reply.nextOffset <= offset) break;
       offset = reply.nextOffset;
+    }
+  }
+
+  /**
+   * Produces `records` to `topic` in request-sized batches, one after the other (so their
+   * order holds), each with `producerId` and a fresh sequence: a batch whose reply was lost
+   * is sent again with the same sequence and written once (the node's idempotent produce).
+   * Retriable failures are retried with backoff for 30 s. Returns where each record landed.
+   */
+  async produce(topic: string, records: ProduceRecord[], producerId: string, nextSequence: () => number): Promise<Array<{ partition: number; offset: number }>> {
+    const out: Array<{ partition: number; offset: number }> = [];
+    let i = 0;
+    while (i < records.length) {
+      let bytes = 0;
+      let j = i;
+      while (j < records.length && j - i < PRODUCE_MAX_RECORDS && bytes < PRODUCE_MAX_BYTES) {
+        bytes += (records[j]!.value?.length ?? 0) + (records[j]!.key?.length ?? 0) + 200;
+        j++;
+      }
+      const body = { records: records.slice(i, j), producerId, sequence: nextSequence() };
+      const reply = (await this.#produceOnce(topic, body)) as { offsets: Array<{ partition: number; offset: number }> };
+      out.push(...reply.offsets);
+      i = j;
+    }
+    return out;
+  }
+
+  async #produceOnce(topic: string, body: unknown): Promise<unknown> {
+    const deadline = Date.now() + PRODUCE_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      let err: StreamsError;
+      try {
+        const res = await this.#request("POST", `/topics/${encodeURIComponent(topic)}/records`, body);
+        return await this.#json(res, `produce to "${topic}"`);
+      } catch (e) {
+        if (!(e instanceof StreamsError) || !e.retriable) throw e;
+        err = e;
+      }
+      if (Date.now() >= deadline) throw new StreamsError("PRODUCE", `produce to "${topic}" failed for ${PRODUCE_RETRY_MS} ms: ${err.message}`, { topic }, { cause: err });
+      // Full-jitter backoff, 50 ms doubling to 1 s.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1000, 50 * 2 ** attempt)));
     }
   }
 

@@ -21,7 +21,7 @@ import { connect, type ClientOptions, type Message, type Subscription, type Trib
 import { StreamsBuilder } from "./builder.ts";
 import { StreamsError } from "./errors.ts";
 import { GlobalTableState } from "./global-table.ts";
-import { headerText, jsonValue, NodeAdmin } from "./node-admin.ts";
+import { headerText, jsonValue, NodeAdmin, type ProduceRecord } from "./node-admin.ts";
 import { eventTimeOf, JSON_CONTENT_TYPE, ORIGIN_HEADER, StreamTask, type EncodedOutput, type FlushBatch, type Outbox, type TaskNames } from "./task.ts";
 import type { SinkTarget, SubTopology, Topology } from "./topology.ts";
 
@@ -34,13 +34,13 @@ export interface StreamsOptions {
   httpUrl?: string;
   /** Token (JWT) for the SDK connection and the HTTP requests. */
   token?: string;
-  /** Flush when this many input records (or outputs) wait (default 2000). */
+  /** Flush when this many input records (or outputs) wait (default 5000; also when a task's outputs reach ~256 KB). */
   maxBatchRecords?: number;
   /** Flush at most this long after the first unflushed record, ms (default 100). */
   maxBatchMs?: number;
   /** Consumer-group session timeout: how long a vanished instance keeps its partitions, ms (default the node's). */
   sessionTimeoutMs?: number;
-  /** Flow-control window of the input subscriptions (default 2000). */
+  /** Flow-control window of the input subscriptions (default 5000). */
   credit?: number;
   /** Called with every error (failed flushes stop the application first; fenced commits are only reported). */
   onError?: (err: StreamsError) => void;
@@ -75,6 +75,9 @@ export interface StreamsMetrics {
   tasks: number;
 }
 
+/** A flush starts once a task's outputs take about this many bytes (its outbox record holds them all). */
+const MAX_OUTBOX_BYTES = 256 * 1024;
+
 interface SourceState {
   sub: SubTopology;
   index: number;
@@ -95,6 +98,9 @@ export class TributaryStreams {
   readonly #tables = new Map<string, GlobalTableState>();
   /** Per output topic and partition: an offset at or below the end (for outbox lookups). */
   readonly #knownEnds = new Map<string, Map<number, number>>();
+  /** Idempotent produce: this instance's producer id and its next request sequence. */
+  readonly #producerId = `streams-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  #sequence = 0;
   #flushing: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #unflushed = 0;
@@ -174,9 +180,6 @@ export class TributaryStreams {
       }
     }
     this.#client = connect(this.#options.url, {
-      codec: "raw",
-      maxQueuedPublishes: 1_000_000,
-      maxInflightPublishes: 1024,
       ...(this.#options.token ? { token: this.#options.token } : {}),
       ...this.#options.client,
     });
@@ -215,7 +218,7 @@ export class TributaryStreams {
       reset: "earliest",
       codec: "json",
       presence: false,
-      credit: this.#options.credit ?? 2000,
+      credit: this.#options.credit ?? 5000,
       ...(this.#options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: this.#options.sessionTimeoutMs } : {}),
       onRevoke: async (partitions) => {
         // The partitions move once this settles: finish their work here (Kafka's onPartitionsRevoked).
@@ -253,8 +256,9 @@ export class TributaryStreams {
       return;
     }
     this.#unflushed++;
-    const max = this.#options.maxBatchRecords ?? 2000;
-    if (this.#unflushed >= max || task.pendingOutputs >= max) await this.#flush();
+    const max = this.#options.maxBatchRecords ?? 5000;
+    // The outbox is one record: it stays well below the node's record size limit (1 MB by default).
+    if (this.#unflushed >= max || task.pendingOutputs >= max || task.pendingBytes >= MAX_OUTBOX_BYTES) await this.#flush();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
@@ -379,27 +383,28 @@ export class TributaryStreams {
       if (batch) batches.push(batch);
     }
     if (batches.length === 0) return;
-    const client = this.#client!;
     // 1. changelogs
-    const changelog: Promise<unknown>[] = [];
+    const changelog = new Map<string, ProduceRecord[]>();
     for (const b of batches) {
       for (const { topic, records } of b.changelog) {
-        for (const r of records) {
-          changelog.push(client.publish(topic, r.value === null ? null : JSON.stringify(r.value), { key: r.key, partition: b.task.partition, ...(r.value === null ? {} : { contentType: JSON_CONTENT_TYPE }) }));
-        }
+        let list = changelog.get(topic);
+        if (!list) changelog.set(topic, (list = []));
+        for (const r of records) list.push(r.value === null ? { key: r.key, value: null, partition: b.task.partition } : { key: r.key, value: JSON.stringify(r.value), contentType: JSON_CONTENT_TYPE, partition: b.task.partition });
       }
     }
-    await Promise.all(changelog);
+    await Promise.all([...changelog].map(([topic, records]) => this.#produce(topic, records)));
     const flush = this.#metrics.flushes + 1;
     const outputs = batches.reduce((n, b) => n + b.outputs.length, 0);
     this.#options.onFlushStep?.("changelog", { flush, outputs });
     // 2. outboxes
-    await Promise.all(
-      batches.map((b) => {
-        const source = this.#sources.find((s) => s.sub === b.task.sub)!;
-        return client.publish(this.outboxTopic(source.topic), this.#outboxJson(b), { key: "outbox", partition: b.task.partition, contentType: JSON_CONTENT_TYPE });
-      }),
-    );
+    const outboxes = new Map<string, ProduceRecord[]>();
+    for (const b of batches) {
+      const topic = this.outboxTopic(this.#sources.find((s) => s.sub === b.task.sub)!.topic);
+      let list = outboxes.get(topic);
+      if (!list) outboxes.set(topic, (list = []));
+      list.push({ key: "outbox", value: this.#outboxJson(b), contentType: JSON_CONTENT_TYPE, partition: b.task.partition });
+    }
+    await Promise.all([...outboxes].map(([topic, records]) => this.#produce(topic, records)));
     this.#options.onFlushStep?.("outbox", { flush, outputs });
     // 3. outputs
     await this.#produceOutputs(batches.flatMap((b) => b.outputs));
@@ -433,17 +438,29 @@ export class TributaryStreams {
     return `{"b":${b.outbox.b},"st":${b.outbox.st},"from":${JSON.stringify(from)},"out":[${out.join(",")}]}`;
   }
 
+  /** Produces outputs, per topic in order (topics in parallel), and notes where they landed. */
   async #produceOutputs(outputs: EncodedOutput[]): Promise<void> {
-    const client = this.#client!;
-    const results = await Promise.all(
-      outputs.map((o) => client.publish(o.topic, o.payload, { key: o.key, headers: o.headers, ...(o.payload === null ? {} : { contentType: o.contentType }) })),
+    const byTopic = new Map<string, EncodedOutput[]>();
+    for (const o of outputs) {
+      let list = byTopic.get(o.topic);
+      if (!list) byTopic.set(o.topic, (list = []));
+      list.push(o);
+    }
+    await Promise.all(
+      [...byTopic].map(async ([topic, list]) => {
+        const results = await this.#produce(
+          topic,
+          list.map((o) => (o.payload === null ? { key: o.key, value: null, headers: o.headers } : { key: o.key, value: o.payload, contentType: o.contentType, headers: o.headers })),
+        );
+        const ends = this.#knownEnds.get(topic);
+        if (ends) for (const { partition, offset } of results) if (offset + 1 > (ends.get(partition) ?? 0)) ends.set(partition, offset + 1);
+      }),
     );
-    outputs.forEach((o, i) => {
-      const ends = this.#knownEnds.get(o.topic);
-      const { partition, offset } = results[i]!;
-      if (ends && offset + 1 > (ends.get(partition) ?? 0)) ends.set(partition, offset + 1);
-    });
     this.#metrics.emitted += outputs.length;
+  }
+
+  #produce(topic: string, records: ProduceRecord[]): Promise<Array<{ partition: number; offset: number }>> {
+    return this.#admin.produce(topic, records, this.#producerId, () => this.#sequence++);
   }
 
   // ---- errors -----------------------------------------------------------------------------

@@ -83,6 +83,7 @@ export class StreamTask implements TaskContext {
   /** Records below this offset are already in the state and the outbox (after a restore). */
   skipBelow = 0;
   #outputs: EncodedOutput[] = [];
+  #pendingBytes = 0;
   #changed = false;
 
   constructor(sub: SubTopology, partition: number, names: TaskNames, tables: (table: string, key: string) => unknown) {
@@ -99,6 +100,11 @@ export class StreamTask implements TaskContext {
   /** Outputs collected since the last snapshot. */
   get pendingOutputs(): number {
     return this.#outputs.length;
+  }
+
+  /** About how many bytes the outbox of the outputs collected since the last snapshot takes. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
   }
 
   keyValueStore(name: string): KeyValueStore {
@@ -136,6 +142,7 @@ export class StreamTask implements TaskContext {
       contentType = TEXT_CONTENT_TYPE;
     } else payload = JSON.stringify(value);
     this.#outputs.push({ topic: record.topic, key: record.key, payload, contentType, headers: record.headers });
+    this.#pendingBytes += 200 + (payload?.length ?? 0) + (record.key?.length ?? 0);
   }
 
   /** Processes one input record (in offset order); records below `skipBelow` are skipped. */
@@ -166,6 +173,7 @@ export class StreamTask implements TaskContext {
     if (!this.#changed && changelog.length === 0 && this.#outputs.length === 0) return null;
     const outputs = this.#outputs;
     this.#outputs = [];
+    this.#pendingBytes = 0;
     this.#changed = false;
     const b = this.next;
     for (let i = 0; i < outputs.length; i++) outputs[i]!.headers[ORIGIN_HEADER] = `${this.names.taskId}|${b}|${i}`;

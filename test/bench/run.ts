@@ -17,6 +17,7 @@ const BENCHES: Record<string, string> = {
   dashboards: "the README's monitoring pictures: a real workload scraped by Prometheus, every dashboard panel drawn from query_range to docs/img/*.png",
   compaction: "log compaction: 1M writes over 1000 keys (file, and Redis at 200k), node restart with 100k retained 1 KB messages compacted vs not",
   connect: "PostgreSQL sink rows/s (topic → table through tributary connect, exactly-once upserts) vs COPY of the same rows",
+  streams: "streams records/s, one instance: map + filter and a windowed aggregate (outputs, changelog and outbox acknowledged, offsets committed) vs a plain group consumer",
 };
 
 function usage(): string {
