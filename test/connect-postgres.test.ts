@@ -114,4 +114,61 @@ describe("PostgreSQL sink, exactly-once by (topic, partition, offset)", () => {
       expect(odd).toEqual([{ src_key: "odd\tkey\\99007", value: { n: 99007, note: "tab\there\nnew line \\ back \u00e9\u2713" } }]);
     }, 150_000);
   }
+
+  for (const run of [1, 2, 3]) {
+    it(`waits out a PostgreSQL outage without dead-lettering, maps JSON fields to typed columns, and dead-letters the value that is not JSON at once (run ${run})`, async () => {
+      const topic = `readings-${run}`;
+      const table = `readings_${run}`;
+      const name = `pg-columns-${run}`;
+      await pgServer.query(`CREATE TABLE ${table} (src_topic text NOT NULL, src_partition integer NOT NULL, src_offset bigint NOT NULL, src_key text, src_timestamp timestamptz NOT NULL,
+        device text, temp numeric, seen boolean, PRIMARY KEY (src_topic, src_partition, src_offset))`);
+      await http("POST", "/topics", { name: topic, partitions: 2 });
+      const N = 10_000;
+      const records: Array<{ key: string; value: unknown }> = [];
+      for (let i = 0; i < N; i++) records.push({ key: `d${i % 20}`, value: { device: `d${i % 20}`, temp: i / 100, seen: i % 2 === 0, extra: "ignored" } });
+      records.splice(4321, 0, { key: "bad", value: "not json at all" });
+      for (let i = 0; i < records.length; i += 2000) await http("POST", `/topics/${topic}/records`, { records: records.slice(i, i + 2000) });
+      const connect = await spawnConnect(
+        join(dir, `${name}.yaml`),
+        `connectors:
+  - name: ${name}
+    type: postgres-sink
+    topics: [${topic}]
+    connection: ${pgServer.url}
+    mode: columns
+    table: ${table}
+    columns: { device: device, temp: temp, seen: seen }
+    batchSize: 500
+    retryBackoffMs: 20
+    maxRetryBackoffMs: 300
+`,
+        `http://127.0.0.1:${node.httpPort}`,
+      );
+      children.push(connect);
+      await waitFor(async () => (await rowCount(table)) >= 1500, { timeoutMs: 30_000, intervalMs: 10, what: "1500 rows" });
+      await pgServer.down();
+      const status = async () => (await (await fetch(`${connect.apiUrl}/connectors/${name}`)).json()) as { state: string; error: string | null };
+      await waitFor(async () => /PostgreSQL/.test((await status()).error ?? ""), { timeoutMs: 20_000, what: "the sink to report the outage" });
+      expect((await status()).state).toBe("running");
+      await pgServer.up();
+      await waitFor(async () => (await rowCount(table)) >= N, { timeoutMs: 40_000, intervalMs: 50, what: `${N} rows after the outage` });
+      await waitFor(async () => (await http("GET", `/groups/connect.${name}`)).totalLag === 0, { timeoutMs: 20_000, what: "lag 0" });
+
+      const [stats] = await pgServer.query<{ rows: string; devices: string; temps: string; seen: string }>(
+        `SELECT count(*) AS rows, count(DISTINCT device) AS devices, count(DISTINCT temp) AS temps, count(*) FILTER (WHERE seen) AS seen FROM ${table}`,
+      );
+      expect(stats).toEqual({ rows: String(N), devices: "20", temps: String(N), seen: String(N / 2) });
+      const [one] = await pgServer.query(`SELECT device, temp::text AS temp, seen FROM ${table} WHERE temp = 12.34`);
+      expect(one).toEqual({ device: "d14", temp: "12.34", seen: true });
+      // Only the value that is not JSON is in the DLQ, after one attempt (retrying cannot fix it).
+      const dlq = await http("GET", `/topics/${name}.dlq/partitions/0/records?offset=earliest`);
+      expect(dlq.records).toHaveLength(1);
+      expect(dlq.records[0]).toMatchObject({ key: "bad", value: "not json at all", headers: { "connect.attempts": "1", "connect.topic": topic } });
+      expect(dlq.records[0].headers["connect.error"]).toContain("is not JSON");
+      const metrics = await (await fetch(`${connect.apiUrl}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`tributary_connect_failures_total\\{connector="${name}",kind="target"\\} [1-9]`));
+      expect(metrics).toContain(`tributary_connect_dlq_records_total{connector="${name}"} 1`);
+      expect(await connect.stop()).toBe(0);
+    }, 90_000);
+  }
 });

@@ -22,6 +22,11 @@ export interface PgServer {
   url: string;
   /** One query on a fresh connection. */
   query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Stops the server (fast shutdown), keeping its data: a target outage. */
+  down(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  up(): Promise<void>;
+  /** Stops it and removes its data. */
   stop(): Promise<void>;
 }
 
@@ -49,22 +54,34 @@ export async function startPostgres(): Promise<PgServer> {
   }
   const port = await freePort();
   const [cmd, args] = asPostgres([join(BIN, "postgres"), "-D", data, "-p", String(port), "-k", dir, "-h", "127.0.0.1", "-c", "max_connections=50"]);
-  const child: ChildProcess = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  await within(
-    new Promise<void>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        log += d.toString();
-        if (log.includes("database system is ready to accept connections")) resolve();
-      };
-      child.stderr!.on("data", onData);
-      child.stdout!.on("data", onData);
-      void exited.then((code) => reject(new Error(`postgres exited with ${code} before it was ready:\n${log}`)));
-    }),
-    30_000,
-    `postgres to accept connections:\n${log}`,
-  );
+  /** Starts the postmaster; resolves once it accepts connections, with a function that stops it. */
+  async function launch(): Promise<() => Promise<void>> {
+    const child: ChildProcess = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await within(
+      new Promise<void>((resolve, reject) => {
+        const onData = (d: Buffer) => {
+          log += d.toString();
+          if (log.includes("database system is ready to accept connections")) resolve();
+        };
+        child.stderr!.on("data", onData);
+        child.stdout!.on("data", onData);
+        void exited.then((code) => reject(new Error(`postgres exited with ${code} before it was ready:\n${log}`)));
+      }),
+      30_000,
+      "postgres to accept connections",
+    );
+    return async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        // Fast shutdown: SIGINT to the postmaster itself (runuser does not forward it); its pid is postmaster.pid's first line.
+        const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+        process.kill(pid, "SIGINT");
+      }
+      await within(exited, 20_000, "postgres to stop");
+    };
+  }
+  let stopServer = await launch();
   const admin = new pg.Client({ host: "127.0.0.1", port, user, database: "postgres" });
   await admin.connect();
   await admin.query("CREATE DATABASE tributary");
@@ -82,13 +99,14 @@ export async function startPostgres(): Promise<PgServer> {
         await client.end();
       }
     },
+    async down() {
+      await stopServer();
+    },
+    async up() {
+      stopServer = await launch();
+    },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        // Fast shutdown: SIGINT to the postmaster itself (runuser does not forward it); its pid is postmaster.pid's first line.
-        const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
-        process.kill(pid, "SIGINT");
-      }
-      await within(exited, 20_000, "postgres to stop");
+      await stopServer();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -260,6 +260,12 @@ export class PostgresSink implements SinkConnector {
       throw new SinkError("target", `cannot connect to PostgreSQL: ${(err as Error).message}`, true, { cause: err });
     }
     let broken: Error | undefined;
+    // The server may drop the connection between two queries (a restart): pg reports that as an `error` event on the client, not on a query.
+    const onError = (err: Error) => {
+      broken = err;
+      this.#logger.warn("connect.postgres.connection_error", { connector: this.#name, error: err.message });
+    };
+    client.on("error", onError);
     try {
       return await fn(client);
     } catch (err) {
@@ -269,6 +275,7 @@ export class PostgresSink implements SinkConnector {
       broken = err as Error;
       throw new SinkError("target", `PostgreSQL: ${(err as Error).message}${code ? ` [${code}]` : ""}`, true, { cause: err });
     } finally {
+      client.off("error", onError);
       client.release(broken);
     }
   }
