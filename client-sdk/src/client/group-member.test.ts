@@ -9,6 +9,7 @@ import { waitFor } from "../../../test/helpers/wait.ts";
 import { TributaryClientError } from "./errors.ts";
 import { GroupMember, type GroupPartitionControl } from "./group-member.ts";
 import type { Subscription, SubscriptionHost } from "./subscription.ts";
+import type { SubscribeOptions } from "./types.ts";
 
 const TOPIC = "orders";
 
@@ -28,7 +29,7 @@ interface Harness {
   connected: boolean;
 }
 
-function harness(): Harness {
+function harness(options: Partial<SubscribeOptions> = {}): Harness {
   const h = { sent: [], commits: [], errors: [], events: [], processed: new Map(), answer: [], connected: true } as unknown as Harness;
   const sub = { id: 1, topic: TOPIC, closed: false };
   h.sub = sub;
@@ -59,7 +60,7 @@ function harness(): Harness {
     reportError: (err: TributaryClientError) => void h.errors.push(err),
     resubscribe: () => undefined,
   } as unknown as SubscriptionHost;
-  h.member = new GroupMember(sub as unknown as Subscription<unknown>, { group: "g", autoCommitIntervalMs: 60_000 }, control, host);
+  h.member = new GroupMember(sub as unknown as Subscription<unknown>, { group: "g", autoCommitIntervalMs: 60_000, ...options }, control, host);
   return h;
 }
 
@@ -102,6 +103,39 @@ describe("GroupMember revoke and leave commits", () => {
     expect(h.commits.map((c) => [c.generation, c.offsets])).toEqual([[3, [{ topic: TOPIC, partition: 0, offset: 10, epoch: "e" }]]]);
     expect(h.sent).toEqual([{ op: "revoked", sub: 1, generation: 3, partitions: [{ topic: TOPIC, partition: 0 }] }]);
     expect(revokedEvents(h)).toEqual([{ group: "g", generation: 3, partitions: [0], lost: false }]);
+  });
+
+  it("onRevoke-is-awaited-before-the-revoke-commits-and-confirms-and-its-failure-is-reported", async () => {
+    let finish: () => void = () => {};
+    const calls: number[][] = [];
+    const h = harness({
+      onRevoke: (partitions) => {
+        calls.push(partitions);
+        // The application finishes its work of the partitions (here: one more processed record).
+        return new Promise<void>((resolve) => (finish = () => {
+          h.processed.set(0, 8);
+          resolve();
+        }));
+      },
+    });
+    joined(h);
+    h.member.onAssign(assign(2, [0, 1]));
+    h.processed.set(0, 7);
+    h.member.onRevoke(revoke(2, [0]));
+    await until(() => calls.length > 0, "onRevoke to be called");
+    expect(calls).toEqual([[0]]);
+    expect(h.commits).toEqual([]);
+    expect(h.sent).toEqual([]);
+    finish();
+    await until(() => h.sent.length > 0, "the revoke to be confirmed");
+    expect(h.commits.map((c) => c.offsets)).toEqual([[{ topic: TOPIC, partition: 0, offset: 8, epoch: "e" }]]);
+
+    const failing = harness({ onRevoke: () => Promise.reject(new Error("flush failed")) });
+    joined(failing);
+    failing.member.onAssign(assign(2, [0]));
+    failing.member.onRevoke(revoke(2, [0]));
+    await until(() => failing.sent.length > 0, "the revoke to be confirmed after a failed onRevoke");
+    expect(failing.errors.map((e) => e.message)).toEqual([expect.stringMatching(/onRevoke of partitions \[0\].*flush failed.*the revoke goes on/)]);
   });
 
   it("a-fenced-commit-on-revoke-is-reported-and-the-revoke-confirmed", async () => {
