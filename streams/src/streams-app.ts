@@ -21,8 +21,9 @@ import { connect, type ClientOptions, type Message, type Subscription, type Trib
 import { StreamsBuilder } from "./builder.ts";
 import { StreamsError } from "./errors.ts";
 import { GlobalTableState } from "./global-table.ts";
-import { headerText, jsonValue, NodeAdmin, type ProduceRecord } from "./node-admin.ts";
-import { eventTimeOf, JSON_CONTENT_TYPE, ORIGIN_HEADER, StreamTask, type EncodedOutput, type FlushBatch, type Outbox, type TaskNames } from "./task.ts";
+import { NodeAdmin, type ProduceRecord } from "./node-admin.ts";
+import { restoreTask } from "./task-restore.ts";
+import { eventTimeOf, JSON_CONTENT_TYPE, StreamTask, type EncodedOutput, type FlushBatch, type Outbox, type TaskNames } from "./task.ts";
 import type { SinkTarget, SubTopology, Topology } from "./topology.ts";
 
 export interface StreamsOptions {
@@ -77,6 +78,8 @@ export interface StreamsMetrics {
 
 /** A flush starts once a task's outputs take about this many bytes (its outbox record holds them all). */
 const MAX_OUTBOX_BYTES = 256 * 1024;
+/** How often a flush refreshes the output topics' end offsets (the outbox's lower bounds), ms. */
+const ENDS_REFRESH_MS = 5000;
 
 interface SourceState {
   sub: SubTopology;
@@ -101,6 +104,7 @@ export class TributaryStreams {
   /** Idempotent produce: this instance's producer id and its next request sequence. */
   readonly #producerId = `streams-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
   #sequence = 0;
+  #endsRefreshedAt = Date.now();
   #flushing: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #unflushed = 0;
@@ -280,8 +284,18 @@ export class TributaryStreams {
   #startTask(source: SourceState, partition: number, committed: number): void {
     const key = `${source.index}:${partition}`;
     const task = new StreamTask(source.sub, partition, this.#names(source, partition), (table, k) => this.#tables.get(table)!.get(k));
-    const restoring = this.#restore(source, task, committed).then(
-      () => {
+    const restoring = restoreTask({
+      admin: this.#admin,
+      task,
+      committed,
+      outboxTopic: this.outboxTopic(source.topic),
+      changelogTopic: (store) => this.changelogTopic(store),
+      produce: (outputs) => this.#produceOutputs(outputs),
+    }).then(
+      ({ records, reemitted }) => {
+        this.#metrics.restores++;
+        this.#metrics.restoredRecords += records;
+        this.#metrics.reemitted += reemitted;
         if (this.#restoring.get(key) === restoring) {
           this.#restoring.delete(key);
           this.#tasks.set(key, task);
@@ -301,60 +315,6 @@ export class TributaryStreams {
     this.#metrics.processed += task.counters.processed;
     this.#metrics.skipped += task.counters.skipped;
     this.#metrics.late += task.counters.late;
-  }
-
-  /** Rebuilds a task's stores from its changelogs and completes its last flush if it was cut short. */
-  async #restore(source: SourceState, task: StreamTask, committed: number): Promise<void> {
-    const admin = this.#admin;
-    const p = task.partition;
-    const outboxTopic = this.outboxTopic(source.topic);
-    let outbox: Outbox | null = null;
-    const info = await admin.describeTopic(outboxTopic);
-    const part = info?.partitionInfo.find((x) => x.partition === p);
-    if (part && part.endOffset > part.earliestOffset) {
-      for await (const page of admin.read(outboxTopic, p, part.endOffset - 1)) outbox = jsonValue(page[page.length - 1]!) as Outbox;
-    }
-    for (const store of source.sub.stores) {
-      const topic = this.changelogTopic(store.name);
-      const cinfo = await admin.describeTopic(topic);
-      const cpart = cinfo?.partitionInfo.find((x) => x.partition === p);
-      if (!cpart) throw new StreamsError("CHANGELOG", `changelog "${topic}" has no partition ${p}`, { topic, partition: p });
-      for await (const page of admin.read(topic, p, cpart.earliestOffset)) {
-        for (const r of page) {
-          if (r.key === null) continue;
-          task.restoreRecord(store.name, { key: r.key, value: r.value === null ? null : (jsonValue(r) as { a: unknown; t: number }) });
-          this.#metrics.restoredRecords++;
-        }
-      }
-    }
-    task.restoreOutbox(outbox);
-    if (outbox && outbox.b > committed && outbox.out.length > 0) await this.#completeOutbox(task, outbox);
-    this.#metrics.restores++;
-  }
-
-  /** Produces the outputs of `outbox` that are not in their topics yet (found by origin header). */
-  async #completeOutbox(task: StreamTask, outbox: Outbox): Promise<void> {
-    const prefix = `${task.names.taskId}|${outbox.b}|`;
-    const seen = new Set<string>();
-    for (const [topic, partitions] of Object.entries(outbox.from)) {
-      for (const [partition, from] of Object.entries(partitions)) {
-        for await (const page of this.#admin.read(topic, Number(partition), from)) {
-          for (const r of page) {
-            const origin = headerText(r.headers[ORIGIN_HEADER]);
-            if (origin?.startsWith(prefix)) seen.add(origin);
-          }
-        }
-      }
-    }
-    const missing: EncodedOutput[] = [];
-    outbox.out.forEach((o, i) => {
-      if (seen.has(prefix + i)) return;
-      const payload = o.v === null ? null : o.c === JSON_CONTENT_TYPE ? JSON.stringify(o.v) : String(o.v);
-      missing.push({ topic: o.t, key: o.k, payload, contentType: o.c, headers: o.h });
-    });
-    if (missing.length === 0) return;
-    await this.#produceOutputs(missing);
-    this.#metrics.reemitted += missing.length;
   }
 
   // ---- flush ------------------------------------------------------------------------------
@@ -392,7 +352,9 @@ export class TributaryStreams {
         for (const r of records) list.push(r.value === null ? { key: r.key, value: null, partition: b.task.partition } : { key: r.key, value: JSON.stringify(r.value), contentType: JSON_CONTENT_TYPE, partition: b.task.partition });
       }
     }
-    await Promise.all([...changelog].map(([topic, records]) => this.#produce(topic, records)));
+    // (With it, at most every few seconds: the output topics' end offsets, so that an outbox
+    // names recent lower bounds and a restore reads little of other tasks' outputs.)
+    await Promise.all([...[...changelog].map(([topic, records]) => this.#produce(topic, records)), this.#refreshEnds()]);
     const flush = this.#metrics.flushes + 1;
     const outputs = batches.reduce((n, b) => n + b.outputs.length, 0);
     this.#options.onFlushStep?.("changelog", { flush, outputs });
@@ -415,7 +377,7 @@ export class TributaryStreams {
       try {
         await source.subscription.commit();
       } catch (err) {
-        // The outputs are safe: the next owner finds them by their origin (see #completeOutbox).
+        // The outputs are safe: the next owner finds them by their origin (task-restore.ts).
         this.#report(new StreamsError("COMMIT", `commit of "${source.topic}" failed: ${String((err as Error)?.message ?? err)}; the next owner completes the flush from its outbox`, { topic: source.topic }, { cause: err }));
       }
     }
@@ -436,6 +398,24 @@ export class TributaryStreams {
       return `{"t":${JSON.stringify(o.topic)},"k":${JSON.stringify(o.key)},"c":${JSON.stringify(o.contentType)},"v":${v},"h":${JSON.stringify(o.headers)}}`;
     });
     return `{"b":${b.outbox.b},"st":${b.outbox.st},"from":${JSON.stringify(from)},"out":[${out.join(",")}]}`;
+  }
+
+  /** Raises the known end offsets of the output topics from the node, when the last refresh is older than 5 s. */
+  async #refreshEnds(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#endsRefreshedAt < ENDS_REFRESH_MS) return;
+    this.#endsRefreshedAt = now;
+    await Promise.all(
+      [...this.#knownEnds].map(async ([topic, ends]) => {
+        try {
+          const info = await this.#admin.describeTopic(topic);
+          for (const p of info?.partitionInfo ?? []) if (p.endOffset > (ends.get(p.partition) ?? 0)) ends.set(p.partition, p.endOffset);
+        } catch (err) {
+          // The bounds known so far stay valid (only lower); a restore may just read more.
+          this.#report(err instanceof StreamsError ? err : new StreamsError("HTTP", `refreshing the end offsets of "${topic}": ${String(err)}`, { topic }, { cause: err }));
+        }
+      }),
+    );
   }
 
   /** Produces outputs, per topic in order (topics in parallel), and notes where they landed. */

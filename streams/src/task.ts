@@ -31,7 +31,7 @@ export interface EncodedOutput {
 export interface Outbox {
   b: number;
   st: number;
-  out: Array<{ t: string; k: string | null; c: string; v: string | null; h: Record<string, string> }>;
+  out: Array<{ t: string; k: string | null; c: string; v: unknown; h: Record<string, string> }>;
   from: Record<string, Record<string, number>>;
 }
 
