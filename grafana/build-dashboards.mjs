@@ -107,7 +107,10 @@ const DASHBOARDS = [
     uid: "tributary-nodes",
     title: "Tributary / Nodes & storage",
     panels: [
-      ts("Ready", "none", [[`tributary_node_ready{${I}}`, "{{instance}}"]]),
+      ts("Ready and storage healthy", "none", [
+        [`tributary_node_ready{${I}}`, "ready {{instance}}"],
+        [`tributary_storage_healthy{${I}}`, "storage {{instance}}"],
+      ], "Ready: the node serves clients. Storage healthy: 0 after a failed fdatasync (the node answers /readyz 503 until restarted)."),
       ts("Resident memory", "bytes", [[`process_resident_memory_bytes{job="tributary", ${I}}`, "{{instance}}"]]),
       ts("CPU", "percentunit", [[`rate(process_cpu_seconds_total{job="tributary", ${I}}[${R}])`, "{{instance}}"]]),
       ts("Event-loop lag p99", "s", [[`nodejs_eventloop_lag_p99_seconds{job="tributary", ${I}}`, "{{instance}}"]]),
