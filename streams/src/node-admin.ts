@@ -32,8 +32,8 @@ const PAGE = 10_000;
 /** A produce request carries at most this many records, and about this many bytes (the node's body limit is 2 MB by default). */
 const PRODUCE_MAX_RECORDS = 2000;
 const PRODUCE_MAX_BYTES = 512 * 1024;
-/** How long a produce request is retried (same producer id and sequence) before it fails, ms. */
-const PRODUCE_RETRY_MS = 30_000;
+/** How long a produce request is retried (same producer id and sequence) before it fails, ms (default). */
+const PRODUCE_RETRY_MS = 5_000;
 
 /** A record to produce: the value as text (JSON text with a JSON content type, or a string), null for a tombstone. */
 export interface ProduceRecord {
@@ -48,9 +48,19 @@ export class NodeAdmin {
   readonly baseUrl: string;
   readonly #token: (() => string | undefined | Promise<string | undefined>) | undefined;
 
-  constructor(baseUrl: string, token?: () => string | undefined | Promise<string | undefined>) {
+  /** How long a produce request is retried before it fails, ms. */
+  readonly produceRetryMs: number;
+  readonly #abort = new AbortController();
+
+  constructor(baseUrl: string, token?: () => string | undefined | Promise<string | undefined>, produceRetryMs = PRODUCE_RETRY_MS) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.#token = token;
+    this.produceRetryMs = produceRetryMs;
+  }
+
+  /** Aborts requests in flight and refuses new ones (a stopped application must not write any more). */
+  close(): void {
+    this.#abort.abort();
   }
 
   /** The HTTP base URL of a node from its SDK URL (ws → http, wss → https). */
@@ -108,7 +118,7 @@ export class NodeAdmin {
    * Produces `records` to `topic` in request-sized batches, one after the other (so their
    * order holds), each with `producerId` and a fresh sequence: a batch whose reply was lost
    * is sent again with the same sequence and written once (the node's idempotent produce).
-   * Retriable failures are retried with backoff for 30 s. Returns where each record landed.
+   * Retriable failures are retried with backoff for `produceRetryMs`. Returns where each record landed.
    */
   async produce(topic: string, records: ProduceRecord[], producerId: string, nextSequence: () => number): Promise<Array<{ partition: number; offset: number }>> {
     const out: Array<{ partition: number; offset: number }> = [];
@@ -129,7 +139,7 @@ export class NodeAdmin {
   }
 
   async #produceOnce(topic: string, body: unknown): Promise<unknown> {
-    const deadline = Date.now() + PRODUCE_RETRY_MS;
+    const deadline = Date.now() + this.produceRetryMs;
     for (let attempt = 0; ; attempt++) {
       let err: StreamsError;
       try {
@@ -139,7 +149,8 @@ export class NodeAdmin {
         if (!(e instanceof StreamsError) || !e.retriable) throw e;
         err = e;
       }
-      if (Date.now() >= deadline) throw new StreamsError("PRODUCE", `produce to "${topic}" failed for ${PRODUCE_RETRY_MS} ms: ${err.message}`, { topic }, { cause: err });
+      if (this.#abort.signal.aborted) throw new StreamsError("CLOSED", `produce to "${topic}" stopped: the application stopped`, { topic }, { cause: err });
+      if (Date.now() >= deadline) throw new StreamsError("PRODUCE", `produce to "${topic}" failed for ${this.produceRetryMs} ms: ${err.message}`, { topic }, { cause: err });
       // Full-jitter backoff, 50 ms doubling to 1 s.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1000, 50 * 2 ** attempt)));
     }
@@ -151,7 +162,7 @@ export class NodeAdmin {
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     try {
-      return await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      return await fetch(`${this.baseUrl}${path}`, { method, headers, signal: this.#abort.signal, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     } catch (cause) {
       throw new StreamsError("HTTP", `${method} ${this.baseUrl}${path} failed: ${String((cause as Error)?.message ?? cause)}`, { method, path }, { cause });
     }

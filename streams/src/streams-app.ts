@@ -120,7 +120,9 @@ export class TributaryStreams {
     this.applicationId = options.applicationId;
     this.topology = topology instanceof StreamsBuilder ? topology.build() : topology;
     this.#options = options;
-    this.#admin = new NodeAdmin(options.httpUrl ?? NodeAdmin.fromSdkUrl(options.url), () => options.token);
+    // A write is retried for at most half the session timeout: an instance cut off from the
+    // node gives up (and stops) before its partitions can move to another one.
+    this.#admin = new NodeAdmin(options.httpUrl ?? NodeAdmin.fromSdkUrl(options.url), () => options.token, Math.floor((options.sessionTimeoutMs ?? 10_000) / 2));
   }
 
   /** The consumer group of the application's input subscriptions. */
@@ -209,6 +211,7 @@ export class TributaryStreams {
     for (const source of this.#sources) await source.subscription?.unsubscribe();
     for (const table of this.#tables.values()) await table.close();
     await this.#client?.close();
+    this.#admin.close();
     this.#resolveStopped(this.#failure);
   }
 
@@ -225,7 +228,9 @@ export class TributaryStreams {
       credit: this.#options.credit ?? 5000,
       ...(this.#options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: this.#options.sessionTimeoutMs } : {}),
       onRevoke: async (partitions) => {
-        // The partitions move once this settles: finish their work here (Kafka's onPartitionsRevoked).
+        // The partitions move once this settles: finish their work here (Kafka's onPartitionsRevoked),
+        // including a restore under way (it may be producing the outputs of an interrupted flush).
+        for (const p of partitions) await this.#restoring.get(`${source.index}:${p}`);
         while (this.#flushing) await this.#flushing;
         if (!this.#failure) await this.#flush();
         for (const p of partitions) this.#dropTask(source, p);
@@ -457,6 +462,7 @@ export class TributaryStreams {
     this.#report(err);
     if (this.#timer) clearTimeout(this.#timer);
     this.#closed = true;
+    this.#admin.close();
     void this.#client?.close().then(
       () => this.#resolveStopped(err),
       (closeErr: unknown) => {
