@@ -123,7 +123,6 @@ export class SinkTask {
     try {
       this.#batch.push(toSinkRecord(m));
       this.#batchOwners.push(sub);
-      this.#deps.metrics.recordsIn.inc({ connector: this.name });
       if (this.#batch.length >= this.#settings.batchSize || this.#subs.every((s) => s.buffered === 0)) {
         const flushed = this.#chain.then(() => this.#flush());
         this.#chain = flushed.catch(() => undefined); // the outcome is handled below, by the handler that asked
@@ -147,6 +146,7 @@ export class SinkTask {
     const owners = new Set(this.#batchOwners);
     this.#batch = [];
     this.#batchOwners = [];
+    this.#deps.metrics.recordsIn.inc({ connector: this.name }, batch.length); // counted per batch: one label lookup, not one per record
     if (batch.length > 0) await this.#deliver(batch);
     const pending = new Set(this.#batchOwners);
     void this.#commit([...owners].filter((s) => !pending.has(s))); // failures are logged and counted there
