@@ -97,4 +97,28 @@ describe("NDJSON file source and sink", () => {
       expect(JSON.parse(mine.at(-1).value).position).toMatchObject({ line: 2501, offset: Buffer.byteLength(lines(0, 2500)) + 1 });
     }, 90_000);
   }
+
+  for (const run of [1, 2, 3]) {
+    it(`without follow, a source that read its file to the end is stopped, and resume finds nothing new to send (run ${run})`, async () => {
+      const input = join(dir, `once-${run}.ndjson`);
+      const topic = `once-${run}`;
+      const name = `once-${run}`;
+      writeFileSync(input, lines(0, 50));
+      await http("POST", "/topics", { name: topic, partitions: 1 });
+      const connect = await spawnConnect(
+        join(dir, `once-${run}.yaml`),
+        `connectors:\n  - name: ${name}\n    type: ndjson-source\n    path: ${input}\n    topic: ${topic}\n    follow: false\n`,
+        `http://127.0.0.1:${node.httpPort}`,
+      );
+      children.push(connect);
+      const status = async () => (await (await fetch(`${connect.apiUrl}/connectors/${name}`)).json()) as { state: string };
+      await waitFor(async () => (await status()).state === "stopped", { timeoutMs: 20_000, what: "the source to stop at the end of its file" });
+      expect((await http("GET", `/topics/${topic}`)).partitionInfo[0].endOffset).toBe(50);
+      const resumed = await (await fetch(`${connect.apiUrl}/connectors/${name}/resume`, { method: "POST" })).json();
+      expect(resumed.state).toMatch(/running|stopped/);
+      await waitFor(async () => (await status()).state === "stopped", { timeoutMs: 20_000, what: "the resumed source to stop again" });
+      expect((await http("GET", `/topics/${topic}`)).partitionInfo[0].endOffset).toBe(50); // resumed at its saved position
+      expect(await connect.stop()).toBe(0);
+    }, 60_000);
+  }
 });

@@ -5,8 +5,8 @@
  * States: starting → running; paused (stopped on request, positions kept: a sink's group
  * commit, a source's saved position); failed (its start threw, or it cannot go on: the
  * error is in the status; a failed start is retried with backoff, a fatal error waits for
- * `restart`); stopped (the process is shutting down). Operations on one connector run one
- * after the other.
+ * `restart`); stopped (the process is shutting down, or a source that ended by itself:
+ * `resume` or `restart` runs it again). Operations on one connector run one after the other.
  */
 import type { Logger } from "../logger.ts";
 import type { ConnectConfig, ConnectorConfig } from "./connect-config.ts";
@@ -198,7 +198,7 @@ export class ConnectRuntime {
     e.task = task;
     try {
       if (task instanceof SinkTask) await task.start();
-      else task.start((err) => (err ? this.#fail(e, task, err) : undefined));
+      else task.start((err) => (err ? this.#fail(e, task, err) : this.#finished(e, task)));
     } catch (err) {
       e.task = undefined;
       this.#noteError(e, err as Error);
@@ -221,6 +221,15 @@ export class ConnectRuntime {
       this.#options.metrics.failures.inc({ connector: e.config.name, kind: "fatal" });
       await this.#stopTask(e);
       this.#setState(e, "failed");
+    });
+  }
+
+  /** A source returned by itself (an NDJSON file read to its end without `follow`): stopped, `resume` runs it again. */
+  #finished(e: Entry, task: SinkTask | SourceTask): void {
+    void this.#enqueue(e, async () => {
+      if (e.task !== task) return; // stopped on request: the request sets the state
+      e.task = undefined;
+      this.#setState(e, "stopped");
     });
   }
 
