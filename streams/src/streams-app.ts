@@ -49,13 +49,13 @@ export interface StreamsOptions {
   client?: ClientOptions;
   /**
    * Called as a flush passes each step (instrumentation, and fault injection in tests):
-   * "changelog" (its changelog records acknowledged), "outbox" (the outbox acknowledged),
+   * "start" (the batch is cut), "changelog" (its changelog records acknowledged), "outbox" (the outbox acknowledged),
    * "outputs" (the outputs acknowledged), "committed". `outputs`: the outputs of this flush.
    */
   onFlushStep?: (step: FlushStep, info: { flush: number; outputs: number }) => void;
 }
 
-export type FlushStep = "changelog" | "outbox" | "outputs" | "committed";
+export type FlushStep = "start" | "changelog" | "outbox" | "outputs" | "committed";
 
 export interface StreamsMetrics {
   /** Input records processed (not counting skipped ones). */
@@ -348,6 +348,9 @@ export class TributaryStreams {
       if (batch) batches.push(batch);
     }
     if (batches.length === 0) return;
+    const flush = this.#metrics.flushes + 1;
+    const outputs = batches.reduce((n, b) => n + b.outputs.length, 0);
+    this.#options.onFlushStep?.("start", { flush, outputs });
     // 1. changelogs
     const changelog = new Map<string, ProduceRecord[]>();
     for (const b of batches) {
@@ -360,8 +363,6 @@ export class TributaryStreams {
     // (With it, at most every few seconds: the output topics' end offsets, so that an outbox
     // names recent lower bounds and a restore reads little of other tasks' outputs.)
     await Promise.all([...[...changelog].map(([topic, records]) => this.#produce(topic, records)), this.#refreshEnds()]);
-    const flush = this.#metrics.flushes + 1;
-    const outputs = batches.reduce((n, b) => n + b.outputs.length, 0);
     this.#options.onFlushStep?.("changelog", { flush, outputs });
     // 2. outboxes
     const outboxes = new Map<string, ProduceRecord[]>();

@@ -84,6 +84,9 @@ async function runStreams(node: TributaryProc, url: string, http: string, builde
     applicationId,
     ...(BATCH ? { maxBatchRecords: BATCH, credit: BATCH } : {}),
     onFlushStep: (step) => {
+      const now = performance.now();
+      steps[step] = (steps[step] ?? 0) + (now - last);
+      last = now;
       if (step === "committed" && app.metrics().processed >= records) done();
     },
   });
@@ -91,11 +94,16 @@ async function runStreams(node: TributaryProc, url: string, http: string, builde
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await app.start();
+  // Time by flush step, each from the previous step's end ("start": the processing of the batch, from the last commit).
+  const steps: Record<string, number> = {};
+  let last = performance.now();
   await finished;
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const nodeCpu = cpuSeconds(node.pid) - node0;
   const outputs = app.metrics().emitted;
+  const flushes = app.metrics().flushes;
+  process.stdout.write(`  ${flushes} flushes; per flush, ms: processing ${((steps.start ?? 0) / flushes).toFixed(1)}, changelog ${((steps.changelog ?? 0) / flushes).toFixed(1)}, outbox ${((steps.outbox ?? 0) / flushes).toFixed(1)}, outputs ${((steps.outputs ?? 0) / flushes).toFixed(1)}, commit ${((steps.committed ?? 0) / flushes).toFixed(1)}\n`);
   await app.close();
   return { seconds, cpu: (cpu.user + cpu.system) / 1e6, nodeCpu, outputs };
 }
