@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000]`
+ * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000] [--reps 3]`
  *
  * WebSocket fan-out, 1 publisher → N subscribers over loopback, 64-byte messages, measured
  * for the Tributary gateway (log engine underneath) and, in the same run and with the same
@@ -58,7 +58,7 @@ export async function run(args: string[]): Promise<void> {
   const fanout = new Map<string, Result>();
   const paced = new Map<Mode, Result>();
   const only = opt("only", "");
-  // bare alone; then metrics on and off side by side, interleaved per N (each N run twice,
+  // bare alone; then metrics on and off side by side, interleaved per N (each N run --reps times, default 3,
   // in alternating order, best kept) so that load from elsewhere on the machine hits both alike.
   const keep = (mode: Mode, n: number, r: Result) => {
     const best = fanout.get(`${mode}:${n}`);
@@ -70,7 +70,7 @@ export async function run(args: string[]): Promise<void> {
     const servers = new Map<Mode, BenchServer>();
     try {
       for (const mode of modes) servers.set(mode, await startServer(mode, engine));
-      const reps = modes.length > 1 ? 2 : 1;
+      const reps = modes.length > 1 ? Number(opt("reps", "3")) : 1;
       for (const n of ns) {
         for (let rep = 0; rep < reps; rep++) {
           for (const mode of rep % 2 === 0 ? modes : [...modes].reverse()) keep(mode, n, await fanOut(servers.get(mode)!, mode, n, seconds, `fan-${n}-${rep}`));
