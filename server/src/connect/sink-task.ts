@@ -87,7 +87,7 @@ export class SinkTask {
     });
     this.#client = client;
     for (const topic of this.#settings.topics) {
-      const sub: Subscription<Uint8Array> = client.subscribe<Uint8Array>(topic, (m: Message<Uint8Array>): Promise<void> => this.#onMessage(sub, m), {
+      const sub: Subscription<Uint8Array> = client.subscribe<Uint8Array>(topic, (m: Message<Uint8Array>): Promise<void> | undefined => this.#onMessage(sub, m), {
         group: this.group,
         autoCommit: false,
         reset: this.#settings.from,
@@ -114,20 +114,27 @@ export class SinkTask {
     await this.#sink.stop();
   }
 
-  async #onMessage(sub: Subscription<Uint8Array>, m: Message<Uint8Array>): Promise<void> {
+  /**
+   * Adds the message to the batch; returns a promise (the SDK waits for it before the next
+   * message) only when the batch is written now, so most messages cost no promise at all.
+   */
+  #onMessage(sub: Subscription<Uint8Array>, m: Message<Uint8Array>): Promise<void> | undefined {
     if (this.#stopping) {
       this.#dirty = true;
-      return;
+      return undefined;
     }
+    this.#batch.push(toSinkRecord(m));
+    this.#batchOwners.push(sub);
+    if (this.#batch.length < this.#settings.batchSize && this.#subs.some((s) => s.buffered > 0)) return undefined;
+    return this.#flushFromHandler();
+  }
+
+  async #flushFromHandler(): Promise<void> {
     this.#inHandler++;
     try {
-      this.#batch.push(toSinkRecord(m));
-      this.#batchOwners.push(sub);
-      if (this.#batch.length >= this.#settings.batchSize || this.#subs.every((s) => s.buffered === 0)) {
-        const flushed = this.#chain.then(() => this.#flush());
-        this.#chain = flushed.catch(() => undefined); // the outcome is handled below, by the handler that asked
-        await flushed;
-      }
+      const flushed = this.#chain.then(() => this.#flush());
+      this.#chain = flushed.catch(() => undefined); // the outcome is handled below, by the handler that asked
+      await flushed;
     } catch (err) {
       if (!(err instanceof Stopped)) throw err;
       this.#dirty = true;
