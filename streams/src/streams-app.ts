@@ -11,7 +11,8 @@
  *      in the output topics they will land at the earliest) → acknowledged;
  *   3. the outputs, each with an origin header `<task>|<b>|<i>` → acknowledged;
  *   4. the input offsets are committed.
- * Records are not processed while a flush runs, so a commit covers exactly what was flushed.
+ * Records go on being processed while a flush runs (into the next batch, one batch ahead at
+ * most); the commit names the flushed positions, so it covers exactly what was flushed.
  * On a restore, an outbox whose `b` is past the committed offset belongs to a flush that
  * may have died between 2 and 4: its outputs are looked up in the output topics by origin
  * and the missing ones produced, and records below `b` are skipped (they are in the state
@@ -60,6 +61,8 @@ export type FlushStep = "start" | "changelog" | "outbox" | "outputs" | "committe
 export interface StreamsMetrics {
   /** Input records processed (not counting skipped ones). */
   processed: number;
+  /** Processed input records whose flush completed (outputs acknowledged, commit sent). */
+  flushed: number;
   /** Input records skipped after a restore (already in the restored state and outbox). */
   skipped: number;
   /** Records dropped because every window they belong to had closed. */
@@ -108,12 +111,15 @@ export class TributaryStreams {
   #flushing: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #unflushed = 0;
+  /** The batch is due (full, or its timer fired during a flush): flush as soon as none runs. */
+  #full = false;
   #failure: StreamsError | undefined;
+  #closing = false;
   #closed = false;
   #resolveStopped!: (err: StreamsError | undefined) => void;
   /** Resolves when the application stopped: with the error that stopped it, or undefined after `close()`. */
   readonly stopped: Promise<StreamsError | undefined> = new Promise((resolve) => (this.#resolveStopped = resolve));
-  readonly #metrics: StreamsMetrics = { processed: 0, skipped: 0, late: 0, emitted: 0, reemitted: 0, flushes: 0, restores: 0, restoredRecords: 0, tasks: 0 };
+  readonly #metrics: StreamsMetrics = { processed: 0, flushed: 0, skipped: 0, late: 0, emitted: 0, reemitted: 0, flushes: 0, restores: 0, restoredRecords: 0, tasks: 0 };
 
   constructor(topology: Topology | StreamsBuilder, options: StreamsOptions) {
     if (!/^[a-zA-Z0-9._-]{1,100}$/.test(options.applicationId)) throw new StreamsError("INVALID_TOPOLOGY", `applicationId "${options.applicationId}" must match [a-zA-Z0-9._-]{1,100}`);
@@ -200,11 +206,13 @@ export class TributaryStreams {
 
   /** Flushes and commits what was processed, leaves the group, closes the connection. */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    this.#closing = true; // the handlers take no more records (uncommitted: the next owner reads them)
     if (!this.#failure) {
       if (this.#timer) clearTimeout(this.#timer);
       while (this.#flushing) await this.#flushing;
       await this.#flush();
+      while (this.#flushing) await this.#flushing;
     }
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
@@ -248,11 +256,12 @@ export class TributaryStreams {
 
   async #handle(source: SourceState, message: Message<unknown>): Promise<void> {
     const key = `${source.index}:${message.partition}`;
+    const max = this.#options.maxBatchRecords ?? 5000;
     for (;;) {
-      if (this.#failure || this.#closed) return;
+      if (this.#failure || this.#closed || this.#closing) return;
       const restoring = this.#restoring.get(key);
-      if (this.#flushing) await this.#flushing;
-      else if (restoring) await restoring;
+      if (restoring) await restoring;
+      else if (this.#flushing && this.#unflushed >= max) await this.#flushing; // one batch ahead at most
       else break;
     }
     const task = this.#tasks.get(key);
@@ -265,13 +274,27 @@ export class TributaryStreams {
       return;
     }
     this.#unflushed++;
-    const max = this.#options.maxBatchRecords ?? 5000;
     // The outbox is one record: it stays well below the node's record size limit (1 MB by default).
-    if (this.#unflushed >= max || task.pendingOutputs >= max || task.pendingBytes >= MAX_OUTBOX_BYTES) await this.#flush();
-    else if (this.#timer === undefined) {
+    if (task.pendingBytes >= MAX_OUTBOX_BYTES || task.pendingOutputs >= max) this.#full = true;
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Starts a flush when the batch is full, or sets the timer that starts it `maxBatchMs` after
+   * its first record. Processing goes on while a flush is written (the next batch fills); a
+   * full batch waits for the flush in progress, then goes at once.
+   */
+  #scheduleFlush(): void {
+    if (this.#unflushed === 0 || this.#failure || this.#closed) return;
+    if (this.#full || this.#unflushed >= (this.#options.maxBatchRecords ?? 5000)) {
+      if (!this.#flushing) void this.#flush();
+      return;
+    }
+    if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
-        void this.#flush();
+        if (this.#flushing) this.#full = true; // due: goes right after the flush in progress
+        else void this.#flush();
       }, this.#options.maxBatchMs ?? 100);
     }
   }
@@ -331,10 +354,12 @@ export class TributaryStreams {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+    this.#full = false;
     const flushing: Promise<void> = this.#runFlush()
       .catch((err: unknown) => this.#fail(err instanceof StreamsError ? err : new StreamsError("PRODUCE", `flush failed: ${String((err as Error)?.message ?? err)}`, {}, { cause: err })))
       .finally(() => {
         if (this.#flushing === flushing) this.#flushing = undefined;
+        this.#scheduleFlush(); // what was processed meanwhile
       });
     this.#flushing = flushing;
     return flushing;
@@ -379,9 +404,12 @@ export class TributaryStreams {
     this.#options.onFlushStep?.("outputs", { flush, outputs });
     // 4. commits
     for (const source of this.#sources) {
-      if (!source.subscription || !batches.some((b) => b.task.sub === source.sub)) continue;
+      // Exactly the flushed positions: the handler has gone on with the next batch meanwhile.
+      const offsets: Record<number, number> = {};
+      for (const b of batches) if (b.task.sub === source.sub) offsets[b.task.partition] = b.outbox.b;
+      if (!source.subscription || Object.keys(offsets).length === 0) continue;
       try {
-        await source.subscription.commit();
+        await source.subscription.commit(offsets);
       } catch (err) {
         // The outputs are safe: the next owner finds them by their origin (task-restore.ts).
         this.#report(new StreamsError("COMMIT", `commit of "${source.topic}" failed: ${String((err as Error)?.message ?? err)}; the next owner completes the flush from its outbox`, { topic: source.topic }, { cause: err }));
@@ -389,6 +417,7 @@ export class TributaryStreams {
     }
     for (const b of batches) b.task.flushed();
     this.#metrics.flushes++;
+    this.#metrics.flushed += batches.reduce((n, b) => n + b.records, 0);
     this.#options.onFlushStep?.("committed", { flush, outputs });
   }
 

@@ -37,6 +37,8 @@ export interface Outbox {
 
 export interface FlushBatch {
   task: StreamTask;
+  /** Input records processed into this batch. */
+  records: number;
   changelog: Array<{ topic: string; records: ChangelogRecord[] }>;
   /** `b`, `st` and the outputs; `from` is added by the application when it writes it. */
   outbox: Omit<Outbox, "from">;
@@ -84,6 +86,7 @@ export class StreamTask implements TaskContext {
   skipBelow = 0;
   #outputs: EncodedOutput[] = [];
   #pendingBytes = 0;
+  #sinceSnapshot = 0;
   #changed = false;
 
   constructor(sub: SubTopology, partition: number, names: TaskNames, tables: (table: string, key: string) => unknown) {
@@ -158,6 +161,7 @@ export class StreamTask implements TaskContext {
     for (const aggregate of this.sub.aggregates) aggregate.closeWindows(this);
     this.next = input.offset + 1;
     this.counters.processed++;
+    this.#sinceSnapshot++;
     this.#changed = true;
   }
 
@@ -172,13 +176,16 @@ export class StreamTask implements TaskContext {
     }
     if (!this.#changed && changelog.length === 0 && this.#outputs.length === 0) return null;
     const outputs = this.#outputs;
+    const records = this.#sinceSnapshot;
     this.#outputs = [];
     this.#pendingBytes = 0;
+    this.#sinceSnapshot = 0;
     this.#changed = false;
     const b = this.next;
     for (let i = 0; i < outputs.length; i++) outputs[i]!.headers[ORIGIN_HEADER] = `${this.names.taskId}|${b}|${i}`;
     return {
       task: this,
+      records,
       changelog,
       outbox: { b, st: this.streamTime, out: outputs.map((o) => ({ t: o.topic, k: o.key, c: o.contentType, v: o.payload, h: o.headers })) },
       outputs,

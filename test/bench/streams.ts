@@ -87,7 +87,7 @@ async function runStreams(node: TributaryProc, url: string, http: string, builde
       const now = performance.now();
       steps[step] = (steps[step] ?? 0) + (now - last);
       last = now;
-      if (step === "committed" && app.metrics().processed >= records) done();
+      if (step === "committed" && app.metrics().flushed >= records) done();
     },
   });
   const node0 = cpuSeconds(node.pid);

@@ -138,6 +138,29 @@ describe("GroupMember revoke and leave commits", () => {
     expect(failing.errors.map((e) => e.message)).toEqual([expect.stringMatching(/onRevoke of partitions \[0\].*flush failed.*the revoke goes on/)]);
   });
 
+  it("commit-with-offsets-commits-those-positions-of-owned-and-revoking-partitions-only", async () => {
+    const h = harness({
+      autoCommit: false,
+      onRevoke: async () => {
+        await h.member.commit({ 0: 12 }); // the application finishes partition 0 while it is being revoked
+      },
+    });
+    joined(h);
+    h.member.onAssign(assign(4, [0, 1]));
+    h.processed.set(0, 20); // the handler ran ahead of what the application finished
+    await h.member.commit({ 0: 5, 1: 9, 7: 3 });
+    expect(h.commits.map((c) => c.offsets)).toEqual([
+      [
+        { topic: TOPIC, partition: 0, offset: 5, epoch: "e" },
+        { topic: TOPIC, partition: 1, offset: 9, epoch: "e" },
+      ],
+    ]);
+    h.member.onRevoke(revoke(4, [0]));
+    await until(() => h.sent.length > 0, "the revoke to be confirmed");
+    expect(h.commits.map((c) => c.offsets)[1]).toEqual([{ topic: TOPIC, partition: 0, offset: 12, epoch: "e" }]);
+    expect(h.commits).toHaveLength(2); // autoCommit off: no commit of the processed position on revoke
+  });
+
   it("a-fenced-commit-on-revoke-is-reported-and-the-revoke-confirmed", async () => {
     const h = harness();
     joined(h);

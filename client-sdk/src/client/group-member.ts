@@ -191,9 +191,11 @@ export class GroupMember {
     if (!this.#sub.closed) this.#host.resubscribe(this.#sub);
   }
 
-  /** Commits the processed position of every owned partition that moved since the last commit. */
-  commit(): Promise<void> {
-    return this.#commitPartitions([...this.#owned], this.generation);
+  /** Commits the processed position of every owned partition that moved since the last commit, or the given `offsets` (owned or revoking partitions). */
+  commit(offsets?: Record<number, number>): Promise<void> {
+    if (!offsets) return this.#commitPartitions([...this.#owned], this.generation);
+    const partitions = Object.keys(offsets).map(Number).filter((p) => this.#owned.has(p) || this.#revoking.has(p));
+    return this.#commitPartitions(partitions, this.generation, offsets);
   }
 
   /** Before an explicit leave: let the handler finish, commit (with autoCommit); a failed commit is reported. */
@@ -228,11 +230,11 @@ export class GroupMember {
     }
   }
 
-  async #commitPartitions(partitions: number[], generation: number): Promise<void> {
+  async #commitPartitions(partitions: number[], generation: number, explicit?: Record<number, number>): Promise<void> {
     if (this.memberId === undefined || generation === 0) return;
     const offsets: Array<{ topic: string; partition: number; offset: number; epoch?: string }> = [];
     for (const partition of partitions) {
-      const offset = this.#control.processed(partition);
+      const offset = explicit ? explicit[partition] : this.#control.processed(partition);
       const epoch = this.#control.epoch(partition);
       const last = this.#committed.get(partition);
       if (offset === undefined || (last !== undefined && last.offset === offset && last.epoch === epoch)) continue;

@@ -140,10 +140,14 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
    * partition that moved since the last commit. Rejects with UNKNOWN_MEMBER,
    * ILLEGAL_GENERATION or PARTITION_NOT_OWNED when fenced (the records will be
    * re-delivered to the partition's next owner), UNAVAILABLE when disconnected.
+   *
+   * `offsets` (partition → next offset) commits those positions instead, for an application
+   * that finishes records after its handler returned them (Kafka's `commitSync(offsets)`):
+   * owned partitions, and partitions being revoked (from an `onRevoke`); others are ignored.
    */
-  commit(): Promise<void> {
+  commit(offsets?: Record<number, number>): Promise<void> {
     if (!this.group) return Promise.reject(new TributaryClientError("BAD_REQUEST", "commit() needs a group subscription (subscribe with { group })", { topic: this.topic }));
-    return this.group.commit();
+    return this.group.commit(offsets);
   }
 
   // ---- used by the client --------------------------------------------------------------
