@@ -129,7 +129,7 @@ describe("web console on a node with JWT auth", () => {
     // a token with 3 s to live: the tail works, then the node refuses it and the console says why
     await signIn(page, await node.hs({ sub: "brief", admin: true }, 3));
     await page.waitForFunction(() => (window as unknown as { __tributary: { received: unknown[] } }).__tributary.received.length === 3);
-    await page.waitForFunction(() => !document.querySelector("#view-login")!.hidden && document.querySelector("#login-why")!.textContent === "Your token has expired: sign in with a fresh one (TOKEN_EXPIRED).", null, { timeout: 15_000 });
+    await page.waitForFunction(() => !document.querySelector<HTMLElement>("#view-login")!.hidden && document.querySelector("#login-why")!.textContent === "Your token has expired: sign in with a fresh one (TOKEN_EXPIRED).", null, { timeout: 15_000 });
     // a fresh token picks up where the tail was
     await signIn(page, admin);
     await expectAccessibleView(page, "tail");
