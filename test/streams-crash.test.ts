@@ -1,8 +1,11 @@
 /**
  * The streams guarantee under a crash: 200,000 keyed readings with out-of-order timestamps
  * (disorder bounded below the grace) → per-device one-minute averages, computed by two
- * instances (child processes) of one application; one is SIGKILLed mid-way (when a share
- * of the windows is out, not after a sleep). The output must equal the oracle computed
+ * instances (child processes) of one application; one is SIGKILLed mid-way: A starts alone
+ * on the first half of the input, B joins (half the partitions move to it: a revoke), an
+ * eighth more is produced, A is killed once both have flushed work since B joined
+ * (synchronised on their output counts, never on sleeps), and the rest of the input arrives
+ * after the kill, so A's partitions must be taken over and restored by B. The output must equal the oracle computed
  * here: every window exactly once, none missing, none twice.
  *
  * STREAMS_CRASH_RECORDS overrides the record count (default 200,000).
@@ -47,6 +50,8 @@ describe("streams crash", () => {
   it(`windowed averages over ${RECORDS} out-of-order records, two instances, one SIGKILLed mid-way: output equals the oracle, no window twice`, { timeout: 180_000 }, async () => {
     const { survivor, atKill, windows } = await crashRun(RECORDS, undefined);
     expect(atKill).toBeLessThan(windows);
+    // B restored its share when it joined and A's partitions after the kill.
+    expect(survivor.restores).toBe(PARTITIONS);
     expect(survivor.processed).toBeGreaterThan(0);
   });
 
@@ -64,7 +69,7 @@ describe("streams crash", () => {
 
 /**
  * Produces `count` readings (+ one closer per partition), runs two instances, kills one
- * (the test's SIGKILL at 40% of the windows, or its own at `dieAt` of a flush), waits for
+ * (the test's SIGKILL mid-way, or its own at `dieAt` of a flush), waits for
  * every window, stops the survivor and compares the whole output topic with the oracle.
  */
 async function crashRun(count: number, dieAt: FlushStep | undefined): Promise<{ survivor: Record<string, number>; atKill: number; windows: number }> {
@@ -90,7 +95,9 @@ async function crashRun(count: number, dieAt: FlushStep | undefined): Promise<{ 
   for (const agg of expected.values()) agg.sum = Math.round(agg.sum * 10) / 10;
   // One record per partition far ahead closes every window of the data (its own stays open).
   const closers: TimedRecord[] = Array.from({ length: PARTITIONS }, (_, p) => ({ key: `closer-${p}`, value: { temp: 0 }, timestamp: T0 + count * STEP_MS + WINDOW_MS * 10, partition: p }));
-  await produceTimed(http, "sensor-data", [...records, ...closers]);
+  // The mid-way kill: half the input first, the rest around the kill.
+  const half = dieAt ? records.length : Math.floor(records.length / 2);
+  await produceTimed(http, "sensor-data", dieAt ? [...records, ...closers] : records.slice(0, half));
 
   // Outputs as they arrive: the kill is synchronised on their count.
   const seen = new Map<string, number>();
@@ -108,17 +115,32 @@ async function crashRun(count: number, dieAt: FlushStep | undefined): Promise<{ 
   );
 
   const options = { url: node.url, applicationId: "crash-averages", input: "sensor-data", output: "sensor-averages", windowMs: WINDOW_MS, graceMs: GRACE_MS, sessionTimeoutMs: 1500 };
-  const [a, b] = await Promise.all([spawnStreams(dieAt ? { ...options, dieAt: { step: dieAt, minEmitted: Math.floor(expected.size * 0.1) } } : options), spawnStreams(options)]);
-  children.push(a, b);
+  let a: StreamsChild;
+  let b: StreamsChild;
   let atKill: number;
   if (dieAt) {
+    [a, b] = await Promise.all([spawnStreams({ ...options, dieAt: { step: dieAt, minEmitted: Math.floor(expected.size * 0.1) } }), spawnStreams(options)]);
+    children.push(a, b);
     await within(a.exited, 90_000, `instance A to die at "${dieAt}"`);
     atKill = received;
     expect(a.output()).toContain(`dying at ${dieAt}`);
   } else {
-    await waitFor(() => received >= expected.size * 0.4, { what: "40% of the windows before the kill", timeoutMs: 90_000 });
+    // A alone first (all partitions), then B joins (half of them move: a revoke), then A dies
+    // once both flushed work since B joined.
+    a = await spawnStreams(options);
+    children.push(a);
+    await waitFor(() => a.progress().emitted >= expected.size * 0.1, { what: "A's first 10% of the windows", timeoutMs: 90_000 });
+    b = await spawnStreams(options);
+    children.push(b);
+    const second = [...records.slice(half), ...closers];
+    const quarter = Math.ceil(second.length / 4);
+    const before = a.progress().flushed;
+    await produceTimed(http, "sensor-data", second.slice(0, quarter));
+    await waitFor(() => b.progress().emitted > 0 && a.progress().flushed > before, { what: "B's first windows and A's progress after B joined", timeoutMs: 90_000 });
     atKill = received;
     await a.kill();
+    // The rest arrives after the kill: A's partitions have work only B can now do.
+    await produceTimed(http, "sensor-data", second.slice(quarter));
   }
   await waitFor(() => received >= expected.size, { what: `all ${expected.size} windows after the kill (got ${received}); survivor:\n${b.output()}`, timeoutMs: 90_000 });
   const survivor = await b.stop();

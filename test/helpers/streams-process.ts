@@ -13,6 +13,8 @@ const RUNNER = fileURLToPath(new URL("./streams-runner.ts", import.meta.url));
 export interface StreamsChild {
   child: ChildProcess;
   output(): string;
+  /** Outputs it produced and input records it flushed, as of its last flush. */
+  progress(): { emitted: number; flushed: number };
   exited: Promise<number | null>;
   /** Resolves with the metrics line of a clean stop (SIGTERM). */
   stop(): Promise<Record<string, number>>;
@@ -40,6 +42,11 @@ export async function spawnStreams(options: StreamsRunnerOptions): Promise<Strea
   return {
     child,
     output: () => `${out}${err}`,
+    progress: () => {
+      const all = [...out.matchAll(/^progress (\d+) (\d+)$/gm)];
+      const last = all[all.length - 1];
+      return last ? { emitted: Number(last[1]), flushed: Number(last[2]) } : { emitted: 0, flushed: 0 };
+    },
     exited,
     async stop() {
       child.kill("SIGTERM");

@@ -1,8 +1,9 @@
 /**
  * A streams instance as its own process (for crash tests): per-device windowed averages
  * `input` → `output`, the example of docs/streams.md. Options as one JSON argument. Prints
- * `started` once it joined, `stopped <json metrics>` after a SIGTERM (clean close), and
- * `error <code> <message>` for every error it reports.
+ * `started` once it joined, `progress <emitted> <flushed>` after each flush,
+ * `stopped <json metrics>` after a SIGTERM (clean close), and `error <code> <message>` for
+ * every error it reports.
  */
 import { StreamsBuilder, TributaryStreams, tumbling, type FlushStep } from "@tributary/streams";
 
@@ -50,6 +51,10 @@ async function main(): Promise<void> {
     sessionTimeoutMs: o.sessionTimeoutMs,
     onError: (err) => process.stdout.write(`error ${err.code} ${err.message.replace(/\n/g, " ")}\n`),
     onFlushStep: (step, { outputs }) => {
+      if (step === "committed") {
+        const m = app.metrics();
+        process.stdout.write(`progress ${m.emitted} ${m.flushed}\n`);
+      }
       if (o.dieAt && step === o.dieAt.step && outputs > 0 && app.metrics().emitted >= o.dieAt.minEmitted) {
         process.stdout.write(`dying at ${step}\n`);
         process.kill(process.pid, "SIGKILL");
