@@ -18,6 +18,7 @@ import { GroupMember, type GroupPartitionControl } from "./group-member.ts";
 import type { Message, Position, SubscribeOptions, SubscriptionEvents } from "./types.ts";
 import { contentTypeOfFrame, ReceivedMessage } from "./message.ts";
 import type { ValueCodec } from "./value-codec.ts";
+import { Fifo } from "./fifo.ts";
 
 export type MessageHandler<T = unknown> = (message: Message<T>) => void | Promise<void>;
 
@@ -55,7 +56,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
 
   #window = 0;
   #consumedSinceGrant = 0;
-  readonly #buffer: Message<T>[] = [];
+  readonly #buffer = new Fifo<Message<T>>();
   #pumping = false;
   #waiter: ((result: IteratorResult<Message<T>>) => void) | undefined;
   #waiterReject: ((err: unknown) => void) | undefined;
@@ -281,13 +282,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   /** Drops buffered messages of `partitions` (their credit goes back when `credit`); they will be received again from the processed position. */
   #dropPartitions(partitions: number[], credit = true): void {
     const gone = new Set(partitions);
-    let dropped = 0;
-    for (let i = this.#buffer.length - 1; i >= 0; i--) {
-      if (gone.has(this.#buffer[i]!.partition)) {
-        this.#buffer.splice(i, 1);
-        dropped++;
-      }
-    }
+    const dropped = this.#buffer.removeWhere((m) => gone.has(m.partition));
     for (const p of gone) {
       const delivered = this.#delivered.get(p);
       if (delivered !== undefined) this.#received.set(p, delivered);
@@ -351,7 +346,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     this.#closed = true;
     this.group?.stopTimers();
     this.#failure = err;
-    this.#buffer.length = 0;
+    this.#buffer.clear();
     const resolve = this.#waiter;
     const reject = this.#waiterReject;
     this.#waiter = this.#waiterReject = undefined;
