@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnConnect, type ConnectChild } from "./helpers/connect-process.ts";
+import { spawnConnect, type ConnectChild, nodeApi } from "./helpers/connect-process.ts";
 import { startMosquitto, type Mosquitto } from "./helpers/mosquitto.ts";
 import { spawnFileNode, type NodeChild } from "./helpers/node-process.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -34,11 +34,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function http(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, { method, headers: body ? { "content-type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
+function http(method: string, path: string, body?: unknown): Promise<any> {
+  return nodeApi(node.httpPort, method, path, body);
 }
 
 /** Every record of `topic`, all partitions, in offset order per partition. */

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnConnect, type ConnectChild } from "./helpers/connect-process.ts";
+import { spawnConnect, type ConnectChild, nodeApi } from "./helpers/connect-process.ts";
 import { spawnFileNode, type NodeChild } from "./helpers/node-process.ts";
 import { startPostgres, type PgServer } from "./helpers/postgres.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -30,11 +30,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function http(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, { method, headers: body ? { "content-type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
+function http(method: string, path: string, body?: unknown): Promise<any> {
+  return nodeApi(node.httpPort, method, path, body);
 }
 
 async function produce(topic: string, from: number, to: number): Promise<void> {

@@ -11,7 +11,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnConnect, type ConnectChild } from "./helpers/connect-process.ts";
+import { spawnConnect, type ConnectChild, nodeApi } from "./helpers/connect-process.ts";
 import { BIN, spawnFileNode, type NodeChild } from "./helpers/node-process.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
@@ -33,11 +33,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function http(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, { method, headers: body ? { "content-type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
+function http(method: string, path: string, body?: unknown): Promise<any> {
+  return nodeApi(node.httpPort, method, path, body);
 }
 
 /** mulberry32: a small seeded PRNG, so the failing requests are the same on every run. */

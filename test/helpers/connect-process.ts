@@ -57,3 +57,11 @@ export async function spawnConnect(configPath: string, yaml: string, nodeUrl: st
     },
   };
 }
+
+/** One call of a node's HTTP API (JSON in and out); throws with the status and body unless 2xx. */
+export async function nodeApi(httpPort: number, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { method, headers: body ? { "content-type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
