@@ -91,7 +91,7 @@ describe("consumer group admin over HTTP and the CLI", () => {
     const refused = await fetch(`${url}/groups/billing/reset-offsets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ topic: "orders", to: "earliest" }) });
     expect(refused.status).toBe(409);
     expect((await refused.json()).error.code).toBe("GROUP_NOT_EMPTY");
-    expect(await cli("reset-offsets", "billing", "--topic", "orders", "--to", "latest")).toEqual({ out: "GROUP_NOT_EMPTY", exit: 1 });
+    expect(await cli("reset-offsets", "billing", "--topic", "orders", "--to", "latest")).toEqual({ out: "GROUP_NOT_EMPTY", exit: 4 });
 
     await coordinator.leave("billing", memberId);
     await coordinator.settled("billing");
