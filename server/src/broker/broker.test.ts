@@ -45,6 +45,26 @@ async function values(topic: string, partition: number): Promise<Array<string | 
 }
 
 describe("Broker.produce", () => {
+  it("keeps call order for a topic this broker does not know yet, even when a later call finds it known", async () => {
+    // The topic exists in the storage (another node created it), not in this broker's cache.
+    await engine.createTopic("elsewhere", { partitions: 3 });
+    // The first describe answers at once, later ones slowly (a busy Redis): the cache is
+    // filled while calls 2..50 still wait for their own answers.
+    const describe = engine.describeTopic.bind(engine);
+    let calls = 0;
+    engine.describeTopic = async (topic) => {
+      if (calls++ > 0) await new Promise((r) => setTimeout(r, 20));
+      return describe(topic);
+    };
+    const b = broker();
+    const early = Array.from({ length: 50 }, (_, i) => b.produce("elsewhere", [rec(`v${i}`, "device-7")]));
+    await early[0]; // the cache is filled now
+    const late = Array.from({ length: 50 }, (_, i) => b.produce("elsewhere", [rec(`v${50 + i}`, "device-7")]));
+    const results = await Promise.all([...early, ...late]);
+    const partition = results[0]![0]!.partition;
+    expect(await values("elsewhere", partition)).toEqual(Array.from({ length: 100 }, (_, i) => `v${i}`));
+  });
+
   it("keeps call order within a partition: same key, contiguous offsets, read back in order", async () => {
     const b = broker();
     const input = Array.from({ length: 100 }, (_, i) => rec(`v${i}`, "device-7"));

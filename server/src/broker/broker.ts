@@ -282,7 +282,7 @@ export class Broker {
   #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
     if (records.length === 0) return Promise.resolve([]);
     const known = this.#partitionCounts.get(topic);
-    if (known === undefined) return this.#produceMany(topic, records, acks, producer);
+    if (known === undefined) return this.#afterLookup(topic, () => this.#produce(topic, records, acks, producer));
     // A known topic: no await before the coalescer, so calls reach it in call order.
     // (Callbacks are inline arrows: no closure object kept per call beyond the promise's.)
     if (records.length > 1) {
@@ -314,6 +314,29 @@ export class Broker {
     if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
     this.#partitionCounts.delete(topic);
     return this.#produceMany(topic, records, acks, producer);
+  }
+
+  /**
+   * One lookup per topic this node does not know yet (its partition count: describe, or
+   * auto-create): produce calls for it wait behind that one promise in call order, and its
+   * callbacks run in one microtask run, so they reach the coalescer in call order before any
+   * later call (which finds the topic known) can. With a lookup per call, a call arriving
+   * once the first lookup had filled the cache overtook calls still waiting for theirs: a
+   * key's records landed out of publish order (seen on a Redis node whose SDK subscribers on
+   * other nodes had created the topic).
+   */
+  readonly #lookups = new Map<string, Promise<number>>();
+
+  #afterLookup<T>(topic: string, then: () => Promise<T>): Promise<T> {
+    let lookup = this.#lookups.get(topic);
+    if (!lookup) {
+      const started: Promise<number> = this.partitions(topic).finally(() => {
+        if (this.#lookups.get(topic) === started) this.#lookups.delete(topic);
+      });
+      this.#lookups.set(topic, started);
+      lookup = started;
+    }
+    return lookup.then(then);
   }
 
   async #produceMany(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
