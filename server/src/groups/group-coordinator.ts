@@ -135,7 +135,18 @@ export class GroupCoordinator {
     });
     this.#unlisten = this.membership.listen({
       leave: (group, member, reason) => {
-        if (reason === "timeout") void this.#removeMember(group, member.id, "timeout").catch((err) => this.#report(err, group, "group-membership"));
+        if (reason !== "timeout") return;
+        const removal = this.#removeMember(group, member.id, "timeout").then(
+          () => undefined,
+          (err: unknown) => this.#report(err, group, "group-membership"),
+        );
+        let pending = this.#removals.get(group);
+        if (!pending) this.#removals.set(group, (pending = new Set()));
+        pending.add(removal);
+        void removal.finally(() => {
+          pending.delete(removal);
+          if (pending.size === 0 && this.#removals.get(group) === pending) this.#removals.delete(group);
+        });
       },
     });
   }
@@ -237,9 +248,19 @@ export class GroupCoordinator {
   }
 
   /** Resolves when no rebalance of `group` is running or pending. */
-  settled(group: string): Promise<void> {
-    return this.#rebalancer.settled(group);
+  async settled(group: string): Promise<void> {
+    // A member that timed out is removed asynchronously (the sweep only finds it): its
+    // removal triggers the round that reassigns its partitions, so wait for it first.
+    for (;;) {
+      const removals = this.#removals.get(group);
+      if (removals && removals.size > 0) await Promise.all(removals);
+      await this.#rebalancer.settled(group);
+      if (!this.#removals.get(group)?.size) return;
+    }
   }
+
+  /** Removals of timed-out members in progress, per group (see `settled`). */
+  readonly #removals = new Map<string, Set<Promise<void>>>();
 
   /** Runs the session-timeout sweep now (tests with a ManualClock call it after advancing time). */
   sweep(): Promise<void> {
