@@ -165,7 +165,12 @@ export async function build() {
     entryPoints: [join(srcDir, "cli", "main.ts")],
     bundle: true,
     write: false,
-    outfile: mainFile,
+    // `tributary start` does not compile what only other commands use: modules reached only
+    // through a dynamic import (the connect runtime, yaml, pg) go to dist/chunk-*.js, beside main.js.
+    outdir: distDir,
+    entryNames: "main",
+    chunkNames: "chunk-[hash]",
+    splitting: true,
     platform: "node",
     format: "esm",
     target: ["node20"],
@@ -201,6 +206,11 @@ export async function build() {
   writeAtomic(join(distDir, "src", "gateway", "http", "console", "tributary.min.js"), browser.outputFiles[0].contents);
   // main.js last: its mtime marks a complete build for --if-stale.
   for (const out of [...result.outputFiles].sort((a, b) => Number(a.path === mainFile) - Number(b.path === mainFile))) writeAtomic(out.path, out.contents);
+  // Chunks of earlier builds (content-hashed names) that this build no longer references.
+  const written = new Set(result.outputFiles.map((out) => out.path));
+  for (const name of readdirSync(distDir)) {
+    if (/^chunk-.*\.js(\.map)?$/.test(name) && !written.has(join(distDir, name))) rmSync(join(distDir, name), { force: true });
+  }
   return { ms: Math.round(performance.now() - started), bytes: statSync(mainFile).size };
 }
 

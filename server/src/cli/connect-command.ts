@@ -12,8 +12,6 @@
  */
 import { isErrorCode } from "@tributary/client/codes";
 import { Option, type Command } from "commander";
-import { loadConnectConfig } from "../connect/connect-config.ts";
-import { startConnect } from "../connect/connect-process.ts";
 import type { ConnectorStatus } from "../connect/connect-runtime.ts";
 import { TributaryError } from "../errors.ts";
 import { createLogger, type LogLevel } from "../logger.ts";
@@ -76,6 +74,8 @@ export function registerConnectCommand(program: Command): void {
 
   connect.action(async (o: { config?: string; url?: string; token?: string; listen?: string; sessionTimeout?: number; logLevel: LogLevel }) => {
     if (!o.config) throw new TributaryError("BAD_REQUEST", "tributary connect needs --config <connectors.yaml> (or a subcommand: status, pause, resume, restart)");
+    // Loaded on use: `tributary start` and the other commands never compile the connect runtime.
+    const [{ loadConnectConfig }, { startConnect }] = await Promise.all([import("../connect/connect-config.ts"), import("../connect/connect-process.ts")]);
     const config = loadConnectConfig(o.config);
     const url = parseServerUrl(o.url ?? process.env.TRIBUTARY_URL ?? config.url ?? DEFAULT_URL);
     const listen = o.listen !== undefined ? parseListen(o.listen) : config.listen;
