@@ -135,16 +135,14 @@ export class MqttConnection implements SessionConnection {
     this.#deferredBytes = data.length - FIRST_SLICE;
     // Scheduled after this tick's ingress flush has scheduled the append (nextTick is FIFO),
     // so that the append of the first slice runs before the rest is parsed.
-    process.nextTick(this.#scheduleDeferred);
+    process.nextTick(scheduleDeferred, this);
   }
 
   /** Input received but not parsed yet (the rest of a large read), in arrival order. */
   #deferred: Buffer[] = [];
   #deferredBytes = 0;
 
-  readonly #scheduleDeferred = (): void => {
-    setImmediate(this.#parseDeferred);
-  };
+  /** setImmediate/nextTick callbacks take the connection as an argument: no closure kept per connection. */
 
   /**
    * Parses at most TURN_BYTES of the deferred input, then leaves the rest for the next
@@ -152,7 +150,7 @@ export class MqttConnection implements SessionConnection {
    * between, so one flooding client holds it for one slice per turn, not for its whole
    * backlog (up to 2 MB that libuv reads from a busy socket in one turn).
    */
-  readonly #parseDeferred = (): void => {
+  parseDeferred(): void {
     let budget = TURN_BYTES;
     while (this.#deferred.length > 0 && !this.closed && budget > 0) {
       let data = this.#deferred[0]!;
@@ -165,7 +163,7 @@ export class MqttConnection implements SessionConnection {
       this.#parse(data);
     }
     if (!this.closed && this.#deferred.length > 0) {
-      setImmediate(this.#parseDeferred);
+      setImmediate(parseDeferred, this);
       return;
     }
     if (this.#backlogPaused) {
@@ -176,7 +174,7 @@ export class MqttConnection implements SessionConnection {
       this.#deferred = [];
       this.#deferredBytes = 0;
     }
-  };
+  }
 
   #parse(data: Buffer): void {
     try {
@@ -447,7 +445,7 @@ export class MqttConnection implements SessionConnection {
   onTransportClose(): void {
     if (this.closed) return;
     // What the peer sent before closing is handled as if it had been parsed at once.
-    if (this.#deferred.length > 0) this.#parseDeferred();
+    if (this.#deferred.length > 0) this.parseDeferred();
     if (this.closed) return;
     this.#closed("transport-closed");
   }
@@ -478,6 +476,14 @@ function ackTemplate(cmd: "puback" | "pubrec" | "pubrel" | "pubcomp", _version: 
     ACK_TEMPLATES.set(cmd, t);
   }
   return t;
+}
+
+function scheduleDeferred(conn: MqttConnection): void {
+  setImmediate(parseDeferred, conn);
+}
+
+function parseDeferred(conn: MqttConnection): void {
+  conn.parseDeferred();
 }
 
 /** Bytes of a read parsed in the turn it arrives (some 50 small PUBLISH); the rest waits one turn. */
