@@ -48,18 +48,21 @@ describe("Broker.produce", () => {
   it("keeps call order for a topic this broker does not know yet, even when a later call finds it known", async () => {
     // The topic exists in the storage (another node created it), not in this broker's cache.
     await engine.createTopic("elsewhere", { partitions: 3 });
-    // The first describe answers at once, later ones slowly (a busy Redis): the cache is
-    // filled while calls 2..50 still wait for their own answers.
+    // The first describe answers at once, later ones only once the late calls are issued (a
+    // busy Redis): the cache is filled while calls 2..50 still wait for their own answers.
     const describe = engine.describeTopic.bind(engine);
+    let releaseLater!: () => void;
+    const lateIssued = new Promise<void>((resolve) => (releaseLater = resolve));
     let calls = 0;
     engine.describeTopic = async (topic) => {
-      if (calls++ > 0) await new Promise((r) => setTimeout(r, 20));
+      if (calls++ > 0) await lateIssued;
       return describe(topic);
     };
     const b = broker();
     const early = Array.from({ length: 50 }, (_, i) => b.produce("elsewhere", [rec(`v${i}`, "device-7")]));
     await early[0]; // the cache is filled now
     const late = Array.from({ length: 50 }, (_, i) => b.produce("elsewhere", [rec(`v${50 + i}`, "device-7")]));
+    releaseLater();
     const results = await Promise.all([...early, ...late]);
     const partition = results[0]![0]!.partition;
     expect(await values("elsewhere", partition)).toEqual(Array.from({ length: 100 }, (_, i) => `v${i}`));

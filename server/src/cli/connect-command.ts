@@ -17,7 +17,7 @@ import { TributaryError } from "../errors.ts";
 import { createLogger, type LogLevel } from "../logger.ts";
 import { DEFAULT_URL, parseServerUrl } from "./api-client.ts";
 import { intArg } from "./client-options.ts";
-import { EXIT } from "./exit-codes.ts";
+import { untilSignal } from "./until-signal.ts";
 
 const DEFAULT_CONNECT_URL = "http://127.0.0.1:8083";
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -82,34 +82,7 @@ export function registerConnectCommand(program: Command): void {
     const logger = createLogger(o.logLevel);
     const running = await startConnect({ config, url, token: o.token || process.env.TRIBUTARY_TOKEN || undefined, listen, logger, sessionTimeoutMs: o.sessionTimeout });
     process.stdout.write(`tributary connect listening ${running.apiUrl} connectors=${config.connectors.length}\n`);
-    process.exitCode = await new Promise<number>((resolve) => {
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          process.stderr.write(`tributary: ${signal} again during shutdown, exiting now\n`);
-          resolve(EXIT.FAILURE);
-          return;
-        }
-        stopping = true;
-        const timer = setTimeout(() => {
-          process.stderr.write(`tributary: connect shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS} ms\n`);
-          resolve(EXIT.FAILURE);
-        }, SHUTDOWN_TIMEOUT_MS);
-        running.close().then(
-          () => {
-            clearTimeout(timer);
-            resolve(EXIT.OK);
-          },
-          (err: unknown) => {
-            clearTimeout(timer);
-            process.stderr.write(`tributary: connect shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
-            resolve(EXIT.FAILURE);
-          },
-        );
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-    });
+    process.exitCode = await untilSignal("connect shutdown", () => running.close(), SHUTDOWN_TIMEOUT_MS);
   });
 
   connect

@@ -22,7 +22,7 @@ import { Option, type Command } from "commander";
 import { CONFIG_FIELDS } from "../config/config-schema.ts";
 import { loadConfig } from "../config/load-config.ts";
 import { startNode } from "../node.ts";
-import { EXIT } from "./exit-codes.ts";
+import { untilSignal } from "./until-signal.ts";
 
 /** Longest a clean shutdown may take before the process gives up with exit 1. */
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -57,41 +57,13 @@ export function registerStartCommand(program: Command): void {
     const tls = node.tls ? ` https=${endpoint(node.httpPort)} mqtts=${endpoint(node.mqttsPort)}` : "";
     process.stdout.write(`tributary listening http=${node.tls ? "off" : endpoint(node.httpPort)} mqtt=${endpoint(node.mqttPort)}${tls}\n`);
 
-    const code = await new Promise<number>((resolve) => {
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          process.stderr.write(`tributary: ${signal} again during shutdown, exiting now\n`);
-          resolve(EXIT.FAILURE);
-          return;
-        }
-        stopping = true;
-        const timer = setTimeout(() => {
-          process.stderr.write(`tributary: shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS} ms\n`);
-          resolve(EXIT.FAILURE);
-        }, SHUTDOWN_TIMEOUT_MS);
-        node.close().then(
-          () => {
-            clearTimeout(timer);
-            resolve(EXIT.OK);
-          },
-          (err: unknown) => {
-            clearTimeout(timer);
-            const message = err instanceof Error ? err.message : String(err);
-            process.stderr.write(`tributary: shutdown failed: ${message}\n`);
-            resolve(EXIT.FAILURE);
-          },
-        );
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-      // Failures are logged by the auth layer (auth.reload_failed) and counted; nothing to add here.
-      process.on("SIGHUP", () => {
-        void node.auth.reload().catch((err: unknown) => process.stderr.write(`tributary: auth reload failed: ${err instanceof Error ? err.message : String(err)}\n`));
-        // Failures are logged (tls.reload_failed) and the previous certificate stays; reload() itself does not reject.
-        void node.tls?.reload();
-      });
+    // Failures are logged by the auth layer (auth.reload_failed) and counted; nothing to add here.
+    process.on("SIGHUP", () => {
+      void node.auth.reload().catch((err: unknown) => process.stderr.write(`tributary: auth reload failed: ${err instanceof Error ? err.message : String(err)}\n`));
+      // Failures are logged (tls.reload_failed) and the previous certificate stays; reload() itself does not reject.
+      void node.tls?.reload();
     });
+    const code = await untilSignal("shutdown", () => node.close(), SHUTDOWN_TIMEOUT_MS);
     process.exitCode = code;
   });
 }
