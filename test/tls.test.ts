@@ -2,18 +2,21 @@
  * TLS with real clients (docs/security.md#tls): a test CA and server certificates for
  * 127.0.0.1/localhost made with openssl in a temp dir (no committed keys); `tributary
  * start` as a child process; mosquitto_pub/sub --cafile and MQTT.js mqtts:// over MQTTS,
- * curl --cacert over HTTPS; a certificate reload by SIGHUP seen by a new MQTTS connection;
+ * curl --cacert over HTTPS; certificate reloads (a watched file replaced, and SIGHUP) seen by
+ * new MQTTS, HTTPS and WSS connections while an open WebSocket keeps receiving;
  * tls.require without the plain MQTT port; a key that does not match refused at start;
  * the SDK over wss:// in headless Chromium, the test CA trusted through an NSS database
  * made with certutil (Debian libnss3-tools), as a user would import a company CA.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { promisify } from "node:util";
 import mqtt from "mqtt";
+import { connect as connectSdk, type TributaryClient } from "@tributary/client";
+import WebSocket from "ws";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN } from "./helpers/node-process.ts";
@@ -48,9 +51,9 @@ interface TlsNode {
   stop(): Promise<void>;
 }
 
-async function startTlsNode(extra: string[] = []): Promise<TlsNode> {
+async function startTlsNode(extra: string[] = [], files = { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") }): Promise<TlsNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-tls-node-"));
-  const child = spawn(process.execPath, [BIN, "start", "--port", "0", "--mqtt-port", "0", "--mqtt-tls-port", "0", "--tls-cert-file", join(dir, "cert.pem"), "--tls-key-file", join(dir, "key.pem"), "--data-dir", dataDir, ...extra], {
+  const child = spawn(process.execPath, [BIN, "start", "--port", "0", "--mqtt-port", "0", "--mqtt-tls-port", "0", "--tls-cert-file", files.cert, "--tls-key-file", files.key, "--data-dir", dataDir, ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -101,6 +104,32 @@ function peerSerial(port: number): Promise<string> {
 
 let ca: Buffer | undefined;
 const caPem = () => (ca ??= readFileSync(join(dir, "ca.pem")));
+
+/** `peerSerial`, or null while the port refuses (the instant between a reload's close and listen). */
+const peerSerialOrNull = (port: number) => peerSerial(port).catch(() => null);
+
+/** The `ws` package trusting the test CA, as the SDK's WebSocket (Node 20 has no global one). */
+class TestCaWebSocket extends WebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols, { ca: caPem(), perMessageDeflate: false });
+  }
+}
+
+/** An SDK client over wss:// that never reconnects: a dropped connection shows as a `disconnected` event. */
+function wssClient(port: number): { client: TributaryClient; connects: () => number; drops: unknown[] } {
+  const client = connectSdk(`wss://127.0.0.1:${port}`, { WebSocket: TestCaWebSocket, reconnect: false });
+  let connects = 0;
+  const drops: unknown[] = [];
+  client.on("connected", () => connects++);
+  client.on("disconnected", (e) => drops.push(e));
+  return { client, connects: () => connects, drops };
+}
+
+/** Replaces `to` with a copy of `from` by rename, as certbot and Kubernetes do (never a half-written file). */
+function replaceFile(from: string, to: string): void {
+  copyFileSync(from, `${to}.tmp`);
+  renameSync(`${to}.tmp`, to);
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tributary-tls-test-"));
@@ -207,20 +236,82 @@ describe("TLS listeners", () => {
 });
 
 describe("TLS certificate reload", () => {
-  it("serves-the-new-certificate-to-new-mqtts-connections-after-sighup", async () => {
+  it("serves-a-replaced-certificate-to-new-https-and-wss-connections-while-open-websockets-keep-receiving", async () => {
     copyFileSync(join(dir, "a.pem"), join(dir, "cert.pem"));
     copyFileSync(join(dir, "a.key"), join(dir, "key.pem"));
     const node = await startTlsNode();
+    const clients: TributaryClient[] = [];
+    try {
+      const [serialA, serialB] = [await serialOf("a.pem"), await serialOf("b.pem")];
+      expect(await peerSerial(node.https)).toBe(serialA);
+      // A WebSocket opened before the reload, subscribed and receiving.
+      const old = wssClient(node.https);
+      clients.push(old.client);
+      const oldGot: unknown[] = [];
+      old.client.subscribe("reload-room", (msg) => void oldGot.push(msg.value), { from: "earliest" });
+      await old.client.publish("reload-room", { n: 1 });
+      await waitFor(() => oldGot.length === 1, { what: "the first message on the open WebSocket" });
+
+      // Key first, then certificate, each by rename: the watcher (no signal) reloads once both match.
+      replaceFile(join(dir, "b.key"), join(dir, "key.pem"));
+      replaceFile(join(dir, "b.pem"), join(dir, "cert.pem"));
+      await waitFor(async () => (await peerSerialOrNull(node.https)) === serialB, { what: "HTTPS to show certificate b" });
+      expect(node.stderr()).toMatch(/"event":"tls\.https_reloaded".*"oldSerial":"[0-9A-F]+".*"newSerial":"[0-9A-F]+"/);
+      expect(await peerSerial(node.mqtts)).toBe(serialB);
+
+      // curl trusting the CA gets an answer over HTTPS with the new certificate, /metrics counts the reload.
+      const { stdout: health } = await run("curl", ["-sS", "--cacert", join(dir, "ca.pem"), `https://127.0.0.1:${node.https}/healthz`]);
+      expect(JSON.parse(health)).toMatchObject({ status: "ok" });
+      const { stdout: metrics } = await run("curl", ["-sS", "--cacert", join(dir, "ca.pem"), `https://127.0.0.1:${node.https}/metrics`]);
+      expect(metrics).toMatch(/^tributary_https_certificate_reloads_total\{outcome="reloaded"\} 1$/m);
+      expect(metrics).toMatch(/^tributary_https_certificate_reloads_total\{outcome="failed"\} 0$/m);
+
+      // A new WSS connection (certificate b) publishes; the old socket (certificate a) receives it, and the other way round.
+      const fresh = wssClient(node.https);
+      clients.push(fresh.client);
+      const freshGot: unknown[] = [];
+      fresh.client.subscribe("reload-room", (msg) => void freshGot.push(msg.value), { from: "earliest" });
+      await fresh.client.publish("reload-room", { n: 2 });
+      await old.client.publish("reload-room", { n: 3 });
+      await waitFor(() => oldGot.length === 3 && freshGot.length === 3, { what: "messages 2 and 3 on both WebSockets" });
+      expect(oldGot).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+      expect(freshGot).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+      // The old WebSocket is the one opened before the reload: never dropped, never reopened.
+      expect(old.drops).toEqual([]);
+      expect(old.connects()).toBe(1);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await node.stop();
+    }
+  }, 30_000);
+
+  it("serves-the-new-certificate-to-new-mqtts-and-https-connections-after-sighup", async () => {
+    // The node is given symlinks in a directory of their own; the files they point to are
+    // replaced in another directory, which the node does not watch: only SIGHUP reloads.
+    const links = join(dir, "sighup-links");
+    const live = join(dir, "sighup-live");
+    rmSync(links, { recursive: true, force: true });
+    rmSync(live, { recursive: true, force: true });
+    mkdirSync(links);
+    mkdirSync(live);
+    copyFileSync(join(dir, "a.pem"), join(live, "cert.pem"));
+    copyFileSync(join(dir, "a.key"), join(live, "key.pem"));
+    symlinkSync(join(live, "cert.pem"), join(links, "cert.pem"));
+    symlinkSync(join(live, "key.pem"), join(links, "key.pem"));
+    const node = await startTlsNode([], { cert: join(links, "cert.pem"), key: join(links, "key.pem") });
     try {
       const [serialA, serialB] = [await serialOf("a.pem"), await serialOf("b.pem")];
       expect(await peerSerial(node.mqtts)).toBe(serialA);
-      copyFileSync(join(dir, "b.pem"), join(dir, "cert.pem"));
-      copyFileSync(join(dir, "b.key"), join(dir, "key.pem"));
-      node.child.kill("SIGHUP");
-      await waitFor(async () => (await peerSerial(node.mqtts)) === serialB, { what: "MQTTS to show certificate b" });
-      // HTTPS keeps the start-up certificate (a uWS limit, docs/security.md#tls), and says so.
-      await waitFor(() => node.stderr().includes("tls.https_restart_needed"), { what: "the restart-needed warning" });
       expect(await peerSerial(node.https)).toBe(serialA);
+      replaceFile(join(dir, "b.pem"), join(live, "cert.pem"));
+      replaceFile(join(dir, "b.key"), join(live, "key.pem"));
+      node.child.kill("SIGHUP");
+      await waitFor(async () => (await peerSerialOrNull(node.mqtts)) === serialB, { what: "MQTTS to show certificate b" });
+      await waitFor(async () => (await peerSerialOrNull(node.https)) === serialB, { what: "HTTPS to show certificate b" });
+      expect(node.stderr()).toContain("tls.https_reloaded");
+      expect(node.stderr()).not.toContain("tls.https_reload_failed");
+      const { stdout } = await run("curl", ["-sS", "--cacert", join(dir, "ca.pem"), `https://127.0.0.1:${node.https}/healthz`]);
+      expect(JSON.parse(stdout)).toMatchObject({ status: "ok" });
     } finally {
       await node.stop();
     }

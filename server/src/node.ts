@@ -16,7 +16,6 @@
  *   → idempotent; a second call returns the same promise.
  */
 import { randomUUID } from "node:crypto";
-import uWS from "uWebSockets.js";
 import { effectiveMaxConnections, openFileLimit } from "./config/fd-limit.ts";
 import { ConnectionLimit } from "./gateway/connection-limit.ts";
 import { AuthService, checkExposure } from "./auth/index.ts";
@@ -203,11 +202,12 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
   metrics.gaugeFromCallback("tributary_node_ready", "1 while the node serves clients (GET /readyz 200), 0 while it starts or stops or its storage failed (file engine: a failed fsync).", () =>
     ready && broker.storageHealth()?.ok !== false ? 1 : 0,
   );
-  const app = createUwsApp(certs, log);
+  // With TLS, a new certificate gets a new uWS app taking over the listen socket (gateway/tls/uws-app.ts).
+  const uwsApp = createUwsApp(certs, log, metrics);
+  const app = uwsApp.app;
   const gateways: Array<{ name: string; gateway: Gateway }> = [];
   let mqttPort = 0;
   let mqttsPort = 0;
-  let listenSocket: uWS.us_listen_socket | undefined;
   let registry: NodeRegistry | undefined;
   const startedAt = Date.now();
 
@@ -245,10 +245,9 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     // Last: every request no route above matched gets 404 NOT_FOUND.
     httpApi.mountNotFound();
 
-    listenSocket = await listen(app, config.host, config.port);
+    const boundPort = uwsApp.listen(config.host, config.port);
 
     // --- cluster registry: heartbeat in Redis (redis engine) or just this node (server/src/cluster/)
-    const boundPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
     registry = await openNodeRegistry(config, engine, {
       nodeId,
       engine: engine.kind,
@@ -258,7 +257,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     }, redisErrors);
     await registry.start();
   } catch (err) {
-    if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    uwsApp.stopListening();
     await registry?.close();
     await closeAll(gateways, log);
     groups.close();
@@ -269,7 +268,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
     throw err instanceof TributaryError ? err : new TributaryError("INTERNAL", `the node failed to start: ${toTributaryError(err).message}`, {}, { cause: err });
   }
 
-  const httpPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  const httpPort = uwsApp.port;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
   ready = true;
   log.info("node.started", { nodeId, host: config.host, httpPort, mqttPort, mqttsPort, tls: certs !== null, engine: engine.kind });
@@ -305,8 +304,7 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
         const step = (name: string, run: () => Promise<void> | void, budgetMs: number) => stopStep(log, name, run, shared ? budgetMs : null);
         // Best effort: a registry we cannot mark draining expires the node after its TTL.
         await step("registry.drain", () => registry?.drain(), 1000);
-        if (listenSocket) uWS.us_listen_socket_close(listenSocket);
-        listenSocket = undefined;
+        uwsApp.stopListening();
         await step("gateways", () => closeAll(gateways, log), 1500);
         await step("registry.close", () => registry?.close(), 500);
         await step("groups", async () => {
@@ -322,30 +320,6 @@ export async function startNode(config: TributaryConfig, options: StartNodeOptio
       return closing;
     },
   };
-}
-
-/** uWS ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT (a type-only enum in its typings). */
-const LISTEN_EXCLUSIVE_PORT = 1;
-
-/**
- * Listens with an exclusive port: uWS otherwise shares a port with another process
- * (SO_REUSEPORT) and the kernel splits connections between the two nodes at random.
- */
-function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
-  type ListenWithOptions = (host: string, port: number, options: number, cb: (token: uWS.us_listen_socket | false) => void) => void;
-  return new Promise((resolve, reject) => {
-    (app.listen as unknown as ListenWithOptions).call(app, host, port, LISTEN_EXCLUSIVE_PORT, (token) => {
-      if (token) resolve(token);
-      else {
-        reject(
-          new TributaryError("UNAVAILABLE", `cannot listen on ${host}:${port} (address in use, not local, or not permitted); choose another --host/--port or 0 for a free port`, {
-            host,
-            port,
-          }),
-        );
-      }
-    });
-  });
 }
 
 /** Open client connections by kind (ws, mqtt, mqtt-ws) over every gateway, for the cluster registry. */
