@@ -69,6 +69,37 @@ describe("WebSocket gateway: native feed fan-out", () => {
     expect(server.gateway.nativeFeedMembers).toBe(2);
   });
 
+  it("sends catch-up, partial-credit and key-filtered runs as messages frames addressed to the subscription", async () => {
+    server = await startWsTestServer();
+    const pub = await connect(server);
+    const key = (i: number) => new TextEncoder().encode(`history/${i % 3 === 0 ? "a" : "b"}/x`);
+    for (let i = 0; i < 300; i++) await pub.publish("history", `h${i}`, { key: key(i) });
+    // From the earliest offset with credit 120: the catch-up stops at 120 records, then goes on per grant.
+    const reader = await connect(server);
+    await reader.subscribeOk({ sub: 4, topic: "history", from: "earliest", credit: 120, autoCredit: false });
+    await reader.waitForMessages(4, 120);
+    await reader.roundTrip();
+    expect(reader.messagesOf(4)).toHaveLength(120);
+    reader.send({ op: "credit", sub: 4, credit: 180 });
+    const all = await reader.waitForMessages(4, 300);
+    expect(all.map((m) => text(m.value))).toEqual(Array.from({ length: 300 }, (_, i) => `h${i}`));
+    expectGaplessPerPartition(all, [0]);
+    const batches = reader.frames.filter((f) => f.op === "messages" && (f as { sub?: number }).sub === 4);
+    expect(reader.frames.some((f) => f.op === "message")).toBe(false);
+    expect(batches.length).toBeLessThan(20); // runs, not a frame per record
+    // A key filter: only the matching records, in order, in sub-addressed runs.
+    const filtered = await connect(server);
+    await filtered.subscribeOk({ sub: 9, topic: "history/a/+", from: "earliest", credit: 1000 });
+    const matching = await filtered.waitForMessages(9, 100);
+    expect(matching.map((m) => text(m.value))).toEqual(Array.from({ length: 100 }, (_, i) => `h${i * 3}`));
+    expect(filtered.frames.some((f) => f.op === "message")).toBe(false);
+    // A client without the feature still gets one message frame per record.
+    const legacy = await connect(server, { feed: false });
+    await legacy.subscribeOk({ sub: 2, topic: "history", from: "earliest", credit: 1000 });
+    expect((await legacy.waitForMessages(2, 300)).map((m) => m.offset)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(legacy.frames.some((f) => f.op === "messages")).toBe(false);
+  });
+
   it("delivers every record exactly once in order to many subscribers joining and leaving the native path while publishing", async () => {
     server = await startWsTestServer({ limits: { maxCredit: 1_000_000 } });
     const topic = "seam";

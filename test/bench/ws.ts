@@ -35,6 +35,8 @@ interface Result {
   latencies: number[];
   /** Server CPU time (user + system) during the measured window, µs. */
   serverCpuUs: number;
+  /** This loader's CPU time during the measured window, µs (is the loader the bottleneck?). */
+  loaderCpuUs: number;
 }
 
 interface BenchServer {
@@ -77,13 +79,13 @@ export async function run(args: string[]): Promise<void> {
         }
         for (const mode of modes) {
           const r = fanout.get(`${mode}:${n}`)!;
-          process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
+          process.stdout.write(`  ${label(mode, engine)} N=${n}: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg, loader CPU ${loaderPer(r)} µs/msg\n`);
         }
       }
       for (const mode of modes) {
         const r = await pacedRun(servers.get(mode)!, mode, rate, Math.min(3, seconds), "paced");
         paced.set(mode, r);
-        process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg\n`);
+        process.stdout.write(`  ${label(mode, engine)} ${fmt(rate)} msg/s in, N=1: ${fmt(r.delivered / r.seconds)} delivered msgs/s, p50 ${ms(pct(r.latencies, 50))}, p99 ${ms(pct(r.latencies, 99))}, server CPU ${cpuPer(r)} µs/msg, loader CPU ${loaderPer(r)} µs/msg\n`);
       }
     } finally {
       for (const server of servers.values()) await server.stop();
@@ -114,10 +116,15 @@ export async function run(args: string[]): Promise<void> {
   rows.push(`| ${fmt(rate)} msg/s in, N=1 | ${fmt(pb.delivered / pb.seconds)} | ${fmt(pt.delivered / pt.seconds)} | | ${ms(pct(pb.latencies, 50))} / ${ms(pct(pb.latencies, 99))} | ${ms(pct(pt.latencies, 50))} / ${ms(pct(pt.latencies, 99))} | ${cpuPer(pb)} / ${cpuPer(pt)} |`);
   process.stdout.write(`\n1 publisher → N subscribers, ${MESSAGE_BYTES}-byte messages, ≤ ${MAX_IN_FLIGHT} in flight, Tributary on the ${engine} engine:\n${rows.join("\n")}\n`);
   const big = Math.max(...ns);
-  const bigRatio = fanout.get(`tributary:${big}`)!.delivered / fanout.get(`bare:${big}`)!.delivered;
+  const bigRatio = fanout.get(`tributary:${big}`)!.delivered / fanout.get(`tributary:${big}`)!.seconds / (fanout.get(`bare:${big}`)!.delivered / fanout.get(`bare:${big}`)!.seconds);
+  const small = Math.min(...ns);
+  const smallRatio = fanout.get(`tributary:${small}`)!.delivered / fanout.get(`tributary:${small}`)!.seconds / (fanout.get(`bare:${small}`)!.delivered / fanout.get(`bare:${small}`)!.seconds);
+  const verdict = (ok: boolean) => (ok ? "OK" : "MISSED");
+  // The targets of the delivery issue: N=1000 ≥ 85%, N=1 ≥ 55% of bare uWS, p99 < 5 ms at 50,000 msg/s in.
   process.stdout.write(
-    `targets: N=${big} ≥ 50% of bare uWS: ${(bigRatio * 100).toFixed(0)}% ${bigRatio >= 0.5 ? "OK" : "MISSED"}; ` +
-      `p99 < 10 ms at ${fmt(rate)} msg/s in: ${ms(pct(pt.latencies, 99))} ${pct(pt.latencies, 99) < 10 ? "OK" : "MISSED"}\n`,
+    `targets: N=${big} ≥ 85% of bare uWS: ${(bigRatio * 100).toFixed(0)}% ${verdict(bigRatio >= 0.85)}; ` +
+      `N=${small} ≥ 55%: ${(smallRatio * 100).toFixed(0)}% ${verdict(smallRatio >= 0.55)}; ` +
+      `p99 < 5 ms at ${fmt(rate)} msg/s in: ${ms(pct(pt.latencies, 99))} ${verdict(pct(pt.latencies, 99) < 5)}\n`,
   );
 }
 
@@ -230,8 +237,25 @@ function slowCount(data: Buffer): number {
   return frame.op === "message" ? 1 : frame.op === "messages" ? frame.records!.length : 0;
 }
 
-/** Send times (the first 8 bytes of each value) of the records in a frame. */
+/** `"value": bytes(64)` as the server writes it: the key, then a byte string with a 1-byte length. */
+const VALUE_HEAD = Buffer.from([0x65, ...Buffer.from("value"), 0x58, MESSAGE_BYTES]);
+
+/**
+ * Send times (the first 8 bytes of each value) of the records in a frame. Fast path: find
+ * each `"value": bytes(64)` head with a native search; used only when it finds exactly as
+ * many values as the frame has records, otherwise the frame is decoded in full.
+ */
 function sentTimes(data: Buffer): number[] {
+  const expected = recordCount(data);
+  const times: number[] = [];
+  for (let at = data.indexOf(VALUE_HEAD); at >= 0 && times.length <= expected; at = data.indexOf(VALUE_HEAD, at + VALUE_HEAD.length + MESSAGE_BYTES)) {
+    if (at + VALUE_HEAD.length + MESSAGE_BYTES > data.length) break;
+    times.push(data.readDoubleLE(at + VALUE_HEAD.length));
+  }
+  return times.length === expected ? times : decodedSentTimes(data);
+}
+
+function decodedSentTimes(data: Buffer): number[] {
   const frame = decodeFrame(data, "cbor") as MessageFrame | MessagesFrame;
   const values = frame.op === "message" ? [frame.value] : frame.op === "messages" ? frame.records.map((r) => r.value) : [];
   return values.map((v) => Buffer.from(v!.buffer, v!.byteOffset, 8).readDoubleLE(0));
@@ -286,7 +310,44 @@ async function publisher(url: string, mode: Mode, topic: string): Promise<(paylo
     ws.send(encode({ op: "hello", id: 1, protocol: 1, features: [FEATURES.ACKS] }));
   });
   let id = 10;
-  return (payload) => ws.send(encode({ op: "publish", id: id++, topic, value: payload, acks: 1 }));
+  const template = publishTemplate(topic);
+  return (payload) => ws.send(template.frame(id++, payload));
+}
+
+/**
+ * The publish frame `{op: "publish", id, topic, value, acks: 1}` as CBOR bytes built from a
+ * template (the loader must not be the bottleneck: cbor-x's generic encoder cost it about
+ * 2 µs a message). Checked once against `encodeFrame` + `decodeFrame`.
+ */
+function publishTemplate(topic: string): { frame(id: number, value: Buffer): Buffer } {
+  const text = (s: string) => {
+    const b = Buffer.from(s);
+    if (b.length > 0xff) throw new Error("bench topic name too long");
+    return b.length < 24 ? Buffer.concat([Buffer.of(0x60 + b.length), b]) : Buffer.concat([Buffer.of(0x78, b.length), b]);
+  };
+  const head = Buffer.concat([Buffer.of(0xa5), text("op"), text("publish"), text("topic"), text(topic), text("acks"), Buffer.of(0x01), text("id"), Buffer.of(0x1a)]);
+  const idAt = head.length;
+  const valueHead = Buffer.concat([text("value"), Buffer.of(0x58, MESSAGE_BYTES)]);
+  const size = idAt + 4 + valueHead.length + MESSAGE_BYTES;
+  const frame = (id: number, value: Buffer): Buffer => {
+    const out = Buffer.allocUnsafe(size);
+    head.copy(out, 0);
+    out.writeUInt32BE(id, idAt);
+    valueHead.copy(out, idAt + 4);
+    value.copy(out, idAt + 4 + valueHead.length);
+    return out;
+  };
+  const probe = Buffer.alloc(MESSAGE_BYTES, 0x62);
+  const decoded = decodeFrame(frame(123_456, probe), "cbor") as unknown as Record<string, unknown>;
+  const expected = decodeFrame(encode({ op: "publish", id: 123_456, topic, value: probe, acks: 1 }), "cbor") as unknown as Record<string, unknown>;
+  if (JSON.stringify(normalise(decoded)) !== JSON.stringify(normalise(expected))) throw new Error("bench publish template does not decode like encodeFrame's frame");
+  return { frame };
+}
+
+function normalise(frame: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(frame).sort()) out[k] = frame[k] instanceof Uint8Array ? Buffer.from(frame[k] as Uint8Array).toString("hex") : frame[k];
+  return out;
 }
 
 function payload(): Buffer {
@@ -338,15 +399,17 @@ async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: numbe
   pump();
   await sleep(500);
   const cpu0 = await server.cpu();
+  const loader0 = process.cpuUsage();
   measuring = true;
   const start = performance.now();
   await sleep(seconds * 1000);
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
+  const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
   const serverCpuUs = (await server.cpu()) - cpu0;
   stopped = true;
   await closeAll(sockets);
-  return { delivered, seconds: elapsed, latencies, serverCpuUs };
+  return { delivered, seconds: elapsed, latencies, serverCpuUs, loaderCpuUs };
 }
 
 async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: number, topic: string): Promise<Result> {
@@ -362,6 +425,7 @@ async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: 
   const publish = await publisher(url, mode, topic);
   const total = (seconds + 0.5) * 1000;
   const cpu0 = await server.cpu();
+  const loader0 = process.cpuUsage();
   const t0 = performance.now();
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -374,15 +438,18 @@ async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: 
         sent++;
         publish(payload());
       }
-      setImmediate(tick);
+      // A 1 ms timer, not setImmediate: a setImmediate loop spins a whole core, which on a
+      // 2-core machine is the server's; messages due meanwhile go out together (≤ rate/1000).
+      setTimeout(tick, 1);
     };
     tick();
   });
   await sleep(200);
   measuring = false;
+  const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
   const serverCpuUs = (await server.cpu()) - cpu0;
   await closeAll(sockets);
-  return { delivered, seconds, latencies, serverCpuUs };
+  return { delivered, seconds, latencies, serverCpuUs, loaderCpuUs };
 }
 
 async function closeAll(sockets: WebSocket[]): Promise<void> {
@@ -392,6 +459,8 @@ async function closeAll(sockets: WebSocket[]): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+const cpuSum = (u: NodeJS.CpuUsage) => u.user + u.system;
+const loaderPer = (r: Result) => (r.delivered > 0 ? (r.loaderCpuUs / r.delivered).toFixed(2) : "-");
 const cpuPer = (r: Result) => (r.delivered > 0 ? (r.serverCpuUs / r.delivered).toFixed(2) : "-");
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 const label = (mode: Mode, engine: string) => (mode === "bare" ? "bare uWS      " : mode === "tributary" ? `tributary/${engine} metrics on ` : `tributary/${engine} metrics off`);

@@ -4,9 +4,12 @@ import type { LogRecord } from "../../log/log-engine.ts";
 import { encodeMessagesCbor } from "./messages-encoder.ts";
 import { plainBytes, PreparedMessage } from "./prepared-message.ts";
 
-/** Most bytes (estimated) of one feed `messages` frame; a larger batch is split into several. */
-const MAX_FRAME_BYTES = 64 * 1024;
+/** Most bytes (estimated) of one `messages` frame; a larger batch is split into several. */
+export const MAX_FRAME_BYTES = 64 * 1024;
 const RECORD_OVERHEAD = 48;
+
+/** A record's estimated size in a `messages` frame (for MAX_FRAME_BYTES). */
+export const frameBytesOf = (r: LogRecord): number => RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
 
 /**
  * A DeliveryBatch in the two shapes WebSocket delivery needs, made once per batch and
@@ -44,6 +47,11 @@ export class FeedBatch {
     return this.#records.length;
   }
 
+  /** The batch's records (for `messages` frames addressed to one subscription). */
+  get records(): readonly LogRecord[] {
+    return this.#records;
+  }
+
   /** Next offset after the batch. */
   get endOffset(): number {
     return this.firstOffset + this.#records.length;
@@ -73,8 +81,7 @@ export class FeedBatch {
     let start = 0;
     let estimate = 0;
     for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      const size = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+      const size = frameBytesOf(records[i]!);
       if (i > start && estimate + size > MAX_FRAME_BYTES) {
         emit(start, i);
         start = i;

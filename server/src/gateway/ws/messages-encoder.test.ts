@@ -44,6 +44,13 @@ describe("encodeMessagesCbor", () => {
     expect(decodeFrame(Uint8Array.from(encoded), "cbor")).toEqual(generic(9, "t", 2, records.slice(5, 29)));
   });
 
+  it("addresses the frame to one subscription with \"sub\" instead of \"feed\"", () => {
+    const records: LogRecord[] = Array.from({ length: 4 }, (_, i) => ({ offset: 7 + i, timestamp: 1_000 + i, key: bytes(2, i), value: bytes(64), headers: {} }));
+    const { feed: _feed, ...rest } = generic(0, "sensor-data", 3, records) as Record<string, unknown>;
+    const encoded = encodeMessagesCbor(300, "sensor-data", 3, records, 0, records.length, "sub")!;
+    expect(decodeFrame(Uint8Array.from(encoded), "cbor")).toEqual({ ...rest, sub: 300 });
+  });
+
   it("returns null for a negative or fractional timestamp, which the generic codec must write", () => {
     const record = (timestamp: number): LogRecord => ({ offset: 1, timestamp, key: null, value: bytes(2), headers: {} });
     expect(encodeMessagesCbor(1, "t", 0, [record(-5)], 0, 1)).toBeNull();

@@ -6,8 +6,13 @@ const key = (name: string): Uint8Array => {
   const bytes = utf8.encode(name);
   return Uint8Array.of(0x60 | bytes.length, ...bytes); // text(len < 24)
 };
-// map(5) "op" "messages" "feed"
-const HEAD = Uint8Array.of(0xa5, ...key("op"), ...key("messages"), ...key("feed"));
+// map(5) "op" "messages" then "feed" or "sub" (the frame's address)
+const HEADS = {
+  feed: Uint8Array.of(0xa5, ...key("op"), ...key("messages"), ...key("feed")),
+  sub: Uint8Array.of(0xa5, ...key("op"), ...key("messages"), ...key("sub")),
+};
+/** Whom a `messages` frame is for: every subscriber attached to a feed, or one subscription. */
+export type MessagesAddress = keyof typeof HEADS;
 const TOPIC = key("topic");
 const PARTITION = key("partition");
 const RECORDS = key("records");
@@ -26,13 +31,15 @@ const RECORD_KEYS = 1 + OFFSET.length + TIMESTAMP.length + KEY.length + VALUE.le
 const isUint = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
 
 /**
- * Encodes a feed `messages` frame {op, feed, topic, partition, records} of `records[from..to)`
- * as CBOR without the generic codec (it runs once per live batch: the hottest encode after
- * acks). Decodes to the same frame as `encodeFrame` (key order aside). Null when a record
- * holds something this encoder does not write as cbor-x would (a negative or fractional
- * offset/timestamp): the caller then uses `encodeFrame`.
+ * Encodes a `messages` frame {op, feed | sub, topic, partition, records} of
+ * `records[from..to)` as CBOR without the generic codec: once per live batch for a feed
+ * (the hottest encode after acks), and per run of records for one subscription on the JS
+ * path (catch-up, partial credit, key filters). Decodes to the same frame as `encodeFrame`
+ * (key order aside). Null when a record holds something this encoder does not write as
+ * cbor-x would (a negative or fractional offset/timestamp): the caller then uses `encodeFrame`.
  */
-export function encodeMessagesCbor(feed: number, topic: string, partition: number, records: readonly LogRecord[], from: number, to: number): Uint8Array | null {
+export function encodeMessagesCbor(id: number, topic: string, partition: number, records: readonly LogRecord[], from: number, to: number, address: MessagesAddress = "feed"): Uint8Array | null {
+  const HEAD = HEADS[address];
   const topicBytes = Buffer.byteLength(topic);
   let size = HEAD.length + HEAD_MAX + TOPIC.length + HEAD_MAX + topicBytes + PARTITION.length + HEAD_MAX + RECORDS.length + HEAD_MAX;
   for (let i = from; i < to; i++) {
@@ -48,7 +55,7 @@ export function encodeMessagesCbor(feed: number, topic: string, partition: numbe
   }
   const out = Buffer.allocUnsafe(size);
   out.set(HEAD, 0);
-  let at = writeCborUint(out, HEAD.length, feed);
+  let at = writeCborUint(out, HEAD.length, id);
   out.set(TOPIC, at);
   at = writeText(out, at + TOPIC.length, topic, topicBytes);
   out.set(PARTITION, at);
