@@ -4,6 +4,13 @@
  * before any body is sent (raw sockets that send the headers only), including lengths uWS
  * itself refuses ("1e9", ten digits); a chunked body that grows past the limit gets 413; the
  * connection stays usable or is closed after the answer, never closed without one.
+ *
+ * The per-address request rate (`limits.httpRequestRatePerIp`, docs/security.md#limits), on
+ * a second node: over it 429 QUEUE_FULL with Retry-After and the API's error body, counted
+ * in /metrics; /healthz, /readyz and /metrics never counted; another source address
+ * (127.0.0.x) unaffected; the address let in again once its bucket refilled; a refused
+ * request's body drained (connection kept) or, chunked, the connection closed after the
+ * answer.
  */
 import { testNodeConfig } from "./helpers/node-config.ts";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,7 +20,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../server/src/logger.ts";
 import { startNode, type TributaryNode } from "../server/src/node.ts";
-import { within } from "./helpers/wait.ts";
+import { waitFor, within } from "./helpers/wait.ts";
 
 const LIMIT = 4096;
 let node: TributaryNode;
@@ -50,8 +57,8 @@ class RawClient {
   #buffer = Buffer.alloc(0);
   #waiters: Array<() => void> = [];
 
-  constructor(port: number) {
-    this.socket = net.connect(port, "127.0.0.1");
+  constructor(port: number, localAddress?: string) {
+    this.socket = net.connect({ port, host: "127.0.0.1", ...(localAddress ? { localAddress } : {}) });
     this.socket.on("data", (d) => {
       this.#buffer = Buffer.concat([this.#buffer, d]);
       for (const w of this.#waiters.splice(0)) w();
@@ -96,8 +103,8 @@ class RawClient {
   }
 }
 
-function port(): number {
-  return Number(new URL(base).port);
+function port(url = base): number {
+  return Number(new URL(url).port);
 }
 
 function postHead(contentLength: string | null, extra = ""): string {
@@ -205,5 +212,106 @@ describe("HTTP body limits", () => {
     expect(((await chunked.json()) as { error: { code: string } }).error.code).toBe("FRAME_TOO_LARGE");
     const ok = await fetch(`${base}/topics/limits/records`, { method: "POST", headers: { "content-type": "application/json" }, body: GOOD });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe("HTTP request rate per address", () => {
+  const RATE = 2;
+  const BURST = 3;
+  let rated: TributaryNode;
+  let ratedDir: string;
+
+  beforeAll(async () => {
+    ratedDir = mkdtempSync(join(tmpdir(), "tributary-http-rate-"));
+    rated = await startNode(testNodeConfig(ratedDir, { limits: { httpRequestRatePerIp: RATE, httpRequestBurstPerIp: BURST } }), { logger: createLogger("error") });
+  });
+
+  afterAll(async () => {
+    await rated?.close();
+    rmSync(ratedDir, { recursive: true, force: true });
+  });
+
+  /** One request on a connection of its own from `from` (a 127.0.0.x source address). */
+  async function request(from: string, path: string, method = "GET"): Promise<RawReply> {
+    const client = new RawClient(port(rated.url), from);
+    try {
+      client.send(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      return await client.next(`${method} ${path} from ${from}`);
+    } finally {
+      client.destroy();
+    }
+  }
+
+  /** Takes the whole burst of `from` (each answered 200) so its next request is over the rate. */
+  async function exhaust(from: string): Promise<void> {
+    for (let i = 0; i < BURST; i++) expect((await request(from, "/topics")).status).toBe(200);
+  }
+
+  function refusals(metrics: string): number {
+    return Number(/^tributary_limit_refusals_total\{limit="http_request_rate_per_ip",gateway="http"\} (\d+)$/m.exec(metrics)?.[1]);
+  }
+
+  it("answers-429-queue-full-with-retry-after-once-an-address-is-over-its-rate-and-counts-it", async () => {
+    const before = refusals((await request("127.0.0.1", "/metrics")).body);
+    await exhaust("127.0.0.1");
+    const refused = await request("127.0.0.1", "/topics");
+    expect(refused.status).toBe(429);
+    expect(Number(/retry-after: *(\d+)/i.exec(refused.headers)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(refused.body)).toEqual({ error: { code: "QUEUE_FULL", message: expect.stringContaining("limits.httpRequestRatePerIp") } });
+    // Unknown paths count too (the 404 fallback is an API route).
+    expect((await request("127.0.0.1", "/no-such-route")).status).toBe(429);
+    expect(refusals((await request("127.0.0.1", "/metrics")).body)).toBe(before + 2);
+  });
+
+  it("never-counts-health-probes-or-metrics-scrapes", async () => {
+    await exhaust("127.0.0.3");
+    expect((await request("127.0.0.3", "/topics")).status).toBe(429);
+    for (let i = 0; i < 3 * BURST; i++) {
+      for (const path of ["/healthz", "/readyz", "/metrics"]) expect((await request("127.0.0.3", path)).status, path).toBe(200);
+    }
+  });
+
+  it("limits-each-address-on-its-own", async () => {
+    await exhaust("127.0.0.4");
+    expect((await request("127.0.0.4", "/topics")).status).toBe(429);
+    expect((await request("127.0.0.5", "/topics")).status).toBe(200);
+  });
+
+  it("lets-an-address-in-again-once-its-bucket-refilled", async () => {
+    await exhaust("127.0.0.6");
+    const refused = await request("127.0.0.6", "/topics");
+    expect(refused.status).toBe(429);
+    const retryAfterS = Number(/retry-after: *(\d+)/i.exec(refused.headers)?.[1]);
+    // A refused request takes no token, so asking again does not delay the refill.
+    await waitFor(async () => (await request("127.0.0.6", "/topics")).status === 200, { timeoutMs: retryAfterS * 1000 + 2000, intervalMs: 50, what: "a token back within Retry-After" });
+  });
+
+  it("drains-a-refused-body-with-a-content-length-and-keeps-the-connection", async () => {
+    await exhaust("127.0.0.7");
+    const client = new RawClient(port(rated.url), "127.0.0.7");
+    try {
+      client.send(postHead(String(Buffer.byteLength(GOOD))) + GOOD);
+      const first = await client.next("the 429 for a POST with a body");
+      expect(first.status).toBe(429);
+      expect(first.headers).not.toMatch(/connection: close/i);
+      client.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      expect((await client.next("the next answer on the same connection")).status).toBe(200);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it("closes-the-connection-after-refusing-a-chunked-body", async () => {
+    await exhaust("127.0.0.8");
+    const client = new RawClient(port(rated.url), "127.0.0.8");
+    try {
+      client.send(postHead(null) + `${GOOD.length.toString(16)}\r\n${GOOD}\r\n`);
+      const reply = await client.next("the 429 for a chunked POST");
+      expect(reply.status).toBe(429);
+      expect(reply.headers).toMatch(/connection: close/i);
+      await within(client.closed, 5000, "the connection to close after the 429");
+    } finally {
+      client.destroy();
+    }
   });
 });

@@ -219,6 +219,8 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   field("limits.maxConnectionsPerIdentity", "MAX_CONNECTIONS_PER_IDENTITY", "Most WebSocket + MQTT connections of one authenticated identity (token sub, password-file user); 0 = no limit.", integer(0, MAX)),
   field("limits.connectRatePerIp", "CONNECT_RATE_PER_IP", "New WebSocket + MQTT connections per second from one IP address (token bucket); 0 = no limit.", integer(0, MAX)),
   field("limits.connectBurstPerIp", "CONNECT_BURST_PER_IP", "Connections one IP address may open at once before connectRatePerIp applies; 0 = the rate (one second's worth).", integer(0, MAX)),
+  field("limits.httpRequestRatePerIp", "HTTP_REQUEST_RATE_PER_IP", "HTTP API requests per second from one IP address (token bucket; 429 QUEUE_FULL with Retry-After above; /healthz, /readyz and /metrics not counted); 0 = no limit.", integer(0, MAX)),
+  field("limits.httpRequestBurstPerIp", "HTTP_REQUEST_BURST_PER_IP", "HTTP requests one IP address may send at once before httpRequestRatePerIp applies; 0 = the rate (one second's worth).", integer(0, MAX)),
   field("limits.authFailuresBeforeBlock", "AUTH_FAILURES_BEFORE_BLOCK", "Failed authentications from one IP address (within authBlockMs of each other) after which it is refused for authBlockMs; before that each refusal is delayed more; 0 = off.", integer(0, MAX)),
   field("limits.authBlockMs", "AUTH_BLOCK_MS", "How long an IP address that reached authFailuresBeforeBlock is refused, and how long its failures are remembered.", integer(1000, MAX, "ms")),
   field("limits.publishRatePerIdentity", "PUBLISH_RATE_PER_IDENTITY", "Messages per second one identity may publish over all its connections (token bucket, burst one second's worth); 0 = no limit.", integer(0, MAX)),

@@ -70,6 +70,10 @@ export interface TributaryConfig {
     connectRatePerIp: number;
     /** Bucket size of connectRatePerIp; 0 = the rate. */
     connectBurstPerIp: number;
+    /** HTTP API requests per second from one IP address (token bucket; /healthz, /readyz and /metrics not counted); 0 = no limit. */
+    httpRequestRatePerIp: number;
+    /** Bucket size of httpRequestRatePerIp; 0 = the rate. */
+    httpRequestBurstPerIp: number;
     /** Failed authentications from one IP address before it is refused for authBlockMs (earlier refusals are delayed); 0 = off. */
     authFailuresBeforeBlock: number;
     /** How long a blocked IP address is refused, and how long failures are remembered. */
@@ -195,6 +199,8 @@ export const DEFAULT_CONFIG: TributaryConfig = {
     maxConnectionsPerIdentity: 0,
     connectRatePerIp: 0,
     connectBurstPerIp: 0,
+    httpRequestRatePerIp: 0,
+    httpRequestBurstPerIp: 0,
     authFailuresBeforeBlock: 0,
     authBlockMs: 60_000,
     publishRatePerIdentity: 0,

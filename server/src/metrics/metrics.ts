@@ -78,6 +78,8 @@ export const LIMIT_NAMES = [
   "connections_per_identity",
   /** `limits.connectRatePerIp`. */
   "connect_rate_per_ip",
+  /** `limits.httpRequestRatePerIp`: HTTP 429 QUEUE_FULL. */
+  "http_request_rate_per_ip",
   /** The address failed authentication `limits.authFailuresBeforeBlock` times: refused for `limits.authBlockMs`. */
   "auth_blocked",
   /** `limits.publishRatePerIdentity`: WebSocket QUEUE_FULL, HTTP 429, MQTT 5 PUBACK 0x97. */

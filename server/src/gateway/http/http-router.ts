@@ -20,6 +20,12 @@
  *   `http.corsOrigins` is 403 FORBIDDEN; replies to listed origins carry
  *   `Access-Control-Allow-Origin`, and `preflight()` answers their `OPTIONS` preflights.
  *
+ * - per-address request rate (`limits.httpRequestRatePerIp`, docs/security.md#limits): a
+ *   request over it is answered 429 QUEUE_FULL with Retry-After before its body is read or
+ *   its credentials checked (a refused body route's body is drained when its Content-Length
+ *   allows, as for a 413, else the connection closes after the answer); GET /healthz,
+ *   /readyz and /metrics are never counted, so probes and scrapes are never refused.
+ *
  * - authentication (http-auth.ts): with an auth layer, every route but the `open` ones
  *   authenticates `Authorization: Bearer` before its handler runs (`identity`); a failure is
  *   401 UNAUTHORIZED / TOKEN_EXPIRED with `WWW-Authenticate: Bearer`.
@@ -32,7 +38,7 @@ import type uWS from "uWebSockets.js";
 import type { AuthService, Identity } from "../../auth/index.ts";
 import { TributaryError, httpStatusOf, toTributaryError, type ErrorCode } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
-import { retryAfterSeconds } from "../limits/index.ts";
+import { clientLimitsOfAuth, retryAfterSeconds, type ClientLimits } from "../limits/index.ts";
 import { authenticateRequest, wwwAuthenticate } from "./http-auth.ts";
 import { OriginPolicy } from "./origin-policy.ts";
 
@@ -115,7 +121,12 @@ export interface HttpRouterOptions {
   origins?: OriginPolicy;
   /** The node's auth layer; absent = no authentication (every identity null). */
   auth?: AuthService;
+  /** The node's limits tied to IP and identity (request rate per IP); default: those of `auth` (limits/index.ts clientLimitsOfAuth). */
+  limits?: ClientLimits;
 }
+
+/** Paths the per-address request rate never counts: health probes and Prometheus scrapes must not be refused. */
+const UNCOUNTED_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /** How large a refused body (by its Content-Length) may be for uWS to drain it and keep the connection; larger ones close it after the 413. */
 const DRAIN_FACTOR = 8;
@@ -134,6 +145,8 @@ export class HttpRouter {
   #closing = false;
 
   readonly #origins: OriginPolicy;
+  /** Resolved on the first request (a gateway registers the node's ClientLimits when it mounts). */
+  #limits: ClientLimits | undefined;
 
   constructor(app: uWS.TemplatedApp, options: HttpRouterOptions) {
     this.#app = app;
@@ -286,6 +299,25 @@ export class HttpRouter {
           : undefined;
       respond({ status: statusOfCode(error.code), body: { error: { code: error.code, message: error.message } }, headers }, closeConnection, flushNow);
     };
+    // Per-address request rate, before anything is read or authenticated (during shutdown, run() answers 503).
+    const limits = this.#clientLimits();
+    if (limits?.limitsHttpRequests && !this.#closing && !UNCOUNTED_PATHS.has(path)) {
+      const refusal = limits.httpRequest(Buffer.from(res.getRemoteAddressAsText()).toString());
+      if (refusal !== null) {
+        this.#options.log.debug("http.limited", { method, path, limit: refusal.limit, retryAfterMs: refusal.retryAfterMs });
+        const error = new TributaryError("QUEUE_FULL", refusal.message, { limit: refusal.limit, retryAfterMs: refusal.retryAfterMs });
+        if (bodyTypes === null) {
+          fail(error);
+          return;
+        }
+        // The body is not read: uWS drains one it has a (bounded) Content-Length for; otherwise the connection closes after the answer.
+        const drain = rawContentLength !== "" && UWS_CONTENT_LENGTH.test(rawContentLength) && contentLength <= this.#options.maxBodyBytes * DRAIN_FACTOR;
+        if (drain) res.onData(() => {});
+        fail(error, !drain);
+        return;
+      }
+    }
+
     const run = (body: Uint8Array) => {
       if (finished) return;
       if (this.#closing) {
@@ -365,6 +397,11 @@ export class HttpRouter {
       chunks.push(Buffer.from(chunk.slice(0))); // the ArrayBuffer is reused after this callback
       if (isLast) run(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
+  }
+
+  #clientLimits(): ClientLimits | undefined {
+    this.#limits ??= this.#options.limits ?? (this.#options.auth ? clientLimitsOfAuth(this.#options.auth) : undefined);
+    return this.#limits;
   }
 
   #done(controller: AbortController): void {

@@ -38,6 +38,8 @@ const NO_LEASE: ConnectionLease = { release() {} };
  * 3. `admitIdentity(identity)` once authenticated: within the identity's connection count.
  * 4. `publish(identity, bytes)` per message: within the identity's message and byte rates.
  *
+ * And the HTTP router, per request: `httpRequest(ip)`, within the address's request rate.
+ *
  * Per-identity limits apply to authenticated identities (token `sub`, password-file
  * user): anonymous clients and open mode are limited per address only.
  * All limits are off at 0 (the default), and then cost one comparison.
@@ -48,11 +50,14 @@ export class ClientLimits {
   readonly #peers = new ConnectionCounter();
   readonly #identities = new ConnectionCounter();
   readonly #connectRate: BucketTable | null;
+  readonly #httpRate: BucketTable | null;
   readonly #publishRate: BucketTable | null;
   readonly #publishBytes: BucketTable | null;
   readonly #backoff: AuthBackoff | null;
   /** Any publish limit configured (the hot path's one check). */
   readonly limitsPublish: boolean;
+  /** `limits.httpRequestRatePerIp` configured (the HTTP router's one check per request). */
+  readonly limitsHttpRequests: boolean;
   readonly #now: () => number;
 
   constructor(limits: TributaryConfig["limits"], metrics: Metrics, now: () => number = Date.now) {
@@ -60,11 +65,14 @@ export class ClientLimits {
     this.#metrics = metrics;
     this.#now = now;
     this.#connectRate = limits.connectRatePerIp > 0 ? new BucketTable(limits.connectRatePerIp, limits.connectBurstPerIp || limits.connectRatePerIp, MAX_ENTRIES) : null;
+    this.#httpRate =
+      limits.httpRequestRatePerIp > 0 ? new BucketTable(limits.httpRequestRatePerIp, limits.httpRequestBurstPerIp || limits.httpRequestRatePerIp, MAX_ENTRIES) : null;
     this.#publishRate = limits.publishRatePerIdentity > 0 ? new BucketTable(limits.publishRatePerIdentity, limits.publishRatePerIdentity, MAX_ENTRIES) : null;
     this.#publishBytes =
       limits.publishBytesPerIdentity > 0 ? new BucketTable(limits.publishBytesPerIdentity, Math.max(limits.publishBytesPerIdentity, limits.maxRecordBytes), MAX_ENTRIES) : null;
     this.#backoff = limits.authFailuresBeforeBlock > 0 ? new AuthBackoff({ maxFailures: limits.authFailuresBeforeBlock, blockMs: limits.authBlockMs, maxEntries: MAX_ENTRIES }) : null;
     this.limitsPublish = this.#publishRate !== null || this.#publishBytes !== null;
+    this.limitsHttpRequests = this.#httpRate !== null;
   }
 
   /**
@@ -143,6 +151,19 @@ export class ClientLimits {
       }
     }
     return null;
+  }
+
+  /**
+   * An HTTP request from `address` (any form, as `admitPeer`): null when within the
+   * address's request rate (a token is taken), else the refusal (counted).
+   */
+  httpRequest(address: string, gateway: GatewayLabel = "http"): LimitRefusal | null {
+    const rate = this.#httpRate;
+    if (rate === null) return null;
+    const ip = peerKey(address);
+    const wait = rate.take(ip, 1, this.#now());
+    if (wait === 0) return null;
+    return this.#refusal("http_request_rate_per_ip", gateway, `too many HTTP requests from ${ip}: at most ${this.#limits.httpRequestRatePerIp} per second (limits.httpRequestRatePerIp); retry later`, wait);
   }
 
   #refuse(limit: LimitName, gateway: GatewayLabel, message: string, retryAfterMs: number): Admission {

@@ -4,7 +4,7 @@
  *
  *     ClientLimits (client-limits.ts) ── the questions gateways ask, metrics
  *       ├── ConnectionCounter  connections per IP / per identity (leases)
- *       ├── BucketTable        connect rate per IP, publish rate and bytes per identity
+ *       ├── BucketTable        connect rate and HTTP request rate per IP, publish rate and bytes per identity
  *       │     └── TokenBucket
  *       ├── AuthBackoff        failed authentications per IP: delay, then block
  *       └── peerKey            the per-IP key of a peer address (IPv6: its /64)
