@@ -17,6 +17,7 @@ import { dispatch, type HandlerContext } from "./handlers/index.ts";
 import { ConnectionLimit } from "../connection-limit.ts";
 import { NativeFanout } from "./native-fanout.ts";
 import { WsPresenceHub } from "./presence-hub.ts";
+import { decodePublishCbor } from "./publish-decoder.ts";
 import { WsAuth } from "./ws-auth.ts";
 import { clientLimitsFor, retryAfterSeconds, type ConnectionLease } from "../limits/index.ts";
 import { WsConnection, type SocketData, type WsGatewayStats } from "./ws-connection.ts";
@@ -58,6 +59,20 @@ const cborFromView = new Decoder({ useRecords: false, mapsAsObjects: true, copyB
  * problem and leave the connection open; any frame before `hello` closes it with
  * PROTOCOL_ERROR. Nothing a client sends can affect another connection.
  */
+/** Decodes and validates a client frame the generic way; throws FrameValidationError naming what is wrong. */
+function decodeClientFrame(format: WireFormat, message: ArrayBuffer, isBinary: boolean): ClientFrame {
+  if (format === "cbor" && !isBinary) throw new FrameValidationError("MALFORMED_FRAME", `text frame on the binary subprotocol ${SUBPROTOCOL_CBOR}`);
+  let decoded: unknown;
+  try {
+    // CBOR is decoded straight from uWS's buffer (valid during this callback only): the
+    // decoder copies byte fields out, so the frame itself is never copied.
+    decoded = format === "cbor" ? cborFromView.decode(new Uint8Array(message)) : decodeFrame(Buffer.from(message).toString("utf8"), "json");
+  } catch (err) {
+    throw new FrameValidationError("MALFORMED_FRAME", `undecodable ${format.toUpperCase()} frame: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return parseClientFrame(decoded);
+}
+
 export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, options: WsGatewayOptions = {}): WsGateway {
   const { limits } = ctx.config;
   const origins = OriginPolicy.of(ctx.config);
@@ -185,18 +200,10 @@ export function attachWsGateway(app: uWS.TemplatedApp, ctx: GatewayContext, opti
         conn.fail("FRAME_TOO_LARGE", `frame of ${message.byteLength} bytes exceeds limits.maxFrameBytes (${limits.maxFrameBytes})`, CLOSE_CODES.FRAME_TOO_LARGE);
         return;
       }
-      let frame;
+      let frame: ClientFrame;
       try {
-        if (conn.format === "cbor" && !isBinary) throw new FrameValidationError("MALFORMED_FRAME", `text frame on the binary subprotocol ${SUBPROTOCOL_CBOR}`);
-        let decoded: unknown;
-        try {
-          // CBOR is decoded straight from uWS's buffer (valid during this callback only): the
-          // decoder copies byte fields out, so the frame itself is never copied.
-          decoded = conn.format === "cbor" ? cborFromView.decode(new Uint8Array(message)) : decodeFrame(Buffer.from(message).toString("utf8"), "json");
-        } catch (err) {
-          throw new FrameValidationError("MALFORMED_FRAME", `undecodable ${conn.format.toUpperCase()} frame: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        frame = parseClientFrame(decoded);
+        // `publish` in CBOR, the frame sent most, skips the generic codec (publish-decoder.ts).
+        frame = (conn.format === "cbor" && isBinary ? decodePublishCbor(new Uint8Array(message)) : null) ?? decodeClientFrame(conn.format, message, isBinary);
       } catch (err) {
         const e = err instanceof FrameValidationError ? err : new FrameValidationError("MALFORMED_FRAME", String(err));
         if (!conn.hello) conn.fail(e.code, `${e.message} (the first frame must be a valid hello)`, CLOSE_CODES.PROTOCOL_ERROR, { id: e.id });

@@ -1,0 +1,191 @@
+import type { PublishFrame } from "@tributary/client/protocol";
+
+/**
+ * A decoder for the one frame a WebSocket connection sends most: `publish` in CBOR, read
+ * straight from uWS's buffer into a PublishFrame without the generic codec (cbor-x builds
+ * an object, interns its key strings and copies each byte string; then every field is
+ * validated by name). It accepts only the shapes the SDK writes:
+ *
+ *   a definite-length map whose keys are among op, id, topic, key, value, partition,
+ *   acks, producerId, seq, each once; op "publish"; id, partition and seq unsigned
+ *   integers below 2^32; topic (≤ 249) and producerId (≤ 256) ASCII text; key and value
+ *   byte strings or null; acks 0, 1 or "all"; producerId and seq together; nothing after
+ *   the map.
+ *
+ * Anything else (headers, other fields, other integer widths, non-ASCII text, a bad
+ * value, trailing bytes) returns null and the caller takes the generic path, which
+ * decodes and validates it and names what is wrong. So this decoder never answers
+ * differently from `parseClientFrame(decode(bytes))`, only sooner (property-tested
+ * against it in publish-decoder.test.ts). Byte fields are copies: uWS reuses its buffer.
+ */
+export function decodePublishCbor(bytes: Uint8Array): PublishFrame | null {
+  const length = bytes.length;
+  let at = 0;
+  const head = bytes[at++];
+  let entries: number;
+  if (head === undefined) return null;
+  if (head >= 0xa0 && head <= 0xb7) entries = head - 0xa0;
+  else if (head === 0xb8 && length > 1) entries = bytes[at++]!;
+  else if (head === 0xb9 && length > 2) {
+    entries = (bytes[at]! << 8) | bytes[at + 1]!;
+    at += 2;
+  } else return null;
+
+  let seen = 0;
+  let op = false;
+  let id = -1;
+  let topic: string | null = null;
+  let key: Uint8Array | null | undefined;
+  let value: Uint8Array | null | undefined;
+  let partition = -1;
+  let acks: 0 | 1 | "all" | undefined;
+  let producerId: string | undefined;
+  let seq = -1;
+
+  /** Length of a text or byte string head at `at` (major type bits already checked by the caller); -1 if not supported. */
+  const stringLength = (minor: number): number => {
+    if (minor < 24) return minor;
+    if (minor === 24) return at < length ? bytes[at++]! : -1;
+    if (minor === 25) {
+      if (at + 1 >= length) return -1;
+      const n = (bytes[at]! << 8) | bytes[at + 1]!;
+      at += 2;
+      return n;
+    }
+    if (minor === 26) {
+      if (at + 3 >= length) return -1;
+      const n = ((bytes[at]! << 24) >>> 0) + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
+      at += 4;
+      return n;
+    }
+    return -1;
+  };
+  /** An unsigned integer below 2^32 at `at`; -1 if it is anything else. */
+  const uint = (): number => {
+    if (at >= length) return -1;
+    const b = bytes[at++]!;
+    if (b >= 0x1b) return -1; // other major types, uint64, floats
+    return stringLength(b);
+  };
+  /** ASCII text of at most `max` characters; null if it is anything else. */
+  const ascii = (max: number): string | null => {
+    if (at >= length) return null;
+    const b = bytes[at++]!;
+    if (b < 0x60 || b > 0x7a) return null;
+    const n = stringLength(b - 0x60);
+    if (n < 0 || n > max || at + n > length) return null;
+    for (let i = at; i < at + n; i++) if (bytes[i]! >= 0x80) return null;
+    const s = latin1(bytes, at, at + n);
+    at += n;
+    return s;
+  };
+  /** A byte string (copied) or null; undefined if it is anything else. */
+  const bytesOrNull = (): Uint8Array | null | undefined => {
+    if (at >= length) return undefined;
+    const b = bytes[at++]!;
+    if (b === 0xf6) return null;
+    if (b < 0x40 || b > 0x5a) return undefined;
+    const n = stringLength(b - 0x40);
+    if (n < 0 || at + n > length) return undefined;
+    const out = bytes.slice(at, at + n);
+    at += n;
+    return out;
+  };
+
+  for (let e = 0; e < entries; e++) {
+    // Keys: short ASCII text, compared by length and bytes (no string made).
+    if (at >= length) return null;
+    const k = bytes[at++]!;
+    if (k < 0x62 || k > 0x6a) return null;
+    const n = k - 0x60;
+    if (at + n > length) return null;
+    const field = fieldOf(bytes, at, n);
+    at += n;
+    if (field < 0 || (seen & (1 << field)) !== 0) return null;
+    seen |= 1 << field;
+    switch (field) {
+      case OP: {
+        const s = ascii(16);
+        if (s !== "publish") return null;
+        op = true;
+        break;
+      }
+      case ID:
+        if ((id = uint()) < 0) return null;
+        break;
+      case TOPIC:
+        if ((topic = ascii(249)) === null) return null;
+        break;
+      case KEY:
+        if ((key = bytesOrNull()) === undefined) return null;
+        break;
+      case VALUE:
+        if ((value = bytesOrNull()) === undefined) return null;
+        break;
+      case PARTITION:
+        if ((partition = uint()) < 0) return null;
+        break;
+      case ACKS: {
+        if (at >= length) return null;
+        const b = bytes[at];
+        if (b === 0x00 || b === 0x01) {
+          acks = b;
+          at++;
+        } else if (ascii(3) === "all") acks = "all";
+        else return null;
+        break;
+      }
+      case PRODUCER_ID: {
+        const s = ascii(256);
+        if (s === null) return null;
+        producerId = s;
+        break;
+      }
+      case SEQ:
+        if ((seq = uint()) < 0) return null;
+        break;
+    }
+  }
+  if (at !== length || !op || id < 0 || topic === null || value === undefined) return null;
+  if ((producerId === undefined) !== (seq < 0)) return null;
+  const frame: PublishFrame = { op: "publish", id, topic, value };
+  if (key !== undefined) frame.key = key;
+  if (partition >= 0) frame.partition = partition;
+  if (acks !== undefined) frame.acks = acks;
+  if (producerId !== undefined) {
+    frame.producerId = producerId;
+    frame.seq = seq;
+  }
+  return frame;
+}
+
+const OP = 0;
+const ID = 1;
+const TOPIC = 2;
+const KEY = 3;
+const VALUE = 4;
+const PARTITION = 5;
+const ACKS = 6;
+const PRODUCER_ID = 7;
+const SEQ = 8;
+const FIELDS = ["op", "id", "topic", "key", "value", "partition", "acks", "producerId", "seq"].map((name) => Uint8Array.from(name, (c) => c.charCodeAt(0)));
+
+/** Which field the key bytes `bytes[at, at + n)` name; -1 for none. */
+function fieldOf(bytes: Uint8Array, at: number, n: number): number {
+  next: for (let f = 0; f < FIELDS.length; f++) {
+    const name = FIELDS[f]!;
+    if (name.length !== n) continue;
+    for (let i = 0; i < n; i++) if (bytes[at + i] !== name[i]) continue next;
+    return f;
+  }
+  return -1;
+}
+
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  if (to - from <= 16) {
+    let s = "";
+    for (let i = from; i < to; i++) s += String.fromCharCode(bytes[i]!);
+    return s;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString("latin1");
+}
