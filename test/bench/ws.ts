@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000] [--reps 3]`
+ * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000] [--reps 5]`
  *
  * WebSocket fan-out, 1 publisher → N subscribers over loopback, 64-byte messages, measured
  * for the Tributary gateway (log engine underneath) and, in the same run and with the same
@@ -60,8 +60,9 @@ export async function run(args: string[]): Promise<void> {
   const fanout = new Map<string, Result>();
   const paced = new Map<Mode, Result>();
   const only = opt("only", "");
-  // bare alone; then metrics on and off side by side, interleaved per N (each N run --reps times, default 3,
-  // in alternating order, best kept) so that load from elsewhere on the machine hits both alike.
+  // bare alone; then metrics on and off side by side, interleaved per N. Every mode runs each N --reps times
+  // (default 5; on/off in alternating order) and keeps its best run, bare included, so that load from
+  // elsewhere on the machine hits every mode alike.
   const keep = (mode: Mode, n: number, r: Result) => {
     const best = fanout.get(`${mode}:${n}`);
     if (!best || r.delivered / r.seconds > best.delivered / best.seconds) fanout.set(`${mode}:${n}`, r);
@@ -72,7 +73,7 @@ export async function run(args: string[]): Promise<void> {
     const servers = new Map<Mode, BenchServer>();
     try {
       for (const mode of modes) servers.set(mode, await startServer(mode, engine));
-      const reps = modes.length > 1 ? Number(opt("reps", "3")) : 1;
+      const reps = Number(opt("reps", "5"));
       for (const n of ns) {
         for (let rep = 0; rep < reps; rep++) {
           for (const mode of rep % 2 === 0 ? modes : [...modes].reverse()) keep(mode, n, await fanOut(servers.get(mode)!, mode, n, seconds, `fan-${n}-${rep}`));
