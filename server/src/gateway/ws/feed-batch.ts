@@ -71,28 +71,29 @@ export class FeedBatch {
 
   #encode(format: WireFormat): Uint8Array[] {
     const out: Uint8Array[] = [];
-    let total = 0;
     const records = this.#records;
-    const emit = (from: number, to: number) => {
-      const bytes = (format === "cbor" && encodeMessagesCbor(this.#feedId, this.#topic, this.#partition, records, from, to)) || this.#encodeGeneric(format, from, to);
-      out.push(bytes);
-      total += bytes.length + 14; // + WebSocket frame header
-    };
     let start = 0;
     let estimate = 0;
     for (let i = 0; i < records.length; i++) {
       const size = frameBytesOf(records[i]!);
       if (i > start && estimate + size > MAX_FRAME_BYTES) {
-        emit(start, i);
+        out.push(this.#frame(format, start, i));
         start = i;
         estimate = 0;
       }
       estimate += size;
     }
-    if (start < records.length) emit(start, records.length);
+    if (start < records.length) out.push(this.#frame(format, start, records.length));
+    let total = 0;
+    for (const bytes of out) total += bytes.length + 14; // + WebSocket frame header
     if (format === "cbor") this.#cborBytes = total;
     else this.#jsonBytes = total;
     return out;
+  }
+
+  /** `records[from..to)` as one feed `messages` frame. */
+  #frame(format: WireFormat, from: number, to: number): Uint8Array {
+    return (format === "cbor" && encodeMessagesCbor(this.#feedId, this.#topic, this.#partition, this.#records, from, to)) || this.#encodeGeneric(format, from, to);
   }
 
   /** `records[from..to)` as one `messages` frame through the generic codec. */

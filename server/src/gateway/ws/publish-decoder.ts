@@ -19,15 +19,30 @@ import type { PublishFrame } from "@tributary/client/protocol";
  * against it in publish-decoder.test.ts). Byte fields are copies: uWS reuses its buffer.
  */
 export function decodePublishCbor(bytes: Uint8Array): PublishFrame | null {
-  const length = bytes.length;
-  let at = 0;
-  const head = bytes[at++];
+  buf = bytes;
+  at = 0;
+  try {
+    return decode();
+  } finally {
+    buf = EMPTY; // do not keep uWS's buffer reachable
+  }
+}
+
+// The decoder's cursor: module state instead of closures made per call (decoding is
+// synchronous and never re-entered).
+const EMPTY = new Uint8Array(0);
+let buf: Uint8Array = EMPTY;
+let at = 0;
+
+function decode(): PublishFrame | null {
+  const length = buf.length;
+  const head = buf[at++];
   let entries: number;
   if (head === undefined) return null;
   if (head >= 0xa0 && head <= 0xb7) entries = head - 0xa0;
-  else if (head === 0xb8 && length > 1) entries = bytes[at++]!;
+  else if (head === 0xb8 && length > 1) entries = buf[at++]!;
   else if (head === 0xb9 && length > 2) {
-    entries = (bytes[at]! << 8) | bytes[at + 1]!;
+    entries = (buf[at]! << 8) | buf[at + 1]!;
     at += 2;
   } else return null;
 
@@ -42,74 +57,22 @@ export function decodePublishCbor(bytes: Uint8Array): PublishFrame | null {
   let producerId: string | undefined;
   let seq = -1;
 
-  /** Length of a text or byte string head at `at` (major type bits already checked by the caller); -1 if not supported. */
-  const stringLength = (minor: number): number => {
-    if (minor < 24) return minor;
-    if (minor === 24) return at < length ? bytes[at++]! : -1;
-    if (minor === 25) {
-      if (at + 1 >= length) return -1;
-      const n = (bytes[at]! << 8) | bytes[at + 1]!;
-      at += 2;
-      return n;
-    }
-    if (minor === 26) {
-      if (at + 3 >= length) return -1;
-      const n = ((bytes[at]! << 24) >>> 0) + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
-      at += 4;
-      return n;
-    }
-    return -1;
-  };
-  /** An unsigned integer below 2^32 at `at`; -1 if it is anything else. */
-  const uint = (): number => {
-    if (at >= length) return -1;
-    const b = bytes[at++]!;
-    if (b >= 0x1b) return -1; // other major types, uint64, floats
-    return stringLength(b);
-  };
-  /** ASCII text of at most `max` characters; null if it is anything else. */
-  const ascii = (max: number): string | null => {
-    if (at >= length) return null;
-    const b = bytes[at++]!;
-    if (b < 0x60 || b > 0x7a) return null;
-    const n = stringLength(b - 0x60);
-    if (n < 0 || n > max || at + n > length) return null;
-    for (let i = at; i < at + n; i++) if (bytes[i]! >= 0x80) return null;
-    const s = latin1(bytes, at, at + n);
-    at += n;
-    return s;
-  };
-  /** A byte string (copied) or null; undefined if it is anything else. */
-  const bytesOrNull = (): Uint8Array | null | undefined => {
-    if (at >= length) return undefined;
-    const b = bytes[at++]!;
-    if (b === 0xf6) return null;
-    if (b < 0x40 || b > 0x5a) return undefined;
-    const n = stringLength(b - 0x40);
-    if (n < 0 || at + n > length) return undefined;
-    const out = bytes.slice(at, at + n);
-    at += n;
-    return out;
-  };
-
   for (let e = 0; e < entries; e++) {
     // Keys: short ASCII text, compared by length and bytes (no string made).
     if (at >= length) return null;
-    const k = bytes[at++]!;
+    const k = buf[at++]!;
     if (k < 0x62 || k > 0x6a) return null;
     const n = k - 0x60;
     if (at + n > length) return null;
-    const field = fieldOf(bytes, at, n);
+    const field = fieldOf(at, n);
     at += n;
     if (field < 0 || (seen & (1 << field)) !== 0) return null;
     seen |= 1 << field;
     switch (field) {
-      case OP: {
-        const s = ascii(16);
-        if (s !== "publish") return null;
+      case OP:
+        if (ascii(16) !== "publish") return null;
         op = true;
         break;
-      }
       case ID:
         if ((id = uint()) < 0) return null;
         break;
@@ -127,7 +90,7 @@ export function decodePublishCbor(bytes: Uint8Array): PublishFrame | null {
         break;
       case ACKS: {
         if (at >= length) return null;
-        const b = bytes[at];
+        const b = buf[at];
         if (b === 0x00 || b === 0x01) {
           acks = b;
           at++;
@@ -159,6 +122,60 @@ export function decodePublishCbor(bytes: Uint8Array): PublishFrame | null {
   return frame;
 }
 
+/** The length or value after a head whose major type the caller checked (`minor` = its low 5 bits); -1 if not supported. */
+function argument(minor: number): number {
+  if (minor < 24) return minor;
+  const length = buf.length;
+  if (minor === 24) return at < length ? buf[at++]! : -1;
+  if (minor === 25) {
+    if (at + 1 >= length) return -1;
+    const n = (buf[at]! << 8) | buf[at + 1]!;
+    at += 2;
+    return n;
+  }
+  if (minor === 26) {
+    if (at + 3 >= length) return -1;
+    const n = ((buf[at]! << 24) >>> 0) + ((buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!);
+    at += 4;
+    return n;
+  }
+  return -1;
+}
+
+/** An unsigned integer below 2^32; -1 if it is anything else. */
+function uint(): number {
+  if (at >= buf.length) return -1;
+  const b = buf[at++]!;
+  if (b >= 0x1b) return -1; // other major types, uint64, floats
+  return argument(b);
+}
+
+/** ASCII text of at most `max` characters; null if it is anything else. */
+function ascii(max: number): string | null {
+  if (at >= buf.length) return null;
+  const b = buf[at++]!;
+  if (b < 0x60 || b > 0x7a) return null;
+  const n = argument(b - 0x60);
+  if (n < 0 || n > max || at + n > buf.length) return null;
+  for (let i = at; i < at + n; i++) if (buf[i]! >= 0x80) return null;
+  const s = latin1(buf, at, at + n);
+  at += n;
+  return s;
+}
+
+/** A byte string (copied) or null; undefined if it is anything else. */
+function bytesOrNull(): Uint8Array | null | undefined {
+  if (at >= buf.length) return undefined;
+  const b = buf[at++]!;
+  if (b === 0xf6) return null;
+  if (b < 0x40 || b > 0x5a) return undefined;
+  const n = argument(b - 0x40);
+  if (n < 0 || at + n > buf.length) return undefined;
+  const out = buf.slice(at, at + n);
+  at += n;
+  return out;
+}
+
 const OP = 0;
 const ID = 1;
 const TOPIC = 2;
@@ -170,12 +187,12 @@ const PRODUCER_ID = 7;
 const SEQ = 8;
 const FIELDS = ["op", "id", "topic", "key", "value", "partition", "acks", "producerId", "seq"].map((name) => Uint8Array.from(name, (c) => c.charCodeAt(0)));
 
-/** Which field the key bytes `bytes[at, at + n)` name; -1 for none. */
-function fieldOf(bytes: Uint8Array, at: number, n: number): number {
+/** Which field the key bytes `buf[from, from + n)` name; -1 for none. */
+function fieldOf(from: number, n: number): number {
   next: for (let f = 0; f < FIELDS.length; f++) {
     const name = FIELDS[f]!;
     if (name.length !== n) continue;
-    for (let i = 0; i < n; i++) if (bytes[at + i] !== name[i]) continue next;
+    for (let i = 0; i < n; i++) if (buf[from + i] !== name[i]) continue next;
     return f;
   }
   return -1;

@@ -114,20 +114,22 @@ export class WsConnection {
     this.#outbox = [];
     this.ws.cork(() => {
       let acks: AckFrame[] = [];
-      const writeAcks = () => {
-        if (acks.length === 1) this.#write(encodeAck(acks[0]!, this.format));
-        else if (acks.length > 1) this.#write(encodeAcks(acks, this.format));
-        acks = [];
-      };
       for (const data of out) {
         if (typeof data === "string" || data instanceof Uint8Array) {
-          writeAcks();
+          acks = this.#writeAcks(acks);
           this.#write(data);
         } else if (this.ackBatches) acks.push(data);
         else this.#write(encodeAck(data, this.format));
       }
-      writeAcks();
+      this.#writeAcks(acks);
     });
+  }
+
+  /** Writes `acks` as one frame (one `ack`, or `acks` for several); returns an empty list for the next run. */
+  #writeAcks(acks: AckFrame[]): AckFrame[] {
+    if (acks.length === 0) return acks;
+    this.#write(acks.length === 1 ? encodeAck(acks[0]!, this.format) : encodeAcks(acks, this.format));
+    return [];
   }
 
   /** Sends already-encoded bytes; the caller corks when sending many. */
