@@ -3,10 +3,11 @@
  * (sink-task.ts, source-task.ts) guarantees around it.
  *
  * Sinks. The runtime consumes the connector's topics as consumer group `connect.<name>`
- * and calls `write` with batches, one call at a time (never concurrently), records of a
- * partition in offset order. `write` resolves once every record of the batch is durably in
- * the target; only then may the runtime commit the group's offsets past them. So delivery
- * is at-least-once: after a crash, records since the last commit are written again. A sink
+ * and calls `write` with batches, records of a partition in offset order, one call at a
+ * time unless the sink sets `concurrentWrites`. `write` resolves once every record of the
+ * batch is durably in the target; only then, and once every batch handed over before it
+ * was written too, may the runtime commit the group's offsets past them. So delivery is
+ * at-least-once: after a crash, records since the last commit are written again. A sink
  * that writes each record under its (topic, partition, offset) idempotently (the
  * PostgreSQL sink's unique key) turns that into exactly-once in the target.
  *
@@ -43,6 +44,13 @@ export interface SinkRecord {
 }
 
 export interface SinkConnector {
+  /**
+   * How many `write` calls may run at once (default 1: one after the other, so the target
+   * sees the batches in order). More lets a batch go in while the one before it commits;
+   * only for a sink whose writes of different batches are independent and whose target
+   * does not care in which order they land (each record keyed by its position).
+   */
+  readonly concurrentWrites?: number;
   /** Opens connections, creates tables; a throw fails the connector's start (shown in its status). */
   start(): Promise<void>;
   /** Writes `records` durably, or throws a SinkError (see the module comment). */

@@ -4,7 +4,7 @@
  * code, UNAVAILABLE when the node cannot be reached (retriable).
  */
 import { isErrorCode } from "@tributary/client/codes";
-import { TributaryError } from "../errors.ts";
+import { isTributaryError, TributaryError } from "../errors.ts";
 
 export type BytesJson = string | { base64: string } | null;
 
@@ -33,6 +33,24 @@ export class NodeApi {
 
   createTopic(body: Record<string, unknown>): Promise<unknown> {
     return this.#call("POST", "/topics", body);
+  }
+
+  /**
+   * Creates topic `body.name` unless it exists. Asks first: creating needs `admin`, using the
+   * topic does not, so an identity without admin starts once an admin created its topics.
+   */
+  async ensureTopic(body: { name: string } & Record<string, unknown>): Promise<void> {
+    try {
+      await this.describeTopic(body.name);
+      return;
+    } catch (err) {
+      if (!isTributaryError(err, "UNKNOWN_TOPIC")) throw err;
+    }
+    try {
+      await this.createTopic(body);
+    } catch (err) {
+      if (!isTributaryError(err, "TOPIC_EXISTS")) throw err; // created meanwhile
+    }
   }
 
   describeTopic(topic: string): Promise<{ partitions: number; partitionInfo: Array<{ partition: number; earliestOffset: number; endOffset: number }> }> {

@@ -10,7 +10,7 @@
  * ordinary compacted topic), so its topic is an ordinary one, protected by the node's ACLs
  * like any other (docs/connect.md).
  */
-import { TributaryError, isTributaryError } from "../errors.ts";
+import { TributaryError } from "../errors.ts";
 import { type NodeApi, jsonBytes } from "./node-api.ts";
 
 export class OffsetStore {
@@ -25,11 +25,7 @@ export class OffsetStore {
 
   /** Creates the topic (compacted, one partition, no retention) unless it exists, then reads every position. */
   async load(): Promise<void> {
-    try {
-      await this.#api.createTopic({ name: this.topic, partitions: 1, cleanupPolicy: "compact", retentionMs: null, retentionBytes: null });
-    } catch (err) {
-      if (!isTributaryError(err, "TOPIC_EXISTS")) throw err;
-    }
+    await this.#api.ensureTopic({ name: this.topic, partitions: 1, cleanupPolicy: "compact", retentionMs: null, retentionBytes: null });
     const positions = new Map<string, unknown>();
     let offset = (await this.#api.describeTopic(this.topic)).partitionInfo[0]?.earliestOffset ?? 0;
     for (;;) {

@@ -2,16 +2,26 @@
  * Runs one sink connector: consumes its topics as consumer group `connect.<name>` over the
  * SDK (WebSocket), hands batches to the sink, retries, dead-letters, commits.
  *
- * Batching: a message is added to the batch; the batch is written when it holds `batchSize`
- * records or when no further message is buffered (so batches grow with the backlog and a
- * lone record is not held back). One `write` at a time.
+ * Pipeline: a batch fills while the one before it is written. A message is added to the
+ * batch; the batch goes to the sink when it holds `batchSize` records or no further message
+ * is buffered (so batches grow with the backlog and a lone record is not held back), as
+ * soon as a write may start: one at a time, or up to the sink's `concurrentWrites` (the
+ * PostgreSQL sink: 2, one batch copied in while the one before it commits). The handler
+ * returns at once unless the batch is full and no write may start; then it returns a
+ * promise that holds the SDK (and, through credit, the node) back until one may. Memory:
+ * the batches in flight, the one filling, and the subscription's credit window.
  *
- * Commits (at-least-once): the group's position of a partition is only committed past
- * records the sink has written. The SDK marks a message processed when the handler returns,
- * and the handler that triggers a write returns after it, so a commit made right after a
- * write covers exactly the written records but the last one; an idle timer commits the
- * rest once nothing is in the batch and no handler runs. Stopping (pause, restart,
- * shutdown) never commits records that were not written: they come again on the next start.
+ * Commits (at-least-once): once a write ended and every write started before it did too,
+ * the offsets after its records are committed for their partitions (the SDK's
+ * `commit(offsets)`, sent at once, not awaited by the next write): the group's position
+ * never passes a record that is not in the target, whatever order concurrent writes end
+ * in. After a crash, what was written and not yet committed comes again. On a revoke (a
+ * rebalance) the records handed over so far are written and committed before the
+ * partitions move (the SDK's `onRevoke`), so the next owner starts after them. Stopping
+ * (pause, restart, shutdown) lets the writes in flight end and commit; the records still in
+ * the filling batch were not written: they come again on the next start. Once a batch could
+ * not be written (stopping, or a record failed with no DLQ), no write starts and nothing
+ * after it is committed.
  *
  * Retries and the DLQ: see connector.ts. A DLQ record carries the original key, value and
  * headers, plus `connect.error`, `connect.attempts`, `connect.connector`, `connect.topic`,
@@ -38,7 +48,6 @@ export interface SinkTaskDeps {
   onError(err: Error): void;
 }
 
-const IDLE_COMMIT_MS = 1000;
 const LAG_POLL_MS = 2000;
 
 export class SinkTask {
@@ -51,23 +60,38 @@ export class SinkTask {
   readonly #abort = new AbortController();
   #client: TributaryClient | undefined;
   #subs: Subscription<Uint8Array>[] = [];
+  /** Writes that may run at once (the sink's `concurrentWrites`). */
+  readonly #maxWrites: number;
+  /** Records handed over by the SDK and not yet given to a write, in arrival order. */
   #batch: SinkRecord[] = [];
   /** The subscription each record of `#batch` came from. */
   #batchOwners: Subscription<Uint8Array>[] = [];
-  #inHandler = 0;
-  /** Flushes run one after the other (handlers of several topics may ask at once). */
-  #chain: Promise<void> = Promise.resolve();
+  /** Writes started and not yet settled in order (a write that ended waits here for the ones before it). */
+  #writes: Write[] = [];
+  /** Writes started and not ended. */
+  #running = 0;
+  /** Handlers held back while the batch is full and no write may start; released when the batch goes to a write. */
+  #held: (() => void)[] = [];
+  /** Waiters for the next write to settle. */
+  #onSettle: (() => void)[] = [];
+  /** Records handed over so far, and records whose write settled (counts, for `#drain`). */
+  #handed = 0;
+  #settled = 0;
+  /** Commits sent and not answered yet. */
+  readonly #commits = new Set<Promise<void>>();
   #stopping = false;
-  /** A message was left unwritten while stopping: no commit may follow. */
-  #dirty = false;
+  /** A write failed (stopping, or a record failed with no DLQ): no write may start. */
+  #halted = false;
+  /** A write failed and settled: no commit may follow (those after it would pass its records). */
+  #uncommittable = false;
   #timers: ReturnType<typeof setInterval>[] = [];
-  #commitsInFlight = 0;
 
   constructor(config: ConnectorConfig, sink: SinkConnector, sessionTimeoutMs: number | undefined, deps: SinkTaskDeps) {
     this.name = config.name;
     this.group = `connect.${config.name}`;
     this.#settings = config.sink!;
     this.#sink = sink;
+    this.#maxWrites = Math.max(1, sink.concurrentWrites ?? 1);
     this.#deps = deps;
     this.#sessionTimeoutMs = sessionTimeoutMs;
   }
@@ -75,11 +99,7 @@ export class SinkTask {
   async start(): Promise<void> {
     await this.#sink.start();
     const dlq = this.#settings.dlqTopic;
-    if (dlq !== null) {
-      await this.#deps.api.createTopic({ name: dlq }).catch((err: { code?: string }) => {
-        if (err?.code !== "TOPIC_EXISTS") throw err;
-      });
-    }
+    if (dlq !== null) await this.#deps.api.ensureTopic({ name: dlq });
     const client = connect(this.#deps.wsUrl, { token: this.#deps.token, codec: "raw", clientId: `${this.group}.${process.pid}` });
     client.on("error", (err) => {
       this.#deps.metrics.failures.inc({ connector: this.name, kind: "node" });
@@ -90,16 +110,16 @@ export class SinkTask {
       const sub: Subscription<Uint8Array> = client.subscribe<Uint8Array>(topic, (m: Message<Uint8Array>): Promise<void> | undefined => this.#onMessage(sub, m), {
         group: this.group,
         autoCommit: false,
+        onRevoke: () => this.#drain(),
         reset: this.#settings.from,
-        // Two batches in flight, at most 8192: the SDK's buffer is an array whose shift() turns linear-time when it gets much larger.
-        credit: Math.min(8192, Math.max(64, this.#settings.batchSize * 2)),
+        // The node may run a batch ahead of the one filling.
+        credit: Math.max(64, this.#settings.batchSize * 2),
         presence: false,
         ...(this.#sessionTimeoutMs !== undefined ? { sessionTimeoutMs: this.#sessionTimeoutMs } : {}),
       });
       sub.on("error", (err: Error) => this.#deps.onFatal(err));
       this.#subs.push(sub);
     }
-    this.#timers.push(setInterval(() => this.#idleCommit(), IDLE_COMMIT_MS));
     this.#timers.push(setInterval(() => void this.#pollLag(), LAG_POLL_MS));
   }
 
@@ -107,83 +127,140 @@ export class SinkTask {
     this.#stopping = true;
     this.#abort.abort();
     for (const t of this.#timers) clearInterval(t);
-    await this.#chain;
-    if (!this.#dirty && this.#batch.length === 0 && this.#inHandler === 0) await this.#commit(this.#subs);
+    this.#release();
+    // The writes in flight end (at once in a target outage: Stopped) and commit what they wrote.
+    await Promise.all(this.#writes.map((w) => w.settled));
+    await Promise.all(this.#commits);
     for (const sub of this.#subs) await sub.unsubscribe().catch((err: Error) => this.#deps.logger.warn("connect.sink.unsubscribe_failed", { connector: this.name, error: err.message }));
     await this.#client?.close();
     await this.#sink.stop();
   }
 
   /**
-   * Adds the message to the batch; returns a promise (the SDK waits for it before the next
-   * message) only when the batch is written now, so most messages cost no promise at all.
+   * Adds the message to the batch and starts its write when it is due and a write may
+   * start; returns a promise (the SDK waits for it before the next message) only when the
+   * batch is full and no write may start, so most messages cost no promise at all.
    */
   #onMessage(sub: Subscription<Uint8Array>, m: Message<Uint8Array>): Promise<void> | undefined {
-    if (this.#stopping) {
-      this.#dirty = true;
-      return undefined;
-    }
+    if (this.#stopping || this.#halted) return undefined; // not written, so never committed: it comes again
     this.#batch.push(toSinkRecord(m));
     this.#batchOwners.push(sub);
-    if (this.#batch.length < this.#settings.batchSize && this.#subs.some((s) => s.buffered > 0)) return undefined;
-    return this.#flushFromHandler();
-  }
-
-  async #flushFromHandler(): Promise<void> {
-    this.#inHandler++;
-    try {
-      const flushed = this.#chain.then(() => this.#flush());
-      this.#chain = flushed.catch(() => undefined); // the outcome is handled below, by the handler that asked
-      await flushed;
-    } catch (err) {
-      if (!(err instanceof Stopped)) throw err;
-      this.#dirty = true;
-    } finally {
-      this.#inHandler--;
+    this.#handed++;
+    if (this.#running < this.#maxWrites) {
+      if (this.#batch.length >= this.#settings.batchSize || !this.#moreBuffered()) this.#startWrite();
+      return undefined;
     }
+    if (this.#batch.length < this.#settings.batchSize) return undefined;
+    return new Promise<void>((resolve) => this.#held.push(resolve));
   }
 
-  /**
-   * Writes the batch, then commits every subscription with no record in the (new) batch:
-   * their processed positions only cover written records. A subscription with records in
-   * the new batch is committed by the flush that writes them.
-   */
-  async #flush(): Promise<void> {
+  #moreBuffered(): boolean {
+    for (const s of this.#subs) if (s.buffered > 0) return true;
+    return false;
+  }
+
+  /** Hands the batch to a write (one may start); when it ends, the next batch goes if it is due. */
+  #startWrite(): void {
     const batch = this.#batch;
-    const owners = new Set(this.#batchOwners);
+    const owners = this.#batchOwners;
     this.#batch = [];
     this.#batchOwners = [];
-    this.#deps.metrics.recordsIn.inc({ connector: this.name }, batch.length); // counted per batch: one label lookup, not one per record
-    if (batch.length > 0) await this.#deliver(batch);
-    const pending = new Set(this.#batchOwners);
-    void this.#commit([...owners].filter((s) => !pending.has(s))); // failures are logged and counted there
+    this.#release();
+    this.#running++;
+    const write: Write = { records: batch.length, next: null, failed: false, ended: false, settled: Promise.resolve() };
+    this.#writes.push(write);
+    write.settled = this.#write(batch, owners).then(
+      (next) => this.#ended(write, next),
+      (err: unknown) => {
+        this.#halted = true;
+        this.#release();
+        if (!(err instanceof Stopped)) this.#deps.onFatal(err as Error);
+        this.#ended(write, null);
+      },
+    );
   }
 
-  #idleCommit(): void {
-    if (this.#stopping || this.#inHandler > 0 || this.#batch.length > 0 || this.#commitsInFlight > 0) return;
-    void this.#commit(this.#subs);
+  /** A write ended: commits, in start order, every write that ended with all before it; starts the next batch if it is due. */
+  #ended(write: Write, next: Map<Subscription<Uint8Array>, Record<number, number>> | null): void {
+    write.ended = true;
+    write.next = next;
+    write.failed = next === null;
+    this.#running--;
+    while (this.#writes.length > 0 && this.#writes[0]!.ended) {
+      const w = this.#writes.shift()!;
+      this.#settled += w.records;
+      if (w.failed) this.#uncommittable = true;
+      else if (!this.#uncommittable) for (const [sub, offsets] of w.next!) this.#commit(sub, offsets);
+    }
+    const waiters = this.#onSettle;
+    this.#onSettle = [];
+    for (const resolve of waiters) resolve();
+    if (this.#stopping || this.#halted || this.#batch.length === 0 || this.#running >= this.#maxWrites) return;
+    if (this.#batch.length >= this.#settings.batchSize || !this.#moreBuffered()) this.#startWrite();
+  }
+
+  /** Lets held handlers go on (the batch has room again, or nothing will be written any more). */
+  #release(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const resolve of held) resolve();
   }
 
   /**
-   * Commits the processed positions of `subs`. The SDK reads each position when `commit()` is
-   * called, so every call is made here at once, synchronously (before any other handler
-   * runs); the replies are awaited after, and a flush does not wait for them.
+   * Writes `batch` (retries, DLQ); resolves with, per subscription and partition, the offset
+   * after its last record here (a partition's records are in offset order). Throws Stopped
+   * when it was not written.
    */
-  #commit(subs: Subscription<Uint8Array>[]): Promise<void> {
-    const calls = subs
-      .filter((sub) => !sub.closed)
-      .map((sub) =>
-        sub.commit().catch((err: unknown) => {
-          // Fenced (a rebalance) or disconnected: the records since the last commit come again (at-least-once).
-          this.#deps.metrics.failures.inc({ connector: this.name, kind: "commit" });
-          this.#deps.logger.warn("connect.sink.commit_failed", { connector: this.name, topic: sub.topic, error: (err as Error).message });
-        }),
-      );
-    if (calls.length === 0) return Promise.resolve();
-    this.#commitsInFlight++;
-    return Promise.all(calls).then(() => {
-      this.#commitsInFlight--;
-    });
+  async #write(batch: SinkRecord[], owners: Subscription<Uint8Array>[]): Promise<Map<Subscription<Uint8Array>, Record<number, number>>> {
+    this.#deps.metrics.recordsIn.inc({ connector: this.name }, batch.length); // counted per batch: one label lookup, not one per record
+    await this.#deliver(batch);
+    const next = new Map<Subscription<Uint8Array>, Record<number, number>>();
+    let sub: Subscription<Uint8Array> | undefined;
+    let offsets: Record<number, number> = {};
+    for (let i = 0; i < batch.length; i++) {
+      if (owners[i] !== sub) {
+        sub = owners[i]!;
+        const known = next.get(sub);
+        if (known) offsets = known;
+        else next.set(sub, (offsets = {}));
+      }
+      offsets[batch[i]!.partition] = batch[i]!.offset + 1;
+    }
+    return next;
+  }
+
+  /**
+   * Commits `offsets` (partition → next offset) of `sub`: the SDK sends it at once (commits
+   * go out in the order of the writes); the reply is not awaited by the next write. Only
+   * partitions the member owns or is giving up count; a fenced commit means the partition
+   * moved on, and its next owner writes those records again (the sink's idempotence, or
+   * at-least-once).
+   */
+  #commit(sub: Subscription<Uint8Array>, offsets: Record<number, number>): void {
+    if (sub.closed) return;
+    const call = sub
+      .commit(offsets)
+      .catch((err: unknown) => {
+        this.#deps.metrics.failures.inc({ connector: this.name, kind: "commit" });
+        this.#deps.logger.warn("connect.sink.commit_failed", { connector: this.name, topic: sub.topic, error: (err as Error).message });
+      })
+      .finally(() => this.#commits.delete(call));
+    this.#commits.add(call);
+  }
+
+  /**
+   * `onRevoke`: the revoked partitions' records handed over so far are in a write or in the
+   * filling batch (the SDK dropped the rest, and their handler is done): writes them all and
+   * waits for their commits, so the partitions move after them. Waits out a target outage
+   * (the group's rebalance timeout bounds how long the others wait).
+   */
+  async #drain(): Promise<void> {
+    const target = this.#handed;
+    while (this.#settled < target && !this.#stopping && !this.#halted) {
+      if (this.#running < this.#maxWrites && this.#batch.length > 0) this.#startWrite();
+      await new Promise<void>((resolve) => this.#onSettle.push(resolve));
+    }
+    await Promise.all(this.#commits);
   }
 
   async #pollLag(): Promise<void> {
@@ -292,6 +369,15 @@ export class SinkTask {
     this.#deps.metrics.dlqRecords.inc({ connector: this.name });
     this.#deps.logger.warn("connect.sink.dead_lettered", { connector: this.name, dlq: topic, topic: record.topic, partition: record.partition, offset: record.offset, attempts, error: error.message });
   }
+}
+
+/** One write in flight: its records' count and, once it ended, the offsets to commit after it (null: it failed). */
+interface Write {
+  records: number;
+  next: Map<Subscription<Uint8Array>, Record<number, number>> | null;
+  failed: boolean;
+  ended: boolean;
+  settled: Promise<void>;
 }
 
 function toSinkRecord(m: Message<Uint8Array>): SinkRecord {

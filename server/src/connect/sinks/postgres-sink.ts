@@ -11,9 +11,13 @@
  * transaction, so a record delivered again after a crash (the group commit is
  * at-least-once) finds its row and is skipped: each record is in the table once, whatever
  * the restarts. In mode jsonb a batch goes in with `COPY ... FROM STDIN` (method "copy",
- * default: COPY's speed); when the batch meets rows already there (unique violation, only
- * after a redelivery) the transaction is rolled back and the batch written again with
- * `INSERT ... ON CONFLICT DO NOTHING`, which skips them. Method "insert" always upserts.
+ * default: COPY's speed; one statement, its own transaction, when the batch has one table),
+ * its rows encoded into one buffer (copy-rows.ts); when the batch meets rows already there
+ * (unique violation, only after a redelivery) the transaction is rolled back and the batch
+ * written again with `INSERT ... ON CONFLICT DO NOTHING`, which skips them. Method "insert"
+ * always upserts. Two batches may be written at once, on two connections
+ * (`concurrentWrites`): one is copied in while the other commits; the unique key makes the
+ * order in which they land irrelevant, and the runtime commits offsets in batch order.
  *
  * Mode jsonb: the value must be JSON text (any content type; PostgreSQL checks it), stored
  * in `valueColumn`. Mode columns: the value must be a JSON object; `columns` maps table
@@ -22,11 +26,11 @@
  * a record error, not retriable: dead-lettered at once. Connection problems and a missing
  * table are target errors: retried until they go away.
  */
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished } from "node:stream/promises";
 import type { Pool, PoolClient } from "pg";
 import type { FieldReader } from "../connect-config.ts";
 import { SinkError, type SinkConnector, type SinkRecord } from "../connector.ts";
+import { encodeCopyRows } from "./copy-rows.ts";
 import type { Logger } from "../../logger.ts";
 
 const META = ["src_topic", "src_partition", "src_offset", "src_key", "src_timestamp"] as const;
@@ -70,23 +74,6 @@ export function quoteIdent(name: string): string {
     .join(".");
 }
 
-const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
-
-/** A text-format COPY field: backslash, tab, newline and carriage return escaped. */
-export function copyText(s: string): string {
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (ch) => COPY_ESCAPES[ch]!) : s;
-}
-
-const NULL_FIELD = Buffer.from("\\N");
-const NEWLINE = Buffer.from("\n");
-
-/** Value bytes as a COPY field: as they are unless they hold a backslash, tab, newline or carriage return (JSON text rarely does). */
-function copyBytes(bytes: Uint8Array): Buffer {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b.indexOf(0x5c) < 0 && b.indexOf(0x09) < 0 && b.indexOf(0x0a) < 0 && b.indexOf(0x0d) < 0) return b;
-  return Buffer.from(copyText(b.toString("utf8")), "utf8");
-}
-
 /** PostgreSQL error classes that mean "this data", not "this connection" (SQLSTATE 22xxx, 23xxx). */
 function isDataError(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith("22") || code.startsWith("23"));
@@ -96,8 +83,11 @@ export class PostgresSink implements SinkConnector {
   readonly #options: PostgresSinkOptions;
   readonly #logger: Logger;
   readonly #name: string;
+  /** Two transactions at once: a batch is copied in while the one before it commits (the unique key makes their order irrelevant). */
+  readonly concurrentWrites = 2;
   #pool: Pool | undefined;
-  readonly #ready = new Set<string>();
+  /** Per table, its preparation (create, check): once, shared by concurrent writes. */
+  readonly #ready = new Map<string, Promise<void>>();
   #copyFrom: typeof import("pg-copy-streams").from | undefined;
 
   constructor(name: string, options: PostgresSinkOptions, logger: Logger) {
@@ -118,7 +108,7 @@ export class PostgresSink implements SinkConnector {
       const copyModule = "pg-copy-streams";
       this.#copyFrom = ((await import(copyModule)) as typeof import("pg-copy-streams")).from;
     }
-    this.#pool = new pg.Pool({ connectionString: this.#options.connection, max: 1, application_name: `tributary-connect:${this.#name}` });
+    this.#pool = new pg.Pool({ connectionString: this.#options.connection, max: this.concurrentWrites, application_name: `tributary-connect:${this.#name}` });
     this.#pool.on("error", (err) => this.#logger.warn("connect.postgres.idle_client_error", { connector: this.#name, error: err.message }));
     // Reach the server now: a wrong connection string shows in the status at start.
     await this.#withClient(async (c) => {
@@ -132,20 +122,20 @@ export class PostgresSink implements SinkConnector {
   }
 
   async write(records: SinkRecord[]): Promise<void> {
-    const byTable = new Map<string, SinkRecord[]>();
-    for (const r of records) {
-      const table = this.tableFor(r.topic);
-      let list = byTable.get(table);
-      if (!list) byTable.set(table, (list = []));
-      list.push(r);
-    }
+    const byTable = this.#byTable(records);
     await this.#withClient(async (c) => {
       for (const table of byTable.keys()) await this.#prepare(c, table);
       const copy = this.#options.mode === "jsonb" && this.#options.method === "copy";
       try {
-        await this.#transaction(c, async () => {
-          for (const [table, rows] of byTable) await (copy ? this.#copy(c, table, rows) : this.#insert(c, table, rows));
-        });
+        if (copy && byTable.size === 1) {
+          // One statement is its own transaction: no BEGIN and COMMIT round trips.
+          const [[table, rows]] = byTable;
+          await this.#copy(c, table, rows);
+        } else {
+          await this.#transaction(c, async () => {
+            for (const [table, rows] of byTable) await (copy ? this.#copy(c, table, rows) : this.#insert(c, table, rows));
+          });
+        }
       } catch (err) {
         if (!copy || (err as { code?: string }).code !== "23505") throw err;
         // Rows of this batch are there already (a redelivery after a crash): upsert, skipping them.
@@ -155,6 +145,24 @@ export class PostgresSink implements SinkConnector {
         });
       }
     });
+  }
+
+  /** The records per table, in their order (the table looked up once per run of one topic). */
+  #byTable(records: SinkRecord[]): Map<string, SinkRecord[]> {
+    const byTable = new Map<string, SinkRecord[]>();
+    let topic: string | undefined;
+    let list: SinkRecord[] = [];
+    for (const r of records) {
+      if (r.topic !== topic) {
+        topic = r.topic;
+        const table = this.tableFor(topic);
+        const known = byTable.get(table);
+        if (known) list = known;
+        else byTable.set(table, (list = []));
+      }
+      list.push(r);
+    }
+    return byTable;
   }
 
   async #transaction(c: PoolClient, body: () => Promise<void>): Promise<void> {
@@ -168,22 +176,13 @@ export class PostgresSink implements SinkConnector {
     }
   }
 
-  /** COPY FROM STDIN in text format (tab-separated, \N for NULL, backslash escapes). */
+  /** COPY FROM STDIN in text format (copy-rows.ts), the batch's rows as one buffer. */
   async #copy(c: PoolClient, table: string, rows: SinkRecord[]): Promise<void> {
-    const chunks: Buffer[] = [];
-    let lastTimestamp = NaN;
-    let lastTime = "";
-    for (const r of rows) {
-      if (r.timestamp !== lastTimestamp) {
-        lastTimestamp = r.timestamp;
-        lastTime = new Date(r.timestamp).toISOString();
-      }
-      chunks.push(Buffer.from(`${copyText(r.topic)}\t${r.partition}\t${r.offset}\t${r.key === null ? "\\N" : copyText(r.key)}\t${lastTime}\t`, "utf8"));
-      chunks.push(r.value === null ? NULL_FIELD : copyBytes(r.value), NEWLINE);
-    }
+    const body = encodeCopyRows(rows);
     const columns = [...META, this.#options.valueColumn].map(quoteIdent).join(", ");
     const stream = c.query(this.#copyFrom!(`COPY ${quoteIdent(table)} (${columns}) FROM STDIN`));
-    await pipeline(Readable.from([Buffer.concat(chunks)]), stream);
+    stream.end(body);
+    await finished(stream);
   }
 
   async #insert(c: PoolClient, table: string, rows: SinkRecord[]): Promise<void> {
@@ -230,8 +229,18 @@ export class PostgresSink implements SinkConnector {
   }
 
   /** Creates the table (jsonb mode with createTable) or checks that it can hold the rows exactly once. */
-  async #prepare(c: PoolClient, table: string): Promise<void> {
-    if (this.#ready.has(table)) return;
+  #prepare(c: PoolClient, table: string): Promise<void> {
+    let ready = this.#ready.get(table);
+    if (!ready) {
+      ready = this.#prepareTable(c, table);
+      this.#ready.set(table, ready);
+      const failed = ready;
+      failed.catch(() => this.#ready.get(table) === failed && this.#ready.delete(table)); // tried again by the next write
+    }
+    return ready;
+  }
+
+  async #prepareTable(c: PoolClient, table: string): Promise<void> {
     const t = quoteIdent(table);
     if (this.#options.createTable) {
       await c.query(
@@ -247,7 +256,6 @@ export class PostgresSink implements SinkConnector {
     if (unique.rowCount === 0) {
       throw new SinkError("target", `table ${table} does not exist or has no UNIQUE (src_topic, src_partition, src_offset): create it (see docs/connect.md) or set createTable: true`);
     }
-    this.#ready.add(table);
   }
 
   async #withClient<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
