@@ -416,6 +416,10 @@ export async function run(args: string[]): Promise<void> {
     if (mosquitto) {
       const low = [...trib].filter(([k, r]) => k.startsWith("QoS 1") && mosquitto.has(k) && r.rate < 0.7 * mosquitto.get(k)!.rate).map(([k]) => k);
       process.stdout.write(`target: ≥ 0.7× Mosquitto at QoS 1 — ${low.length === 0 ? "met" : `NOT met at ${low.join("; ")}`}\n`);
+      // The delivery issue's target: QoS 1, 1 → 1 at least as fast as Mosquitto.
+      const q11 = trib.get("QoS 1, 1 → 1");
+      const m11 = mosquitto.get("QoS 1, 1 → 1");
+      if (q11 && m11) process.stdout.write(`target: QoS 1, 1 → 1 ≥ 1.0× Mosquitto — ${(q11.rate / m11.rate).toFixed(2)}× ${q11.rate >= m11.rate ? "met" : "NOT met"}\n`);
     }
   }
 }
