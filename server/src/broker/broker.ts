@@ -255,7 +255,7 @@ export class Broker {
     const label = String(acks ?? 1);
     let m = this.#byAcks.get(label);
     if (!m) {
-      m = { duration: this.metrics.produceDuration.labels({ acks: label }), tally: this.metrics.tallyFor(label) };
+      m = { duration: this.metrics.produceDurationFast.labels({ acks: label }), tally: this.metrics.tallyFor(label) };
       this.#byAcks.set(label, m);
     }
     return m;

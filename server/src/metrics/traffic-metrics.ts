@@ -1,4 +1,5 @@
 import { Counter, Histogram, type Registry } from "prom-client";
+import { FastHistogram } from "./fast-histogram.ts";
 
 /**
  * The `protocol` label of the traffic metrics: how records came in or go out. `mqtt` is
@@ -43,6 +44,8 @@ class TopicTally {
   readonly bytesOut = new Float64Array(PROTOCOLS.length);
 }
 
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** Records a publish→deliver latency sample on one take in this many (per protocol). */
 const LATENCY_SAMPLE_EVERY = 8;
 
@@ -82,12 +85,14 @@ export class TrafficMetrics {
       name: "tributary_publish_deliver_latency_seconds",
       help: `Time from a record's timestamp (set when it is published) to its hand-over to a subscriber's connection, by protocol; one delivery in ${LATENCY_SAMPLE_EVERY} is sampled.`,
       labelNames: ["protocol"] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: LATENCY_BUCKETS,
       registers: [registry],
+      collect: () => latencyFast.fold(),
     });
     // Exported from zero (rate() over the first observations then sees them as an increase).
     for (const protocol of PROTOCOLS) this.#latency.zero({ protocol });
-    this.#latencyChildren = PROTOCOLS.map((protocol) => this.#latency.labels({ protocol }));
+    const latencyFast = new FastHistogram(this.#latency, LATENCY_BUCKETS);
+    this.#latencyChildren = PROTOCOLS.map((protocol) => latencyFast.labels({ protocol }));
     this.backpressurePauses = new Counter({
       name: "tributary_backpressure_pauses_total",
       help: "Times a connection's delivery paused because its send buffer passed limits.maxBufferedBytes (a connection that stays paused for limits.slowConsumerGraceMs is dropped: tributary_slow_consumer_disconnects_total), by gateway.",
