@@ -207,24 +207,25 @@ function recordCount(data: Buffer): number {
     if (b >= 0x18 && b <= 0x1b) return (p += 1 << (b - 0x18)), true;
     return false;
   };
+  // Keys and the op compared as bytes: no string made per frame.
+  const matches = (at: number, len: number, word: Buffer): boolean => len === word.length && data.compare(word, 0, len, at, at + len) === 0;
   for (let k = 0; k < keys; k++) {
     const keyLen = textLen();
     if (keyLen < 0) return slowCount(data);
-    const key = data.toString("latin1", p, p + keyLen);
+    const key = p;
     p += keyLen;
-    if (key === "op") {
+    if (matches(key, keyLen, OP)) {
       const n = textLen();
-      const op = data.toString("latin1", p, p + n);
-      if (op === "message") return 1;
-      if (op !== "messages") return 0;
+      if (matches(p, n, MESSAGE)) return 1;
+      if (!matches(p, n, MESSAGES)) return 0;
       p += n;
-    } else if (key === "records") {
+    } else if (matches(key, keyLen, RECORDS)) {
       const b = data[p]!;
       if (b >= 0x80 && b <= 0x97) return b - 0x80;
       if (b === 0x98) return data[p + 1]!;
       if (b === 0x99) return data.readUInt16BE(p + 1);
       return slowCount(data);
-    } else if (key === "topic") {
+    } else if (matches(key, keyLen, TOPIC)) {
       const n = textLen();
       if (n < 0) return slowCount(data);
       p += n;
@@ -232,6 +233,8 @@ function recordCount(data: Buffer): number {
   }
   return slowCount(data);
 }
+
+const [OP, MESSAGE, MESSAGES, RECORDS, TOPIC] = ["op", "message", "messages", "records", "topic"].map((w) => Buffer.from(w, "latin1"));
 
 function slowCount(data: Buffer): number {
   const frame = decodeFrame(data, "cbor") as { op: string; records?: unknown[] };
