@@ -22,6 +22,9 @@ const MAX_ENTRIES = 100_000;
 
 const NO_LEASE: ConnectionLease = { release() {} };
 
+/** A token bucket per key at `rate` per second holding `burst`; null when the limit is off (rate 0). */
+const buckets = (rate: number, burst: number): BucketTable | null => (rate > 0 ? new BucketTable(rate, burst, MAX_ENTRIES) : null);
+
 /**
  * The node's limits tied to IP address and identity (`limits.*PerIp`, `*PerIdentity`,
  * `authFailuresBeforeBlock`; docs/security.md#limits), shared by every gateway of a node
@@ -64,12 +67,10 @@ export class ClientLimits {
     this.#limits = limits;
     this.#metrics = metrics;
     this.#now = now;
-    this.#connectRate = limits.connectRatePerIp > 0 ? new BucketTable(limits.connectRatePerIp, limits.connectBurstPerIp || limits.connectRatePerIp, MAX_ENTRIES) : null;
-    this.#httpRate =
-      limits.httpRequestRatePerIp > 0 ? new BucketTable(limits.httpRequestRatePerIp, limits.httpRequestBurstPerIp || limits.httpRequestRatePerIp, MAX_ENTRIES) : null;
-    this.#publishRate = limits.publishRatePerIdentity > 0 ? new BucketTable(limits.publishRatePerIdentity, limits.publishRatePerIdentity, MAX_ENTRIES) : null;
-    this.#publishBytes =
-      limits.publishBytesPerIdentity > 0 ? new BucketTable(limits.publishBytesPerIdentity, Math.max(limits.publishBytesPerIdentity, limits.maxRecordBytes), MAX_ENTRIES) : null;
+    this.#connectRate = buckets(limits.connectRatePerIp, limits.connectBurstPerIp || limits.connectRatePerIp);
+    this.#httpRate = buckets(limits.httpRequestRatePerIp, limits.httpRequestBurstPerIp || limits.httpRequestRatePerIp);
+    this.#publishRate = buckets(limits.publishRatePerIdentity, limits.publishRatePerIdentity);
+    this.#publishBytes = buckets(limits.publishBytesPerIdentity, Math.max(limits.publishBytesPerIdentity, limits.maxRecordBytes));
     this.#backoff = limits.authFailuresBeforeBlock > 0 ? new AuthBackoff({ maxFailures: limits.authFailuresBeforeBlock, blockMs: limits.authBlockMs, maxEntries: MAX_ENTRIES }) : null;
     this.limitsPublish = this.#publishRate !== null || this.#publishBytes !== null;
     this.limitsHttpRequests = this.#httpRate !== null;

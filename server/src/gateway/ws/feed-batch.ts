@@ -1,7 +1,7 @@
 import { encodeFrame, type BatchRecord, type MessagesFrame, type WireFormat } from "@tributary/client/protocol";
 import type { BatchView, DeliveryBatch } from "../../broker/delivery/delivery-batch.ts";
 import type { LogRecord } from "../../log/log-engine.ts";
-import { encodeMessagesCbor } from "./messages-encoder.ts";
+import { encodeMessagesCbor, type MessagesAddress } from "./messages-encoder.ts";
 import { plainBytes, PreparedMessage } from "./prepared-message.ts";
 
 /** Most bytes (estimated) of one `messages` frame; a larger batch is split into several. */
@@ -93,23 +93,29 @@ export class FeedBatch {
 
   /** `records[from..to)` as one feed `messages` frame. */
   #frame(format: WireFormat, from: number, to: number): Uint8Array {
-    return (format === "cbor" && encodeMessagesCbor(this.#feedId, this.#topic, this.#partition, this.#records, from, to)) || this.#encodeGeneric(format, from, to);
+    return encodeMessages("feed", this.#feedId, this.#topic, this.#partition, this.#records, from, to, format);
   }
+}
 
-  /** `records[from..to)` as one `messages` frame through the generic codec. */
-  #encodeGeneric(format: WireFormat, from: number, to: number): Uint8Array {
-    const chunk: BatchRecord[] = [];
-    for (let i = from; i < to; i++) {
-      const r = this.#records[i]!;
-      let record: BatchRecord = { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value };
-      if (Object.keys(r.headers).length > 0) record.headers = r.headers;
-      if (format === "json") record = plainBytes(record);
-      chunk.push(record);
-    }
-    const frame: MessagesFrame = { op: "messages", feed: this.#feedId, topic: this.#topic, partition: this.#partition, records: chunk };
-    const encoded = encodeFrame(frame, format);
-    return typeof encoded === "string" ? Buffer.from(encoded) : encoded;
+/**
+ * `records[from..to)` as one `messages` frame addressed to a feed or to one subscription
+ * (`address`, `id`): CBOR through encodeMessagesCbor, anything else (JSON, or a record it
+ * does not write) through the generic codec.
+ */
+export function encodeMessages(address: MessagesAddress, id: number, topic: string, partition: number, records: readonly LogRecord[], from: number, to: number, format: WireFormat): Uint8Array {
+  const fast = format === "cbor" ? encodeMessagesCbor(id, topic, partition, records, from, to, address) : null;
+  if (fast !== null) return fast;
+  const chunk: BatchRecord[] = [];
+  for (let i = from; i < to; i++) {
+    const r = records[i]!;
+    let record: BatchRecord = { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value };
+    if (Object.keys(r.headers).length > 0) record.headers = r.headers;
+    if (format === "json") record = plainBytes(record);
+    chunk.push(record);
   }
+  const frame: MessagesFrame = { op: "messages", [address]: id, topic, partition, records: chunk };
+  const encoded = encodeFrame(frame, format);
+  return typeof encoded === "string" ? Buffer.from(encoded) : encoded;
 }
 
 /** The WebSocket shape of a delivery batch (see DeliveryBatch.view). */

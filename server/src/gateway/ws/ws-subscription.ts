@@ -1,11 +1,10 @@
-import { encodeFrame, type MessagesFrame, type ResetPolicy } from "@tributary/client/protocol";
+import type { ResetPolicy } from "@tributary/client/protocol";
 import type { DeliveryBatch } from "../../broker/delivery/delivery-batch.ts";
 import type { CursorReset, DeliveryConsumer, DeliveryCursor, DeliveryEnv } from "../../broker/delivery/delivery-cursor.ts";
 import type { PartitionFeed } from "../../broker/delivery/partition-feed.ts";
 import type { ErrorCode, TributaryError } from "../../errors.ts";
 import type { LogRecord } from "../../log/log-engine.ts";
-import { frameBytesOf, MAX_FRAME_BYTES, WS_BATCH, type FeedBatch } from "./feed-batch.ts";
-import { encodeMessagesCbor } from "./messages-encoder.ts";
+import { encodeMessages, frameBytesOf, MAX_FRAME_BYTES, WS_BATCH, type FeedBatch } from "./feed-batch.ts";
 import type { NativeFanout } from "./native-fanout.ts";
 import type { KeyFilter } from "./topic-filter.ts";
 import type { WsConnection } from "./ws-connection.ts";
@@ -138,8 +137,7 @@ export class WsSubscription implements DeliveryConsumer {
           picked?.push(r);
         }
         if (count > 0) {
-          const frame = picked === null ? this.#messagesFrame(batch, records, i, j) : this.#messagesFrame(batch, picked, 0, count);
-          conn.sendEncoded(frame);
+          conn.sendEncoded(picked === null ? encodeMessages("sub", this.id, batch.topic, batch.partition, records, i, j, "cbor") : encodeMessages("sub", this.id, batch.topic, batch.partition, picked, 0, count, "cbor"));
           this.credit -= count;
           conn.stats.delivered += count;
         }
@@ -147,17 +145,6 @@ export class WsSubscription implements DeliveryConsumer {
       }
     });
     return i - from;
-  }
-
-  #messagesFrame(batch: DeliveryBatch, records: readonly LogRecord[], from: number, to: number): Uint8Array {
-    const fast = encodeMessagesCbor(this.id, batch.topic, batch.partition, records, from, to, "sub");
-    if (fast !== null) return fast;
-    const frame: MessagesFrame = { op: "messages", sub: this.id, topic: batch.topic, partition: batch.partition, records: [] };
-    for (let k = from; k < to; k++) {
-      const r = records[k]!;
-      frame.records.push(Object.keys(r.headers).length > 0 ? { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers } : { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value });
-    }
-    return encodeFrame(frame, "cbor") as Uint8Array;
   }
 
   /** The feed publishes the batch to our socket after every member took it: account for it now. */
