@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { testNodeConfig } from "../../../test/helpers/node-config.ts";
 import { startNode } from "../node.ts";
+import { DeliveryBatch } from "../broker/delivery/delivery-batch.ts";
 import { Metrics } from "./metrics.ts";
 
 describe("Metrics", () => {
@@ -25,8 +26,9 @@ describe("Metrics", () => {
   it("counts-deliveries-and-samples-their-latency", async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const now = Date.now();
-    const records = Array.from({ length: 4 }, (_, i) => ({ key: null, value: new Uint8Array(i + 1), timestamp: now - 5 }));
-    for (let i = 0; i < 8; i++) metrics.traffic.delivered("mqtt", "t", records, 1, 3);
+    const records = Array.from({ length: 4 }, (_, i) => ({ offset: i, key: null, value: new Uint8Array(i + 1), timestamp: now - 5, headers: {} }));
+    const batch = new DeliveryBatch("t", 0, "e", records, 1);
+    for (let i = 0; i < 8; i++) metrics.traffic.delivered("mqtt", "t", 3, batch.payloadBytesOf(1, 3), records[1]!);
     const text = await metrics.expose();
     expect(text).toMatch(/^tributary_records_out_total\{protocol="mqtt",topic="t"\} 24$/m);
     expect(text).toMatch(/^tributary_bytes_out_total\{protocol="mqtt",topic="t"\} 72$/m); // (2 + 3 + 4) × 8
@@ -36,7 +38,7 @@ describe("Metrics", () => {
   it("disabled-metrics-do-no-per-message-counting", async () => {
     const metrics = new Metrics({ enabled: false });
     metrics.traffic.produced("ws", "a", 1, 10);
-    metrics.traffic.delivered("ws", "a", [{ key: null, value: null, timestamp: Date.now() }], 0, 1);
+    metrics.traffic.delivered("ws", "a", 1, 10, { timestamp: Date.now() });
     const text = await metrics.expose();
     expect(text).not.toMatch(/^tributary_records_(in|out)_total\{/m);
     expect(text).not.toMatch(/^process_cpu_seconds_total/m);

@@ -121,23 +121,18 @@ export class TrafficMetrics {
   }
 
   /**
-   * A subscriber's delivery took `count` records of `records` from index `from`: counts them
-   * and, on one call in LATENCY_SAMPLE_EVERY, their publish→deliver latency (first record).
+   * A subscriber's delivery took `count` records (`bytes` key + value bytes) starting with
+   * `first`: counts them and, on one call in LATENCY_SAMPLE_EVERY, their publish→deliver
+   * latency (first record's timestamp).
    */
-  delivered(protocol: Protocol, topic: string, records: readonly { key: Uint8Array | null; value: Uint8Array | null; timestamp: number }[], from: number, count: number): void {
+  delivered(protocol: Protocol, topic: string, count: number, bytes: number, first: { timestamp: number }): void {
     if (!this.enabled || count <= 0) return;
     const i = PROTOCOLS.indexOf(protocol);
     const tally = this.#tally(topic);
-    let bytes = 0;
-    const end = from + count;
-    for (let k = from; k < end; k++) {
-      const r = records[k]!;
-      bytes += (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    }
     tally.recordsOut[i]! += count;
     tally.bytesOut[i]! += bytes;
     if (++this.#takes[i]! % LATENCY_SAMPLE_EVERY === 1) {
-      const age = (Date.now() - records[from]!.timestamp) / 1000;
+      const age = (Date.now() - first.timestamp) / 1000;
       if (age >= 0) this.#latencyChildren[i]!.observe(age);
     }
   }

@@ -43,11 +43,17 @@ export class DeliveryBatch {
     return this.records[this.records.length - 1]!.offset + 1;
   }
 
-  /** Bytes of keys and values (a budget estimate; headers and framing not counted). */
+  #payloadBytes = -1;
+
+  /** Bytes of keys and values (a budget estimate; headers and framing not counted); summed once per batch. */
   get payloadBytes(): number {
-    let n = 0;
-    for (const r of this.records) n += (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    return n;
+    if (this.#payloadBytes < 0) this.#payloadBytes = payloadBytes(this.records, 0, this.records.length);
+    return this.#payloadBytes;
+  }
+
+  /** Bytes of keys and values of `count` records from index `from` (the whole batch's sum is cached). */
+  payloadBytesOf(from: number, count: number): number {
+    return from === 0 && count === this.records.length ? this.payloadBytes : payloadBytes(this.records, from, count);
   }
 
   /** `view.make(this)`, computed on first use and cached for the batch's life. */
@@ -66,4 +72,13 @@ export class DeliveryBatch {
     }
     return value;
   }
+}
+
+function payloadBytes(records: readonly LogRecord[], from: number, count: number): number {
+  let n = 0;
+  for (let k = from; k < from + count; k++) {
+    const r = records[k]!;
+    n += (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  }
+  return n;
 }

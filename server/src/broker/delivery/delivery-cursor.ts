@@ -104,7 +104,7 @@ export class DeliveryCursor implements FeedMember {
   /** Delivery metrics of records the consumer took (plain tallies; no work with metrics off). */
   #counted(batch: DeliveryBatch, from: number, taken: number): void {
     const traffic = this.#env.broker.metrics.traffic;
-    if (traffic.enabled) traffic.delivered(this.#env.protocol ?? "internal", this.topic, batch.records, from, taken);
+    if (traffic.enabled) traffic.delivered(this.#env.protocol ?? "internal", this.topic, taken, batch.payloadBytesOf(from, taken), batch.records[from]!);
   }
 
   /** Which mode the cursor is in (for tests and metrics). */
