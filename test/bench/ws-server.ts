@@ -57,6 +57,18 @@ if (mode === "bare") {
   process.stdout.write(`listening ${server.port}\n`);
 }
 
+if (process.env.BENCH_WS_GC_LOG) {
+  // Diagnostics: every GC pause over 2 ms and the heap after it, on stderr.
+  const { PerformanceObserver } = await import("node:perf_hooks");
+  const kinds: Record<number, string> = { 1: "scavenge", 2: "mark-compact", 4: "incremental", 8: "weak-cb" };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      if (e.duration > 2) process.stderr.write(`gc ${kinds[kind] ?? kind} ${e.duration.toFixed(1)} ms, heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB\n`);
+    }
+  }).observe({ entryTypes: ["gc"] });
+}
+
 // `cpu` on stdin → `cpu <user+system µs>` on stdout: the loader measures the server's CPU per message.
 let input = "";
 process.stdin.on("data", (d: Buffer) => {
