@@ -272,7 +272,7 @@ export class PartitionLog {
     const buf = encodeBatch(records, now, baseOffset, measure);
     active.append(buf, records.length, measure.maxTimestamp, this.#options.indexIntervalBytes);
     this.#dirtySegments.add(active);
-    this.#cache.add(buf, { size: buf.length, baseOffset, recordCount: records.length, firstTimestamp: measure.firstTimestamp, maxTimestamp: measure.maxTimestamp });
+    this.#cache.add(buf, baseOffset);
     return { baseOffset, timestamp: measure.maxTimestamp };
   }
 
