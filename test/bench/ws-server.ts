@@ -59,8 +59,13 @@ if (mode === "bare") {
 
 if (process.env.BENCH_WS_GC_LOG) {
   // Diagnostics: every GC pause over 2 ms and the heap after it, on stderr.
-  const { PerformanceObserver } = await import("node:perf_hooks");
-  const kinds: Record<number, string> = { 1: "scavenge", 2: "mark-compact", 4: "incremental", 8: "weak-cb" };
+  const { PerformanceObserver, constants } = await import("node:perf_hooks");
+  const kinds: Record<number, string> = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: "scavenge",
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: "mark-compact",
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental marking",
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: "weak callbacks",
+  };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
