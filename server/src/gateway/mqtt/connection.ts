@@ -4,6 +4,7 @@ import type { Identity } from "../../auth/index.ts";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
 import { encodePacket } from "./encode.ts";
+import { FastPacketReader } from "./fast-packets.ts";
 import { IngressPipeline } from "./ingress.ts";
 import type { MqttCore } from "./mqtt-core.ts";
 import { MqttProtocolError } from "./mqtt-error.ts";
@@ -67,6 +68,9 @@ export class MqttConnection implements SessionConnection {
   gracefulDisconnect = false;
   #queue: Packet[] = [];
   #busy = false;
+  readonly #fast = new FastPacketReader();
+  /** mqtt-packet's parser holds no part of a packet (see #parse). */
+  #parserIdle = true;
   #readingPaused = false;
   /** Bytes budget of what we send (the broker's one delivery policy): pause, then disconnect a slow consumer. */
   readonly budget: SendBudget;
@@ -177,13 +181,31 @@ export class MqttConnection implements SessionConnection {
   }
 
   #parse(data: Buffer): void {
+    if (this.connected && this.#parserIdle) {
+      // The message path's packets straight from the buffer (fast-packets.ts); the rest of
+      // the read, from the first packet the fast reader declines, goes to mqtt-packet.
+      const version = (this.parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion;
+      let pos = 0;
+      while (pos < data.length) {
+        const packet = this.#fast.read(data, pos, version);
+        if (packet === null) break;
+        pos += this.#fast.consumed;
+        this.#onPacket(packet);
+        if (this.closed) return;
+      }
+      if (pos === data.length) return;
+      if (pos > 0) data = data.subarray(pos);
+    }
+    let left: number;
     try {
-      this.parser.parse(data);
+      left = this.parser.parse(data);
     } catch (err) {
       this.#onParseError(err instanceof Error ? err : new Error(String(err)));
       return;
     }
     if (this.closed) return;
+    // mqtt-packet holds no partial packet: the next read may start with the fast reader again.
+    this.#parserIdle = left === 0 && (this.parser as unknown as { packet: { length: number } }).packet.length === -1;
     // A packet whose header announced more than we accept: refuse before buffering it.
     const length = (this.parser as unknown as { packet: { length: number } }).packet.length;
     if (length > 0 && 1 + varIntSize(length) + length > this.core.maxPacketBytes) {
