@@ -362,6 +362,8 @@ export async function run(args: string[]): Promise<void> {
   const results = new Map<string, Map<string, Result>>();
   /** Every run's msgs/s per broker and point, in rep order (the brokers of a rep ran back to back: paired). */
   const rates = new Map<string, number[]>();
+  /** The same runs' broker CPU per delivered message. */
+  const cpus = new Map<string, number[]>();
   try {
     for (const name of only) brokers.push(await starters[name]!());
     // Brokers interleaved per point (and runs alternated) so that noise from other work
@@ -374,6 +376,7 @@ export async function run(args: string[]): Promise<void> {
         for (const broker of rep % 2 === 0 ? brokers : [...brokers].reverse()) {
           const r = await measure(broker, point, durationMs, `${broker.name}-${run++}`);
           rates.set(`${broker.name}:${key}`, [...(rates.get(`${broker.name}:${key}`) ?? []), r.rate]);
+          cpus.set(`${broker.name}:${key}`, [...(cpus.get(`${broker.name}:${key}`) ?? []), r.cpuPerMsg]);
           let byPoint = results.get(broker.name);
           if (!byPoint) results.set(broker.name, (byPoint = new Map()));
           const best = byPoint.get(key);
@@ -391,9 +394,9 @@ export async function run(args: string[]): Promise<void> {
     await Promise.all(brokers.map((b) => b.stop()));
   }
   /** Median of the per-rep ratios a/b at a point, and the list, in percent. */
-  const paired = (a: string, b: string, key: string) => {
-    const ra = rates.get(`${a}:${key}`) ?? [];
-    const rb = rates.get(`${b}:${key}`) ?? [];
+  const paired = (a: string, b: string, key: string, of = rates) => {
+    const ra = of.get(`${a}:${key}`) ?? [];
+    const rb = of.get(`${b}:${key}`) ?? [];
     const ratios = ra.map((x, i) => x / rb[i]!).sort((x, y) => x - y);
     return { median: ratios[Math.floor((ratios.length - 1) / 2)] ?? NaN, list: ra.map((x, i) => ((x / rb[i]!) * 100).toFixed(0)).join(", ") };
   };
@@ -415,7 +418,7 @@ export async function run(args: string[]): Promise<void> {
       process.stdout.write("\nmetrics on vs off (same run; target ≥ 95%):\n");
       for (const [key, r] of trib) {
         const o = off.get(key);
-        if (o) process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(paired("tributary", "tributary-nometrics", key).median * 100).toFixed(0)}% paired (${paired("tributary", "tributary-nometrics", key).list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}%)\n`);
+        if (o) process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(paired("tributary", "tributary-nometrics", key).median * 100).toFixed(0)}% paired (${paired("tributary", "tributary-nometrics", key).list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}% best runs, ${(paired("tributary-nometrics", "tributary", key, cpus).median * 100).toFixed(0)}% paired)\n`);
       }
     }
     const aedes = results.get("aedes");

@@ -51,7 +51,17 @@ if (mode === "bare") {
   cleanups.unshift(() => server.close());
   if (enabled) {
     // A Prometheus scraping every second (10x the usual rate): the exposition's cost is in the figures.
-    const scrape = setInterval(() => void metrics.expose().catch((err: unknown) => process.stderr.write(`scrape failed: ${String(err)}\n`)), 1000);
+    const scrape = setInterval(() => {
+      const started = performance.now();
+      const cpu0 = process.cpuUsage();
+      metrics.expose().then(
+        (text) => {
+          const cpu = process.cpuUsage(cpu0);
+          if (process.env.BENCH_WS_SCRAPE_LOG) process.stderr.write(`scrape ${(performance.now() - started).toFixed(1)} ms, cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms, ${text.length} bytes\n`);
+        },
+        (err: unknown) => process.stderr.write(`scrape failed: ${String(err)}\n`),
+      );
+    }, 1000);
     cleanups.unshift(() => clearInterval(scrape));
   }
   process.stdout.write(`listening ${server.port}\n`);

@@ -15,6 +15,12 @@
  * seen), what fell due is spread over the next ticks, at most 4 ticks' share per tick,
  * instead of leaving in one burst of hundreds of messages that would measure the loader's
  * pause; the longest tick gap and the largest burst of each run are printed.
+ * Metrics cost at a fixed load: `--cost-pairs` (default 30) pairs of 1 s windows, metrics
+ * on then off (order alternating), each delivering `--cost-rate` msgs/s (default 2,000) to
+ * `--cost-n` subscribers (default 100) on connections kept open; the server CPU per
+ * delivered message, off ÷ on, median of the pairs, is the cost of metrics without the
+ * loader's noise (at N=1000 the loader is the bottleneck and its speed swings by ±30%
+ * between runs, far more than the few percent metrics cost).
  * Modes: bare uWS, Tributary metrics on (default process metrics, /metrics exposition every
  * second) and off (`metrics.enabled` false), all three in every rep, back to back in
  * rotating order, so that the VM's slow spells (its speed drifts over minutes) hit the
@@ -69,6 +75,11 @@ export async function run(args: string[]): Promise<void> {
 
   const reps = Number(opt("reps", "5"));
   const pacedReps = Number(opt("paced-reps", "3"));
+  // Metrics cost at a fixed load: N subscribers, the publisher paced, server CPU per delivered message on vs off.
+  const costN = Number(opt("cost-n", "100"));
+  const costRate = Number(opt("cost-rate", "2000"));
+  const costPairs = Number(opt("cost-pairs", "30"));
+  let cost: { on: number[]; off: number[] } | null = null;
   const only = opt("only", "") as Mode | "";
   const allModes: Mode[] = ["bare", "tributary", "tributary-nometrics"];
   const modes = allModes.filter((mode) => !only || only === mode);
@@ -102,6 +113,10 @@ export async function run(args: string[]): Promise<void> {
         );
       }
     }
+    if (servers.has("tributary") && servers.has("tributary-nometrics")) {
+      cost = await metricsCost(servers.get("tributary")!, servers.get("tributary-nometrics")!, costN, costRate, costPairs, 1000);
+      process.stdout.write(`  metrics cost: ${costPairs} pairs of 1 s at ${fmt(costRate)} msg/s in, N=${costN}: server CPU µs/msg on ${cost.on.map((x) => x.toFixed(2)).join(", ")}; off ${cost.off.map((x) => x.toFixed(2)).join(", ")}\n`);
+    }
   } finally {
     for (const server of servers.values()) await server.stop();
   }
@@ -122,6 +137,9 @@ export async function run(args: string[]): Promise<void> {
     const p = paired(`fan:tributary:${n}`, `fan:tributary-nometrics:${n}`);
     metricsRows.push(`| ${n} | ${fmt(rateOf(on))} | ${fmt(rateOf(off))} | ${percent(rateOf(on) / rateOf(off))} | ${percent(p.median)} (${p.list}) | ${cpuPer(on)} / ${cpuPer(off)} | ${percent(off.serverCpuUs / off.delivered / (on.serverCpuUs / on.delivered))} |`);
   }
+  // Server CPU per delivered message at a fixed load, off ÷ on per pair (back to back): the cost of metrics without the loader's noise.
+  const costRatios = cost!.on.map((x, i) => cost!.off[i]! / x);
+  metricsRows.push(`| ${costN} at ${fmt(costRate)} msg/s in, ${costPairs} pairs of 1 s | | | | | server CPU off/on, median of pairs: ${percent(pct(costRatios, 50))} (quartiles ${percent(pct(costRatios, 25))}–${percent(pct(costRatios, 75))}) | |`);
   process.stdout.write(`\nMetrics on vs off (same run, same loader; target ≥ 95%):\n${metricsRows.join("\n")}\n`);
 
   const rows = [`| N | bare uWS msgs/s | Tributary msgs/s | ratio (best) | ratio (median of paired reps) | bare p50/p99 | Tributary p50/p99 | server CPU µs/msg bare / Tributary |`, `|---|---|---|---|---|---|---|---|`];
@@ -460,26 +478,44 @@ async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: 
     latencies.push(performance.now() - sentAt!);
   });
   const publish = await publisher(url, mode, topic);
-  const total = (seconds + 0.5) * 1000;
   const cpu0 = await server.cpu();
   const loader0 = process.cpuUsage();
+  const slip = await pace(publish, rate, (seconds + 0.5) * 1000, 500, () => (measuring = true));
+  await sleep(200);
+  measuring = false;
+  const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
+  const serverCpuUs = (await server.cpu()) - cpu0;
+  await closeAll(sockets);
+  return { delivered, seconds, latencies, serverCpuUs, loaderCpuUs, slip };
+}
+
+/**
+ * Publishes at `rate` msgs/s for `ms` on a 1 ms timer; `onWarm` runs once `warmMs` have
+ * passed. Returns the loader's own slips after warm-up: the longest gap between ticks and
+ * the most messages sent in one tick.
+ */
+async function pace(publish: (p: Buffer) => void, rate: number, ms: number, warmMs: number, onWarm: () => void): Promise<{ maxGapMs: number; maxBurst: number }> {
   const t0 = performance.now();
-  /** The loader's own slips: the longest gap between ticks and the most messages sent in one tick. */
-  let maxGap = 0;
+  let warm = warmMs <= 0;
+  if (warm) onWarm();
+  let maxGapMs = 0;
   let maxBurst = 0;
   let sent = 0;
   let last = 0;
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now() - t0;
-      if (now >= total) return resolve();
-      if (!measuring && now >= 500) measuring = true;
-      if (measuring) maxGap = Math.max(maxGap, now - last);
+      if (now >= ms) return resolve();
+      if (!warm && now >= warmMs) {
+        warm = true;
+        onWarm();
+      }
+      if (warm) maxGapMs = Math.max(maxGapMs, now - last);
       last = now;
       // After a slip of the loader's own timer (its GC, the scheduler), what fell due meanwhile is spread over
       // the next ticks, at most MAX_TICK_SHARES per-tick shares a tick: the server sees the rate, not the loader's pauses.
       const due = Math.min(Math.floor((now / 1000) * rate), sent + Math.ceil((MAX_TICK_SHARES * rate) / 1000));
-      if (measuring) maxBurst = Math.max(maxBurst, due - sent);
+      if (warm) maxBurst = Math.max(maxBurst, due - sent);
       while (sent < due) {
         sent++;
         publish(payload());
@@ -490,12 +526,43 @@ async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: 
     };
     tick();
   });
-  await sleep(200);
-  measuring = false;
-  const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
-  const serverCpuUs = (await server.cpu()) - cpu0;
-  await closeAll(sockets);
-  return { delivered, seconds, latencies, serverCpuUs, loaderCpuUs, slip: { maxGapMs: maxGap, maxBurst } };
+  return { maxGapMs, maxBurst };
+}
+
+/**
+ * The cost of metrics at a fixed load: `n` subscribers and a publisher stay connected to
+ * the metrics-on and the metrics-off server; `pairs` times, each server in turn (order
+ * alternating) gets `rate` msgs/s for `windowMs`, and its CPU per delivered message is
+ * measured. Short windows back to back cancel the VM's drift; many pairs shrink the rest.
+ */
+async function metricsCost(on: BenchServer, off: BenchServer, n: number, rate: number, pairs: number, windowMs: number): Promise<{ on: number[]; off: number[] }> {
+  const sides = await Promise.all(
+    ([["tributary", on], ["tributary-nometrics", off]] as const).map(async ([mode, server]) => {
+      const side = { server, delivered: 0, sockets: [] as WebSocket[], publish: (_p: Buffer) => {} };
+      side.sockets = await connectAll(server.url, mode, `cost-${mode}`, n, () => side.delivered++);
+      side.publish = await publisher(server.url, mode, `cost-${mode}`);
+      return side;
+    }),
+  );
+  const window = async (side: (typeof sides)[number]): Promise<number> => {
+    let cpu0 = 0;
+    let delivered0 = 0;
+    let started = Promise.resolve();
+    await pace(side.publish, rate, windowMs + 200, 200, () => {
+      delivered0 = side.delivered;
+      started = side.server.cpu().then((us) => void (cpu0 = us));
+    });
+    await started;
+    const cpu1 = await side.server.cpu();
+    return (cpu1 - cpu0) / Math.max(1, side.delivered - delivered0);
+  };
+  for (const side of sides) await window(side); // warm-up
+  const result = { on: [] as number[], off: [] as number[] };
+  for (let i = 0; i < pairs; i++) {
+    for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) (k === 0 ? result.on : result.off).push(await window(sides[k]!));
+  }
+  for (const side of sides) await closeAll(side.sockets);
+  return result;
 }
 
 async function closeAll(sockets: WebSocket[]): Promise<void> {
