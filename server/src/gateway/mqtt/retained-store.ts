@@ -84,7 +84,10 @@ export class RetainedStore {
     }
     const bytes = Buffer.byteLength(topic) + payload.length;
     this.#bytes += bytes;
-    this.#index.set(topic, { payload, headers, timestamp, bytes });
+    // A view into a larger buffer (a socket read, a log cache slab) would keep all of it alive for as long as
+    // the message stays retained, beyond what maxRetainedBytes counts: keep an exact-size copy instead.
+    const own = payload.byteLength === payload.buffer.byteLength ? payload : new Uint8Array(payload);
+    this.#index.set(topic, { payload: own, headers, timestamp, bytes });
   }
 
   /** Null when a retained PUBLISH of `payload` on `topic` fits `limits`, else the limit it would pass. */
