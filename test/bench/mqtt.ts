@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cpuSeconds, parseDuration, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
+import { pace } from "./pace.ts";
 
 interface Point {
   qos: 0 | 1;
@@ -324,12 +325,62 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
   return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: ((cpu1 - cpu0) * 1e6) / Math.max(1, counted) };
 }
 
+/**
+ * The cost of metrics at a fixed load (as in the ws bench): `n` QoS 0 subscribers and a
+ * publisher stay connected to the metrics-on and the metrics-off node; `pairs` times, each
+ * node in turn (order alternating) gets `rate` PUBLISH/s for `windowMs`, and its CPU per
+ * delivered message is measured. Short windows back to back cancel the machine's drift;
+ * many pairs shrink the rest of its noise, which swamps the few percent metrics cost in the
+ * throughput ratios.
+ */
+async function metricsCost(on: BrokerProc, off: BrokerProc, n: number, rate: number, pairs: number, windowMs: number): Promise<{ on: number[]; off: number[] }> {
+  const sides: { broker: BrokerProc; delivered: number; clients: RawClient[]; send: () => void }[] = [];
+  for (const broker of [on, off]) {
+    const topic = `bench/cost-${broker.name}`;
+    const side = { broker, delivered: 0, clients: [] as RawClient[], send: () => {} };
+    for (let i = 0; i < n; i++) {
+      const c = new RawClient(broker.port);
+      await c.connect(`cost-${broker.name}-sub-${i}`);
+      await c.subscribe(topic, 0);
+      c.onPacket = (p) => {
+        if (p.cmd === "publish") side.delivered++;
+      };
+      side.clients.push(c);
+    }
+    const pub = new RawClient(broker.port);
+    await pub.connect(`cost-${broker.name}-pub`);
+    side.clients.push(pub);
+    const template = mqttPacket.generate({ cmd: "publish", topic, payload: Buffer.alloc(PAYLOAD_BYTES, 0x61), qos: 0, retain: false, dup: false });
+    side.send = () => pub.write(Buffer.from(template));
+    sides.push(side);
+  }
+  const window = async (side: (typeof sides)[number]): Promise<number> => {
+    let cpu0 = 0;
+    let delivered0 = 0;
+    await pace(side.send, rate, windowMs + 200, 200, () => {
+      delivered0 = side.delivered;
+      cpu0 = cpuSeconds(side.broker.pid);
+    });
+    return ((cpuSeconds(side.broker.pid) - cpu0) * 1e6) / Math.max(1, side.delivered - delivered0);
+  };
+  for (const side of sides) await window(side); // warm-up (subscriptions live, code optimised)
+  const result = { on: [] as number[], off: [] as number[] };
+  for (let i = 0; i < pairs; i++) {
+    for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) (k === 0 ? result.on : result.off).push(await window(sides[k]!));
+  }
+  for (const side of sides) for (const c of side.clients) c.close();
+  return result;
+}
+
 const fmtRate = (r: number) => (r >= 1000 ? `${(r / 1000).toFixed(1)}k` : r.toFixed(0));
 const fmtMs = (ms: number) => (Number.isNaN(ms) ? "-" : ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 
 export async function run(args: string[]): Promise<void> {
   let durationMs = 3000;
   let reps = 3;
+  /** Metrics cost at a fixed load: pairs of 1 s windows, 2,000 PUBLISH/s to 100 QoS 0 subscribers, on and off. */
+  let costPairs = 30;
+  let cost: { on: number[]; off: number[] } | null = null;
   let only = ["tributary", "tributary-nometrics", "mosquitto", "aedes"];
   let points: Point[] = [
     { qos: 0, subscribers: 1 },
@@ -341,6 +392,7 @@ export async function run(args: string[]): Promise<void> {
     const a = args[i]!;
     if (a === "--duration") durationMs = parseDuration(args[++i]!);
     else if (a === "--reps") reps = Number(args[++i]);
+    else if (a === "--cost-pairs") costPairs = Number(args[++i]);
     else if (a === "--only") only = args[++i]!.split(",");
     else if (a === "--points")
       points = args[++i]!.split(",").map((p) => {
@@ -349,7 +401,7 @@ export async function run(args: string[]): Promise<void> {
         return { qos: Number(m[1]) as 0 | 1, subscribers: Number(m[2]) };
       });
     else if (a === "--help" || a === "-h") {
-      process.stdout.write("npm run bench -- mqtt [--duration 3s] [--reps 3] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]\n");
+      process.stdout.write("npm run bench -- mqtt [--duration 3s] [--reps 3] [--cost-pairs 30] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]\n");
       return;
     }
   }
@@ -390,6 +442,12 @@ export async function run(args: string[]): Promise<void> {
         );
       }
     }
+    const on = brokers.find((b) => b.name === "tributary");
+    const off = brokers.find((b) => b.name === "tributary-nometrics");
+    if (on && off && costPairs > 0) {
+      cost = await metricsCost(on, off, 100, 2000, costPairs, 1000);
+      process.stdout.write(`metrics cost: ${costPairs} pairs of 1 s at 2,000 msg/s in, 1 → 100 QoS 0: broker CPU µs/msg on ${cost.on.map((x) => x.toFixed(2)).join(", ")}; off ${cost.off.map((x) => x.toFixed(2)).join(", ")}\n`);
+    }
   } finally {
     await Promise.all(brokers.map((b) => b.stop()));
   }
@@ -402,6 +460,19 @@ export async function run(args: string[]): Promise<void> {
   };
   const trib = results.get("tributary");
   const others = [...results.keys()].filter((n) => n !== "tributary" && n !== "tributary-nometrics");
+  const off = results.get("tributary-nometrics");
+  if (trib && off) {
+    process.stdout.write("\nmetrics on vs off (same run; target ≥ 95%):\n");
+    for (const [key, r] of trib) {
+      const o = off.get(key);
+      if (o) process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(paired("tributary", "tributary-nometrics", key).median * 100).toFixed(0)}% paired (${paired("tributary", "tributary-nometrics", key).list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}% best runs, ${(paired("tributary-nometrics", "tributary", key, cpus).median * 100).toFixed(0)}% paired)\n`);
+    }
+  }
+  if (cost) {
+    const ratios = cost.on.map((x, i) => cost!.off[i]! / x).sort((a, b) => a - b);
+    const q = (p: number) => `${(ratios[Math.min(ratios.length - 1, Math.floor(p * ratios.length))]! * 100).toFixed(0)}%`;
+    process.stdout.write(`  at a fixed load (2,000 msg/s in, 1 → 100 QoS 0, ${cost.on.length} pairs of 1 s): broker CPU per message off/on, median ${q(0.5)} (quartiles ${q(0.25)}–${q(0.75)})\n`);
+  }
   if (trib && others.length > 0) {
     process.stdout.write("\nratios (Tributary msgs/s ÷ other):\n");
     for (const [key, r] of trib) {
@@ -412,14 +483,6 @@ export async function run(args: string[]): Promise<void> {
           return o ? `${n} ${(r.rate / o.rate).toFixed(2)}× best, ${paired("tributary", n, key).median.toFixed(2)}× paired (${paired("tributary", n, key).list} %)` : "";
         });
       process.stdout.write(`  ${key.padEnd(16)} ${parts.join("   ")}\n`);
-    }
-    const off = results.get("tributary-nometrics");
-    if (off) {
-      process.stdout.write("\nmetrics on vs off (same run; target ≥ 95%):\n");
-      for (const [key, r] of trib) {
-        const o = off.get(key);
-        if (o) process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(paired("tributary", "tributary-nometrics", key).median * 100).toFixed(0)}% paired (${paired("tributary", "tributary-nometrics", key).list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}% best runs, ${(paired("tributary-nometrics", "tributary", key, cpus).median * 100).toFixed(0)}% paired)\n`);
-      }
     }
     const aedes = results.get("aedes");
     const mosquitto = results.get("mosquitto");

@@ -34,6 +34,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { pace } from "./pace.ts";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
 type Mode = "tributary" | "bare" | "tributary-nometrics";
@@ -41,8 +42,6 @@ const MAX_IN_FLIGHT = 5;
 const CREDIT_WINDOW = 1000;
 const SAMPLED = 20;
 const MESSAGE_BYTES = 64;
-/** Paced phase: the most messages one 1 ms tick sends, in per-tick shares of the rate (catching up after a slip). */
-const MAX_TICK_SHARES = 4;
 
 interface Result {
   delivered: number;
@@ -492,53 +491,13 @@ async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: 
   const publish = await publisher(url, mode, topic);
   const cpu0 = await server.cpu();
   const loader0 = process.cpuUsage();
-  const slip = await pace(publish, rate, (seconds + 0.5) * 1000, 500, () => (measuring = true));
+  const slip = await pace(() => publish(payload()), rate, (seconds + 0.5) * 1000, 500, () => (measuring = true));
   await sleep(200);
   measuring = false;
   const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
   const serverCpuUs = (await server.cpu()) - cpu0;
   await closeAll(sockets);
   return { delivered, seconds, latencies, serverCpuUs, loaderCpuUs, slip };
-}
-
-/**
- * Publishes at `rate` msgs/s for `ms` on a 1 ms timer; `onWarm` runs once `warmMs` have
- * passed. Returns the loader's own slips after warm-up: the longest gap between ticks and
- * the most messages sent in one tick.
- */
-async function pace(publish: (p: Buffer) => void, rate: number, ms: number, warmMs: number, onWarm: () => void): Promise<{ maxGapMs: number; maxBurst: number }> {
-  const t0 = performance.now();
-  let warm = warmMs <= 0;
-  if (warm) onWarm();
-  let maxGapMs = 0;
-  let maxBurst = 0;
-  let sent = 0;
-  let last = 0;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now() - t0;
-      if (now >= ms) return resolve();
-      if (!warm && now >= warmMs) {
-        warm = true;
-        onWarm();
-      }
-      if (warm) maxGapMs = Math.max(maxGapMs, now - last);
-      last = now;
-      // After a slip of the loader's own timer (its GC, the scheduler), what fell due meanwhile is spread over
-      // the next ticks, at most MAX_TICK_SHARES per-tick shares a tick: the server sees the rate, not the loader's pauses.
-      const due = Math.min(Math.floor((now / 1000) * rate), sent + Math.ceil((MAX_TICK_SHARES * rate) / 1000));
-      if (warm) maxBurst = Math.max(maxBurst, due - sent);
-      while (sent < due) {
-        sent++;
-        publish(payload());
-      }
-      // A 1 ms timer, not setImmediate: a setImmediate loop spins a whole core, which on a
-      // 2-core machine is the server's; messages due meanwhile go out together (≤ rate/1000).
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-  return { maxGapMs, maxBurst };
 }
 
 /**
@@ -560,7 +519,7 @@ async function metricsCost(on: BenchServer, off: BenchServer, n: number, rate: n
     let cpu0 = 0;
     let delivered0 = 0;
     let started = Promise.resolve();
-    await pace(side.publish, rate, windowMs + 200, 200, () => {
+    await pace(() => side.publish(payload()), rate, windowMs + 200, 200, () => {
       delivered0 = side.delivered;
       started = side.server.cpu().then((us) => void (cpu0 = us));
     });

@@ -1,0 +1,44 @@
+/**
+ * A paced sender for the benches' fixed-rate phases: `send` runs `rate` times a second for
+ * `ms`, on a 1 ms timer (a setImmediate loop would spin a whole core, which on a 2-core
+ * machine is the server's; what falls due between ticks goes out together). When the
+ * loader's own timer slips (its GC, the scheduler: gaps of 10+ ms were seen), what fell due
+ * is spread over the next ticks, at most MAX_TICK_SHARES ticks' share per tick, so the
+ * server sees the rate rather than a burst of hundreds of messages that would measure the
+ * loader's pause. `onWarm` runs once `warmMs` have passed; returns the slips after it: the
+ * longest gap between ticks and the most messages sent in one tick.
+ */
+export async function pace(send: () => void, rate: number, ms: number, warmMs: number, onWarm: () => void): Promise<{ maxGapMs: number; maxBurst: number }> {
+  const t0 = performance.now();
+  let warm = warmMs <= 0;
+  if (warm) onWarm();
+  let maxGapMs = 0;
+  let maxBurst = 0;
+  let sent = 0;
+  let last = 0;
+  const perTickCap = Math.ceil((MAX_TICK_SHARES * rate) / 1000);
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now() - t0;
+      if (now >= ms) return resolve();
+      if (!warm && now >= warmMs) {
+        warm = true;
+        onWarm();
+      }
+      if (warm) maxGapMs = Math.max(maxGapMs, now - last);
+      last = now;
+      const due = Math.min(Math.floor((now / 1000) * rate), sent + perTickCap);
+      if (warm) maxBurst = Math.max(maxBurst, due - sent);
+      while (sent < due) {
+        sent++;
+        send();
+      }
+      setTimeout(tick, 1);
+    };
+    tick();
+  });
+  return { maxGapMs, maxBurst };
+}
+
+/** The most messages one 1 ms tick sends, in per-tick shares of the rate (catching up after a slip). */
+export const MAX_TICK_SHARES = 4;
