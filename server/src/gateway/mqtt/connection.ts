@@ -4,7 +4,7 @@ import type { Identity } from "../../auth/index.ts";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
 import { encodePacket } from "./encode.ts";
-import { FastPacketReader } from "./fast-packets.ts";
+import { PacketFramer, type FramerSink } from "./fast-packets.ts";
 import { IngressPipeline } from "./ingress.ts";
 import type { MqttCore } from "./mqtt-core.ts";
 import { MqttProtocolError } from "./mqtt-error.ts";
@@ -68,9 +68,7 @@ export class MqttConnection implements SessionConnection {
   gracefulDisconnect = false;
   #queue: Packet[] = [];
   #busy = false;
-  readonly #fast = new FastPacketReader();
-  /** mqtt-packet's parser holds no part of a packet (see #parse). */
-  #parserIdle = true;
+  readonly #framer: PacketFramer;
   #readingPaused = false;
   /** Bytes budget of what we send (the broker's one delivery policy): pause, then disconnect a slow consumer. */
   readonly budget: SendBudget;
@@ -79,6 +77,7 @@ export class MqttConnection implements SessionConnection {
     this.core = core;
     this.transport = transport;
     this.parser = mqtt.parser({ protocolVersion: 4 });
+    this.#framer = new PacketFramer(core.maxPacketBytes);
     this.parser.on("packet", (packet: Packet) => this.#onPacket(packet));
     this.parser.on("error", (err: Error) => this.#onParseError(err));
     this.pipeline = new IngressPipeline(
@@ -181,36 +180,41 @@ export class MqttConnection implements SessionConnection {
   }
 
   #parse(data: Buffer): void {
-    if (this.connected && this.#parserIdle) {
-      // The message path's packets straight from the buffer (fast-packets.ts); the rest of
-      // the read, from the first packet the fast reader declines, goes to mqtt-packet.
-      const version = (this.parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion;
-      let pos = 0;
-      while (pos < data.length) {
-        const packet = this.#fast.read(data, pos, version);
-        if (packet === null) break;
-        pos += this.#fast.consumed;
-        this.#onPacket(packet);
-        if (this.closed) return;
-      }
-      if (pos === data.length) return;
-      if (pos > 0) data = data.subarray(pos);
-    }
+    // PUBLISH / PUBACK straight from the buffer, everything else through mqtt-packet (fast-packets.ts).
+    this.#framer.push(data, (this.parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion, this.connected, this.#sink);
+  }
+
+  /** The framer's sink: packets to #onPacket, other bytes to mqtt-packet. */
+  readonly #sink: FramerSink = {
+    packet: (packet) => {
+      this.#onPacket(packet);
+      return !this.closed;
+    },
+    fallback: (bytes) => this.#parseSlow(bytes),
+    partial: () => this.#parserPartial,
+  };
+
+  /** mqtt-packet holds part of a packet. */
+  #parserPartial = false;
+
+  /** mqtt-packet parses `data`; false once the connection closed. */
+  #parseSlow(data: Buffer): boolean {
     let left: number;
     try {
       left = this.parser.parse(data);
     } catch (err) {
       this.#onParseError(err instanceof Error ? err : new Error(String(err)));
-      return;
+      return false;
     }
-    if (this.closed) return;
-    // mqtt-packet holds no partial packet: the next read may start with the fast reader again.
-    this.#parserIdle = left === 0 && (this.parser as unknown as { packet: { length: number } }).packet.length === -1;
+    if (this.closed) return false;
+    this.#parserPartial = left > 0 || (this.parser as unknown as { packet: { length: number } }).packet.length !== -1;
     // A packet whose header announced more than we accept: refuse before buffering it.
     const length = (this.parser as unknown as { packet: { length: number } }).packet.length;
     if (length > 0 && 1 + varIntSize(length) + length > this.core.maxPacketBytes) {
       this.fail(new MqttProtocolError(RC.PACKET_TOO_LARGE, `packet of ${length} bytes exceeds the maximum packet size ${this.core.maxPacketBytes}`));
+      return false;
     }
+    return !this.closed;
   }
 
   #onParseError(err: Error): void {
@@ -479,6 +483,7 @@ export class MqttConnection implements SessionConnection {
     this.expiryTimer = null;
     this.budget.close();
     this.#queue = [];
+    this.#framer.clear();
     this.core.connectionClosed(this, why);
   }
 }

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import mqtt, { type Packet } from "mqtt-packet";
 import { describe, expect, it } from "vitest";
-import { FastPacketReader } from "./fast-packets.ts";
+import { FastPacketReader, HOLD_MAX, PacketFramer, type FramerSink } from "./fast-packets.ts";
 
 /** What mqtt-packet makes of `buf`: the packets it emits (plain objects) and its first error. */
 function reference(buf: Buffer, protocolVersion: number): { packets: Record<string, unknown>[]; error: Error | null } {
@@ -84,5 +84,73 @@ describe("FastPacketReader", () => {
     const b = reader.read(generate({ qos: 1, retain: false, dup: false, topic: "s/1", messageId: 2, payload: new Uint8Array(3), withProperties: false }, 4), 0, 4);
     const c = reader.read(generate({ qos: 1, retain: false, dup: false, topic: "s/2", messageId: 3, payload: new Uint8Array(3), withProperties: false }, 4), 0, 4);
     expect([(a as { topic: string }).topic, (b as { topic: string }).topic, (c as { topic: string }).topic]).toEqual(["s/1", "s/1", "s/2"]);
+  });
+});
+
+describe("PacketFramer", () => {
+  it("any-chunking-of-a-stream-gives-the-packets-mqtt-packet-gives-for-the-whole-stream", () => {
+    const other = fc.oneof(
+      fc.constant({ cmd: "pingreq" }),
+      fc.integer({ min: 1, max: 65535 }).map((messageId) => ({ cmd: "subscribe", messageId, subscriptions: [{ topic: "a/+", qos: 1 }] })),
+      fc.integer({ min: 1, max: 65535 }).map((messageId) => ({ cmd: "pubrel", messageId })),
+      // Larger than HOLD_MAX: goes to mqtt-packet with the rest of the stream.
+      fc.constant({ cmd: "publish", topic: "big", payload: Buffer.alloc(HOLD_MAX + 100, 1), qos: 0, retain: false, dup: false }),
+    );
+    let fastTaken = 0;
+    fc.assert(
+      fc.property(
+        versions,
+        fc.array(fc.oneof({ weight: 5, arbitrary: publish.map((p) => ({ p })) }, { weight: 1, arbitrary: other.map((b) => ({ b })) }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 30 }),
+        (version, items, cuts) => {
+          const stream = Buffer.concat(items.map((item) => ("p" in item ? generate(item.p, version) : mqtt.generate(item.b as unknown as Packet, { protocolVersion: version }))));
+          const expected = reference(stream, version).packets;
+          const got: Record<string, unknown>[] = [];
+          const parser = mqtt.parser({ protocolVersion: version });
+          parser.on("packet", (p: Packet) => got.push({ ...p }));
+          let left = 0;
+          const sink: FramerSink = {
+            packet: (p) => {
+              fastTaken++;
+              got.push({ ...p });
+              return true;
+            },
+            fallback: (bytes) => {
+              left = parser.parse(bytes);
+              return true;
+            },
+            partial: () => left > 0 || (parser as unknown as { packet: { length: number } }).packet.length !== -1,
+          };
+          const framer = new PacketFramer();
+          // Reads of the sizes `cuts` gives, over and over, like a socket's.
+          for (let pos = 0, i = 0; pos < stream.length; i++) {
+            const n = cuts[i % cuts.length]! * (i % 7 === 6 ? 200 : 1);
+            framer.push(stream.subarray(pos, pos + n), version, true, sink);
+            pos += n;
+          }
+          expect(got).toEqual(expected);
+          expect(framer.heldBytes).toBe(0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(fastTaken).toBeGreaterThan(300); // the fast reader does take most publishes
+  });
+});
+
+describe("PacketFramer limits", () => {
+  it("holds-a-cut-packet-only-up-to-the-max-packet-size-and-HOLD_MAX", () => {
+    const calls: string[] = [];
+    const sink: FramerSink = { packet: () => (calls.push("packet"), true), fallback: (b) => (calls.push(`fallback ${b.length}`), true), partial: () => false };
+    const header = (size: number) => Buffer.from([0x30, ...(size < 128 ? [size] : [(size & 0x7f) | 0x80, size >> 7])]);
+    // Announced 200 bytes, max packet size 100: to mqtt-packet at once (which refuses it from its header).
+    new PacketFramer(100).push(header(200), 4, true, sink);
+    // Announced 200 bytes, allowed: held until the rest arrives.
+    const framer = new PacketFramer(1000);
+    framer.push(header(200), 4, true, sink);
+    expect(framer.heldBytes).toBe(3);
+    // Larger than HOLD_MAX: to mqtt-packet (its buffer list appends without copying).
+    new PacketFramer().push(header(HOLD_MAX + 10), 4, true, sink);
+    expect(calls).toEqual(["fallback 3", "fallback 3"]);
   });
 });

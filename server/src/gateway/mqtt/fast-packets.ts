@@ -25,21 +25,13 @@ export class FastPacketReader {
     const first = buf[pos]!;
     const type = first >> 4;
     if (type !== 3 && type !== 4) return null;
-    // Remaining length: 1 to 4 bytes.
-    let p = pos + 1;
-    let length = 0;
-    let mul = 1;
-    for (let i = 0; ; i++) {
-      if (i === 4 || p >= buf.length) return null;
-      const b = buf[p++]!;
-      length += (b & 0x7f) * mul;
-      if ((b & 0x80) === 0) break;
-      mul *= 0x80;
-    }
-    const end = p + length;
-    if (end > buf.length) return null;
+    const size = packetSize(buf, pos);
+    if (size < 0 || pos + size > buf.length) return null;
+    const end = pos + size;
+    const length = remainingLength;
+    const p = end - length;
     const packet = type === 3 ? this.#publish(buf, first, p, end, length, protocolVersion) : puback(buf, first, p, length, protocolVersion);
-    if (packet !== null) this.consumed = end - pos;
+    if (packet !== null) this.consumed = size;
     return packet;
   }
 
@@ -87,4 +79,125 @@ function puback(buf: Buffer, first: number, p: number, length: number, protocolV
     return { cmd: "puback", retain: false, qos: 0, dup: false, length, topic: null, payload: null, messageId, reasonCode: 0 } as unknown as IPubackPacket;
   }
   return null;
+}
+
+/** The remaining length the last `packetSize` call read. */
+let remainingLength = 0;
+
+/**
+ * Bytes of the packet starting at `buf[pos]` (fixed header included), read from its
+ * remaining length, whether or not they are all in `buf`: -1 when the header itself is cut
+ * by the end of `buf`, -2 when the remaining length runs past 4 bytes (malformed).
+ */
+export function packetSize(buf: Uint8Array, pos: number): number {
+  let p = pos + 1;
+  let length = 0;
+  let mul = 1;
+  for (let i = 0; ; i++) {
+    if (i === 4) return -2;
+    if (p >= buf.length) return -1;
+    const b = buf[p++]!;
+    length += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) break;
+    mul *= 0x80;
+  }
+  remainingLength = length;
+  return p - pos + length;
+}
+
+/** Where the framer's packets go (one object per connection: no closure per read). */
+export interface FramerSink {
+  /** A PUBLISH or PUBACK the fast reader decoded; false stops (the connection closed). */
+  packet(packet: IPublishPacket | IPubackPacket): boolean;
+  /** Bytes for mqtt-packet, in stream order; false stops. */
+  fallback(bytes: Buffer): boolean;
+  /** mqtt-packet holds part of a packet (the next bytes must go to it). */
+  partial(): boolean;
+}
+
+/**
+ * The most bytes of a packet cut by the end of a read that the framer holds for the next
+ * read; larger ones go to mqtt-packet, whose buffer list appends without copying. Holding
+ * copies what is held on every read until the packet is whole, so a client dripping a packet
+ * byte by byte costs at most HOLD_MAX²/2 bytes copied per packet.
+ */
+export const HOLD_MAX = 4096;
+
+/**
+ * Splits a connection's byte stream into packets: the fast reader's (PUBLISH, PUBACK)
+ * straight to `sink.packet`, every other whole packet to mqtt-packet (`sink.fallback`) one
+ * at a time, so mqtt-packet never holds part of a packet while the fast reader runs. A
+ * packet cut by the end of a read (pipelined PUBLISH split between two reads, the common
+ * case) is held, at most HOLD_MAX bytes, and completed from the front of the next read; a
+ * larger one, or a malformed length, goes to mqtt-packet with the rest of the stream until
+ * it holds nothing again. `fast` false (before CONNECT is done) sends everything to mqtt-packet.
+ */
+export class PacketFramer {
+  readonly #reader = new FastPacketReader();
+  #held: Buffer | null = null;
+  readonly #maxHold: number;
+
+  /** `maxPacketBytes`: a cut packet announced larger goes to mqtt-packet at once (the caller refuses it from its header). */
+  constructor(maxPacketBytes = Infinity) {
+    this.#maxHold = Math.min(HOLD_MAX, maxPacketBytes);
+  }
+
+  /** Bytes held from the last read (for tests and limits). */
+  get heldBytes(): number {
+    return this.#held?.length ?? 0;
+  }
+
+  push(data: Buffer, protocolVersion: number, fast: boolean, sink: FramerSink): void {
+    if (this.#held !== null) {
+      const held = this.#held;
+      this.#held = null;
+      const size = packetSize(held, 0);
+      if (size < 0 || !fast || sink.partial()) data = Buffer.concat([held, data]); // a cut header: a few bytes
+      else {
+        // Complete the held packet from the front of this read; the rest is parsed from where it ends.
+        const need = size - held.length;
+        if (data.length < need) {
+          this.#held = Buffer.concat([held, data]);
+          return;
+        }
+        if (!this.#whole(Buffer.concat([held, data.subarray(0, need)]), protocolVersion, sink)) return;
+        data = data.subarray(need);
+      }
+    }
+    if (!fast || sink.partial()) {
+      if (data.length > 0) sink.fallback(data);
+      return;
+    }
+    let pos = 0;
+    while (pos < data.length) {
+      const packet = this.#reader.read(data, pos, protocolVersion);
+      if (packet !== null) {
+        pos += this.#reader.consumed;
+        if (!sink.packet(packet)) return;
+        continue;
+      }
+      const size = packetSize(data, pos);
+      if (size > 0 && pos + size <= data.length) {
+        if (!sink.fallback(data.subarray(pos, pos + size))) return;
+        pos += size;
+        continue;
+      }
+      if (size === -1 || (size > 0 && size <= this.#maxHold)) {
+        this.#held = Buffer.from(data.subarray(pos));
+        return;
+      }
+      break; // malformed length, or a large packet: mqtt-packet takes the rest
+    }
+    if (pos < data.length) sink.fallback(pos === 0 ? data : data.subarray(pos));
+  }
+
+  /** One whole packet in `buf`: the fast reader's, or mqtt-packet's. False: stop. */
+  #whole(buf: Buffer, protocolVersion: number, sink: FramerSink): boolean {
+    const packet = this.#reader.read(buf, 0, protocolVersion);
+    return packet !== null ? sink.packet(packet) : sink.fallback(buf);
+  }
+
+  clear(): void {
+    this.#held = null;
+  }
 }
