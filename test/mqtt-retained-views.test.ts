@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Broker } from "../../broker/broker.ts";
-import { TopicFilter } from "../../broker/topic-filter.ts";
-import { FileLogEngine } from "../../log/file/file-log-engine.ts";
-import { RetainedStore } from "./retained-store.ts";
+import { Broker } from "../server/src/broker/broker.ts";
+import { TopicFilter } from "../server/src/broker/topic-filter.ts";
+import { FileLogEngine } from "../server/src/log/file/file-log-engine.ts";
+import { RetainedStore } from "../server/src/gateway/mqtt/retained-store.ts";
 
 describe("RetainedStore", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
