@@ -14,14 +14,14 @@
  * already running node instead of starting one; BENCH_WINDOW changes the in-flight bound.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cpuSeconds, parseDuration, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { pace } from "./pace.ts";
+import { alternatingPairs, pace } from "./pace.ts";
 
 interface Point {
   qos: 0 | 1;
@@ -363,13 +363,9 @@ async function metricsCost(on: BrokerProc, off: BrokerProc, n: number, rate: num
     });
     return ((cpuSeconds(side.broker.pid) - cpu0) * 1e6) / Math.max(1, side.delivered - delivered0);
   };
-  for (const side of sides) await window(side); // warm-up (subscriptions live, code optimised)
-  const result = { on: [] as number[], off: [] as number[] };
-  for (let i = 0; i < pairs; i++) {
-    for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) (k === 0 ? result.on : result.off).push(await window(sides[k]!));
-  }
+  const [onRuns, offRuns] = await alternatingPairs((k) => window(sides[k]!), pairs);
   for (const side of sides) for (const c of side.clients) c.close();
-  return result;
+  return { on: onRuns, off: offRuns };
 }
 
 const fmtRate = (r: number) => (r >= 1000 ? `${(r / 1000).toFixed(1)}k` : r.toFixed(0));
@@ -465,7 +461,9 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write("\nmetrics on vs off (same run; target ≥ 95%):\n");
     for (const [key, r] of trib) {
       const o = off.get(key);
-      if (o) process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(paired("tributary", "tributary-nometrics", key).median * 100).toFixed(0)}% paired (${paired("tributary", "tributary-nometrics", key).list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}% best runs, ${(paired("tributary-nometrics", "tributary", key, cpus).median * 100).toFixed(0)}% paired)\n`);
+      if (!o) continue;
+      const p = paired("tributary", "tributary-nometrics", key);
+      process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(p.median * 100).toFixed(0)}% paired (${p.list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}% best runs, ${(paired("tributary-nometrics", "tributary", key, cpus).median * 100).toFixed(0)}% paired)\n`);
     }
   }
   if (cost) {
@@ -480,7 +478,9 @@ export async function run(args: string[]): Promise<void> {
         .filter(([n]) => n !== "tributary" && n !== "tributary-nometrics")
         .map(([n, m]) => {
           const o = m.get(key);
-          return o ? `${n} ${(r.rate / o.rate).toFixed(2)}× best, ${paired("tributary", n, key).median.toFixed(2)}× paired (${paired("tributary", n, key).list} %)` : "";
+          if (!o) return "";
+          const p = paired("tributary", n, key);
+          return `${n} ${(r.rate / o.rate).toFixed(2)}× best, ${p.median.toFixed(2)}× paired (${p.list} %)`;
         });
       process.stdout.write(`  ${key.padEnd(16)} ${parts.join("   ")}\n`);
     }

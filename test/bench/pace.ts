@@ -42,3 +42,18 @@ export async function pace(send: () => void, rate: number, ms: number, warmMs: n
 
 /** The most messages one 1 ms tick sends, in per-tick shares of the rate (catching up after a slip). */
 export const MAX_TICK_SHARES = 4;
+
+/**
+ * `pairs` pairs of measurements of two sides (0 and 1) back to back, the order alternating,
+ * after one warm-up measurement of each: short windows back to back cancel a machine's
+ * drift, many pairs shrink the rest of its noise. Returns each side's measurements in order.
+ */
+export async function alternatingPairs(measure: (side: 0 | 1) => Promise<number>, pairs: number): Promise<[number[], number[]]> {
+  await measure(0);
+  await measure(1);
+  const result: [number[], number[]] = [[], []];
+  for (let i = 0; i < pairs; i++) {
+    for (const side of i % 2 === 0 ? ([0, 1] as const) : ([1, 0] as const)) result[side].push(await measure(side));
+  }
+  return result;
+}

@@ -34,7 +34,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { pace } from "./pace.ts";
+import { alternatingPairs, pace } from "./pace.ts";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
 type Mode = "tributary" | "bare" | "tributary-nometrics";
@@ -527,13 +527,9 @@ async function metricsCost(on: BenchServer, off: BenchServer, n: number, rate: n
     const cpu1 = await side.server.cpu();
     return (cpu1 - cpu0) / Math.max(1, side.delivered - delivered0);
   };
-  for (const side of sides) await window(side); // warm-up
-  const result = { on: [] as number[], off: [] as number[] };
-  for (let i = 0; i < pairs; i++) {
-    for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) (k === 0 ? result.on : result.off).push(await window(sides[k]!));
-  }
+  const [onRuns, offRuns] = await alternatingPairs((k) => window(sides[k]!), pairs);
   for (const side of sides) await closeAll(side.sockets);
-  return result;
+  return { on: onRuns, off: offRuns };
 }
 
 async function closeAll(sockets: WebSocket[]): Promise<void> {

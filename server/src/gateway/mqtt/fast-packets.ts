@@ -28,8 +28,10 @@ export class FastPacketReader {
     const size = packetSize(buf, pos);
     if (size < 0 || pos + size > buf.length) return null;
     const end = pos + size;
-    const length = remainingLength;
-    const p = end - length;
+    let p = pos + 1;
+    while (buf[p]! & 0x80) p++; // past the remaining length's bytes: the variable header starts after them
+    p++;
+    const length = end - p;
     const packet = type === 3 ? this.#publish(buf, first, p, end, length, protocolVersion) : puback(buf, first, p, length, protocolVersion);
     if (packet !== null) this.consumed = size;
     return packet;
@@ -81,9 +83,6 @@ function puback(buf: Buffer, first: number, p: number, length: number, protocolV
   return null;
 }
 
-/** The remaining length the last `packetSize` call read. */
-let remainingLength = 0;
-
 /**
  * Bytes of the packet starting at `buf[pos]` (fixed header included), read from its
  * remaining length, whether or not they are all in `buf`: -1 when the header itself is cut
@@ -101,7 +100,6 @@ export function packetSize(buf: Uint8Array, pos: number): number {
     if ((b & 0x80) === 0) break;
     mul *= 0x80;
   }
-  remainingLength = length;
   return p - pos + length;
 }
 
