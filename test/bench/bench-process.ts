@@ -3,9 +3,8 @@
  * and read a process's CPU time; every bench imports these.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -41,12 +40,15 @@ export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeo
   });
 }
 
-/** Starts `tributary start` (file engine, fsync never, loopback, free ports) with extra flags; resolves once it listens. */
-export async function startTributary(flags: string[] = []): Promise<TributaryProc> {
+/**
+ * Starts `tributary start` (file engine, fsync never, loopback, free ports) with extra flags
+ * (and Node flags before the script, e.g. `--cpu-prof`); resolves once it listens.
+ */
+export async function startTributary(flags: string[] = [], nodeArgs: string[] = []): Promise<TributaryProc> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-"));
   const child = spawn(
     process.execPath,
-    [join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--fsync", "never", "--log-level", "warn", ...flags],
+    [...nodeArgs, join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--fsync", "never", "--log-level", "warn", ...flags],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const m = await waitForLine(child, /http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/, "tributary");
@@ -55,16 +57,38 @@ export async function startTributary(flags: string[] = []): Promise<TributaryPro
     mqttPort: Number(m[2]),
     pid: child.pid!,
     async stop() {
-      if (child.exitCode === null) {
-        await new Promise<void>((resolve) => {
-          child.once("exit", () => resolve());
-          child.kill("SIGTERM");
-          setTimeout(() => child.kill("SIGKILL"), 5000).unref();
-        });
-      }
+      await stopper(child)();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Stops `child` (SIGTERM, SIGKILL after 5 s); resolves once it exited. */
+export function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+    });
+}
+
+/**
+ * CPU time process `pid` has run so far, in µs at nanosecond resolution: the sum over its
+ * threads of /proc/<pid>/task/<tid>/schedstat's run time (Linux). /proc/<pid>/stat counts in
+ * 10 ms ticks, too coarse for 1 s windows.
+ */
+export function cpuMicros(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended between the listing and the read: its time is gone with it
+    }
+  }
+  return ns / 1000;
 }
 
 /** CPU seconds (user + system) process `pid` has used so far, from /proc (Linux; NaN elsewhere). */

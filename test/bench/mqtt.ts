@@ -13,13 +13,13 @@
  * and Aedes processes; BENCH_TRIBUTARY_PORT=<port> [BENCH_TRIBUTARY_PID=<pid>] measures an
  * already running node instead of starting one; BENCH_WINDOW changes the in-flight bound.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuSeconds, parseDuration, waitForLine } from "./bench-process.ts";
+import { cpuSeconds, parseDuration, stopper, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { alternatingPairs, pace } from "./pace.ts";
 
@@ -60,17 +60,6 @@ function freePort(): Promise<number> {
     });
     srv.on("error", reject);
   });
-}
-
-
-function stopper(child: ChildProcess): () => Promise<void> {
-  return () =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once("exit", () => resolve());
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
-    });
 }
 
 /**

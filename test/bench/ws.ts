@@ -4,7 +4,8 @@
  * WebSocket fan-out, 1 publisher → N subscribers over loopback, 64-byte messages, measured
  * for the Tributary gateway (log engine underneath) and, in the same run and with the same
  * `ws`-client loader, for a bare uWebSockets.js pub/sub server with no log (the ceiling).
- * The server runs in its own process (test/bench/ws-server.ts); this process is the loader.
+ * Tributary runs as users run it: the compiled node (`tributary start`), in its own process;
+ * bare uWS runs test/bench/ws-server.ts; this process is the loader.
  *
  * Fan-out phase: at most 5 messages in flight (a message is in flight until every
  * subscriber has it), as in the issue's reference measurement. Reports delivered msgs/s
@@ -30,10 +31,11 @@
  * feed `messages` batches through uWS pub/sub; "delivered" counts records, not frames) and
  * "acks" (the publisher's acks may come batched).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { cpuMicros, startTributary, stopper, waitForLine } from "./bench-process.ts";
 import { alternatingPairs, pace } from "./pace.ts";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
@@ -58,7 +60,7 @@ interface Result {
 interface BenchServer {
   url: string;
   /** The server process's CPU time so far, µs (less noisy than msgs/s on a shared machine). */
-  cpu(): Promise<number>;
+  cpu(): number;
   stop(): Promise<void>;
 }
 
@@ -92,7 +94,7 @@ export async function run(args: string[]): Promise<void> {
   const best = (key: string) => runs.get(key)!.reduce((a, b) => (rateOf(b) > rateOf(a) ? b : a));
   const servers = new Map<Mode, BenchServer>();
   try {
-    for (const mode of modes) servers.set(mode, await startServer(mode, engine));
+    for (const mode of modes) servers.set(mode, await startServer(mode));
     for (const n of ns) {
       for (let rep = 0; rep < reps; rep++) {
         for (const mode of rotate(modes, rep)) keep(`fan:${mode}:${n}`, await fanOut(servers.get(mode)!, mode, n, seconds, `fan-${n}-${rep}`));
@@ -181,42 +183,50 @@ function rotate<T>(list: T[], k: number): T[] {
 
 // ---- server process ------------------------------------------------------------------------
 
-async function startServer(mode: Mode, engine: string): Promise<BenchServer> {
-  const script = fileURLToPath(new URL("./ws-server.ts", import.meta.url));
-  const extra = (process.env.BENCH_WS_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...extra, "--conditions=tributary-source", "--import", "tsx", script, mode, engine], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const cpuWaiters: ((us: number) => void)[] = [];
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-      let c;
-      while ((c = /cpu (\d+)\n/.exec(out))) {
-        out = out.slice(c.index + c[0].length);
-        cpuWaiters.shift()?.(Number(c[1]));
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
-  });
+/**
+ * Tributary modes run the compiled node, as users run it (`tributary start`, file engine,
+ * fsync never, limits wide enough that the bench is never paced by them), with /metrics
+ * fetched every second when metrics are on, as a Prometheus scraping at 1 s would. Bare
+ * uWS runs test/bench/ws-server.ts. CPU is read from /proc for both.
+ */
+async function startServer(mode: Mode): Promise<BenchServer> {
+  const nodeArgs = (process.env.BENCH_WS_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  if (mode === "bare") {
+    const script = fileURLToPath(new URL("./ws-server.ts", import.meta.url));
+    const child = spawn(process.execPath, [...nodeArgs, "--conditions=tributary-source", "--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const port = Number((await waitForLine(child, /listening (\d+)/, "bare uWS server"))[1]);
+    return {
+      url: `ws://127.0.0.1:${port}/ws`,
+      cpu: () => cpuMicros(child.pid!),
+      stop: stopper(child),
+    };
+  }
+  const on = mode === "tributary";
+  const limits = ["--max-connections", "10000", "--max-credit", "1000000", "--max-buffered-bytes", String(8 << 20), "--slow-consumer-grace-ms", "30000"];
+  const node = await startTributary(["--metrics-enabled", String(on), ...limits], nodeArgs);
+  const scrape = on ? scrapeEverySecond(`http://127.0.0.1:${node.httpPort}/metrics`) : () => {};
   return {
-    url: `ws://127.0.0.1:${port}/ws`,
-    cpu() {
-      return new Promise<number>((resolve) => {
-        cpuWaiters.push(resolve);
-        child.stdin!.write("cpu\n");
-      });
-    },
+    url: `ws://127.0.0.1:${node.httpPort}/ws`,
+    cpu: () => cpuMicros(node.pid),
     async stop() {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      if (child.exitCode === null) child.kill("SIGKILL");
+      scrape();
+      await node.stop();
     },
   };
+}
+
+/** Fetches `url` every second (printing failures, and each fetch's time with BENCH_WS_SCRAPE_LOG); returns the stop. */
+function scrapeEverySecond(url: string): () => void {
+  const timer = setInterval(() => {
+    const started = performance.now();
+    fetch(url)
+      .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`GET /metrics: ${res.status}`))))
+      .then((text) => {
+        if (process.env.BENCH_WS_SCRAPE_LOG) process.stderr.write(`scrape ${(performance.now() - started).toFixed(1)} ms, ${text.length} bytes\n`);
+      })
+      .catch((err: unknown) => process.stderr.write(`bench scrape failed: ${String(err)}\n`));
+  }, 1000);
+  return () => clearInterval(timer);
 }
 
 // ---- loader ------------------------------------------------------------------------------
@@ -464,7 +474,7 @@ async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: numbe
   publish = await publisher(url, mode, topic);
   pump();
   await sleep(500);
-  const cpu0 = await server.cpu();
+  const cpu0 = server.cpu();
   const loader0 = process.cpuUsage();
   measuring = true;
   const start = performance.now();
@@ -472,7 +482,7 @@ async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: numbe
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
   const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
-  const serverCpuUs = (await server.cpu()) - cpu0;
+  const serverCpuUs = server.cpu() - cpu0;
   stopped = true;
   await closeAll(sockets);
   return { delivered, seconds: elapsed, latencies, serverCpuUs, loaderCpuUs };
@@ -489,13 +499,13 @@ async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: 
     latencies.push(performance.now() - sentAt!);
   });
   const publish = await publisher(url, mode, topic);
-  const cpu0 = await server.cpu();
+  const cpu0 = server.cpu();
   const loader0 = process.cpuUsage();
   const slip = await pace(() => publish(payload()), rate, (seconds + 0.5) * 1000, 500, () => (measuring = true));
   await sleep(200);
   measuring = false;
   const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
-  const serverCpuUs = (await server.cpu()) - cpu0;
+  const serverCpuUs = server.cpu() - cpu0;
   await closeAll(sockets);
   return { delivered, seconds, latencies, serverCpuUs, loaderCpuUs, slip };
 }
@@ -518,14 +528,11 @@ async function metricsCost(on: BenchServer, off: BenchServer, n: number, rate: n
   const window = async (side: (typeof sides)[number]): Promise<number> => {
     let cpu0 = 0;
     let delivered0 = 0;
-    let started = Promise.resolve();
     await pace(() => side.publish(payload()), rate, windowMs + 200, 200, () => {
       delivered0 = side.delivered;
-      started = side.server.cpu().then((us) => void (cpu0 = us));
+      cpu0 = side.server.cpu();
     });
-    await started;
-    const cpu1 = await side.server.cpu();
-    return (cpu1 - cpu0) / Math.max(1, side.delivered - delivered0);
+    return (side.server.cpu() - cpu0) / Math.max(1, side.delivered - delivered0);
   };
   const [onRuns, offRuns] = await alternatingPairs((k) => window(sides[k]!), pairs);
   for (const side of sides) await closeAll(side.sockets);
