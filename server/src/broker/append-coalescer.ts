@@ -8,7 +8,12 @@ export interface AppendCoalescerOptions {
   maxBatchBytes: number;
   /** Called for each request the engine recognised as already written (idempotent produce). */
   onDuplicate?: () => void;
+  /** Idle partition queues kept before a sweep forgets them (default 1024; the next sweep waits until the count doubles). */
+  minSweepAt?: number;
 }
+
+/** A request's completion: `err` null and the offset of its first record, or the error. Must not throw. */
+export type AppendDone = (err: unknown, baseOffset: number) => void;
 
 /** The producer of a request: the engine deduplicates by it (see AppendOptions.producers). */
 export interface RequestProducer {
@@ -23,20 +28,25 @@ interface PendingAppend {
   readonly producer: RequestProducer | undefined;
   /** Appended alone (after its merged batch failed for a reason that may be its own). */
   solo: boolean;
-  resolve(baseOffset: number): void;
-  reject(err: unknown): void;
+  readonly done: AppendDone;
 }
 
 interface PartitionQueue {
   readonly topic: string;
   readonly partition: number;
-  readonly key: string;
   /** Requests not yet handed to the engine, in arrival order. */
   pending: PendingAppend[];
-  /** Engine appends in flight, per acks level. */
-  readonly inFlight: Map<Acks, number>;
+  /** Engine appends in flight, per acks level (index: `level(acks)`). */
+  readonly inFlight: [number, number, number];
   scheduled: boolean;
 }
+
+/** Index of an acks level in `PartitionQueue.inFlight`. */
+const level = (acks: Acks): number => (acks === 0 ? 0 : acks === 1 ? 1 : 2);
+const idle = (q: PartitionQueue): boolean => q.pending.length === 0 && !q.scheduled && q.inFlight[0] + q.inFlight[1] + q.inFlight[2] === 0;
+
+/** Idle queues are kept (no Map churn per append) until the count passes this, then swept. */
+const MIN_SWEEP_AT = 1024;
 
 /** Per-record framing the estimate adds to key + value + headers (offset delta, lengths, attributes). */
 const RECORD_OVERHEAD = 32;
@@ -68,7 +78,10 @@ const PER_REQUEST_CODES = new Set(["BAD_REQUEST", "RECORD_TOO_LARGE", "POLICY_VI
 export class AppendCoalescer {
   readonly #engine: LogEngine;
   readonly #options: AppendCoalescerOptions;
-  readonly #queues = new Map<string, PartitionQueue>();
+  /** Per topic, its partitions' queues (by partition number). */
+  readonly #queues = new Map<string, PartitionQueue[]>();
+  #queueCount = 0;
+  #sweepAt: number;
   /** Queues with requests waiting for the end of the event-loop turn. */
   #ready: PartitionQueue[] = [];
   /** Engine appends issued so far (for tests and metrics). */
@@ -77,25 +90,56 @@ export class AppendCoalescer {
   constructor(engine: LogEngine, options: AppendCoalescerOptions) {
     this.#engine = engine;
     this.#options = options;
+    this.#sweepAt = options.minSweepAt ?? MIN_SWEEP_AT;
+  }
+
+  /** Partition queues held (active and idle not yet swept). */
+  get queueCount(): number {
+    return this.#queueCount;
   }
 
   /** Appends `records` (non-empty) to the partition; resolves with the offset of the first one. */
   append(topic: string, partition: number, records: RecordInput[], acks: Acks, producer?: RequestProducer): Promise<number> {
-    const key = `${topic}\u0000${partition}`;
-    let queue = this.#queues.get(key);
-    if (!queue) {
-      queue = { topic, partition, key, pending: [], inFlight: new Map(), scheduled: false };
-      this.#queues.set(key, queue);
+    return new Promise<number>((resolve, reject) => this.appendThen(topic, partition, records, acks, producer, (err, offset) => (err === null ? resolve(offset) : reject(err))));
+  }
+
+  /** `append` with a callback instead of a promise (the per-publish paths: no promise per request). */
+  appendThen(topic: string, partition: number, records: RecordInput[], acks: Acks, producer: RequestProducer | undefined, done: AppendDone): void {
+    const q = this.#queue(topic, partition);
+    q.pending.push({ records, acks, bytes: estimateBytes(records), producer, solo: false, done });
+    if (!q.scheduled && q.inFlight[level(acks)] === 0) {
+      q.scheduled = true;
+      if (this.#ready.length === 0) setImmediate(() => this.#flushReady());
+      this.#ready.push(q);
     }
-    const q = queue;
-    return new Promise<number>((resolve, reject) => {
-      q.pending.push({ records, acks, bytes: estimateBytes(records), producer, solo: false, resolve, reject });
-      if (!q.scheduled && (q.inFlight.get(acks) ?? 0) === 0) {
-        q.scheduled = true;
-        if (this.#ready.length === 0) setImmediate(() => this.#flushReady());
-        this.#ready.push(q);
+  }
+
+  #queue(topic: string, partition: number): PartitionQueue {
+    const known = this.#queues.get(topic)?.[partition];
+    if (known) return known;
+    if (this.#queueCount >= this.#sweepAt) this.#sweep(); // before the new queue exists: it is idle until its request is pushed
+    let queues = this.#queues.get(topic);
+    if (!queues) this.#queues.set(topic, (queues = []));
+    this.#queueCount++;
+    return (queues[partition] = { topic, partition, pending: [], inFlight: [0, 0, 0], scheduled: false });
+  }
+
+  /** Forgets idle queues (the partitions of topics no longer produced to); the next sweep waits until the count doubles. */
+  #sweep(): void {
+    let count = 0;
+    for (const [topic, queues] of this.#queues) {
+      let left = 0;
+      for (let p = 0; p < queues.length; p++) {
+        const q = queues[p];
+        if (q === undefined) continue;
+        if (idle(q)) delete queues[p];
+        else left++;
       }
-    });
+      if (left === 0) this.#queues.delete(topic);
+      count += left;
+    }
+    this.#queueCount = count;
+    this.#sweepAt = Math.max(this.#options.minSweepAt ?? MIN_SWEEP_AT, 2 * count);
   }
 
   #flushReady(): void {
@@ -113,7 +157,7 @@ export class AppendCoalescer {
     while (q.pending.length > 0) {
       const head = q.pending[0]!;
       const acks = head.acks;
-      if ((q.inFlight.get(acks) ?? 0) > 0) return; // merges with what arrives meanwhile
+      if (q.inFlight[level(acks)]! > 0) return; // merges with what arrives meanwhile
       let n = 1;
       let records = head.records.length;
       let bytes = head.bytes;
@@ -129,12 +173,11 @@ export class AppendCoalescer {
       const batch = q.pending.splice(0, n);
       this.#send(q, batch, acks);
     }
-    if (q.inFlight.size === 0 && !q.scheduled && this.#queues.get(q.key) === q) this.#queues.delete(q.key);
   }
 
   #send(q: PartitionQueue, batch: PendingAppend[], acks: Acks): void {
     const inputs = batch.length === 1 ? batch[0]!.records : batch.flatMap((r) => r.records);
-    q.inFlight.set(acks, (q.inFlight.get(acks) ?? 0) + 1);
+    q.inFlight[level(acks)]++;
     this.appends++;
     let producers: ProducerEntry[] | undefined;
     let first = 0;
@@ -159,10 +202,10 @@ export class AppendCoalescer {
           index += request.records.length;
           if (duplicate !== undefined && request.producer) {
             this.#options.onDuplicate?.();
-            request.resolve(duplicate);
+            complete(request, null, duplicate);
             continue;
           }
-          request.resolve(offset);
+          complete(request, null, offset);
           offset += request.records.length;
         }
       },
@@ -175,16 +218,25 @@ export class AppendCoalescer {
           return;
         }
         this.#done(q, acks);
-        for (const request of batch) request.reject(err);
+        for (const request of batch) complete(request, err ?? new Error("append failed without a reason"), -1);
       },
     );
   }
 
   #done(q: PartitionQueue, acks: Acks): void {
-    const left = (q.inFlight.get(acks) ?? 1) - 1;
-    if (left > 0) q.inFlight.set(acks, left);
-    else q.inFlight.delete(acks);
+    q.inFlight[level(acks)]--;
     if (!q.scheduled) this.#issue(q);
+  }
+}
+
+/** Calls a request's `done`; one that throws (a bug) is rethrown outside this loop, so the batch's other requests still complete. */
+function complete(request: PendingAppend, err: unknown, offset: number): void {
+  try {
+    request.done(err, offset);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
   }
 }
 

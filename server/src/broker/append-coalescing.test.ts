@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isTributaryError } from "../errors.ts";
 import { FileLogEngine, type FileLogEngineOptions } from "../log/file/file-log-engine.ts";
 import type { Acks } from "../log/log-engine.ts";
+import { AppendCoalescer } from "./append-coalescer.ts";
 import { Broker, type ProducedRecord, type ProduceRecord } from "./broker.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -150,5 +151,21 @@ describe("produce coalescing", () => {
       expect(log.filter((v) => v!.startsWith(`p${p}-`))).toEqual(Array.from({ length: perProducer }, (_, i) => `p${p}-${i}`));
     }
     expect(appends.length).toBeLessThanOrEqual(perProducer / 10 + 1);
+  });
+
+  it("keeps a queue per partition produced to, forgetting idle ones once their count doubles (never one with requests)", async () => {
+    const { engine, values, appends } = await setup();
+    for (let t = 0; t < 6; t++) await engine.createTopic(`q${t}`, { partitions: 4 });
+    const coalescer = new AppendCoalescer(engine, { maxBatchRecords: 1000, maxBatchBytes: 1 << 20, minSweepAt: 8 });
+    const input = (v: string) => [{ key: null, value: utf8(v) }];
+    // One partition at a time: each queue is idle once its append resolved.
+    for (let t = 0; t < 6; t++) for (let p = 0; p < 4; p++) await coalescer.append(`q${t}`, p, input(`a${t}.${p}`), 1);
+    expect(coalescer.queueCount).toBeLessThanOrEqual(8);
+    // All 24 partitions at once, 3 requests each: none is forgotten while requests wait (each partition's 3 merge into one append), every offset is right.
+    appends.length = 0;
+    const offsets = await Promise.all(Array.from({ length: 72 }, (_, i) => coalescer.append(`q${i % 6}`, Math.floor(i / 6) % 4, input(`b${i}`), 1)));
+    expect(appends).toHaveLength(24);
+    expect(offsets).toEqual(Array.from({ length: 72 }, (_, i) => 1 + Math.floor(i / 24)));
+    for (let t = 0; t < 6; t++) for (let p = 0; p < 4; p++) expect(await values(`q${t}`, p)).toEqual([`a${t}.${p}`, `b${t + 6 * p}`, `b${t + 6 * p + 24}`, `b${t + 6 * p + 48}`]);
   });
 });

@@ -189,4 +189,46 @@ describe("Broker.produce", () => {
     await expect(b.produce("nothing", [])).resolves.toEqual([]);
     expect(appendCalls).toEqual([]);
   });
+
+  describe("produceOne (the callback path of one-record publishes)", () => {
+    const one = (b: Broker, topic: string, record: ProduceRecord, acks: 0 | 1 | "all" = 1) =>
+      new Promise<{ err: unknown; partition: number; offset: number }>((resolve) => b.produceOne(topic, record, { acks, source: "ws" }, (err, partition, offset) => resolve({ err, partition, offset })));
+
+    it("partitions, orders and answers as produce does, for unknown and known topics, mixed with produce calls", async () => {
+      const b = broker();
+      const p = new KafkaPartitioner().forKey(utf8("k1"), 3);
+      const other = (p + 1) % 3;
+      const calls = [one(b, "cb", rec("a", "k1")), b.produce("cb", [rec("b", "k1")]), one(b, "cb", rec("c", "k1")), one(b, "cb", rec("d", null, { partition: other }))];
+      const [a, [bResult], c, d] = (await Promise.all(calls)) as [Awaited<ReturnType<typeof one>>, { partition: number; offset: number }[], Awaited<ReturnType<typeof one>>, Awaited<ReturnType<typeof one>>];
+      expect([a.err, a.partition, a.offset]).toEqual([null, p, 0]);
+      expect(bResult).toEqual({ partition: p, offset: 1 });
+      expect([c.err, c.partition, c.offset]).toEqual([null, p, 2]);
+      expect([d.err, d.partition, d.offset]).toEqual([null, other, 0]);
+      expect((await engine.read("cb", p, 0)).map((r) => text(r.value))).toEqual(["a", "b", "c"]);
+    });
+
+    it("answers RECORD_TOO_LARGE and UNKNOWN_PARTITION through the callback, counted by code, and writes nothing", async () => {
+      const b = broker();
+      await b.createTopic("cb-errors", { partitions: 1 });
+      const large = await one(b, "cb-errors", rec("x".repeat(2000)));
+      const outside = await one(b, "cb-errors", rec("y", null, { partition: 4 }));
+      expect(isTributaryError(large.err, "RECORD_TOO_LARGE")).toBe(true);
+      expect(isTributaryError(outside.err, "UNKNOWN_PARTITION")).toBe(true);
+      expect((await engine.offsets("cb-errors", 0)).endOffset).toBe(0);
+      const exposed = await b.metrics.expose();
+      expect(exposed).toMatch(/tributary_produce_requests_total\{code="RECORD_TOO_LARGE"\} 1/);
+      expect(exposed).toMatch(/tributary_produce_requests_total\{code="UNKNOWN_PARTITION"\} 1/);
+    });
+
+    it("re-creates a topic deleted behind its back, as produce does", async () => {
+      const b = broker({ topicDefaults: { partitions: 5 } });
+      await b.createTopic("cb-again", { partitions: 1 });
+      expect((await one(b, "cb-again", rec("v", "key"))).err).toBeNull();
+      await engine.deleteTopic("cb-again"); // the broker's cached partition count is stale
+      const result = await one(b, "cb-again", rec("v", "device-1"));
+      expect(result.err).toBeNull();
+      expect((await engine.describeTopic("cb-again")).partitions).toBe(5);
+      expect([result.partition, result.offset]).toEqual([new KafkaPartitioner().forKey(utf8("device-1"), 5), 0]);
+    });
+  });
 });

@@ -52,6 +52,15 @@ export interface ProducedRecord {
   offset: number;
 }
 
+/** A produce acks level's instruments (duration histogram child, request and record tallies). */
+interface ProduceInstruments {
+  duration: { observe(v: number): void };
+  tally: { requests: number; records: number };
+}
+
+/** How `produceOne` completes: `err` null with the record's partition and offset, or the error. Must not throw. */
+export type ProduceDone = (err: unknown, partition: number, offset: number) => void;
+
 export interface BrokerOptions {
   /** Create unknown topics on first produce/subscribe with `topicDefaults` (MQTT needs it). */
   autoCreateTopics: boolean;
@@ -101,7 +110,7 @@ export class Broker {
   /** The node's shared live feeds, one per partition with subscribers at its live edge (delivery/). */
   readonly feeds: FeedRegistry;
   readonly #topicListeners = new Set<(event: TopicEvent) => void>();
-  readonly #byAcks = new Map<string, { duration: { observe(v: number): void }; tally: { requests: number; records: number } }>();
+  readonly #byAcks = new Map<string, ProduceInstruments>();
 
   constructor(engine: LogEngine, options: BrokerOptions) {
     this.#engine = engine;
@@ -251,7 +260,7 @@ export class Broker {
   }
 
   /** Labelled instrument children, resolved once per acks level (label lookup per request is costly). */
-  #instruments(acks: Acks | undefined) {
+  #instruments(acks: Acks | undefined): ProduceInstruments {
     const label = String(acks ?? 1);
     let m = this.#byAcks.get(label);
     if (!m) {
@@ -266,17 +275,81 @@ export class Broker {
     const started = performance.now();
     return this.#produce(topic, records, acks, producer).then(
       (result) => {
-        m.duration.observe((performance.now() - started) / 1000);
-        m.tally.records += records.length;
-        m.tally.requests++;
-        if (this.metrics.enabled) this.metrics.traffic.produced(source, topic, records.length, payloadBytes(records));
+        this.#produced(m, started, source, topic, records);
         return result;
       },
       (err: unknown) => {
-        this.metrics.produceRequests.inc({ code: isTributaryError(err) ? err.code : "INTERNAL" });
+        this.#produceFailed(err);
         throw err;
       },
     );
+  }
+
+  /** A produce request succeeded: its duration, request and record tallies, traffic. */
+  #produced(m: ProduceInstruments, started: number, source: Protocol, topic: string, records: ProduceRecord[]): void {
+    m.duration.observe((performance.now() - started) / 1000);
+    m.tally.records += records.length;
+    m.tally.requests++;
+    if (this.metrics.enabled) this.metrics.traffic.produced(source, topic, records.length, payloadBytes(records));
+  }
+
+  #produceFailed(err: unknown): void {
+    this.metrics.produceRequests.inc({ code: isTributaryError(err) ? err.code : "INTERNAL" });
+  }
+
+  /**
+   * `produce(topic, [record], options)` completing through a callback: the per-publish path
+   * of the WebSocket gateway, with no promise per publish when the topic's partition count
+   * is known and the request carries no producer (otherwise it takes `produce` underneath).
+   * Same partitioning, limits, coalescing, order and metrics as `produce`.
+   */
+  produceOne(topic: string, record: ProduceRecord, options: ProduceOptions, done: ProduceDone): void {
+    const known = options.producerId === undefined || options.sequence === undefined ? this.#partitionCounts.get(topic) : undefined;
+    if (known === undefined) {
+      this.produce(topic, [record], options).then(
+        (results) => done(null, results[0]!.partition, results[0]!.offset),
+        (err: unknown) => done(err, -1, -1),
+      );
+      return;
+    }
+    const records = [record];
+    const source = options.source ?? "internal";
+    const m = this.#instruments(options.acks);
+    const started = performance.now();
+    let partition: number;
+    try {
+      this.#checkSize(topic, record);
+      partition = this.#partitionFor(topic, record, known, undefined, undefined);
+    } catch (err) {
+      this.#produceFailed(err);
+      done(err, -1, -1);
+      return;
+    }
+    const input: RecordInput = { key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp };
+    this.#coalescer.appendThen(topic, partition, [input], options.acks ?? 1, undefined, (err, offset) => {
+      if (err === null) {
+        this.#produced(m, started, source, topic, records);
+        done(null, partition, offset);
+        return;
+      }
+      if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) {
+        this.#produceFailed(err);
+        done(err, -1, -1);
+        return;
+      }
+      // The cached partition count was stale (topic deleted or re-created): the promise path looks it up.
+      this.#partitionCounts.delete(topic);
+      this.#produceMany(topic, records, options.acks, undefined).then(
+        (results) => {
+          this.#produced(m, started, source, topic, records);
+          done(null, results[0]!.partition, results[0]!.offset);
+        },
+        (retryErr: unknown) => {
+          this.#produceFailed(retryErr);
+          done(retryErr, -1, -1);
+        },
+      );
+    });
   }
 
   #produce(topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {

@@ -6,27 +6,36 @@ import type { LogRecord, ReadOptions, Tail, TailHandler } from "./log-engine.ts"
  * becomes readable; tails `listen` for their partition.
  */
 export class AppendNotifier {
-  readonly #listeners = new Map<string, Set<() => void>>();
+  /** Per topic, per partition: the listeners (no key string built per append). */
+  readonly #listeners = new Map<string, Set<() => void>[]>();
 
   listen(topic: string, partition: number, fn: () => void): () => void {
-    const key = `${topic}\u0000${partition}`;
-    let set = this.#listeners.get(key);
-    if (!set) this.#listeners.set(key, (set = new Set()));
+    let byPartition = this.#listeners.get(topic);
+    if (!byPartition) this.#listeners.set(topic, (byPartition = []));
+    const set = (byPartition[partition] ??= new Set());
     set.add(fn);
     return () => {
       set.delete(fn);
-      if (set.size === 0) this.#listeners.delete(key);
+      if (set.size > 0 || byPartition[partition] !== set) return;
+      delete byPartition[partition];
+      if (!byPartition.some((s) => s !== undefined) && this.#listeners.get(topic) === byPartition) this.#listeners.delete(topic);
     };
   }
 
   notify(topic: string, partition: number): void {
-    const set = this.#listeners.get(`${topic}\u0000${partition}`);
-    if (set) for (const fn of [...set]) fn();
+    const set = this.#listeners.get(topic)?.[partition];
+    if (set === undefined) return;
+    // A copy, so a listener that adds or removes listeners does not change this round (one listener: no array made).
+    if (set.size === 1) {
+      let only: (() => void) | undefined;
+      for (const fn of set) only = fn;
+      only!();
+    } else for (const fn of [...set]) fn();
   }
 
   /** Wakes every tail (used on close so loops can observe the closed engine). */
   notifyAll(): void {
-    for (const set of [...this.#listeners.values()]) for (const fn of [...set]) fn();
+    for (const byPartition of [...this.#listeners.values()]) for (const set of byPartition) if (set) for (const fn of [...set]) fn();
   }
 }
 

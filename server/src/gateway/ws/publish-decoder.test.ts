@@ -75,13 +75,27 @@ describe("decodePublishCbor", () => {
     expect(decodePublishCbor(new Uint8Array(0))).toBeNull();
   });
 
+  it("reuses the last topic's string only for the same bytes", () => {
+    const value = Uint8Array.of(1);
+    const first = decodePublishCbor(encode({ op: "publish", id: 1, topic: "sensor-data", value }))!;
+    const again = decodePublishCbor(encode({ op: "publish", id: 2, topic: "sensor-data", value }))!;
+    expect(again.topic).toBe(first.topic);
+    expect(decodePublishCbor(encode({ op: "publish", id: 3, topic: "sensor-datum", value }))!.topic).toBe("sensor-datum");
+    expect(decodePublishCbor(encode({ op: "publish", id: 4, topic: "sensor", value }))!.topic).toBe("sensor");
+    decodePublishCbor(encode({ op: "publish", id: 5, topic: "sensor-data", value }));
+    const cut = encode({ op: "publish", topic: "sensor-data", id: 6, value });
+    const at = Buffer.from(cut).indexOf("sensor-data");
+    expect(decodePublishCbor(cut.subarray(0, at + 5))).toBeNull(); // cut inside the topic
+  });
+
   it("never answers differently from the generic path (property)", () => {
     // Mostly valid fields (so the fast path takes many frames), sometimes anything.
     const mostly = <T, U>(valid: fc.Arbitrary<T>, other: fc.Arbitrary<U>) => fc.oneof({ arbitrary: valid, weight: 12 }, { arbitrary: other, weight: 1 });
     const anyText = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("publish", "all", "x".repeat(250), "ü"));
     const anyInt = fc.oneof(fc.integer({ min: -5, max: 2 ** 33 }), fc.constant(1.5));
     const uint = fc.oneof(fc.nat(30), fc.constantFrom(23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1));
-    const topic = fc.stringMatching(/^[a-zA-Z0-9._-]{1,40}$/);
+    // Topics from a small pool too, so the reused last-topic string is exercised (repeats, prefixes, other lengths).
+    const topic = fc.oneof(fc.stringMatching(/^[a-zA-Z0-9._-]{1,40}$/), fc.constantFrom("t", "ta", "tb", "sensor-data", "sensor-datb", "x".repeat(24)));
     const bytes = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constant(null));
     const optional = <T>(arb: fc.Arbitrary<T>, freq = 2) => fc.option(arb, { nil: undefined, freq });
     const frame = fc.record({

@@ -70,14 +70,14 @@ function decode(): PublishFrame | null {
     seen |= 1 << field;
     switch (field) {
       case OP:
-        if (ascii(16) !== "publish") return null;
+        if (!isPublishText()) return null;
         op = true;
         break;
       case ID:
         if ((id = uint()) < 0) return null;
         break;
       case TOPIC:
-        if ((topic = ascii(249)) === null) return null;
+        if ((topic = topicText()) === null) return null;
         break;
       case KEY:
         if ((key = bytesOrNull()) === undefined) return null;
@@ -162,6 +162,46 @@ function ascii(max: number): string | null {
   at += n;
   return s;
 }
+
+/** The text "publish" (the op), compared as bytes: no string made. */
+function isPublishText(): boolean {
+  if (at + PUBLISH_TEXT.length > buf.length) return false;
+  for (let i = 0; i < PUBLISH_TEXT.length; i++) if (buf[at + i] !== PUBLISH_TEXT[i]) return false;
+  at += PUBLISH_TEXT.length;
+  return true;
+}
+const PUBLISH_TEXT = Uint8Array.of(0x67, ...Array.from("publish", (c) => c.charCodeAt(0)));
+
+/**
+ * The topic (ASCII text of at most 249 characters; null if anything else). Publishers
+ * repeat topics: when the bytes are the last topic's, its string is returned again (no
+ * string made, and its hash, computed once, serves every Map lookup on the way).
+ */
+function topicText(): string | null {
+  const from = at;
+  const last = lastTopicBytes;
+  if (from + last.length <= buf.length) {
+    let same = true;
+    for (let i = 0; i < last.length; i++) {
+      if (buf[from + i] !== last[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) {
+      at += last.length;
+      return lastTopic;
+    }
+  }
+  const topic = ascii(249);
+  if (topic !== null) {
+    lastTopic = topic;
+    lastTopicBytes = buf.slice(from, at); // head and text: a copy, uWS reuses its buffer
+  }
+  return topic;
+}
+let lastTopic = "";
+let lastTopicBytes: Uint8Array = Uint8Array.of(0xff); // matches no topic head
 
 /** A byte string (copied) or null; undefined if it is anything else. */
 function bytesOrNull(): Uint8Array | null | undefined {
