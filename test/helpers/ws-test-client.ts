@@ -46,6 +46,8 @@ export class WsTestClient {
   readonly feeds = new Map<number, number>();
   /** `acks` frames received (feature "acks"). */
   ackBatches = 0;
+  /** Frames received that carry acks (`ack` and `acks`): what the wire carried, not the acks in them. */
+  ackFrames = 0;
   /** sub → records received in feed `messages` frames (the native fan-out path). */
   readonly feedRecords = new Map<number, number>();
 
@@ -60,6 +62,7 @@ export class WsTestClient {
     });
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const frame = decodeFrame(isBinary ? new Uint8Array(data) : data.toString("utf8"), format) as AnyFrame;
+      if (frame.op === "ack" || frame.op === "acks") this.ackFrames++;
       this.#onFrame(frame);
       for (const w of this.#arrivals.splice(0)) w();
     });

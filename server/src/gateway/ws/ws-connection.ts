@@ -53,6 +53,7 @@ export class WsConnection {
   identity: Identity | null = null;
   /** Frames received while the `hello` token is being verified, handled in order once it is (null: not verifying). */
   awaitingAuth: ClientFrame[] | null = null;
+  /** Publishes waiting for the log (at most limits.maxPendingPublishes); see `publishSettled`. */
   pendingPublishes = 0;
   /** The client announced feature `feed` in `hello`: live records may come as feed `messages` (uWS pub/sub). */
   feedFrames = false;
@@ -64,8 +65,10 @@ export class WsConnection {
   #measured = 0;
   /** ...plus bytes published to this socket's feed topics since: an upper bound of what uWS will buffer. */
   #publishedSince = 0;
-  /** Replies queued by `sendSoon`, written in one corked batch once the current microtasks ran (acks encoded then). */
+  /** Replies queued by `sendSoon`, written in one corked batch (acks encoded then): see `sendSoon`. */
   #outbox: (Uint8Array | string | AckFrame)[] = [];
+  /** The outbox waits for the publishes in flight to settle (see `sendSoon`). */
+  #outboxWaits = false;
 
   readonly stats: WsGatewayStats;
 
@@ -97,18 +100,46 @@ export class WsConnection {
   }
 
   /**
-   * Queues a reply (ack, publish error) to be written with the others completed in this
-   * event-loop turn: one syscall for many acks instead of one each. Bounded by the
-   * pending-publish limit. Any direct send writes the queue first, so order is kept.
+   * Queues a reply (ack, publish error) to be written with others in one frame and one
+   * syscall, instead of one each. The queue is written in the next event-loop turn; when
+   * publishes read in that turn are in flight by then (a client streaming publishes), it
+   * waits for them to settle, so their acks leave in the same frame: an ack frame every
+   * other turn instead of every turn. It waits at most one more turn for them (an engine
+   * with round trips), so an ack is never held longer than two turns; a client that waits
+   * for each ack before the next publish gets it in the next turn. Bounded by the
+   * pending-publish limit (twice: this turn's replies and the next's). Any direct send
+   * writes the queue first, so order is kept.
    */
   sendSoon(frame: ServerFrame): void {
     if (!this.open) return;
     this.#outbox.push(frame.op === "ack" ? frame : encodeFrame(frame, this.format));
-    if (this.#outbox.length === 1) scheduleFlush(this);
+    if (this.#outbox.length === 1) flushNextTurn(this);
+  }
+
+  /** A publish got its reply (queued by `sendSoon` before this): when the outbox waited for the publishes in flight and none is left, it is written once the current microtasks ran. */
+  publishSettled(): void {
+    this.pendingPublishes--;
+    if (this.pendingPublishes === 0 && this.#outboxWaits) {
+      this.#outboxWaits = false;
+      flushAfterMicrotasks(this);
+    }
+  }
+
+  /** The turn after replies were queued: write them, or wait for the publishes read meanwhile (once). */
+  flushOrWait(): void {
+    if (this.#outbox.length === 0) return;
+    if (this.pendingPublishes > 0 && !this.#outboxWaits) {
+      // Read in this turn and appended later in it (the append coalescer's turn-end flush comes after this one).
+      this.#outboxWaits = true;
+      flushNextTurn(this); // the bound, if they take longer
+      return;
+    }
+    this.flushOutbox();
   }
 
   /** Writes queued replies (see `sendSoon`). */
   flushOutbox(): void {
+    this.#outboxWaits = false;
     if (this.#outbox.length === 0 || !this.open) return;
     const out = this.#outbox;
     this.#outbox = [];
@@ -242,21 +273,29 @@ export class WsConnection {
   }
 }
 
-const flushQueue = new Set<WsConnection>();
+// Outbox writes (see WsConnection.sendSoon), one scheduled callback for all connections.
+let nextTurn = new Set<WsConnection>();
+const afterMicrotasks = new Set<WsConnection>();
 
-/**
- * Flushes in a microtask, not the next event-loop turn: the publishes one engine append
- * completed resolve together (their ack callbacks are queued before this one runs), so
- * they still share one frame and one syscall, and the acks leave in the same turn as the
- * append instead of costing another loop iteration.
- */
-function scheduleFlush(conn: WsConnection): void {
-  if (flushQueue.size === 0) queueMicrotask(flushAll);
-  flushQueue.add(conn);
+function flushNextTurn(conn: WsConnection): void {
+  if (nextTurn.size === 0) setImmediate(flushTurn);
+  nextTurn.add(conn);
+}
+
+function flushTurn(): void {
+  const conns = nextTurn;
+  nextTurn = new Set();
+  for (const conn of conns) conn.flushOrWait();
+}
+
+/** After the current microtasks: the replies of one engine append are all queued by then (its callbacks run in one go). */
+function flushAfterMicrotasks(conn: WsConnection): void {
+  if (afterMicrotasks.size === 0) queueMicrotask(flushAll);
+  afterMicrotasks.add(conn);
 }
 
 function flushAll(): void {
-  const conns = [...flushQueue];
-  flushQueue.clear();
+  const conns = [...afterMicrotasks];
+  afterMicrotasks.clear();
   for (const conn of conns) conn.flushOutbox();
 }

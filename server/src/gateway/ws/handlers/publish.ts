@@ -33,14 +33,14 @@ export function handlePublish(ctx: HandlerContext, conn: WsConnection, frame: Pu
   const record = { key: frame.key ?? null, value: frame.value, headers: frame.headers, partition: frame.partition };
   // A callback, not a promise chain: the publish path runs once per message.
   ctx.broker.produceOne(frame.topic, record, { acks, producerId: frame.producerId, sequence: frame.seq, source: "ws" }, (err, partition, offset) => {
-    conn.pendingPublishes--;
     if (err === null) {
       if (acks !== 0) conn.sendSoon({ op: "ack", id: frame.id, partition, offset });
-      return;
+    } else {
+      const e = toTributaryError(err);
+      if (e.code === "INTERNAL") ctx.log.error("ws.publish.failed", { topic: frame.topic, error: e.message });
+      conn.sendSoon({ op: "error", id: frame.id, code: e.code, message: e.message });
     }
-    const e = toTributaryError(err);
-    if (e.code === "INTERNAL") ctx.log.error("ws.publish.failed", { topic: frame.topic, error: e.message });
-    conn.sendSoon({ op: "error", id: frame.id, code: e.code, message: e.message });
+    conn.publishSettled();
   });
 }
 
