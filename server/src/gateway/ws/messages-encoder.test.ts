@@ -51,6 +51,17 @@ describe("encodeMessagesCbor", () => {
     expect(decodeFrame(Uint8Array.from(encoded), "cbor")).toEqual({ ...rest, sub: 300 });
   });
 
+  it("re-encodes the frame head whenever the address, id, topic or partition differs from the last frame's", () => {
+    const records: LogRecord[] = [{ offset: 5, timestamp: Date.now(), key: null, value: bytes(8), headers: {} }];
+    // Each differs from the one before in one field (the kept head must not be reused for it).
+    const heads: [number, string, number, "feed" | "sub"][] = [[1, "a", 0, "feed"], [1, "a", 0, "feed"], [2, "a", 0, "feed"], [2, "b", 0, "feed"], [2, "b", 1, "feed"], [2, "b", 1, "sub"], [2, "bb", 1, "sub"], [1, "a", 0, "feed"]];
+    for (const [id, topic, partition, address] of heads) {
+      const { feed: _feed, ...rest } = generic(id, topic, partition, records) as Record<string, unknown>;
+      const encoded = encodeMessagesCbor(id, topic, partition, records, 0, 1, address)!;
+      expect(decodeFrame(Uint8Array.from(encoded), "cbor")).toEqual({ ...rest, [address]: id });
+    }
+  });
+
   it("returns null for a negative or fractional timestamp, which the generic codec must write", () => {
     const record = (timestamp: number): LogRecord => ({ offset: 1, timestamp, key: null, value: bytes(2), headers: {} });
     expect(encodeMessagesCbor(1, "t", 0, [record(-5)], 0, 1)).toBeNull();

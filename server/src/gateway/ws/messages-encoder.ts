@@ -39,9 +39,8 @@ const isUint = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
  * cbor-x would (a negative or fractional offset/timestamp): the caller then uses `encodeFrame`.
  */
 export function encodeMessagesCbor(id: number, topic: string, partition: number, records: readonly LogRecord[], from: number, to: number, address: MessagesAddress = "feed"): Uint8Array | null {
-  const HEAD = HEADS[address];
-  const topicBytes = Buffer.byteLength(topic);
-  let size = HEAD.length + HEAD_MAX + TOPIC.length + HEAD_MAX + topicBytes + PARTITION.length + HEAD_MAX + RECORDS.length + HEAD_MAX;
+  const prefix = prefixOf(address, id, topic, partition);
+  let size = prefix.length + HEAD_MAX;
   for (let i = from; i < to; i++) {
     const r = records[i]!;
     if (!isUint(r.offset) || !isUint(r.timestamp)) return null;
@@ -54,14 +53,8 @@ export function encodeMessagesCbor(id: number, topic: string, partition: number,
     if (headers) size += HEADERS.length + HEAD_MAX;
   }
   const out = Buffer.allocUnsafe(size);
-  out.set(HEAD, 0);
-  let at = writeCborUint(out, HEAD.length, id);
-  out.set(TOPIC, at);
-  at = writeText(out, at + TOPIC.length, topic, topicBytes);
-  out.set(PARTITION, at);
-  at = writeCborUint(out, at + PARTITION.length, partition);
-  out.set(RECORDS, at);
-  at = writeHead(out, at + RECORDS.length, 0x80, to - from);
+  out.set(prefix, 0);
+  let at = writeHead(out, prefix.length, 0x80, to - from);
   for (let i = from; i < to; i++) {
     const r = records[i]!;
     let headerCount = 0;
@@ -86,6 +79,29 @@ export function encodeMessagesCbor(id: number, topic: string, partition: number,
   }
   return out.subarray(0, at);
 }
+
+/**
+ * The frame's bytes before the records array: map head, op, address and id, topic,
+ * partition, the "records" key. The same for every batch of a feed (or subscription), so
+ * the last one is kept (the topic is not encoded again per batch).
+ */
+function prefixOf(address: MessagesAddress, id: number, topic: string, partition: number): Uint8Array {
+  const last = lastPrefix;
+  if (last.id === id && last.address === address && last.partition === partition && last.topic === topic) return last.bytes;
+  const HEAD = HEADS[address];
+  const topicBytes = Buffer.byteLength(topic);
+  const out = Buffer.allocUnsafe(HEAD.length + HEAD_MAX + TOPIC.length + HEAD_MAX + topicBytes + PARTITION.length + HEAD_MAX + RECORDS.length);
+  out.set(HEAD, 0);
+  let at = writeCborUint(out, HEAD.length, id);
+  out.set(TOPIC, at);
+  at = writeText(out, at + TOPIC.length, topic, topicBytes);
+  out.set(PARTITION, at);
+  at = writeCborUint(out, at + PARTITION.length, partition);
+  out.set(RECORDS, at);
+  lastPrefix = { address, id, topic, partition, bytes: Uint8Array.prototype.slice.call(out, 0, at + RECORDS.length) };
+  return lastPrefix.bytes;
+}
+let lastPrefix: { address: MessagesAddress | ""; id: number; topic: string; partition: number; bytes: Uint8Array } = { address: "", id: -1, topic: "", partition: -1, bytes: new Uint8Array(0) };
 
 /** A head of major type `major` (0x80 array, 0xa0 map, …) with length `n`. */
 function writeHead(out: Uint8Array, at: number, major: number, n: number): number {

@@ -113,10 +113,16 @@ export function writeCborUint(out: Uint8Array, at: number, n: number): number {
     return at + 5;
   }
   // As cbor-x does: a float64, which decoders read back as a number (a uint64 would decode as a BigInt).
+  // (Every timestamp takes this branch: through a scratch array, not a DataView made per record.)
   out[at] = 0xfb;
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setFloat64(at + 1, n);
+  F64[0] = n;
+  for (let i = 0; i < 8; i++) out[at + 1 + i] = F64_BYTES[LITTLE_ENDIAN ? 7 - i : i]!;
   return at + 9;
 }
+
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 const plain = (b: Uint8Array): Uint8Array => (b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
 
