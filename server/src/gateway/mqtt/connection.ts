@@ -3,7 +3,7 @@ import { SendBudget } from "../../broker/delivery/send-budget.ts";
 import type { Identity } from "../../auth/index.ts";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
-import { encodePacket } from "./encode.ts";
+import { encodePacket, encodePlainPublish } from "./encode.ts";
 import { PacketFramer, type FramerSink } from "./fast-packets.ts";
 import { IngressPipeline } from "./ingress.ts";
 import type { MqttCore } from "./mqtt-core.ts";
@@ -351,10 +351,10 @@ export class MqttConnection implements SessionConnection {
       let buf = msg.encodedVariant === variant ? msg.encoded : null;
       if (!buf) {
         // First subscriber: encode with its packet id; later ones copy and patch the id.
-        buf = encodePacket(
-          { cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties: v5 ? msg.properties : undefined } as IPublishPacket,
-          this.version,
-        );
+        const properties = v5 ? msg.properties : undefined;
+        buf =
+          (properties === undefined ? encodePlainPublish(msg.topic, msg.payload, qos, retain, dup, packetId, this.version) : null) ??
+          encodePacket({ cmd: "publish", topic: msg.topic, payload: msg.payload as Buffer, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties } as IPublishPacket, this.version);
         msg.encoded = buf;
         msg.encodedVariant = variant;
         if (buf.length > this.maxPacketOut) return false;
