@@ -19,7 +19,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuSeconds, parseDuration, stopper, waitForLine } from "./bench-process.ts";
+import { cpuMicros, parseDuration, stopper, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { alternatingPairs, pace } from "./pace.ts";
 
@@ -298,9 +298,9 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
   await new Promise((r) => setTimeout(r, Math.min(1000, durationMs / 4))); // warm-up
   counting = true;
   const t0 = performance.now();
-  const cpu0 = cpuSeconds(broker.pid);
+  const cpu0 = cpuMicros(broker.pid);
   await new Promise((r) => setTimeout(r, durationMs));
-  const cpu1 = cpuSeconds(broker.pid);
+  const cpu1 = cpuMicros(broker.pid);
   const seconds = (performance.now() - t0) / 1000;
   counting = false;
   running = false;
@@ -311,7 +311,7 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
   const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! : NaN);
   sampleEvery = 1;
   await new Promise((r) => setTimeout(r, 300));
-  return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: ((cpu1 - cpu0) * 1e6) / Math.max(1, counted) };
+  return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: (cpu1 - cpu0) / Math.max(1, counted) };
 }
 
 /**
@@ -348,9 +348,9 @@ async function metricsCost(on: BrokerProc, off: BrokerProc, n: number, rate: num
     let delivered0 = 0;
     await pace(side.send, rate, windowMs + 200, 200, () => {
       delivered0 = side.delivered;
-      cpu0 = cpuSeconds(side.broker.pid);
+      cpu0 = cpuMicros(side.broker.pid);
     });
-    return ((cpuSeconds(side.broker.pid) - cpu0) * 1e6) / Math.max(1, side.delivered - delivered0);
+    return (cpuMicros(side.broker.pid) - cpu0) / Math.max(1, side.delivered - delivered0);
   };
   const [onRuns, offRuns] = await alternatingPairs((k) => window(sides[k]!), pairs);
   for (const side of sides) for (const c of side.clients) c.close();
@@ -410,7 +410,10 @@ export async function run(args: string[]): Promise<void> {
     for (const point of points) {
       const key = `QoS ${point.qos}, 1 → ${point.subscribers}`;
       for (let rep = 0; rep < reps; rep++) {
-        for (const broker of rep % 2 === 0 ? brokers : [...brokers].reverse()) {
+        // Each rep starts with the next broker: no broker keeps a position (an A/A run of two
+        // identical Tributary builds put the one always first at 78% of the other's CPU per
+        // message at 1 → 100 when reps only alternated forward and reverse order).
+        for (const broker of rotate(brokers, rep)) {
           const r = await measure(broker, point, durationMs, `${broker.name}-${run++}`);
           rates.set(`${broker.name}:${key}`, [...(rates.get(`${broker.name}:${key}`) ?? []), r.rate]);
           cpus.set(`${broker.name}:${key}`, [...(cpus.get(`${broker.name}:${key}`) ?? []), r.cpuPerMsg]);
@@ -489,4 +492,10 @@ export async function run(args: string[]): Promise<void> {
       if (q11 && m11) process.stdout.write(`target: QoS 1, 1 → 1 ≥ 1.0× Mosquitto — ${(q11.rate / m11.rate).toFixed(2)}× best, ${q11Paired.toFixed(2)}× paired ${q11.rate >= m11.rate && q11Paired >= 1 ? "met" : "NOT met"}\n`);
     }
   }
+}
+
+/** `list` rotated left by `k` (each rep starts with another broker). */
+function rotate<T>(list: T[], k: number): T[] {
+  const i = k % list.length;
+  return [...list.slice(i), ...list.slice(0, i)];
 }
