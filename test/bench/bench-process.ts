@@ -101,3 +101,20 @@ export function cpuSeconds(pid: number): number {
     return Number.NaN;
   }
 }
+
+/**
+ * Fetches `url` every second, as a Prometheus scraping at 1 s would (failures printed, and
+ * each fetch's time with BENCH_WS_SCRAPE_LOG); returns the stop.
+ */
+export function scrapeEverySecond(url: string): () => void {
+  const timer = setInterval(() => {
+    const started = performance.now();
+    fetch(url)
+      .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`GET /metrics: ${res.status}`))))
+      .then((text) => {
+        if (process.env.BENCH_WS_SCRAPE_LOG) process.stderr.write(`scrape ${(performance.now() - started).toFixed(1)} ms, ${text.length} bytes\n`);
+      })
+      .catch((err: unknown) => process.stderr.write(`bench scrape failed: ${String(err)}\n`));
+  }, 1000);
+  return () => clearInterval(timer);
+}

@@ -19,7 +19,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuMicros, parseDuration, stopper, waitForLine } from "./bench-process.ts";
+import { cpuMicros, parseDuration, scrapeEverySecond, stopper, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { alternatingPairs, pace } from "./pace.ts";
 
@@ -79,21 +79,13 @@ async function startTributary(metrics: "on" | "off" = "on"): Promise<BrokerProc>
   );
   const m = await waitForLine(child, /http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/, "tributary");
   const stop = stopper(child);
-  let scraper: NodeJS.Timeout | null = null;
-  if (metrics === "on") {
-    const url = `http://127.0.0.1:${m[1]}/metrics`;
-    scraper = setInterval(() => {
-      fetch(url)
-        .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`GET /metrics: ${res.status}`))))
-        .catch((err: unknown) => process.stderr.write(`bench scrape failed: ${String(err)}\n`));
-    }, 1000);
-  }
+  const stopScraping = metrics === "on" ? scrapeEverySecond(`http://127.0.0.1:${m[1]}/metrics`) : () => {};
   return {
     name: metrics === "on" ? "tributary" : "tributary-nometrics",
     port: Number(m[2]),
     pid: child.pid!,
     async stop() {
-      if (scraper) clearInterval(scraper);
+      stopScraping();
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -35,7 +35,7 @@ import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { cpuMicros, startTributary, stopper, waitForLine } from "./bench-process.ts";
+import { cpuMicros, scrapeEverySecond, startTributary, stopper, waitForLine } from "./bench-process.ts";
 import { alternatingPairs, pace } from "./pace.ts";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
@@ -213,20 +213,6 @@ async function startServer(mode: Mode): Promise<BenchServer> {
       await node.stop();
     },
   };
-}
-
-/** Fetches `url` every second (printing failures, and each fetch's time with BENCH_WS_SCRAPE_LOG); returns the stop. */
-function scrapeEverySecond(url: string): () => void {
-  const timer = setInterval(() => {
-    const started = performance.now();
-    fetch(url)
-      .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`GET /metrics: ${res.status}`))))
-      .then((text) => {
-        if (process.env.BENCH_WS_SCRAPE_LOG) process.stderr.write(`scrape ${(performance.now() - started).toFixed(1)} ms, ${text.length} bytes\n`);
-      })
-      .catch((err: unknown) => process.stderr.write(`bench scrape failed: ${String(err)}\n`));
-  }, 1000);
-  return () => clearInterval(timer);
 }
 
 // ---- loader ------------------------------------------------------------------------------

@@ -312,43 +312,41 @@ export class Broker {
       );
       return;
     }
-    const records = [record];
-    const source = options.source ?? "internal";
     const m = this.#instruments(options.acks);
     const started = performance.now();
+    this.#appendOne(topic, record, known, options.acks, undefined, (err, partition, offset) => {
+      if (err === null) this.#produced(m, started, options.source ?? "internal", topic, [record]);
+      else this.#produceFailed(err);
+      done(err, partition, offset);
+    });
+  }
+
+  /**
+   * One record to a topic of `partitions` partitions (known: no lookup before the coalescer,
+   * so calls reach it in call order), completing through `done`. A stale partition count
+   * (the topic deleted or re-created meanwhile) is looked up again and the record produced
+   * through `#produceMany`.
+   */
+  #appendOne(topic: string, record: ProduceRecord, partitions: number, acks: Acks | undefined, producer: RequestProducer | undefined, done: ProduceDone): void {
     let partition: number;
     try {
       this.#checkSize(topic, record);
-      partition = this.#partitionFor(topic, record, known, undefined, undefined);
+      partition = this.#partitionFor(topic, record, partitions, undefined, producer);
     } catch (err) {
-      this.#produceFailed(err);
       done(err, -1, -1);
       return;
     }
     const input: RecordInput = { key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp };
-    this.#coalescer.appendThen(topic, partition, [input], options.acks ?? 1, undefined, (err, offset) => {
-      if (err === null) {
-        this.#produced(m, started, source, topic, records);
-        done(null, partition, offset);
-        return;
+    this.#coalescer.appendThen(topic, partition, [input], acks ?? 1, producer, (err, offset) => {
+      if (err === null) done(null, partition, offset);
+      else if (!isStaleTopicError(err)) done(err, -1, -1);
+      else {
+        this.#partitionCounts.delete(topic);
+        this.#produceMany(topic, [record], acks, producer).then(
+          ([result]) => done(null, result!.partition, result!.offset),
+          (retryErr: unknown) => done(retryErr, -1, -1),
+        );
       }
-      if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) {
-        this.#produceFailed(err);
-        done(err, -1, -1);
-        return;
-      }
-      // The cached partition count was stale (topic deleted or re-created): the promise path looks it up.
-      this.#partitionCounts.delete(topic);
-      this.#produceMany(topic, records, options.acks, undefined).then(
-        (results) => {
-          this.#produced(m, started, source, topic, records);
-          done(null, results[0]!.partition, results[0]!.offset);
-        },
-        (retryErr: unknown) => {
-          this.#produceFailed(retryErr);
-          done(retryErr, -1, -1);
-        },
-      );
     });
   }
 
@@ -366,25 +364,15 @@ export class Broker {
       }
       return this.#appendAll(topic, records, known, acks, producer).catch((err: unknown) => this.#retryAfterTopicChange(err, topic, records, acks, producer));
     }
-    // One record (every WebSocket/MQTT publish): no Map, no Promise.all.
-    const record = records[0]!;
-    let partition: number;
-    try {
-      this.#checkSize(topic, record);
-      partition = this.#partitionFor(topic, record, known, undefined, producer);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const input: RecordInput = { key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp };
-    return this.#coalescer.append(topic, partition, [input], acks ?? 1, producer).then(
-      (offset) => [{ partition, offset }],
-      (err: unknown) => this.#retryAfterTopicChange(err, topic, records, acks, producer),
+    // One record: no Map, no Promise.all.
+    return new Promise((resolve, reject) =>
+      this.#appendOne(topic, records[0]!, known, acks, producer, (err, partition, offset) => (err === null ? resolve([{ partition, offset }]) : reject(err))),
     );
   }
 
   /** The cached partition count was stale (topic deleted or re-created): look it up and produce again. */
   #retryAfterTopicChange(err: unknown, topic: string, records: ProduceRecord[], acks: Acks | undefined, producer: RequestProducer | undefined): Promise<ProducedRecord[]> {
-    if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
+    if (!isStaleTopicError(err)) throw err;
     this.#partitionCounts.delete(topic);
     return this.#produceMany(topic, records, acks, producer);
   }
@@ -419,7 +407,7 @@ export class Broker {
       return await this.#appendAll(topic, records, partitions, acks, producer);
     } catch (err) {
       // The topic may have been deleted (or re-created with another partition count).
-      if (!isTributaryError(err, "UNKNOWN_TOPIC") && !isTributaryError(err, "UNKNOWN_PARTITION")) throw err;
+      if (!isStaleTopicError(err)) throw err;
       this.#partitionCounts.delete(topic);
       partitions = await this.partitions(topic);
       return this.#appendAll(topic, records, partitions, acks, producer);
@@ -549,4 +537,9 @@ function payloadBytes(records: ProduceRecord[]): number {
   let n = 0;
   for (const r of records) n += (r.key?.length ?? 0) + (r.value?.length ?? 0);
   return n;
+}
+
+/** The partition count a produce used was stale: the topic was deleted or re-created with other partitions. */
+function isStaleTopicError(err: unknown): boolean {
+  return isTributaryError(err, "UNKNOWN_TOPIC") || isTributaryError(err, "UNKNOWN_PARTITION");
 }

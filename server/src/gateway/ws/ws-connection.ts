@@ -275,7 +275,7 @@ export class WsConnection {
 
 // Outbox writes (see WsConnection.sendSoon), one scheduled callback for all connections.
 let nextTurn = new Set<WsConnection>();
-const afterMicrotasks = new Set<WsConnection>();
+let afterMicrotasks = new Set<WsConnection>();
 
 function flushNextTurn(conn: WsConnection): void {
   if (nextTurn.size === 0) setImmediate(flushTurn);
@@ -295,7 +295,7 @@ function flushAfterMicrotasks(conn: WsConnection): void {
 }
 
 function flushAll(): void {
-  const conns = [...afterMicrotasks];
-  afterMicrotasks.clear();
+  const conns = afterMicrotasks;
+  afterMicrotasks = new Set();
   for (const conn of conns) conn.flushOutbox();
 }
