@@ -2,9 +2,9 @@
  * Shared by the benches: start a `tributary start` process on free ports and stop it,
  * and read a process's CPU time; every bench imports these.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,7 +46,7 @@ export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeo
  */
 export async function startTributary(flags: string[] = [], nodeArgs: string[] = []): Promise<TributaryProc> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-"));
-  const child = spawn(
+  const child = spawnServer(
     process.execPath,
     [...nodeArgs, join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--fsync", "never", "--log-level", "warn", ...flags],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -61,6 +61,30 @@ export async function startTributary(flags: string[] = [], nodeArgs: string[] = 
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The CPUs servers started by spawnServer run on, once pinCpus has run. */
+let serverCpus: string | null = null;
+
+/**
+ * Pins this process (the loader) to CPUs 1… and every server spawnServer starts from now on to
+ * CPU 0 (Linux, 2+ CPUs; `taskset` from util-linux). On a 2-core machine a loader and a server
+ * left to the scheduler share both cores, and which of them gets preempted by the other (and by
+ * their own GC threads) moved one 2 s window's msgs/s by ±15% against the next; pinned, the
+ * same windows move by about ±5%. Returns what it did, for the bench's header.
+ */
+export function pinCpus(): string {
+  const cpus = availableParallelism();
+  if (process.platform !== "linux" || cpus < 2) return "not pinned (needs Linux and 2+ CPUs)";
+  const loader = cpus === 2 ? "1" : `1-${cpus - 1}`;
+  execFileSync("taskset", ["-a", "-p", "-c", loader, String(process.pid)], { stdio: "ignore" });
+  serverCpus = "0";
+  return `servers pinned to CPU 0, loader to CPU ${loader}`;
+}
+
+/** `spawn`, on the servers' CPUs once pinCpus has run (taskset execs the command: the pid is the server's). */
+export function spawnServer(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  return serverCpus === null ? spawn(command, args, options) : spawn("taskset", ["-c", serverCpus, command, ...args], options);
 }
 
 /** Stops `child` (SIGTERM, SIGKILL after 5 s); resolves once it exited. */

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- mqtt [--duration 5s] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]`
+ * `npm run bench -- mqtt [--duration 3s] [--reps 3] [--cost-pairs 30] [--onoff-pairs 30] [--onoff-seconds 1] [--aa] [--no-pin] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]`
  *
  * MQTT fan-out: one publisher → 1 and → 100 subscribers, QoS 0 and QoS 1, 64-byte
  * payloads, against Tributary (a separate `tributary start` process, file engine: every
@@ -9,19 +9,26 @@
  * msgs/s, publish→delivery latency p50/p99 and broker CPU per delivered message per point,
  * and Tributary's ratio to each.
  *
+ * Metrics on vs off (the metrics target): at each point the load is opened on the metrics-on
+ * and the metrics-off node and kept open, and `--onoff-pairs` pairs of `--onoff-seconds`
+ * windows alternate between them; msgs/s on ÷ off is the ratio of the means, with a
+ * bootstrap interval. Then broker CPU per message at a fixed load (`--cost-pairs` pairs of
+ * 1 s). `--aa` gives the "off" node metrics too: an A/A run, the estimators' own noise.
+ * Brokers run on CPU 0 and this loader on the other CPUs (bench-process.ts pinCpus) unless
+ * `--no-pin`.
+ *
  * Profiling: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=<dir>" adds flags to the Tributary
  * and Aedes processes; BENCH_TRIBUTARY_PORT=<port> [BENCH_TRIBUTARY_PID=<pid>] measures an
  * already running node instead of starting one; BENCH_WINDOW changes the in-flight bound.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuMicros, parseDuration, scrapeEverySecond, stopper, waitForLine } from "./bench-process.ts";
+import { cpuMicros, parseDuration, pinCpus, scrapeEverySecond, spawnServer, stopper, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { alternatingPairs, pace } from "./pace.ts";
+import { alternatingPairs, pace, pairedRatio, type PairedRatio } from "./pace.ts";
 
 interface Point {
   qos: 0 | 1;
@@ -66,13 +73,13 @@ function freePort(): Promise<number> {
  * `tributary start` with metrics on (its /metrics fetched every second, as a Prometheus
  * scraping at 1 s would) or off (`--metrics-enabled false`).
  */
-async function startTributary(metrics: "on" | "off" = "on"): Promise<BrokerProc> {
+async function startTributary(metrics: "on" | "off", name = metrics === "on" ? "tributary" : "tributary-nometrics"): Promise<BrokerProc> {
   // Profiling aid: measure an already running node (BENCH_TRIBUTARY_PORT, optional BENCH_TRIBUTARY_PID).
-  if (process.env.BENCH_TRIBUTARY_PORT && metrics === "on") {
+  if (process.env.BENCH_TRIBUTARY_PORT && name === "tributary") {
     return { name: "tributary", port: Number(process.env.BENCH_TRIBUTARY_PORT), pid: Number(process.env.BENCH_TRIBUTARY_PID ?? 0), stop: async () => {} };
   }
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-mqtt-"));
-  const child = spawn(
+  const child = spawnServer(
     process.execPath,
     [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--log-level", "warn", "--metrics-enabled", metrics === "on" ? "true" : "false"],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -81,7 +88,7 @@ async function startTributary(metrics: "on" | "off" = "on"): Promise<BrokerProc>
   const stop = stopper(child);
   const stopScraping = metrics === "on" ? scrapeEverySecond(`http://127.0.0.1:${m[1]}/metrics`) : () => {};
   return {
-    name: metrics === "on" ? "tributary" : "tributary-nometrics",
+    name,
     port: Number(m[2]),
     pid: child.pid!,
     async stop() {
@@ -110,7 +117,7 @@ async function startMosquitto(): Promise<BrokerProc> {
       "",
     ].join("\n"),
   );
-  const child = spawn("/usr/sbin/mosquitto", ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnServer("/usr/sbin/mosquitto", ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
   await waitUntilListening(port);
   const stop = stopper(child);
   return {
@@ -126,7 +133,7 @@ async function startMosquitto(): Promise<BrokerProc> {
 
 async function startAedes(): Promise<BrokerProc> {
   const script = fileURLToPath(new URL("./mqtt-aedes-server.ts", import.meta.url));
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--import", "tsx", script], {
+  const child = spawnServer(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--import", "tsx", script], {
     stdio: ["ignore", "pipe", "inherit"],
     cwd: ROOT,
   });
@@ -213,8 +220,18 @@ class RawClient {
 }
 
 
-async function measure(broker: BrokerProc, point: Point, durationMs: number, tag: string): Promise<Result> {
-  const port = broker.port;
+/**
+ * A load kept open between measurements: the point's subscribers and a publisher on `broker`;
+ * each `window` pumps (≤ WINDOW undelivered per subscriber) for `warmMs`, measures for `ms`,
+ * then stops and waits for what is in flight to arrive, so that windows of two brokers can
+ * alternate.
+ */
+interface MqttLoad {
+  window(ms: number, warmMs: number): Promise<Result>;
+  close(): Promise<void>;
+}
+
+async function openLoad(broker: BrokerProc, point: Point, tag: string): Promise<MqttLoad> {
   const topic = `bench/${tag}`;
   const subs: RawClient[] = [];
   let delivered = 0;
@@ -222,8 +239,11 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
   let countedDelivered = 0;
   const samples = new Float64Array(400_000);
   let sampleCount = 0;
-  let sampleEvery = Math.max(1, Math.floor(point.subscribers / 4));
+  const sampleEvery = Math.max(1, Math.floor(point.subscribers / 4));
   let pumpScheduled = false;
+  let running = false;
+  let published = 0;
+  let drained: (() => void) | null = null;
   const schedulePump = () => {
     if (!pumpScheduled) {
       pumpScheduled = true;
@@ -231,7 +251,7 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
     }
   };
   for (let i = 0; i < point.subscribers; i++) {
-    const c = new RawClient(port);
+    const c = new RawClient(broker.port);
     await c.connect(`${tag}-sub-${i}`);
     let n = 0;
     c.onPacket = (p) => {
@@ -245,15 +265,15 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
         }
       }
       if (p.qos === 1) c.write(mqttPacket.generate({ cmd: "puback", messageId: p.messageId! }));
+      if (drained && delivered === published * point.subscribers) drained();
       schedulePump();
     };
     await c.subscribe(topic, point.qos);
     subs.push(c);
   }
   await new Promise((r) => setTimeout(r, 300)); // every subscription live
-  const pub = new RawClient(port);
+  const pub = new RawClient(broker.port);
   await pub.connect(`${tag}-pub`);
-  let published = 0;
   let pubInflight = 0;
   let nextId = 1;
   pub.onPacket = (p) => {
@@ -266,7 +286,6 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
   // Pre-encode one PUBLISH; patch timestamp (and packet id) per send.
   const template = mqttPacket.generate({ cmd: "publish", topic, payload, qos: point.qos, messageId: point.qos ? 1 : undefined, retain: false, dup: false });
   const payloadAt = template.length - PAYLOAD_BYTES;
-  let running = true;
   function pump(): void {
     pumpScheduled = false;
     if (!running) return;
@@ -286,24 +305,52 @@ async function measure(broker: BrokerProc, point: Point, durationMs: number, tag
     }
     if (burst === 64) schedulePump();
   }
-  pump();
-  await new Promise((r) => setTimeout(r, Math.min(1000, durationMs / 4))); // warm-up
-  counting = true;
-  const t0 = performance.now();
-  const cpu0 = cpuMicros(broker.pid);
-  await new Promise((r) => setTimeout(r, durationMs));
-  const cpu1 = cpuMicros(broker.pid);
-  const seconds = (performance.now() - t0) / 1000;
-  counting = false;
-  running = false;
-  const counted = countedDelivered;
-  pub.close();
-  for (const s of subs) s.close();
-  const lat = Array.from(samples.subarray(0, sampleCount)).sort((a, b) => a - b);
-  const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! : NaN);
-  sampleEvery = 1;
-  await new Promise((r) => setTimeout(r, 300));
-  return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: (cpu1 - cpu0) / Math.max(1, counted) };
+  return {
+    async window(ms, warmMs) {
+      running = true;
+      pump();
+      await new Promise((r) => setTimeout(r, warmMs));
+      countedDelivered = 0;
+      sampleCount = 0;
+      counting = true;
+      const t0 = performance.now();
+      const cpu0 = cpuMicros(broker.pid);
+      await new Promise((r) => setTimeout(r, ms));
+      const cpu1 = cpuMicros(broker.pid);
+      const seconds = (performance.now() - t0) / 1000;
+      counting = false;
+      running = false;
+      const counted = countedDelivered;
+      if (delivered < published * point.subscribers) {
+        // QoS 0 may be dropped by a broker under pressure: after 10 s the next window goes on, and says so.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            process.stderr.write(`bench ${tag}: ${published * point.subscribers - delivered} messages undelivered 10 s after the window\n`);
+            drained = null;
+            resolve();
+          }, 10_000);
+          drained = () => (clearTimeout(timer), (drained = null), resolve());
+        });
+      }
+      const lat = Array.from(samples.subarray(0, sampleCount)).sort((a, b) => a - b);
+      const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! : NaN);
+      return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: (cpu1 - cpu0) / Math.max(1, counted) };
+    },
+    async close() {
+      pub.close();
+      for (const s of subs) s.close();
+      await new Promise((r) => setTimeout(r, 300));
+    },
+  };
+}
+
+async function measure(broker: BrokerProc, point: Point, durationMs: number, tag: string): Promise<Result> {
+  const load = await openLoad(broker, point, tag);
+  try {
+    return await load.window(durationMs, Math.min(1000, durationMs / 4));
+  } finally {
+    await load.close();
+  }
 }
 
 /**
@@ -358,6 +405,13 @@ export async function run(args: string[]): Promise<void> {
   /** Metrics cost at a fixed load: pairs of 1 s windows, 2,000 PUBLISH/s to 100 QoS 0 subscribers, on and off. */
   let costPairs = 30;
   let cost: { on: number[]; off: number[] } | null = null;
+  /** Metrics on vs off at saturation: per point, loads kept open on both nodes, windows alternating between them. */
+  let onOffPairs = 30;
+  let onOffMs = 1000;
+  /** Per point, delivered msgs/s of the metrics-on and -off windows compared pair by pair. */
+  const onOff = new Map<string, PairedRatio>();
+  let aa = false;
+  let pin = true;
   let only = ["tributary", "tributary-nometrics", "mosquitto", "aedes"];
   let points: Point[] = [
     { qos: 0, subscribers: 1 },
@@ -370,6 +424,10 @@ export async function run(args: string[]): Promise<void> {
     if (a === "--duration") durationMs = parseDuration(args[++i]!);
     else if (a === "--reps") reps = Number(args[++i]);
     else if (a === "--cost-pairs") costPairs = Number(args[++i]);
+    else if (a === "--onoff-pairs") onOffPairs = Number(args[++i]);
+    else if (a === "--onoff-seconds") onOffMs = Number(args[++i]) * 1000;
+    else if (a === "--aa") aa = true;
+    else if (a === "--no-pin") pin = false;
     else if (a === "--only") only = args[++i]!.split(",");
     else if (a === "--points")
       points = args[++i]!.split(",").map((p) => {
@@ -378,15 +436,16 @@ export async function run(args: string[]): Promise<void> {
         return { qos: Number(m[1]) as 0 | 1, subscribers: Number(m[2]) };
       });
     else if (a === "--help" || a === "-h") {
-      process.stdout.write("npm run bench -- mqtt [--duration 3s] [--reps 3] [--cost-pairs 30] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]\n");
+      process.stdout.write("npm run bench -- mqtt [--duration 3s] [--reps 3] [--cost-pairs 30] [--onoff-pairs 12] [--onoff-seconds 2] [--aa] [--no-pin] [--only tributary,mosquitto,aedes] [--points q0-1,q0-100,q1-1,q1-100]\n");
       return;
     }
   }
   process.stdout.write(
     `${points.length} points × ${only.length} brokers × best of ${reps} runs of ${durationMs / 1000}s; 64-byte payloads; ≤ ${WINDOW} undelivered messages per subscriber; MQTT 3.1.1\n` +
-      "tributary: separate `tributary start` process, file engine (every message appended to the log, acks=1)\n\n",
+      "tributary: separate `tributary start` process, file engine (every message appended to the log, acks=1)\n" +
+      `${pin ? pinCpus() : "not pinned (--no-pin)"}${aa ? "; A/A: both Tributary nodes with metrics on" : ""}\n\n`,
   );
-  const starters: Record<string, () => Promise<BrokerProc>> = { tributary: () => startTributary("on"), "tributary-nometrics": () => startTributary("off"), mosquitto: startMosquitto, aedes: startAedes };
+  const starters: Record<string, () => Promise<BrokerProc>> = { tributary: () => startTributary("on"), "tributary-nometrics": () => startTributary(aa ? "on" : "off", "tributary-nometrics"), mosquitto: startMosquitto, aedes: startAedes };
   const brokers: BrokerProc[] = [];
   const results = new Map<string, Map<string, Result>>();
   /** Every run's msgs/s per broker and point, in rep order (the brokers of a rep ran back to back: paired). */
@@ -424,6 +483,16 @@ export async function run(args: string[]): Promise<void> {
     }
     const on = brokers.find((b) => b.name === "tributary");
     const off = brokers.find((b) => b.name === "tributary-nometrics");
+    if (on && off && onOffPairs > 0) {
+      for (const point of points) {
+        const key = `QoS ${point.qos}, 1 → ${point.subscribers}`;
+        const loads = [await openLoad(on, point, `onoff-on-${run}`), await openLoad(off, point, `onoff-off-${run++}`)];
+        const [a, b] = await alternatingPairs(async (k) => (await loads[k]!.window(onOffMs, 200)).rate, onOffPairs);
+        for (const load of loads) await load.close();
+        onOff.set(key, pairedRatio(a, b));
+        process.stdout.write(`metrics on/off at saturation, ${key}, ${onOffPairs} pairs of ${onOffMs / 1000} s: msgs/s on ${a.map(fmtRate).join(", ")}; off ${b.map(fmtRate).join(", ")}\n`);
+      }
+    }
     if (on && off && costPairs > 0) {
       cost = await metricsCost(on, off, 100, 2000, costPairs, 1000);
       process.stdout.write(`metrics cost: ${costPairs} pairs of 1 s at 2,000 msg/s in, 1 → 100 QoS 0: broker CPU µs/msg on ${cost.on.map((x) => x.toFixed(2)).join(", ")}; off ${cost.off.map((x) => x.toFixed(2)).join(", ")}\n`);
@@ -442,7 +511,7 @@ export async function run(args: string[]): Promise<void> {
   const others = [...results.keys()].filter((n) => n !== "tributary" && n !== "tributary-nometrics");
   const off = results.get("tributary-nometrics");
   if (trib && off) {
-    process.stdout.write("\nmetrics on vs off (same run; target ≥ 95%):\n");
+    process.stdout.write("\nmetrics on vs off, separate reps (same run):\n");
     for (const [key, r] of trib) {
       const o = off.get(key);
       if (!o) continue;
@@ -450,10 +519,16 @@ export async function run(args: string[]): Promise<void> {
       process.stdout.write(`  ${key.padEnd(16)} msgs/s on/off ${((r.rate / o.rate) * 100).toFixed(0)}% best, ${(p.median * 100).toFixed(0)}% paired (${p.list})   CPU µs/msg on ${r.cpuPerMsg.toFixed(1)} / off ${o.cpuPerMsg.toFixed(1)} (off/on ${((o.cpuPerMsg / r.cpuPerMsg) * 100).toFixed(0)}% best runs, ${(paired("tributary-nometrics", "tributary", key, cpus).median * 100).toFixed(0)}% paired)\n`);
     }
   }
-  if (cost) {
-    const ratios = cost.on.map((x, i) => cost!.off[i]! / x).sort((a, b) => a - b);
-    const q = (p: number) => `${(ratios[Math.min(ratios.length - 1, Math.floor(p * ratios.length))]! * 100).toFixed(0)}%`;
-    process.stdout.write(`  at a fixed load (2,000 msg/s in, 1 → 100 QoS 0, ${cost.on.length} pairs of 1 s): broker CPU per message off/on, median ${q(0.5)} (quartiles ${q(0.25)}–${q(0.75)})\n`);
+  const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
+  const interval = (r: PairedRatio) => `${percent(r.ratio)} (90% interval ${percent(r.low)}–${percent(r.high)}; median of the pairs ${percent(r.median)})`;
+  // The target's estimators: throughput at saturation in alternating windows, and broker CPU per message at a fixed load.
+  const costRatio = cost ? pairedRatio(cost.off, cost.on) : null;
+  if (onOff.size > 0 || costRatio) {
+    process.stdout.write(`\nmetrics on vs off${aa ? " (A/A: both with metrics on)" : ""}, pairs of windows alternating between the two nodes with the loads kept open (ratio of the means):\n`);
+    for (const [key, r] of onOff) process.stdout.write(`  msgs/s on ÷ off at saturation, ${key}, ${onOffPairs} pairs of ${onOffMs / 1000} s: ${interval(r)}\n`);
+    if (costRatio) process.stdout.write(`  broker CPU per message off ÷ on at 2,000 msg/s in, 1 → 100 QoS 0, ${costPairs} pairs of 1 s: ${interval(costRatio)}\n`);
+    const all = [...onOff.values(), ...(costRatio ? [costRatio] : [])];
+    process.stdout.write(`target: metrics on ≥ 95% of off — ${[...onOff].map(([k, r]) => `${k} ${percent(r.ratio)}`).join(", ")}${costRatio ? `, CPU ${percent(costRatio.ratio)}` : ""} ${all.every((r) => r.ratio >= 0.95) ? "met" : "NOT met"}\n`);
   }
   if (trib && others.length > 0) {
     process.stdout.write("\nratios (Tributary msgs/s ÷ other):\n");

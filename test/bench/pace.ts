@@ -57,3 +57,38 @@ export async function alternatingPairs(measure: (side: 0 | 1) => Promise<number>
   }
   return result;
 }
+
+/** How two sides measured in pairs compare: a ÷ b as the ratio of their means, with a bootstrap 90% interval. */
+export interface PairedRatio {
+  /** mean(a) ÷ mean(b). */
+  ratio: number;
+  /** 5th and 95th percentile of the ratio over 2,000 resamples of the pairs (with replacement). */
+  low: number;
+  high: number;
+  /** The median of the per-pair ratios a[i] ÷ b[i], for comparison. */
+  median: number;
+}
+
+/**
+ * Compares two sides measured in pairs (alternatingPairs). The ratio of the means uses every
+ * window's weight; the per-pair ratios on a shared 2-core VM spread by ±10–15% while what is
+ * measured may differ by a few percent, so the interval, from resampling the pairs, says how
+ * far the ratio itself could move on the same machine.
+ */
+export function pairedRatio(a: number[], b: number[]): PairedRatio {
+  if (a.length === 0 || a.length !== b.length) throw new Error(`pairedRatio needs pairs, got ${a.length} and ${b.length} values`);
+  const n = a.length;
+  const ratioOf = (pick: (i: number) => number) => {
+    let sa = 0;
+    let sb = 0;
+    for (let i = 0; i < n; i++) {
+      const k = pick(i);
+      sa += a[k]!;
+      sb += b[k]!;
+    }
+    return sa / sb;
+  };
+  const resampled = Float64Array.from({ length: 2000 }, () => ratioOf(() => Math.floor(Math.random() * n))).sort();
+  const perPair = Float64Array.from(a, (x, i) => x / b[i]!).sort();
+  return { ratio: ratioOf((i) => i), low: resampled[100]!, high: resampled[1899]!, median: perPair[Math.floor((n - 1) / 2)]! };
+}

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000] [--reps 5] [--paced-reps 3] [--only <mode>]`
+ * `npm run bench -- ws [--n 1,100,1000] [--seconds 4] [--rate 50000] [--reps 5] [--paced-reps 3] [--onoff-pairs 12] [--onoff-seconds 2] [--aa] [--no-pin] [--only <mode>]`
  *
  * WebSocket fan-out, 1 publisher → N subscribers over loopback, 64-byte messages, measured
  * for the Tributary gateway (log engine underneath) and, in the same run and with the same
@@ -19,9 +19,18 @@
  * Metrics cost at a fixed load: `--cost-pairs` (default 30) pairs of 1 s windows, metrics
  * on then off (order alternating), each delivering `--cost-rate` msgs/s (default 2,000) to
  * `--cost-n` subscribers (default 100) on connections kept open; the server CPU per
- * delivered message, off ÷ on, median of the pairs, is the cost of metrics without the
+ * delivered message, off ÷ on (ratio of the means), is the cost of metrics without the
  * loader's noise (at N=1000 the loader is the bottleneck and its speed swings by ±30%
  * between runs, far more than the few percent metrics cost).
+ * Metrics on vs off at saturation (the metrics target's throughput estimator): per N, the
+ * fan-out load is opened on both nodes and kept open, and `--onoff-pairs` pairs of
+ * `--onoff-seconds` windows alternate between them (order alternating, 200 ms of pumping
+ * before each window); the ratio of the means is the figure, with a bootstrap interval. Separate reps
+ * reconnect every client and are minutes apart for the same pair of nodes; alternating
+ * windows seconds apart cancel the VM's drift. `--aa` gives the "off" node metrics too:
+ * an A/A run, which shows each estimator's own noise.
+ * Servers run on CPU 0 and this loader on the other CPUs (bench-process.ts pinCpus) unless
+ * `--no-pin`.
  * Modes: bare uWS, Tributary metrics on (default process metrics, /metrics exposition every
  * second) and off (`metrics.enabled` false), all three in every rep, back to back in
  * rotating order, so that the VM's slow spells (its speed drifts over minutes) hit the
@@ -31,15 +40,16 @@
  * feed `messages` batches through uWS pub/sub; "delivered" counts records, not frames) and
  * "acks" (the publisher's acks may come batched).
  */
-import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { cpuMicros, scrapeEverySecond, startTributary, stopper, waitForLine } from "./bench-process.ts";
-import { alternatingPairs, pace } from "./pace.ts";
+import { cpuMicros, pinCpus, scrapeEverySecond, spawnServer, startTributary, stopper, waitForLine } from "./bench-process.ts";
+import { alternatingPairs, pace, pairedRatio, type PairedRatio } from "./pace.ts";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
 type Mode = "tributary" | "bare" | "tributary-nometrics";
+/** `--aa`: the "metrics off" node runs with metrics on too (an A/A run: the estimators' own noise). */
+let aa = false;
 const MAX_IN_FLIGHT = 5;
 const CREDIT_WINDOW = 1000;
 const SAMPLED = 20;
@@ -81,6 +91,13 @@ export async function run(args: string[]): Promise<void> {
   const costRate = Number(opt("cost-rate", "2000"));
   const costPairs = Number(opt("cost-pairs", "30"));
   let cost: { on: number[]; off: number[] } | null = null;
+  // Metrics on vs off at saturation: per N, loads kept open on both nodes and windows alternating between them.
+  const onOffPairs = Number(opt("onoff-pairs", "30"));
+  const onOffMs = Number(opt("onoff-seconds", "1")) * 1000;
+  /** Per N, delivered msgs/s of the metrics-on and -off windows, pair by pair. */
+  const onOff = new Map<number, PairedRatio>();
+  aa = args.includes("--aa");
+  process.stdout.write(`ws bench: ${args.includes("--no-pin") ? "not pinned (--no-pin)" : pinCpus()}${aa ? "; A/A: both Tributary nodes with metrics on" : ""}\n`);
   const only = opt("only", "") as Mode | "";
   const allModes: Mode[] = ["bare", "tributary", "tributary-nometrics"];
   const modes = allModes.filter((mode) => !only || only === mode);
@@ -115,6 +132,13 @@ export async function run(args: string[]): Promise<void> {
       }
     }
     if (servers.has("tributary") && servers.has("tributary-nometrics")) {
+      for (const n of ns) {
+        const loads = [await openFanOut(servers.get("tributary")!, "tributary", n, `onoff-on-${n}`), await openFanOut(servers.get("tributary-nometrics")!, "tributary-nometrics", n, `onoff-off-${n}`)];
+        const [on, off] = await alternatingPairs(async (k) => rateOf(await loads[k]!.window(onOffMs, 200)), onOffPairs);
+        for (const load of loads) await load.close();
+        onOff.set(n, pairedRatio(on, off));
+        process.stdout.write(`  metrics on/off at saturation, N=${n}, ${onOffPairs} pairs of ${onOffMs / 1000} s: msgs/s on ${on.map(fmt).join(", ")}; off ${off.map(fmt).join(", ")}\n`);
+      }
       cost = await metricsCost(servers.get("tributary")!, servers.get("tributary-nometrics")!, costN, costRate, costPairs, 1000);
       process.stdout.write(`  metrics cost: ${costPairs} pairs of 1 s at ${fmt(costRate)} msg/s in, N=${costN}: server CPU µs/msg on ${cost.on.map((x) => x.toFixed(2)).join(", ")}; off ${cost.off.map((x) => x.toFixed(2)).join(", ")}\n`);
     }
@@ -138,10 +162,16 @@ export async function run(args: string[]): Promise<void> {
     const p = paired(`fan:tributary:${n}`, `fan:tributary-nometrics:${n}`);
     metricsRows.push(`| ${n} | ${fmt(rateOf(on))} | ${fmt(rateOf(off))} | ${percent(rateOf(on) / rateOf(off))} | ${percent(p.median)} (${p.list}) | ${cpuPer(on)} / ${cpuPer(off)} | ${percent(off.serverCpuUs / off.delivered / (on.serverCpuUs / on.delivered))} |`);
   }
-  // Server CPU per delivered message at a fixed load, off ÷ on per pair (back to back): the cost of metrics without the loader's noise.
-  const costRatios = cost!.on.map((x, i) => cost!.off[i]! / x);
-  metricsRows.push(`| ${costN} at ${fmt(costRate)} msg/s in, ${costPairs} pairs of 1 s | | | | | server CPU off/on, median of pairs: ${percent(pct(costRatios, 50))} (quartiles ${percent(pct(costRatios, 25))}–${percent(pct(costRatios, 75))}) | |`);
-  process.stdout.write(`\nMetrics on vs off (same run, same loader; target ≥ 95%):\n${metricsRows.join("\n")}\n`);
+  process.stdout.write(`\nMetrics on vs off (same run, same loader)${aa ? ", A/A: both nodes with metrics on" : ""}, separate reps:\n${metricsRows.join("\n")}\n`);
+  // The target's estimators: throughput at saturation in alternating windows, and server CPU per message at a fixed load.
+  const costRatio = pairedRatio(cost!.off, cost!.on);
+  const interval = (r: PairedRatio) => `${percent(r.ratio)} (90% interval ${percent(r.low)}–${percent(r.high)}; median of the pairs ${percent(r.median)})`;
+  process.stdout.write(
+    `\nMetrics on vs off, pairs of windows alternating between the two nodes with the loads kept open (ratio of the means):\n` +
+      [...onOff].map(([n, r]) => `  msgs/s on ÷ off at saturation, N=${n}, ${onOffPairs} pairs of ${onOffMs / 1000} s: ${interval(r)}\n`).join("") +
+      `  server CPU per message off ÷ on at ${fmt(costRate)} msg/s in, N=${costN}, ${costPairs} pairs of 1 s: ${interval(costRatio)}\n` +
+      `target: metrics on ≥ 95% of off: ${[...onOff].map(([n, r]) => `N=${n} ${percent(r.ratio)}`).join(", ")}, CPU ${percent(costRatio.ratio)} ${verdictOf([...onOff.values(), costRatio].every((r) => r.ratio >= 0.95))}\n`,
+  );
 
   const rows = [`| N | bare uWS msgs/s | Tributary msgs/s | ratio (best) | ratio (median of paired reps) | bare p50/p99 | Tributary p50/p99 | server CPU µs/msg bare / Tributary |`, `|---|---|---|---|---|---|---|---|`];
   const ratios = new Map<number, { best: number; paired: number }>();
@@ -168,12 +198,14 @@ export async function run(args: string[]): Promise<void> {
   process.stdout.write(`\n1 publisher → N subscribers, ${MESSAGE_BYTES}-byte messages, ≤ ${MAX_IN_FLIGHT} in flight, Tributary on the ${engine} engine:\n${rows.join("\n")}\n`);
   const big = Math.max(...ns);
   const small = Math.min(...ns);
-  const verdict = (ok: boolean) => (ok ? "OK" : "MISSED");
+  const verdict = verdictOf;
   const p99 = pct(pt.median.latencies, 99);
   const target = (n: number, min: number) => `N=${n} ≥ ${percent(min)} of bare uWS: ${percent(ratios.get(n)!.best)} best, ${percent(ratios.get(n)!.paired)} paired ${verdict(ratios.get(n)!.best >= min && ratios.get(n)!.paired >= min)}`;
   // The targets of the delivery issue: N=1000 ≥ 85%, N=1 ≥ 55% of bare uWS, p99 < 5 ms at 50,000 msg/s in.
   process.stdout.write(`targets: ${target(big, 0.85)}; ${target(small, 0.55)}; p99 < 5 ms at ${fmt(rate)} msg/s in (median run): ${ms(p99)} ${verdict(p99 < 5)}\n`);
 }
+
+const verdictOf = (ok: boolean) => (ok ? "OK" : "MISSED");
 
 /** `list` rotated left by `k` (each rep starts with another mode). */
 function rotate<T>(list: T[], k: number): T[] {
@@ -193,7 +225,7 @@ async function startServer(mode: Mode): Promise<BenchServer> {
   const nodeArgs = (process.env.BENCH_WS_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   if (mode === "bare") {
     const script = fileURLToPath(new URL("./ws-server.ts", import.meta.url));
-    const child = spawn(process.execPath, [...nodeArgs, "--conditions=tributary-source", "--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawnServer(process.execPath, [...nodeArgs, "--conditions=tributary-source", "--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
     const port = Number((await waitForLine(child, /listening (\d+)/, "bare uWS server"))[1]);
     return {
       url: `ws://127.0.0.1:${port}/ws`,
@@ -201,7 +233,7 @@ async function startServer(mode: Mode): Promise<BenchServer> {
       stop: stopper(child),
     };
   }
-  const on = mode === "tributary";
+  const on = mode === "tributary" || aa;
   const limits = ["--max-connections", "10000", "--max-credit", "1000000", "--max-buffered-bytes", String(8 << 20), "--slow-consumer-grace-ms", "30000"];
   const node = await startTributary(["--metrics-enabled", String(on), ...limits], nodeArgs);
   const scrape = on ? scrapeEverySecond(`http://127.0.0.1:${node.httpPort}/metrics`) : () => {};
@@ -428,24 +460,34 @@ async function connectAll(url: string, mode: Mode, topic: string, n: number, onM
   return sockets;
 }
 
-async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: number, topic: string): Promise<Result> {
-  const url = server.url;
+/**
+ * A fan-out load kept open between measurements: N subscribers and a publisher on `server`;
+ * each `window` pumps (≤ MAX_IN_FLIGHT in flight) for `warmMs`, measures for `ms`, then stops
+ * and waits for what is in flight to arrive, so that windows of two servers can alternate.
+ */
+interface FanOut {
+  window(ms: number, warmMs: number): Promise<Result>;
+  close(): Promise<void>;
+}
+
+async function openFanOut(server: BenchServer, mode: Mode, n: number, topic: string): Promise<FanOut> {
   const counts = new Uint32Array(n);
   const completions = new Uint32Array(64);
   let sent = 0;
   let done = 0;
   let measuring = false;
   let delivered = 0;
-  const latencies: number[] = [];
+  let latencies: number[] = [];
   let publish: (p: Buffer) => void = () => {};
-  let stopped = false;
+  let running = false;
+  let drained: (() => void) | null = null;
   const pump = () => {
-    while (!stopped && sent - done < MAX_IN_FLIGHT) {
+    while (running && sent - done < MAX_IN_FLIGHT) {
       sent++;
       publish(payload());
     }
   };
-  const sockets = await connectAll(url, mode, topic, n, (i, sentAt) => {
+  const sockets = await connectAll(server.url, mode, topic, n, (i, sentAt) => {
     const k = counts[i]++;
     if (measuring) {
       delivered++;
@@ -454,24 +496,47 @@ async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: numbe
     if (++completions[k % 64]! === n) {
       completions[k % 64] = 0;
       done++;
+      if (done === sent && drained) drained();
       pump();
     }
   });
-  publish = await publisher(url, mode, topic);
-  pump();
-  await sleep(500);
-  const cpu0 = server.cpu();
-  const loader0 = process.cpuUsage();
-  measuring = true;
-  const start = performance.now();
-  await sleep(seconds * 1000);
-  measuring = false;
-  const elapsed = (performance.now() - start) / 1000;
-  const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
-  const serverCpuUs = server.cpu() - cpu0;
-  stopped = true;
-  await closeAll(sockets);
-  return { delivered, seconds: elapsed, latencies, serverCpuUs, loaderCpuUs };
+  publish = await publisher(server.url, mode, topic);
+  return {
+    async window(ms, warmMs) {
+      running = true;
+      pump();
+      await sleep(warmMs);
+      delivered = 0;
+      latencies = [];
+      const cpu0 = server.cpu();
+      const loader0 = process.cpuUsage();
+      measuring = true;
+      const start = performance.now();
+      await sleep(ms);
+      measuring = false;
+      const elapsed = (performance.now() - start) / 1000;
+      const loaderCpuUs = cpuSum(process.cpuUsage(loader0));
+      const serverCpuUs = server.cpu() - cpu0;
+      running = false;
+      if (done < sent) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`bench ${topic}: ${sent - done} messages still undelivered 10 s after the window`)), 10_000);
+          drained = () => (clearTimeout(timer), (drained = null), resolve());
+        });
+      }
+      return { delivered, seconds: elapsed, latencies, serverCpuUs, loaderCpuUs };
+    },
+    close: () => closeAll(sockets),
+  };
+}
+
+async function fanOut(server: BenchServer, mode: Mode, n: number, seconds: number, topic: string): Promise<Result> {
+  const load = await openFanOut(server, mode, n, topic);
+  try {
+    return await load.window(seconds * 1000, 500);
+  } finally {
+    await load.close();
+  }
 }
 
 async function pacedRun(server: BenchServer, mode: Mode, rate: number, seconds: number, topic: string): Promise<Result> {
