@@ -46,6 +46,21 @@ describe("pairedRatio", () => {
     expect(width(200)).toBeLessThan(width(10) / 2);
   });
 
+  it("resamples whole rounds: a round whose pairs all lean one way widens the interval", () => {
+    // Two rounds of 20 pairs: one at 90%, one at 110% (a per-process bias), every pair alike within its round.
+    const a = [...Array.from({ length: 20 }, () => 90), ...Array.from({ length: 20 }, () => 110)];
+    const b = Array.from({ length: 40 }, () => 100);
+    const pooled = pairedRatio(a, b);
+    const byRound = pairedRatio(a, b, 2);
+    expect(byRound.ratio).toBeCloseTo(pooled.ratio, 12);
+    expect(byRound.high - byRound.low).toBeGreaterThan(2 * (pooled.high - pooled.low));
+    expect(byRound.low).toBeCloseTo(0.9, 12); // both rounds drawn as the 90% one: 1 time in 4
+  });
+
+  it("refuses pairs that do not split into the rounds", () => {
+    expect(() => pairedRatio([1, 2, 3], [1, 2, 3], 2)).toThrow(/do not split/);
+  });
+
   it("refuses lists that are not pairs", () => {
     expect(() => pairedRatio([1, 2], [1])).toThrow(/needs pairs/);
     expect(() => pairedRatio([], [])).toThrow(/needs pairs/);

@@ -62,7 +62,7 @@ export async function alternatingPairs(measure: (side: 0 | 1) => Promise<number>
 export interface PairedRatio {
   /** mean(a) ÷ mean(b). */
   ratio: number;
-  /** 5th and 95th percentile of the ratio over 2,000 resamples of the pairs (with replacement). */
+  /** 5th and 95th percentile of the ratio over 2,000 resamples (rounds, then pairs within them, with replacement). */
   low: number;
   high: number;
   /** The median of the per-pair ratios a[i] ÷ b[i], for comparison. */
@@ -70,25 +70,33 @@ export interface PairedRatio {
 }
 
 /**
- * Compares two sides measured in pairs (alternatingPairs). The ratio of the means uses every
- * window's weight; the per-pair ratios on a shared 2-core VM spread by ±10–15% while what is
- * measured may differ by a few percent, so the interval, from resampling the pairs, says how
- * far the ratio itself could move on the same machine.
+ * Compares two sides measured in pairs (alternatingPairs), made in `rounds` rounds of equal
+ * size, one after the other (each round on a fresh pair of processes). The ratio of the means
+ * uses every window's weight. The interval comes from resampling the rounds and, within each,
+ * its pairs: on a shared 2-core VM the per-pair ratios spread by ±10–15%, and two processes of
+ * one build differ by a few percent, so a round's pairs are not independent of each other.
  */
-export function pairedRatio(a: number[], b: number[]): PairedRatio {
+export function pairedRatio(a: number[], b: number[], rounds = 1): PairedRatio {
   if (a.length === 0 || a.length !== b.length) throw new Error(`pairedRatio needs pairs, got ${a.length} and ${b.length} values`);
+  if (!Number.isInteger(rounds) || rounds < 1 || a.length % rounds !== 0) throw new Error(`pairedRatio: ${a.length} pairs do not split into ${rounds} rounds`);
   const n = a.length;
-  const ratioOf = (pick: (i: number) => number) => {
+  const size = n / rounds;
+  const pick = (k: number) => Math.floor(Math.random() * k);
+  const resample = () => {
     let sa = 0;
     let sb = 0;
-    for (let i = 0; i < n; i++) {
-      const k = pick(i);
-      sa += a[k]!;
-      sb += b[k]!;
+    for (let r = 0; r < rounds; r++) {
+      const round = pick(rounds) * size;
+      for (let i = 0; i < size; i++) {
+        const k = round + pick(size);
+        sa += a[k]!;
+        sb += b[k]!;
+      }
     }
     return sa / sb;
   };
-  const resampled = Float64Array.from({ length: 2000 }, () => ratioOf(() => Math.floor(Math.random() * n))).sort();
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const resampled = Float64Array.from({ length: 2000 }, resample).sort();
   const perPair = Float64Array.from(a, (x, i) => x / b[i]!).sort();
-  return { ratio: ratioOf((i) => i), low: resampled[100]!, high: resampled[1899]!, median: perPair[Math.floor((n - 1) / 2)]! };
+  return { ratio: sum(a) / sum(b), low: resampled[100]!, high: resampled[1899]!, median: perPair[Math.floor((n - 1) / 2)]! };
 }
