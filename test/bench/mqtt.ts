@@ -14,7 +14,9 @@
  * windows alternate between them; msgs/s on ÷ off is the ratio of the means, with a
  * bootstrap interval. Then broker CPU per message at a fixed load (`--cost-pairs` pairs of
  * 1 s). Both after the runs against the other brokers, in `--onoff-rounds` rounds, each on
- * a fresh pair of nodes (two processes of one build differ by a few percent). `--aa` gives the "off" node metrics too: an A/A run, the estimators' own noise.
+ * a fresh pair of nodes (two processes of one build differ by a few percent). The target is
+ * judged on msgs/s. `--aa` gives the "off" node metrics too: an A/A run, the estimators'
+ * own noise.
  * Brokers run on CPU 0 and this loader on the other CPUs (bench-process.ts pinCpus) unless
  * `--no-pin`.
  *
