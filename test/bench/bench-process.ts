@@ -41,14 +41,15 @@ export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeo
 }
 
 /**
- * Starts `tributary start` (file engine, fsync never, loopback, free ports) with extra flags
- * (and Node flags before the script, e.g. `--cpu-prof`); resolves once it listens.
+ * Starts `tributary start` (file engine, fsync never unless `flags` has `--fsync`, loopback,
+ * free ports) with extra flags (and Node flags before the script, e.g. `--cpu-prof`);
+ * resolves once it listens.
  */
 export async function startTributary(flags: string[] = [], nodeArgs: string[] = []): Promise<TributaryProc> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-"));
   const child = spawnServer(
     process.execPath,
-    [...nodeArgs, join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--fsync", "never", "--log-level", "warn", ...flags],
+    [...nodeArgs, join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", ...(flags.includes("--fsync") ? [] : ["--fsync", "never"]), "--log-level", "warn", ...flags],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const m = await waitForLine(child, /http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/, "tributary");

@@ -29,9 +29,9 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuMicros, parseDuration, pinCpus, scrapeEverySecond, spawnServer, stopper, waitForLine } from "./bench-process.ts";
+import { cpuMicros, parseDuration, pinCpus, scrapeEverySecond, spawnServer, startTributary as startNode, stopper, waitForLine } from "./bench-process.ts";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { alternatingPairs, pace, pairedRatio, type PairedRatio } from "./pace.ts";
+import { alternatingPairs, formatPairedRatio, pace, pairedRatio, type PairedRatio } from "./pace.ts";
 
 interface Point {
   qos: 0 | 1;
@@ -81,23 +81,16 @@ async function startTributary(metrics: "on" | "off", name = metrics === "on" ? "
   if (process.env.BENCH_TRIBUTARY_PORT && name === "tributary") {
     return { name: "tributary", port: Number(process.env.BENCH_TRIBUTARY_PORT), pid: Number(process.env.BENCH_TRIBUTARY_PID ?? 0), stop: async () => {} };
   }
-  const dir = mkdtempSync(join(tmpdir(), "tributary-bench-mqtt-"));
-  const child = spawnServer(
-    process.execPath,
-    [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), join(ROOT, "server/bin/tributary.mjs"), "start", "--data-dir", dir, "--host", "127.0.0.1", "--port", "0", "--mqtt-port", "0", "--log-level", "warn", "--metrics-enabled", metrics === "on" ? "true" : "false"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const m = await waitForLine(child, /http=[^:\s]+:(\d+) mqtt=[^:\s]+:(\d+)/, "tributary");
-  const stop = stopper(child);
-  const stopScraping = metrics === "on" ? scrapeEverySecond(`http://127.0.0.1:${m[1]}/metrics`) : () => {};
+  // The node's default fsync (every 1 s), as users run it.
+  const node = await startNode(["--fsync", "1000", "--metrics-enabled", metrics === "on" ? "true" : "false"], process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []);
+  const stopScraping = metrics === "on" ? scrapeEverySecond(`http://127.0.0.1:${node.httpPort}/metrics`) : () => {};
   return {
     name,
-    port: Number(m[2]),
-    pid: child.pid!,
+    port: node.mqttPort,
+    pid: node.pid,
     async stop() {
       stopScraping();
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
+      await node.stop();
     },
   };
 }
@@ -217,8 +210,13 @@ class RawClient {
     });
   }
 
-  close(): void {
-    this.socket.destroy();
+  /** Destroys the socket; resolves once it is closed. */
+  close(): Promise<void> {
+    if (this.socket.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.socket.once("close", () => resolve());
+      this.socket.destroy();
+    });
   }
 }
 
@@ -340,9 +338,7 @@ async function openLoad(broker: BrokerProc, point: Point, tag: string): Promise<
       return { delivered: counted, seconds, rate: counted / seconds, p50: pct(0.5), p99: pct(0.99), cpuPerMsg: (cpu1 - cpu0) / Math.max(1, counted) };
     },
     async close() {
-      pub.close();
-      for (const s of subs) s.close();
-      await new Promise((r) => setTimeout(r, 300));
+      await Promise.all([pub, ...subs].map((c) => c.close()));
     },
   };
 }
@@ -395,7 +391,7 @@ async function metricsCost(on: BrokerProc, off: BrokerProc, n: number, rate: num
     return (cpuMicros(side.broker.pid) - cpu0) / Math.max(1, side.delivered - delivered0);
   };
   const [onRuns, offRuns] = await alternatingPairs((k) => window(sides[k]!), pairs);
-  for (const side of sides) for (const c of side.clients) c.close();
+  await Promise.all(sides.flatMap((side) => side.clients.map((c) => c.close())));
   return { on: onRuns, off: offRuns };
 }
 
@@ -547,13 +543,12 @@ export async function run(args: string[]): Promise<void> {
     }
   }
   const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
-  const interval = (r: PairedRatio) => `${percent(r.ratio)} (90% interval ${percent(r.low)}–${percent(r.high)}; median of the pairs ${percent(r.median)})`;
   // The target's estimators: throughput at saturation in alternating windows, and broker CPU per message at a fixed load.
   const costRatio = cost ? pairedRatio(cost.off, cost.on, onOffRounds) : null;
   if (onOff.size > 0 || costRatio) {
     process.stdout.write(`\nmetrics on vs off${aa ? " (A/A: both with metrics on)" : ""}, ${onOffRounds} fresh pairs of nodes, windows alternating between the two nodes with the loads kept open (ratio of the means):\n`);
-    for (const [key, r] of onOff) process.stdout.write(`  msgs/s on ÷ off at saturation, ${key}, ${Math.ceil(onOffPairs / onOffRounds) * onOffRounds} pairs of ${onOffMs / 1000} s: ${interval(r)}\n`);
-    if (costRatio) process.stdout.write(`  broker CPU per message off ÷ on at 2,000 msg/s in, 1 → 100 QoS 0, ${cost!.on.length} pairs of 1 s: ${interval(costRatio)} (not the target: at this load the node is about a third busy, so the one exposition a second weighs about three times what it does at saturation)\n`);
+    for (const [key, r] of onOff) process.stdout.write(`  msgs/s on ÷ off at saturation, ${key}, ${Math.ceil(onOffPairs / onOffRounds) * onOffRounds} pairs of ${onOffMs / 1000} s: ${formatPairedRatio(r)}\n`);
+    if (costRatio) process.stdout.write(`  broker CPU per message off ÷ on at 2,000 msg/s in, 1 → 100 QoS 0, ${cost!.on.length} pairs of 1 s: ${formatPairedRatio(costRatio)} (not the target: at this load the node is about a third busy, so the one exposition a second weighs about three times what it does at saturation)\n`);
     if (onOff.size > 0) process.stdout.write(`target: metrics on ≥ 95% of off (msgs/s at saturation) — ${[...onOff].map(([k, r]) => `${k} ${percent(r.ratio)}`).join(", ")} ${[...onOff.values()].every((r) => r.ratio >= 0.95) ? "met" : "NOT met"}\n`);
   }
   if (trib && others.length > 0) {

@@ -69,6 +69,12 @@ export interface PairedRatio {
   median: number;
 }
 
+/** `98% (90% interval 96%–100%; median of the pairs 97%)`. */
+export function formatPairedRatio(r: PairedRatio): string {
+  const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
+  return `${percent(r.ratio)} (90% interval ${percent(r.low)}–${percent(r.high)}; median of the pairs ${percent(r.median)})`;
+}
+
 /**
  * Compares two sides measured in pairs (alternatingPairs), made in `rounds` rounds of equal
  * size, one after the other (each round on a fresh pair of processes). The ratio of the means

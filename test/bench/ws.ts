@@ -42,12 +42,10 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { cpuMicros, pinCpus, scrapeEverySecond, spawnServer, startTributary, stopper, waitForLine } from "./bench-process.ts";
-import { alternatingPairs, pace, pairedRatio, type PairedRatio } from "./pace.ts";
+import { alternatingPairs, formatPairedRatio, pace, pairedRatio } from "./pace.ts";
 import { decodeFrame, encodeFrame, FEATURES, SUBPROTOCOL_CBOR, type Frame, type MessageFrame, type MessagesFrame } from "@tributary/client/protocol";
 
 type Mode = "tributary" | "bare" | "tributary-nometrics";
-/** `--aa`: the "metrics off" node runs with metrics on too (an A/A run: the estimators' own noise). */
-let aa = false;
 const MAX_IN_FLIGHT = 5;
 const CREDIT_WINDOW = 1000;
 const SAMPLED = 20;
@@ -92,7 +90,9 @@ export async function run(args: string[]): Promise<void> {
   const onOffPairs = Number(opt("onoff-pairs", "30"));
   const onOffMs = Number(opt("onoff-seconds", "1")) * 1000;
   const onOffRounds = Number(opt("onoff-rounds", "6"));
-  aa = args.includes("--aa");
+  /** `--aa`: the "metrics off" node runs with metrics on too (an A/A run: the estimators' own noise). */
+  const aa = args.includes("--aa");
+  const startServer = (mode: Mode) => startBenchServer(mode, aa);
   process.stdout.write(`ws bench: ${args.includes("--no-pin") ? "not pinned (--no-pin)" : pinCpus()}${aa ? "; A/A: both Tributary nodes with metrics on" : ""}\n`);
   const only = opt("only", "") as Mode | "";
   const allModes: Mode[] = ["bare", "tributary", "tributary-nometrics"];
@@ -184,12 +184,11 @@ export async function run(args: string[]): Promise<void> {
   }
   process.stdout.write(`\nMetrics on vs off (same run, same loader)${aa ? ", A/A: both nodes with metrics on" : ""}, separate reps:\n${metricsRows.join("\n")}\n`);
   // The target's estimators: throughput at saturation in alternating windows, and server CPU per message at a fixed load.
-  const interval = (r: PairedRatio) => `${percent(r.ratio)} (90% interval ${percent(r.low)}–${percent(r.high)}; median of the pairs ${percent(r.median)})`;
   const costRatio = compare ? pairedRatio(cost.off, cost.on, onOffRounds) : null;
   if (costRatio) process.stdout.write(
     `\nMetrics on vs off${aa ? " (A/A: both with metrics on)" : ""}, ${onOffRounds} fresh pairs of nodes, windows alternating between the two nodes with the loads kept open (ratio of the means):\n` +
-      [...onOff].map(([n, r]) => `  msgs/s on ÷ off at saturation, N=${n}, ${pairsPerRound * onOffRounds} pairs of ${onOffMs / 1000} s: ${interval(r)}\n`).join("") +
-      `  server CPU per message off ÷ on at ${fmt(costRate)} msg/s in, N=${costN}, ${costPairsPerRound * onOffRounds} pairs of 1 s: ${interval(costRatio)} (not the target: at this load the node is about a third busy, so the one exposition a second weighs about three times what it does at saturation)\n` +
+      [...onOff].map(([n, r]) => `  msgs/s on ÷ off at saturation, N=${n}, ${pairsPerRound * onOffRounds} pairs of ${onOffMs / 1000} s: ${formatPairedRatio(r)}\n`).join("") +
+      `  server CPU per message off ÷ on at ${fmt(costRate)} msg/s in, N=${costN}, ${costPairsPerRound * onOffRounds} pairs of 1 s: ${formatPairedRatio(costRatio)} (not the target: at this load the node is about a third busy, so the one exposition a second weighs about three times what it does at saturation)\n` +
       `target: metrics on ≥ 95% of off (msgs/s at saturation): ${[...onOff].map(([n, r]) => `N=${n} ${percent(r.ratio)}`).join(", ")} ${verdictOf([...onOff.values()].every((r) => r.ratio >= 0.95))}\n`,
   );
 
@@ -241,7 +240,7 @@ function rotate<T>(list: T[], k: number): T[] {
  * fetched every second when metrics are on, as a Prometheus scraping at 1 s would. Bare
  * uWS runs test/bench/ws-server.ts. CPU is read from /proc for both.
  */
-async function startServer(mode: Mode): Promise<BenchServer> {
+async function startBenchServer(mode: Mode, aa: boolean): Promise<BenchServer> {
   const nodeArgs = (process.env.BENCH_WS_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   if (mode === "bare") {
     const script = fileURLToPath(new URL("./ws-server.ts", import.meta.url));

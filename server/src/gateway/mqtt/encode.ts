@@ -71,4 +71,3 @@ export function encodePlainPublish(topic: string, payload: Uint8Array, qos: 0 | 
   out.set(payload, at);
   return out;
 }
-
