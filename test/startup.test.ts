@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { BIN, spawnFileNode, type NodeChild } from "./helpers/node-process.ts";
-import { within } from "./helpers/wait.ts";
+import { waitFor, within } from "./helpers/wait.ts";
 import { SUPPORTED_NODE_MAJORS, runtimeProblem } from "../server/bin/runtime-check.mjs";
 
 const run = promisify(execFile);
@@ -45,6 +45,15 @@ function descendants(pid: number): number[] {
     for (const child of children.split(" ").filter(Boolean).map(Number)) out.push(child, ...descendants(child));
   }
   return out;
+}
+
+/** Whether `pid` is alive (a zombie has exited: it holds no files). */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "")[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 function cmdline(pid: number): string {
@@ -126,8 +135,12 @@ describe("the compiled node", () => {
       expect(commands.some((c) => c.includes("server/bin/tributary.mjs start"))).toBe(true);
       expect(commands.filter((c) => /tsx|esbuild|tributary-dev/.test(c))).toEqual([]);
     } finally {
+      // npm exits at once on SIGTERM while the node it started is still shutting down (writing
+      // its data dir): wait for every process of the group, or the temp dir cannot be removed.
+      const group = [child.pid!, ...descendants(child.pid!)];
       process.kill(-child.pid!, "SIGTERM");
       await exited;
+      await waitFor(() => group.every((pid) => !running(pid)), { timeoutMs: 15_000, what: "npm start's processes to exit" });
     }
   });
 });
