@@ -111,6 +111,31 @@ describe("QoS 2 ingress", () => {
   });
 });
 
+describe("framing", () => {
+  it("a packet whose first byte ends the read that finished a large PUBLISH is whole once the rest arrives", async () => {
+    const sub = await connectClient(node.tcpUrl, { protocolVersion: 5 });
+    clients.push(sub);
+    const got = collect(sub);
+    await sub.subscribeAsync("framing/#", { qos: 1 });
+    const pub = await Raw.connect("framing-publisher");
+    // Larger than the framer holds (HOLD_MAX 4096): the large packet goes through mqtt-packet.
+    const big = mqttPacket.generate({ cmd: "publish", topic: "framing/big", payload: Buffer.alloc(6000, 0x61), qos: 1, messageId: 1, dup: false, retain: false }, v5);
+    // Its remaining length byte (0x37) reads as a PUBLISH header, should the gateway mistake it for a packet start.
+    const next = mqttPacket.generate({ cmd: "publish", topic: "framing/after", payload: Buffer.alloc(36, 0x62), qos: 1, messageId: 2, dup: false, retain: false }, v5);
+    expect(next[1]! >> 4).toBe(3);
+    pub.socket.write(Buffer.concat([big, next.subarray(0, 1)]));
+    await pub.waitFor((p) => p.cmd === "puback" && p.messageId === 1);
+    pub.socket.write(next.subarray(1));
+    await pub.waitFor((p) => p.cmd === "puback" && p.messageId === 2);
+    await got.waitFor(2);
+    expect(got.messages.map((m) => [m.topic, m.payload.length])).toEqual([
+      ["framing/big", 6000],
+      ["framing/after", 36],
+    ]);
+    pub.socket.destroy();
+  });
+});
+
 describe("egress flow control and redelivery", () => {
   it("keeps at most the client's Receive Maximum QoS 1 messages in flight and sends more as PUBACKs arrive", async () => {
     const sub = await Raw.connect("narrow", { receiveMaximum: 2 });

@@ -4,7 +4,7 @@ import type { Identity } from "../../auth/index.ts";
 import { isTributaryError } from "../../errors.ts";
 import { dispatch } from "./dispatcher.ts";
 import { encodePacket, encodePlainPublish } from "./encode.ts";
-import { PacketFramer, type FramerSink } from "./fast-packets.ts";
+import { PacketFramer, parserHoldsPart, parserPacketLength, type FramerSink } from "./fast-packets.ts";
 import { IngressPipeline } from "./ingress.ts";
 import type { MqttCore } from "./mqtt-core.ts";
 import { MqttProtocolError } from "./mqtt-error.ts";
@@ -207,9 +207,9 @@ export class MqttConnection implements SessionConnection {
       return false;
     }
     if (this.closed) return false;
-    this.#parserPartial = left > 0 || (this.parser as unknown as { packet: { length: number } }).packet.length !== -1;
+    this.#parserPartial = parserHoldsPart(this.parser, left);
     // A packet whose header announced more than we accept: refuse before buffering it.
-    const length = (this.parser as unknown as { packet: { length: number } }).packet.length;
+    const length = parserPacketLength(this.parser);
     if (length > 0 && 1 + varIntSize(length) + length > this.core.maxPacketBytes) {
       this.fail(new MqttProtocolError(RC.PACKET_TOO_LARGE, `packet of ${length} bytes exceeds the maximum packet size ${this.core.maxPacketBytes}`));
       return false;

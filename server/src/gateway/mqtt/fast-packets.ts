@@ -1,4 +1,4 @@
-import type { IPubackPacket, IPublishPacket } from "mqtt-packet";
+import type { IPubackPacket, IPublishPacket, Parser } from "mqtt-packet";
 
 /**
  * PUBLISH and PUBACK, the packets of the message path, decoded straight from a read buffer
@@ -101,6 +101,30 @@ export function packetSize(buf: Uint8Array, pos: number): number {
     mul *= 0x80;
   }
   return p - pos + length;
+}
+
+/** The parts of mqtt-packet's parser state its typings leave out (parser.js). */
+interface ParserInternals {
+  /** Index into its states: 0 = before a packet's first byte (header, length, payload, new packet). */
+  _stateCounter: number;
+  /** The packet being parsed; its length is -1 until the remaining-length field is read. */
+  packet: { length: number };
+}
+
+/**
+ * After `parser.parse` returned `left` (bytes it holds unparsed): whether it is part-way
+ * through a packet, so the next bytes must go to it. Unparsed bytes count, and so does a
+ * packet begun but not finished: its first byte alone ended a read (mqtt-packet consumes it
+ * at once: nothing left, length still -1) or its length is known and its body is not whole.
+ */
+export function parserHoldsPart(parser: Parser, left: number): boolean {
+  const state = parser as unknown as ParserInternals;
+  return left > 0 || state._stateCounter !== 0 || state.packet.length !== -1;
+}
+
+/** The remaining length the packet mqtt-packet is parsing announced, or -1 before it is read. */
+export function parserPacketLength(parser: Parser): number {
+  return (parser as unknown as ParserInternals).packet.length;
 }
 
 /** Where the framer's packets go (one object per connection: no closure per read). */
