@@ -2,7 +2,7 @@ import net from "node:net";
 import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MqttClient } from "mqtt";
-import { closeAndWait, collect, connectClient, endClient, flushLog, startMqttTestNode, type MqttTestNode } from "./helpers/mqtt-node.ts";
+import { closeAndWait, collect, connectClient, endClient, flushLog, startMqttTestNode, type Collector, type MqttTestNode } from "./helpers/mqtt-node.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 let node: MqttTestNode;
@@ -16,6 +16,15 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => endClient(c, true)));
   await node?.close();
 });
+
+/** An MQTT 5 client subscribed to `filter` (closed after the file), collecting what it receives. */
+async function subscriber(filter: string, qos: 1 | 2): Promise<Collector> {
+  const client = await connectClient(node.tcpUrl, { protocolVersion: 5 });
+  clients.push(client);
+  const got = collect(client);
+  await client.subscribeAsync(filter, { qos });
+  return got;
+}
 
 /** A raw MQTT 5 client: we decide when (and whether) to acknowledge. */
 class Raw {
@@ -83,10 +92,7 @@ class Raw {
 
 describe("QoS 2 ingress", () => {
   it("stores a re-sent QoS 2 PUBLISH once, answers PUBREC each time, and reuses the packet id after PUBCOMP", async () => {
-    const sub = await connectClient(node.tcpUrl, { protocolVersion: 5 });
-    clients.push(sub);
-    const got = collect(sub);
-    await sub.subscribeAsync("q2in/#", { qos: 2 });
+    const got = await subscriber("q2in/#", 2);
     const pub = await Raw.connect("q2-publisher");
     const publish = (payload: string, dup: boolean) =>
       pub.send({ cmd: "publish", topic: "q2in/x", payload: Buffer.from(payload), qos: 2, messageId: 7, dup, retain: false });
@@ -113,10 +119,7 @@ describe("QoS 2 ingress", () => {
 
 describe("framing", () => {
   it("a packet whose first byte ends the read that finished a large PUBLISH is whole once the rest arrives", async () => {
-    const sub = await connectClient(node.tcpUrl, { protocolVersion: 5 });
-    clients.push(sub);
-    const got = collect(sub);
-    await sub.subscribeAsync("framing/#", { qos: 1 });
+    const got = await subscriber("framing/#", 1);
     const pub = await Raw.connect("framing-publisher");
     // Larger than the framer holds (HOLD_MAX 4096): the large packet goes through mqtt-packet.
     const big = mqttPacket.generate({ cmd: "publish", topic: "framing/big", payload: Buffer.alloc(6000, 0x61), qos: 1, messageId: 1, dup: false, retain: false }, v5);
@@ -142,10 +145,7 @@ describe("egress flow control and redelivery", () => {
     sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "narrow/#", qos: 1 }] } as Packet);
     await sub.waitFor((p) => p.cmd === "suback");
     // a witness with room to spare: once it has m0..m4, the gateway has offered them to every subscriber
-    const witness = await connectClient(node.tcpUrl, { protocolVersion: 5 });
-    clients.push(witness);
-    const seen = collect(witness);
-    await witness.subscribeAsync("narrow/#", { qos: 1 });
+    const seen = await subscriber("narrow/#", 1);
     const pub = await connectClient(node.tcpUrl);
     clients.push(pub);
     for (let i = 0; i < 5; i++) await pub.publishAsync("narrow/t", `m${i}`, { qos: 1 });

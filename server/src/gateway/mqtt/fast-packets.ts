@@ -114,12 +114,12 @@ interface ParserInternals {
 /**
  * After `parser.parse` returned `left` (bytes it holds unparsed): whether it is part-way
  * through a packet, so the next bytes must go to it. Unparsed bytes count, and so does a
- * packet begun but not finished: its first byte alone ended a read (mqtt-packet consumes it
- * at once: nothing left, length still -1) or its length is known and its body is not whole.
+ * packet begun but not finished (its state is past the header): its first byte alone may have
+ * ended a read, and mqtt-packet consumes that byte at once (nothing left, length still -1).
  */
 export function parserHoldsPart(parser: Parser, left: number): boolean {
   const state = parser as unknown as ParserInternals;
-  return left > 0 || state._stateCounter !== 0 || state.packet.length !== -1;
+  return left > 0 || state._stateCounter !== 0;
 }
 
 /** The remaining length the packet mqtt-packet is parsing announced, or -1 before it is read. */
